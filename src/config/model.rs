@@ -1,0 +1,283 @@
+//! The configuration file model: what a network team writes in
+//! `config/gate.toml`. Every table denies unknown keys so a typo is an error
+//! with a line number, never a silently ignored setting.
+//!
+//! Names that other sections refer to are `Spanned`, so validation can point
+//! at the line of a dangling reference. Paths are relative to the directory of
+//! the config file.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::duration::ConfigDuration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: Option<ServerConfig>,
+    #[serde(default)]
+    pub attestation: AttestationConfig,
+    #[serde(default)]
+    pub catalogue: CatalogueConfig,
+    #[serde(default, rename = "segment")]
+    pub segments: Vec<SegmentConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default, rename = "policy")]
+    pub policies: Vec<PolicyConfig>,
+    #[serde(default, rename = "exemption")]
+    pub exemptions: Vec<ExemptionConfig>,
+    #[serde(default)]
+    pub remediation: RemediationConfig,
+}
+
+/// The TLS front of `posture-gate serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `0.0.0.0:8443`.
+    pub listen: Spanned<String>,
+    /// PEM certificate chain of the gate, leaf first.
+    pub cert: Spanned<PathBuf>,
+    /// PEM private key of the gate (PKCS#8, SEC1 or PKCS#1).
+    pub key: Spanned<PathBuf>,
+    /// PEM bundle of CAs that issue device (client) certificates.
+    pub client_ca: Spanned<PathBuf>,
+    /// Optional PEM or DER CRLs checked on every client certificate.
+    #[serde(default)]
+    pub crls: Vec<Spanned<PathBuf>>,
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "defaults::header_read_timeout")]
+    pub header_read_timeout: ConfigDuration,
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "defaults::upstream_timeout")]
+    pub upstream_timeout: ConfigDuration,
+    #[serde(default = "defaults::shutdown_grace")]
+    pub shutdown_grace: ConfigDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// PEM files with the CAs that may sign device attestation chains.
+    #[serde(default)]
+    pub trust_anchors: Vec<Spanned<PathBuf>>,
+    #[serde(default = "defaults::max_age")]
+    pub max_age: ConfigDuration,
+    #[serde(default = "defaults::clock_skew")]
+    pub clock_skew: ConfigDuration,
+    #[serde(default = "defaults::require_nonce")]
+    pub require_nonce: bool,
+    /// File holding the HMAC secret for gate nonces (at least 32 bytes), so
+    /// several gate instances accept each other's challenges.
+    #[serde(default)]
+    pub nonce_secret_file: Option<Spanned<PathBuf>>,
+    #[serde(default = "defaults::nonce_ttl")]
+    pub nonce_ttl: ConfigDuration,
+    #[serde(default = "defaults::posture_cache_capacity")]
+    pub posture_cache_capacity: u64,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        AttestationConfig {
+            trust_anchors: Vec::new(),
+            max_age: defaults::max_age(),
+            clock_skew: defaults::clock_skew(),
+            require_nonce: defaults::require_nonce(),
+            nonce_secret_file: None,
+            nonce_ttl: defaults::nonce_ttl(),
+            posture_cache_capacity: defaults::posture_cache_capacity(),
+        }
+    }
+}
+
+/// Extends or overrides the built-in catalogue of prohibited software.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueConfig {
+    /// Extra catalogue files, same format as the built-in `config/catalogue.toml`.
+    /// An entry with the id of a built-in entry replaces it.
+    #[serde(default)]
+    pub include: Vec<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentConfig {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+    pub sensitivity: Sensitivity,
+    /// Name of the `[[policy]]` that guards this segment.
+    pub policy: Spanned<String>,
+    /// 802.1X VLAN id for this segment (1-4094).
+    #[serde(default)]
+    pub vlan: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Host name as the client sends it (no port), e.g. `finance.intern.example`.
+    pub host: Spanned<String>,
+    #[serde(default = "defaults::path_prefix")]
+    pub path_prefix: Spanned<String>,
+    /// `http://` or `https://` URL of the upstream app.
+    pub upstream: Spanned<String>,
+    /// PEM CA bundle to verify an `https://` upstream; the system roots are never used.
+    #[serde(default)]
+    pub upstream_ca: Option<Spanned<PathBuf>>,
+    pub segment: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Warn,
+    Deny,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+    /// What to do per catalogue id. A policy with no rules denies nothing.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleConfig>,
+    /// Minimum OS version per OS family, e.g. `{ windows = "10.0.19045" }`.
+    #[serde(default)]
+    pub min_os_version: BTreeMap<String, Spanned<String>>,
+    /// Require an enabled, up-to-date antivirus that is not prohibited.
+    #[serde(default)]
+    pub require_antivirus: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Catalogue id, e.g. `kaspersky`.
+    pub catalogue: Spanned<String>,
+    pub action: Action,
+    /// Narrow the entry to these categories; absent means all of them.
+    #[serde(default)]
+    pub categories: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExemptionConfig {
+    /// SHA-256 fingerprint of the device certificate (hex, colons allowed).
+    #[serde(default)]
+    pub device_fingerprint: Option<Spanned<String>>,
+    /// RFC 4514 subject of the device certificate, e.g. `CN=lt-042,O=Supplier BV`.
+    #[serde(default)]
+    pub device_subject: Option<Spanned<String>>,
+    pub catalogue: Spanned<String>,
+    /// Last day (inclusive, UTC) on which the exemption applies. Required.
+    pub expires: Spanned<toml::value::Datetime>,
+    /// The risk acceptance under the BIO that this exemption rests on.
+    pub reference: Spanned<String>,
+    /// Limit the exemption to these segments; absent means all.
+    #[serde(default)]
+    pub segments: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemediationConfig {
+    #[serde(default)]
+    pub service_desk: ServiceDesk,
+    /// Extra text per organisation (the certificate's O), shown on the denial page.
+    #[serde(default, rename = "organisation")]
+    pub organisations: Vec<OrganisationText>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDesk {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub url: String,
+    /// Opening hours or other remarks, in Dutch and English.
+    #[serde(default)]
+    pub hours_nl: String,
+    #[serde(default)]
+    pub hours_en: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationText {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub text_nl: String,
+    #[serde(default)]
+    pub text_en: String,
+}
+
+pub mod defaults {
+    use super::ConfigDuration;
+    use serde_spanned::Spanned;
+    use std::time::Duration;
+
+    pub fn max_connections() -> usize {
+        10_000
+    }
+    pub fn header_read_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(10))
+    }
+    pub fn idle_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(60))
+    }
+    pub fn max_header_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn upstream_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(30))
+    }
+    pub fn shutdown_grace() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(30))
+    }
+    pub fn max_age() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(15 * 60))
+    }
+    pub fn clock_skew() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(60))
+    }
+    pub fn require_nonce() -> bool {
+        true
+    }
+    pub fn nonce_ttl() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(5 * 60))
+    }
+    pub fn posture_cache_capacity() -> u64 {
+        100_000
+    }
+    pub fn path_prefix() -> Spanned<String> {
+        Spanned::new(0..0, "/".to_string())
+    }
+}
