@@ -1,0 +1,333 @@
+//! Matching inventory items against the catalogue.
+//!
+//! Built once per configuration snapshot: every identifier is normalised
+//! once into hash indexes (exact keys per kind, and name patterns by their
+//! first word), so matching an item costs a few hash look-ups on stack
+//! buffers and allocates nothing unless it matches.
+
+use std::collections::HashMap;
+
+use super::model::IdentifierKind;
+use super::normalize::{self, KeyBuf, KeyMode, NormChars, Tokens};
+use super::{Catalogue, Category};
+use crate::attestation::claims::{Process, SecurityProduct, Software};
+
+/// One inventory item of an attestation.
+#[derive(Debug, Clone, Copy)]
+pub enum ItemRef<'a> {
+    Software(&'a Software),
+    Process(&'a Process),
+    SecurityProduct(&'a SecurityProduct),
+}
+
+/// Which kind of identifier made the match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchedBy {
+    Vendor,
+    Name,
+    Id,
+    Signer,
+    Process,
+}
+
+impl MatchedBy {
+    /// How much the identifier says about the product: a vendor or signer
+    /// says only who made it, a name, process or id which product it is.
+    fn specificity(self) -> u8 {
+        match self {
+            MatchedBy::Vendor => 0,
+            MatchedBy::Signer => 1,
+            MatchedBy::Name => 2,
+            MatchedBy::Process => 3,
+            MatchedBy::Id => 4,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchedBy::Vendor => "vendor",
+            MatchedBy::Name => "name",
+            MatchedBy::Id => "id",
+            MatchedBy::Signer => "signer",
+            MatchedBy::Process => "process",
+        }
+    }
+}
+
+/// An item matched a catalogue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Match {
+    /// Index into [`Catalogue::entries`].
+    pub entry: usize,
+    pub category: Category,
+    pub by: MatchedBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target {
+    entry: usize,
+    category: Category,
+}
+
+#[derive(Debug)]
+struct NamePattern {
+    /// Normalised words; the first one is the index key.
+    words: Box<[Box<str>]>,
+    target: Target,
+}
+
+type KeyIndex = HashMap<Box<str>, Vec<Target>>;
+
+/// The compiled catalogue. `Send + Sync`; share it behind the snapshot.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    vendors: KeyIndex,
+    ids: KeyIndex,
+    signers: KeyIndex,
+    processes: KeyIndex,
+    /// By first word; each list longest pattern first, so the first hit
+    /// per entry is its most specific name.
+    names: HashMap<Box<str>, Vec<NamePattern>>,
+}
+
+impl Matcher {
+    pub fn new(catalogue: &Catalogue) -> Matcher {
+        let mut m = Matcher::default();
+        for (entry, e) in catalogue.entries().iter().enumerate() {
+            for group in e.identifiers() {
+                let target = Target {
+                    entry,
+                    category: group.category,
+                };
+                for value in &group.values {
+                    m.add(group.kind, value, target);
+                }
+            }
+        }
+        for list in m.names.values_mut() {
+            list.sort_by_key(|p| std::cmp::Reverse(p.words.len()));
+        }
+        m
+    }
+
+    fn add(&mut self, kind: IdentifierKind, value: &str, target: Target) {
+        let index = match kind {
+            IdentifierKind::Vendor => &mut self.vendors,
+            IdentifierKind::Id => &mut self.ids,
+            IdentifierKind::Signer => &mut self.signers,
+            IdentifierKind::Process => &mut self.processes,
+            IdentifierKind::Name => {
+                let words: Box<[Box<str>]> = normalize::name_tokens(value)
+                    .into_iter()
+                    .map(String::into_boxed_str)
+                    .collect();
+                if let Some(first) = words.first() {
+                    self.names
+                        .entry(first.clone())
+                        .or_default()
+                        .push(NamePattern { words, target });
+                }
+                return;
+            }
+        };
+        let mode = if kind == IdentifierKind::Vendor {
+            KeyMode::Vendor
+        } else {
+            KeyMode::Plain
+        };
+        let key = normalize::normalize_key(value, mode);
+        if !key.is_empty() {
+            let targets = index.entry(key.into_boxed_str()).or_default();
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
+    }
+
+    /// Appends at most one [`Match`] per catalogue entry for this item: the
+    /// one by the most specific identifier, whose category therefore wins.
+    /// Allocates nothing when nothing matches.
+    pub fn match_item(&self, item: ItemRef<'_>, out: &mut Vec<Match>) {
+        let start = out.len();
+        let mut found = Found { out, start };
+        let mut key = KeyBuf::new();
+        match item {
+            ItemRef::Software(s) => {
+                if let Some(v) = &s.vendor {
+                    self.exact(
+                        &self.vendors,
+                        v,
+                        KeyMode::Vendor,
+                        MatchedBy::Vendor,
+                        &mut key,
+                        &mut found,
+                    );
+                }
+                if let Some(signer) = &s.signer {
+                    self.signer(signer, &mut key, &mut found);
+                }
+                self.name(&s.name, &mut found);
+                // Without an id, the name may be the package name itself
+                // (an rpm or dpkg listing that fills only `name`).
+                let id = s.id.as_deref().unwrap_or(&s.name);
+                self.exact(
+                    &self.ids,
+                    id,
+                    KeyMode::Plain,
+                    MatchedBy::Id,
+                    &mut key,
+                    &mut found,
+                );
+            }
+            ItemRef::Process(p) => {
+                let name = basename(&p.name);
+                self.exact(
+                    &self.processes,
+                    name,
+                    KeyMode::Plain,
+                    MatchedBy::Process,
+                    &mut key,
+                    &mut found,
+                );
+                if let Some(path) = &p.path {
+                    let from_path = basename(path);
+                    if !from_path.eq_ignore_ascii_case(name) {
+                        self.exact(
+                            &self.processes,
+                            from_path,
+                            KeyMode::Plain,
+                            MatchedBy::Process,
+                            &mut key,
+                            &mut found,
+                        );
+                    }
+                }
+            }
+            ItemRef::SecurityProduct(p) => {
+                if let Some(v) = &p.vendor {
+                    self.exact(
+                        &self.vendors,
+                        v,
+                        KeyMode::Vendor,
+                        MatchedBy::Vendor,
+                        &mut key,
+                        &mut found,
+                    );
+                }
+                self.name(&p.name, &mut found);
+            }
+        }
+    }
+
+    fn exact(
+        &self,
+        index: &KeyIndex,
+        s: &str,
+        mode: KeyMode,
+        by: MatchedBy,
+        key: &mut KeyBuf,
+        found: &mut Found<'_>,
+    ) {
+        if index.is_empty() {
+            return;
+        }
+        if let Some(targets) = key.normalize(s, mode).and_then(|k| index.get(k)) {
+            for t in targets {
+                found.offer(*t, by);
+            }
+        }
+    }
+
+    /// A signer compares exactly, as a whole or, for a certificate subject,
+    /// by its common name.
+    fn signer(&self, signer: &str, key: &mut KeyBuf, found: &mut Found<'_>) {
+        if self.signers.is_empty() {
+            return;
+        }
+        let before = found.len();
+        self.exact(
+            &self.signers,
+            signer,
+            KeyMode::Plain,
+            MatchedBy::Signer,
+            key,
+            found,
+        );
+        if found.len() == before {
+            if let Some(cn) = normalize::common_name(signer) {
+                self.exact(
+                    &self.signers,
+                    cn,
+                    KeyMode::Plain,
+                    MatchedBy::Signer,
+                    key,
+                    found,
+                );
+            }
+        }
+    }
+
+    /// The item's name must start with all the words of a pattern.
+    fn name(&self, name: &str, found: &mut Found<'_>) {
+        if self.names.is_empty() {
+            return;
+        }
+        let mut tokens = Tokens::new();
+        let mut candidates: Option<&Vec<NamePattern>> = None;
+        tokens.fill(NormChars::new(name), |t| {
+            if t.len() == 1 {
+                candidates = self.names.get(t.get(0));
+            }
+            // The longest candidate comes first: it says how many words to read.
+            candidates
+                .and_then(|c| c.first())
+                .map_or(0, |p| p.words.len())
+        });
+        let Some(candidates) = candidates else { return };
+        for p in candidates {
+            let n = p.words.len();
+            if n <= tokens.len()
+                && p.words
+                    .iter()
+                    .enumerate()
+                    .all(|(i, w)| tokens.get(i) == &**w)
+            {
+                found.offer(p.target, MatchedBy::Name);
+            }
+        }
+    }
+}
+
+/// The last component of a Windows or POSIX path.
+fn basename(s: &str) -> &str {
+    s.rsplit(['/', '\\']).next().unwrap_or(s)
+}
+
+/// The matches of one item, at most one per entry.
+struct Found<'o> {
+    out: &'o mut Vec<Match>,
+    start: usize,
+}
+
+impl Found<'_> {
+    fn len(&self) -> usize {
+        self.out.len() - self.start
+    }
+
+    fn offer(&mut self, t: Target, by: MatchedBy) {
+        let new = Match {
+            entry: t.entry,
+            category: t.category,
+            by,
+        };
+        for m in &mut self.out[self.start..] {
+            if m.entry == t.entry {
+                if by.specificity() > m.by.specificity() {
+                    *m = new;
+                }
+                return;
+            }
+        }
+        self.out.push(new);
+    }
+}
