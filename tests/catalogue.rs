@@ -523,6 +523,43 @@ fn common_programs_and_other_security_vendors_match_nothing() {
 }
 
 #[test]
+fn odd_strings_never_panic_and_match_nothing() {
+    let (_, m) = builtin();
+    let long = "ж".repeat(600);
+    let odd = [
+        "",
+        " ",
+        "\u{0}",
+        "CN=",
+        "cn",
+        "ЖЖ",
+        "CN=Ж",
+        "O=,CN=\\,",
+        "\"",
+        "<>",
+        "a <b@c>",
+        "«»",
+        "®™©",
+        "e\u{301}\u{301}\u{301}",
+        "🦀 Kaspersky",
+        "ﷺ",
+        "\u{FEFF}Kaspersky",
+        long.as_str(),
+    ];
+    let mut out = Vec::new();
+    for s in odd {
+        let item = sw(s, Some(s), Some(s), Some(s));
+        m.match_item(ItemRef::Software(&item), &mut out);
+        let p = Process {
+            name: s.into(),
+            path: Some(s.into()),
+        };
+        m.match_item(ItemRef::Process(&p), &mut out);
+        assert!(out.is_empty(), "{s:?} matched {out:?}");
+    }
+}
+
+#[test]
 fn no_match_leaves_the_output_untouched_without_growing_it() {
     let (_, m) = builtin();
     let mut out = Vec::new();

@@ -6,6 +6,7 @@
 //! buffers and allocates nothing unless it matches.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 
 use super::model::IdentifierKind;
 use super::normalize::{self, KeyBuf, KeyMode, NormChars, Tokens};
@@ -76,7 +77,58 @@ struct NamePattern {
     target: Target,
 }
 
-type KeyIndex = HashMap<Box<str>, Vec<Target>>;
+/// Exact keys of one identifier kind.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    keys: HashMap<Box<str>, Vec<Target>, FxBuild>,
+    /// Longest key in bytes: longer input is not even normalised to the end.
+    longest: usize,
+}
+
+impl KeyIndex {
+    fn insert(&mut self, key: String, target: Target) {
+        self.longest = self.longest.max(key.len());
+        let targets = self.keys.entry(key.into_boxed_str()).or_default();
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+}
+
+/// A multiply-rotate hash (the Fx hash of rustc). The keys come from the
+/// catalogue, not from devices, so flooding a bucket is not possible and
+/// SipHash's protection buys nothing; items are hashed 3-4 times each.
+#[derive(Debug, Default, Clone, Copy)]
+struct FxBuild;
+
+struct FxHasher(u64);
+
+impl BuildHasher for FxBuild {
+    type Hasher = FxHasher;
+
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The compiled catalogue. `Send + Sync`; share it behind the snapshot.
 #[derive(Debug, Default)]
@@ -87,7 +139,7 @@ pub struct Matcher {
     processes: KeyIndex,
     /// By first word; each list longest pattern first, so the first hit
     /// per entry is its most specific name.
-    names: HashMap<Box<str>, Vec<NamePattern>>,
+    names: HashMap<Box<str>, Vec<NamePattern>, FxBuild>,
 }
 
 impl Matcher {
@@ -137,10 +189,7 @@ impl Matcher {
         };
         let key = normalize::normalize_key(value, mode);
         if !key.is_empty() {
-            let targets = index.entry(key.into_boxed_str()).or_default();
-            if !targets.contains(&target) {
-                targets.push(target);
-            }
+            index.insert(key, target);
         }
     }
 
@@ -228,10 +277,13 @@ impl Matcher {
         key: &mut KeyBuf,
         found: &mut Found<'_>,
     ) {
-        if index.is_empty() {
+        if index.keys.is_empty() {
             return;
         }
-        if let Some(targets) = key.normalize(s, mode).and_then(|k| index.get(k)) {
+        if let Some(targets) = key
+            .normalize(s, mode, index.longest)
+            .and_then(|k| index.keys.get(k))
+        {
             for t in targets {
                 found.offer(*t, by);
             }
@@ -241,7 +293,7 @@ impl Matcher {
     /// A signer compares exactly, as a whole or, for a certificate subject,
     /// by its common name.
     fn signer(&self, signer: &str, key: &mut KeyBuf, found: &mut Found<'_>) {
-        if self.signers.is_empty() {
+        if self.signers.keys.is_empty() {
             return;
         }
         let before = found.len();
@@ -253,7 +305,7 @@ impl Matcher {
             key,
             found,
         );
-        if found.len() == before {
+        if found.len() == before && signer.contains('=') {
             if let Some(cn) = normalize::common_name(signer) {
                 self.exact(
                     &self.signers,

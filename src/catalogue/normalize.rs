@@ -155,15 +155,17 @@ impl KeyBuf {
         }
     }
 
-    /// The normalised key of `s`, or `None` when it is longer than any
-    /// indexed key can be (so it cannot match) or empty.
-    pub(crate) fn normalize(&mut self, s: &str, mode: KeyMode) -> Option<&str> {
+    /// The normalised key of `s`, or `None` when it is empty or longer
+    /// than `cap` bytes (the longest indexed key: it cannot match, and
+    /// stopping early keeps long GUIDs and paths cheap).
+    pub(crate) fn normalize(&mut self, s: &str, mode: KeyMode, cap: usize) -> Option<&str> {
+        let cap = cap.min(MAX_KEY_BYTES);
         self.len = 0;
         let buf = &mut self.buf;
         let len = &mut self.len;
         let complete = normalize_with(s, mode, |c| {
             let n = c.len_utf8();
-            if *len + n > MAX_KEY_BYTES {
+            if *len + n > cap {
                 return false;
             }
             c.encode_utf8(&mut buf[*len..*len + n]);
@@ -278,7 +280,12 @@ pub(crate) fn common_name(subject: &str) -> Option<&str> {
     let mut rest = subject;
     loop {
         let trimmed = rest.trim_start();
-        if trimmed.len() >= 3 && trimmed[..3].eq_ignore_ascii_case("cn=") {
+        // Compared as bytes: the subject may start with a multi-byte char.
+        if trimmed
+            .as_bytes()
+            .get(..3)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"cn="))
+        {
             let value = &trimmed[3..];
             let end = unescaped_comma(value).unwrap_or(value.len());
             let v = value[..end].trim().trim_matches('"').trim();
@@ -309,7 +316,9 @@ mod tests {
     use super::*;
 
     fn key(s: &str, mode: KeyMode) -> Option<String> {
-        KeyBuf::new().normalize(s, mode).map(str::to_owned)
+        KeyBuf::new()
+            .normalize(s, mode, MAX_KEY_BYTES)
+            .map(str::to_owned)
     }
 
     #[test]
@@ -355,6 +364,15 @@ mod tests {
             Some("matthias klose")
         );
         assert_eq!(key("a \"b\"", KeyMode::Plain).as_deref(), Some("a \"b\""));
+    }
+
+    #[test]
+    fn keys_over_the_cap_do_not_normalise() {
+        assert_eq!(
+            KeyBuf::new().normalize(" Kesl ", KeyMode::Plain, 4),
+            Some("kesl")
+        );
+        assert_eq!(KeyBuf::new().normalize("kesl-gui", KeyMode::Plain, 4), None);
     }
 
     #[test]
@@ -412,5 +430,8 @@ mod tests {
         );
         assert_eq!(common_name("O=Example"), None);
         assert_eq!(common_name("2Y8XE5CQ94"), None);
+        assert_eq!(common_name("ООО «ЯНДЕКС»"), None);
+        assert_eq!(common_name("Ж"), None);
+        assert_eq!(common_name("O=ООО «ЯНДЕКС», CN=Яндекс"), Some("Яндекс"));
     }
 }
