@@ -12,6 +12,39 @@ use posture_gate::catalogue::{
 };
 use serde::Deserialize;
 
+/// Counts allocations per thread, so a test can assert that matching clean
+/// items allocates nothing while other tests run in parallel.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        pub static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            // SAFETY: forwarded unchanged to the system allocator.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded unchanged to the system allocator.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    pub fn on_this_thread() -> usize {
+        ALLOCATIONS.with(Cell::get)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
 fn builtin() -> (Catalogue, Matcher) {
     let cat = Catalogue::builtin().expect("built-in catalogue parses");
     let m = Matcher::new(&cat);
@@ -572,6 +605,45 @@ fn no_match_leaves_the_output_untouched_without_growing_it() {
     m.match_item(ItemRef::Software(&s), &mut out);
     assert!(out.is_empty());
     assert_eq!(out.capacity(), 0);
+}
+
+#[test]
+fn matching_clean_items_allocates_nothing() {
+    let (_, m) = builtin();
+    let text = std::fs::read_to_string(fixture("common-programs.json")).unwrap();
+    let fixture: CommonPrograms = serde_json::from_str(&text).unwrap();
+    let dpkg = std::fs::read_to_string(fixture_path_dpkg()).unwrap();
+    let packages: Vec<Software> = dpkg
+        .lines()
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            let package = cols.next()?;
+            let _version = cols.next();
+            Some(sw(package, cols.next(), Some(package), None))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let before = counting::on_this_thread();
+    for s in fixture.software.iter().chain(&packages) {
+        m.match_item(ItemRef::Software(s), &mut out);
+    }
+    for p in &fixture.processes {
+        m.match_item(ItemRef::Process(p), &mut out);
+    }
+    for p in &fixture.security_products {
+        m.match_item(ItemRef::SecurityProduct(p), &mut out);
+    }
+    assert_eq!(counting::on_this_thread() - before, 0);
+    assert!(out.is_empty());
+    // The counter does see this thread: a match grows `out`.
+    let kes = sw("Kaspersky Endpoint Security", None, None, None);
+    m.match_item(ItemRef::Software(&kes), &mut out);
+    assert_eq!(out.len(), 1);
+    assert!(counting::on_this_thread() > before);
+}
+
+fn fixture_path_dpkg() -> std::path::PathBuf {
+    fixture("debian-dpkg-query.tsv")
 }
 
 #[test]

@@ -195,126 +195,78 @@ impl Matcher {
 
     /// Appends at most one [`Match`] per catalogue entry for this item: the
     /// one by the most specific identifier, whose category therefore wins.
-    /// Allocates nothing when nothing matches.
+    /// Allocates nothing when nothing matches (only a rare compatibility
+    /// character that NFKC expands into more than four chars, such as U+FDFA,
+    /// spills its buffer to the heap).
     pub fn match_item(&self, item: ItemRef<'_>, out: &mut Vec<Match>) {
         let start = out.len();
-        let mut found = Found { out, start };
-        let mut key = KeyBuf::new();
+        let f = &mut Found {
+            out,
+            start,
+            key: KeyBuf::new(),
+        };
         match item {
             ItemRef::Software(s) => {
-                if let Some(v) = &s.vendor {
-                    self.exact(
-                        &self.vendors,
-                        v,
-                        KeyMode::Vendor,
-                        MatchedBy::Vendor,
-                        &mut key,
-                        &mut found,
-                    );
+                if let Some(vendor) = &s.vendor {
+                    self.exact(&self.vendors, vendor, MatchedBy::Vendor, f);
                 }
                 if let Some(signer) = &s.signer {
-                    self.signer(signer, &mut key, &mut found);
+                    self.signer(signer, f);
                 }
-                self.name(&s.name, &mut found);
+                self.name(&s.name, f);
                 // Without an id, the name may be the package name itself
                 // (an rpm or dpkg listing that fills only `name`).
                 let id = s.id.as_deref().unwrap_or(&s.name);
-                self.exact(
-                    &self.ids,
-                    id,
-                    KeyMode::Plain,
-                    MatchedBy::Id,
-                    &mut key,
-                    &mut found,
-                );
+                self.exact(&self.ids, id, MatchedBy::Id, f);
             }
             ItemRef::Process(p) => {
                 let name = basename(&p.name);
-                self.exact(
-                    &self.processes,
-                    name,
-                    KeyMode::Plain,
-                    MatchedBy::Process,
-                    &mut key,
-                    &mut found,
-                );
+                self.exact(&self.processes, name, MatchedBy::Process, f);
                 if let Some(path) = &p.path {
                     let from_path = basename(path);
                     if !from_path.eq_ignore_ascii_case(name) {
-                        self.exact(
-                            &self.processes,
-                            from_path,
-                            KeyMode::Plain,
-                            MatchedBy::Process,
-                            &mut key,
-                            &mut found,
-                        );
+                        self.exact(&self.processes, from_path, MatchedBy::Process, f);
                     }
                 }
             }
             ItemRef::SecurityProduct(p) => {
-                if let Some(v) = &p.vendor {
-                    self.exact(
-                        &self.vendors,
-                        v,
-                        KeyMode::Vendor,
-                        MatchedBy::Vendor,
-                        &mut key,
-                        &mut found,
-                    );
+                if let Some(vendor) = &p.vendor {
+                    self.exact(&self.vendors, vendor, MatchedBy::Vendor, f);
                 }
-                self.name(&p.name, &mut found);
+                self.name(&p.name, f);
             }
         }
     }
 
-    fn exact(
-        &self,
-        index: &KeyIndex,
-        s: &str,
-        mode: KeyMode,
-        by: MatchedBy,
-        key: &mut KeyBuf,
-        found: &mut Found<'_>,
-    ) {
+    fn exact(&self, index: &KeyIndex, s: &str, by: MatchedBy, f: &mut Found<'_>) {
         if index.keys.is_empty() {
             return;
         }
-        if let Some(targets) = key
+        let mode = if by == MatchedBy::Vendor {
+            KeyMode::Vendor
+        } else {
+            KeyMode::Plain
+        };
+        let Some(targets) = f
+            .key
             .normalize(s, mode, index.longest)
             .and_then(|k| index.keys.get(k))
-        {
-            for t in targets {
-                found.offer(*t, by);
-            }
+        else {
+            return;
+        };
+        for t in targets {
+            f.offer(*t, by);
         }
     }
 
     /// A signer compares exactly, as a whole or, for a certificate subject,
     /// by its common name.
-    fn signer(&self, signer: &str, key: &mut KeyBuf, found: &mut Found<'_>) {
-        if self.signers.keys.is_empty() {
-            return;
-        }
-        let before = found.len();
-        self.exact(
-            &self.signers,
-            signer,
-            KeyMode::Plain,
-            MatchedBy::Signer,
-            key,
-            found,
-        );
-        if found.len() == before && signer.contains('=') {
+    fn signer(&self, signer: &str, f: &mut Found<'_>) {
+        let before = f.len();
+        self.exact(&self.signers, signer, MatchedBy::Signer, f);
+        if f.len() == before && signer.contains('=') {
             if let Some(cn) = normalize::common_name(signer) {
-                self.exact(
-                    &self.signers,
-                    cn,
-                    KeyMode::Plain,
-                    MatchedBy::Signer,
-                    key,
-                    found,
-                );
+                self.exact(&self.signers, cn, MatchedBy::Signer, f);
             }
         }
     }
@@ -355,10 +307,12 @@ fn basename(s: &str) -> &str {
     s.rsplit(['/', '\\']).next().unwrap_or(s)
 }
 
-/// The matches of one item, at most one per entry.
+/// The matches of one item, at most one per entry, and the scratch buffer
+/// its keys are normalised in.
 struct Found<'o> {
     out: &'o mut Vec<Match>,
     start: usize,
+    key: KeyBuf,
 }
 
 impl Found<'_> {
