@@ -945,3 +945,71 @@ fn a_policy_key_after_its_rules_gets_a_hint() {
         "keys after a [[policy.rule]] header belong to that rule",
     );
 }
+
+#[test]
+fn rules_may_use_ids_from_catalogue_includes() {
+    let fx = Fixture::new();
+    let extra = std::fs::read(Path::new(FIXTURES).join("extra-catalogue.toml")).unwrap();
+    fx.write("extra.toml", &extra);
+    let rule = "[[policy.rule]]\ncatalogue = \"voorbeeld-scanner\"\naction = \"warn\"\n";
+    let policy = format!("[[policy]]\nname = \"p\"\n{rule}");
+    let s = fx
+        .load(&format!(
+            "[catalogue]\ninclude = [\"extra.toml\"]\n\n{policy}"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let entry = s.policies[0].rules[0].entry;
+    assert_eq!(s.catalogue.entries()[entry].id, "voorbeeld-scanner");
+    assert!(s.catalogue.index_of("kaspersky").is_some());
+    // Without the include the id is unknown.
+    fx.single_error(
+        &policy,
+        "\"voorbeeld-scanner\"",
+        "unknown catalogue id \"voorbeeld-scanner\"",
+    );
+}
+
+#[test]
+fn an_empty_route_host_is_an_error() {
+    let fx = Fixture::new();
+    let text = route("host = \"\"\nupstream = \"http://10.0.0.1\"");
+    fx.single_error(&text, "\"\"\nupstream", "host must not be empty");
+}
+
+#[test]
+fn an_exemption_needs_a_reference_and_a_useful_segment_list() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{POLICY_AND_SEGMENT}\n[[exemption]]\ndevice_subject = \"CN=x\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01\nreference = \" \"\n"
+    );
+    fx.single_error(&text, "\" \"", "reference must name the risk acceptance");
+    let text = exemption(
+        "device_subject = \"CN=x\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01\nsegments = []",
+    );
+    fx.single_error(
+        &text,
+        "\"kaspersky\"\nexpires",
+        "segments = [] exempts nowhere",
+    );
+}
+
+#[test]
+fn duplicate_organisation_texts_are_errors() {
+    let fx = Fixture::new();
+    let text = "[[remediation.organisation]]\nname = \"Gemeente Voorbeeld\"\n\n[[remediation.organisation]]\nname = \"Gemeente Voorbeeld\" # twice\n";
+    fx.single_error(
+        text,
+        "\"Gemeente Voorbeeld\" # twice",
+        "duplicate organisation name \"Gemeente Voorbeeld\"",
+    );
+}
+
+#[test]
+fn a_broken_include_does_not_add_unknown_id_errors() {
+    let fx = Fixture::new();
+    fx.write("extra.toml", b"[[entry]\n");
+    let text = "[catalogue]\ninclude = [\"extra.toml\"]\n\n[[policy]]\nname = \"p\"\n[[policy.rule]]\ncatalogue = \"voorbeeld-scanner\"\naction = \"deny\"\n";
+    let errors = fx.errors(text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].file, fx.dir.path().join("extra.toml"));
+}

@@ -67,8 +67,16 @@ pub(crate) fn compile(
     c.finish()?;
     let catalogue = match catalogue {
         Some(known) => Arc::new(known.catalogue),
-        // Unreachable: a catalogue that failed to load left an error.
-        None => return Err(ConfigErrors(Vec::new())),
+        // A catalogue that failed to load has already been reported, so
+        // this is only a fail-closed guard.
+        None => {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: source,
+                line: 0,
+                column: 0,
+                message: "the built-in catalogue did not load".to_string(),
+            }]))
+        }
     };
     Ok(Snapshot {
         source: Some(source),
@@ -92,13 +100,19 @@ pub(crate) struct KnownCatalogue {
     complete: bool,
 }
 
+enum Lookup {
+    Found(usize),
+    Unknown,
+    /// Not found, but an include failed to load, so it may be defined there.
+    Unsure,
+}
+
 impl KnownCatalogue {
-    /// `Ok(Some(index))`, `Ok(None)` when unknown, `Err` when unsure.
-    fn lookup(&self, id: &str) -> Result<Option<usize>, ()> {
+    fn lookup(&self, id: &str) -> Lookup {
         match self.catalogue.index_of(id) {
-            Some(i) => Ok(Some(i)),
-            None if self.complete => Ok(None),
-            None => Err(()),
+            Some(i) => Lookup::Found(i),
+            None if self.complete => Lookup::Unknown,
+            None => Lookup::Unsure,
         }
     }
 }
@@ -314,8 +328,8 @@ impl Context<'_> {
 
     fn catalogue_id(&mut self, catalogue: Option<&KnownCatalogue>, id: &Spanned<String>) -> usize {
         match catalogue.map(|k| k.lookup(id.get_ref())) {
-            Some(Ok(Some(i))) => i,
-            Some(Ok(None)) => {
+            Some(Lookup::Found(i)) => i,
+            Some(Lookup::Unknown) => {
                 self.c.at(
                     id.span(),
                     format!(
@@ -325,8 +339,8 @@ impl Context<'_> {
                 );
                 0
             }
-            // The catalogue is incomplete and has already been reported.
-            _ => 0,
+            // An incomplete catalogue has already been reported.
+            Some(Lookup::Unsure) | None => 0,
         }
     }
 
