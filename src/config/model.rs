@@ -69,18 +69,20 @@ pub struct AttestationConfig {
     /// PEM files with the CAs that may sign device attestation chains.
     #[serde(default)]
     pub trust_anchors: Vec<Spanned<PathBuf>>,
+    /// Spanned (like `nonce_ttl` and `require_nonce`) so a value out of range
+    /// is reported at its line.
     #[serde(default = "defaults::max_age")]
-    pub max_age: ConfigDuration,
+    pub max_age: Spanned<ConfigDuration>,
     #[serde(default = "defaults::clock_skew")]
     pub clock_skew: ConfigDuration,
     #[serde(default = "defaults::require_nonce")]
-    pub require_nonce: bool,
+    pub require_nonce: Spanned<bool>,
     /// File holding the HMAC secret for gate nonces (at least 32 bytes), so
     /// several gate instances accept each other's challenges.
     #[serde(default)]
     pub nonce_secret_file: Option<Spanned<PathBuf>>,
     #[serde(default = "defaults::nonce_ttl")]
-    pub nonce_ttl: ConfigDuration,
+    pub nonce_ttl: Spanned<ConfigDuration>,
     #[serde(default = "defaults::posture_cache_capacity")]
     pub posture_cache_capacity: u64,
 }
@@ -262,17 +264,17 @@ pub mod defaults {
     pub fn shutdown_grace() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(30))
     }
-    pub fn max_age() -> ConfigDuration {
-        ConfigDuration(Duration::from_secs(15 * 60))
+    pub fn max_age() -> Spanned<ConfigDuration> {
+        Spanned::new(0..0, ConfigDuration(Duration::from_secs(15 * 60)))
     }
     pub fn clock_skew() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(60))
     }
-    pub fn require_nonce() -> bool {
-        true
+    pub fn require_nonce() -> Spanned<bool> {
+        Spanned::new(0..0, true)
     }
-    pub fn nonce_ttl() -> ConfigDuration {
-        ConfigDuration(Duration::from_secs(5 * 60))
+    pub fn nonce_ttl() -> Spanned<ConfigDuration> {
+        Spanned::new(0..0, ConfigDuration(Duration::from_secs(5 * 60)))
     }
     pub fn posture_cache_capacity() -> u64 {
         100_000

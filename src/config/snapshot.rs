@@ -29,6 +29,13 @@ pub struct Snapshot {
     pub remediation: RemediationConfig,
 }
 
+impl Snapshot {
+    /// Index into `segments` of the segment with this name.
+    pub fn segment_index(&self, name: &str) -> Option<usize> {
+        self.segments.iter().position(|s| s.name == name)
+    }
+}
+
 /// Paths are absolute (resolved against the config file's directory) and
 /// were readable when the snapshot was built.
 #[derive(Debug, Clone)]

@@ -1,0 +1,576 @@
+//! From the file model to a `Snapshot`: every semantic check, collecting all
+//! errors rather than stopping at the first, so one run of `check-config`
+//! shows everything to fix.
+//!
+//! Builders return a value even when they found an error (with a harmless
+//! stand-in where a value could not be built); the whole result is thrown
+//! away when any error was collected, so no stand-in ever reaches the gate.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_spanned::Spanned;
+
+use crate::attestation::VerifierSettings;
+use crate::catalogue::{Catalogue, CatalogueError, Category, Matcher};
+
+use super::error::{Collector, ConfigError, ConfigErrors};
+use super::files;
+use super::model::{
+    AttestationConfig, CatalogueConfig, ExemptionConfig, FileConfig, PolicyConfig, RouteConfig,
+    SegmentConfig, ServerConfig,
+};
+use super::snapshot::{
+    AttestationSettings, DeviceSelector, Exemption, Policy, Route, Rule, Segment, ServerSettings,
+    Snapshot,
+};
+use super::values;
+
+/// Attestations older than this are not worth trusting for a whole day of
+/// access; a longer setting is almost certainly a typo (`15h` for `15m`).
+const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// Spec section 4: a nonce expires after at most 5 minutes.
+const MAX_NONCE_TTL: Duration = Duration::from_secs(5 * 60);
+const VLAN_RANGE: std::ops::RangeInclusive<u16> = 1..=4094;
+
+pub(crate) fn catalogue_error(e: CatalogueError) -> ConfigError {
+    ConfigError {
+        file: e.origin,
+        line: e.line,
+        column: e.column,
+        message: e.message,
+    }
+}
+
+/// Compiles a parsed file. `base` is the absolute directory relative paths
+/// are resolved against; `source` the absolute path of the config file.
+pub(crate) fn compile(
+    file: FileConfig,
+    collector: Collector<'_>,
+    base: &Path,
+    source: PathBuf,
+) -> Result<Snapshot, ConfigErrors> {
+    let mut cx = Context { c: collector, base };
+    let catalogue = cx.catalogue(&file.catalogue);
+    let server = file.server.as_ref().map(|s| cx.server(s));
+    let attestation = cx.attestation(&file.attestation, file.server.as_ref());
+    let (policies, policy_index) = cx.policies(&file.policies, catalogue.as_ref());
+    let (segments, segment_index) = cx.segments(&file.segments, &policy_index);
+    let routes = cx.routes(&file.routes, &segment_index);
+    let exemptions = cx.exemptions(&file.exemptions, catalogue.as_ref(), &segment_index);
+    cx.organisations(&file);
+
+    let Context { c, .. } = cx;
+    c.finish()?;
+    let catalogue = match catalogue {
+        Some(known) => Arc::new(known.catalogue),
+        // A catalogue that failed to load has already been reported, so
+        // this is only a fail-closed guard.
+        None => {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: source,
+                line: 0,
+                column: 0,
+                message: "the built-in catalogue did not load".to_string(),
+            }]))
+        }
+    };
+    Ok(Snapshot {
+        source: Some(source),
+        server,
+        attestation,
+        matcher: Matcher::new(&catalogue),
+        catalogue,
+        segments,
+        policies,
+        routes,
+        exemptions,
+        remediation: file.remediation,
+    })
+}
+
+/// The merged catalogue, and whether every include loaded: ids are only
+/// checked against a complete catalogue, or a broken include would bury its
+/// own error under "unknown catalogue id" for every rule that uses it.
+pub(crate) struct KnownCatalogue {
+    catalogue: Catalogue,
+    complete: bool,
+}
+
+enum Lookup {
+    Found(usize),
+    Unknown,
+    /// Not found, but an include failed to load, so it may be defined there.
+    Unsure,
+}
+
+impl KnownCatalogue {
+    fn lookup(&self, id: &str) -> Lookup {
+        match self.catalogue.index_of(id) {
+            Some(i) => Lookup::Found(i),
+            None if self.complete => Lookup::Unknown,
+            None => Lookup::Unsure,
+        }
+    }
+}
+
+struct Context<'a> {
+    c: Collector<'a>,
+    base: &'a Path,
+}
+
+impl Context<'_> {
+    fn resolve(&self, path: &Spanned<PathBuf>) -> PathBuf {
+        self.base.join(path.get_ref())
+    }
+
+    fn certificates(
+        &mut self,
+        path: &Spanned<PathBuf>,
+        what: &str,
+    ) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+        match files::certificates(&self.resolve(path), what) {
+            Ok(certs) => certs,
+            Err(message) => {
+                self.c.at(path.span(), message);
+                Vec::new()
+            }
+        }
+    }
+
+    fn check_file(
+        &mut self,
+        path: &Spanned<PathBuf>,
+        check: impl Fn(&Path) -> Result<(), String>,
+    ) -> PathBuf {
+        let resolved = self.resolve(path);
+        if let Err(message) = check(&resolved) {
+            self.c.at(path.span(), message);
+        }
+        resolved
+    }
+
+    fn catalogue(&mut self, cfg: &CatalogueConfig) -> Option<KnownCatalogue> {
+        let mut catalogue = match Catalogue::builtin() {
+            Ok(c) => c,
+            Err(e) => {
+                self.c.external(0, catalogue_error(e));
+                return None;
+            }
+        };
+        let mut complete = true;
+        for include in &cfg.include {
+            let path = self.resolve(include);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    let msg = format!("cannot read catalogue file {}: {e}", path.display());
+                    self.c.at(include.span(), msg);
+                    complete = false;
+                    continue;
+                }
+            };
+            match Catalogue::from_toml_str(&text, &path) {
+                Ok(extra) => catalogue.merge(extra),
+                Err(e) => {
+                    self.c.external(include.span().start, catalogue_error(e));
+                    complete = false;
+                }
+            }
+        }
+        Some(KnownCatalogue {
+            catalogue,
+            complete,
+        })
+    }
+
+    fn server(&mut self, s: &ServerConfig) -> ServerSettings {
+        let listen = s.listen.get_ref().parse::<SocketAddr>().unwrap_or_else(|_| {
+            self.c.at(
+                s.listen.span(),
+                format!(
+                    "listen {:?} is not an IP address and port, like \"0.0.0.0:8443\" or \"[::]:8443\"",
+                    s.listen.get_ref()
+                ),
+            );
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+        });
+        let cert = self.resolve(&s.cert);
+        self.certificates(&s.cert, "certificate");
+        let key = self.check_file(&s.key, files::private_key);
+        let client_ca = self.resolve(&s.client_ca);
+        self.certificates(&s.client_ca, "client CA");
+        let crls = s
+            .crls
+            .iter()
+            .map(|p| self.check_file(p, files::crl))
+            .collect();
+        ServerSettings {
+            listen,
+            cert,
+            key,
+            client_ca,
+            crls,
+            max_connections: s.max_connections,
+            header_read_timeout: s.header_read_timeout.0,
+            idle_timeout: s.idle_timeout.0,
+            max_header_bytes: s.max_header_bytes,
+            upstream_timeout: s.upstream_timeout.0,
+            shutdown_grace: s.shutdown_grace.0,
+        }
+    }
+
+    fn attestation(
+        &mut self,
+        a: &AttestationConfig,
+        server: Option<&ServerConfig>,
+    ) -> AttestationSettings {
+        let mut trust_anchors = Vec::new();
+        for path in &a.trust_anchors {
+            trust_anchors.extend(self.certificates(path, "trust anchor"));
+        }
+        let max_age = a.max_age.get_ref().0;
+        if max_age.is_zero() || max_age > MAX_MAX_AGE {
+            self.c.at(
+                a.max_age.span(),
+                "max_age must be more than 0 and at most 24h",
+            );
+        }
+        let nonce_ttl = a.nonce_ttl.get_ref().0;
+        if nonce_ttl.is_zero() || nonce_ttl > MAX_NONCE_TTL {
+            self.c.at(
+                a.nonce_ttl.span(),
+                "nonce_ttl must be more than 0 and at most 5m",
+            );
+        }
+        let nonce_secret = a.nonce_secret_file.as_ref().and_then(|path| {
+            files::nonce_secret(&self.resolve(path))
+                .map_err(|message| self.c.at(path.span(), message))
+                .ok()
+        });
+        let require_nonce = *a.require_nonce.get_ref();
+        if let (true, Some(server), None) = (require_nonce, server, &a.nonce_secret_file) {
+            // Point at the setting if it was written, else at the server the
+            // requirement applies to.
+            let span = if a.require_nonce.span().is_empty() {
+                server.listen.span()
+            } else {
+                a.require_nonce.span()
+            };
+            self.c.at(
+                span,
+                "require_nonce is true (the default) and a [server] is configured, but \
+                 [attestation] has no nonce_secret_file: the gate needs it to issue nonces",
+            );
+        }
+        AttestationSettings {
+            trust_anchors,
+            verifier: VerifierSettings {
+                max_age,
+                clock_skew: a.clock_skew.0,
+                require_nonce,
+            },
+            nonce_secret,
+            nonce_ttl,
+            posture_cache_capacity: a.posture_cache_capacity,
+        }
+    }
+
+    /// Checks names are non-empty and unique; maps each to its first index.
+    fn names<'n>(
+        &mut self,
+        names: impl Iterator<Item = &'n Spanned<String>>,
+        kind: &str,
+    ) -> HashMap<String, usize> {
+        let mut index = HashMap::new();
+        for (i, name) in names.enumerate() {
+            if name.get_ref().is_empty() {
+                self.c
+                    .at(name.span(), format!("{kind} name must not be empty"));
+            } else if index.contains_key(name.get_ref()) {
+                self.c.at(
+                    name.span(),
+                    format!("duplicate {kind} name {:?}", name.get_ref()),
+                );
+            } else {
+                index.insert(name.get_ref().clone(), i);
+            }
+        }
+        index
+    }
+
+    fn lookup(
+        &mut self,
+        index: &HashMap<String, usize>,
+        name: &Spanned<String>,
+        kind: &str,
+    ) -> usize {
+        match index.get(name.get_ref()) {
+            Some(i) => *i,
+            None => {
+                let mut known: Vec<&str> = index.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                self.c.at(
+                    name.span(),
+                    format!(
+                        "unknown {kind} {:?} (defined: {})",
+                        name.get_ref(),
+                        list(&known)
+                    ),
+                );
+                0
+            }
+        }
+    }
+
+    fn catalogue_id(&mut self, catalogue: Option<&KnownCatalogue>, id: &Spanned<String>) -> usize {
+        match catalogue.map(|k| k.lookup(id.get_ref())) {
+            Some(Lookup::Found(i)) => i,
+            Some(Lookup::Unknown) => {
+                self.c.at(
+                    id.span(),
+                    format!(
+                        "unknown catalogue id {:?} (not in the built-in catalogue or a [catalogue] include)",
+                        id.get_ref()
+                    ),
+                );
+                0
+            }
+            // An incomplete catalogue has already been reported.
+            Some(Lookup::Unsure) | None => 0,
+        }
+    }
+
+    fn policies(
+        &mut self,
+        ps: &[PolicyConfig],
+        catalogue: Option<&KnownCatalogue>,
+    ) -> (Vec<Policy>, HashMap<String, usize>) {
+        let index = self.names(ps.iter().map(|p| &p.name), "policy");
+        let policies = ps.iter().map(|p| self.policy(p, catalogue)).collect();
+        (policies, index)
+    }
+
+    fn policy(&mut self, p: &PolicyConfig, catalogue: Option<&KnownCatalogue>) -> Policy {
+        let mut rules = Vec::new();
+        for r in &p.rules {
+            let entry = self.catalogue_id(catalogue, &r.catalogue);
+            let categories = r
+                .categories
+                .as_ref()
+                .map(|cs| cs.iter().filter_map(|c| self.category(c)).collect());
+            rules.push(Rule {
+                entry,
+                action: r.action,
+                categories,
+            });
+        }
+        let mut min_os_version = Vec::new();
+        for (family, version) in &p.min_os_version {
+            match values::os_family(family) {
+                Ok(f) => min_os_version.push((f, version.get_ref().clone())),
+                Err(message) => self.c.at(version.span(), message),
+            }
+            if let Err(message) = values::check_os_version(version.get_ref()) {
+                self.c.at(version.span(), message);
+            }
+        }
+        Policy {
+            name: p.name.get_ref().clone(),
+            description: p.description.clone(),
+            rules,
+            min_os_version,
+            require_antivirus: p.require_antivirus,
+        }
+    }
+
+    fn category(&mut self, name: &Spanned<String>) -> Option<Category> {
+        match name.get_ref().parse::<Category>() {
+            Ok(c) => Some(c),
+            Err(_) => {
+                self.c.at(
+                    name.span(),
+                    format!(
+                        "unknown category {:?} (one of: antivirus, management_agent, vpn, \
+                         password_manager, parental_control, unclassified)",
+                        name.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn segments(
+        &mut self,
+        ss: &[SegmentConfig],
+        policies: &HashMap<String, usize>,
+    ) -> (Vec<Segment>, HashMap<String, usize>) {
+        let index = self.names(ss.iter().map(|s| &s.name), "segment");
+        let mut segments = Vec::new();
+        for s in ss {
+            let policy = self.lookup(policies, &s.policy, "policy");
+            if let Some(vlan) = &s.vlan {
+                if !VLAN_RANGE.contains(vlan.get_ref()) {
+                    self.c.at(
+                        vlan.span(),
+                        format!("vlan {} is outside 1..=4094", vlan.get_ref()),
+                    );
+                }
+            }
+            segments.push(Segment {
+                name: s.name.get_ref().clone(),
+                description: s.description.clone(),
+                sensitivity: s.sensitivity,
+                policy,
+                vlan: s.vlan.as_ref().map(|v| *v.get_ref()),
+            });
+        }
+        (segments, index)
+    }
+
+    fn routes(&mut self, rs: &[RouteConfig], segments: &HashMap<String, usize>) -> Vec<Route> {
+        let mut seen: HashMap<(String, String), ()> = HashMap::new();
+        let mut routes = Vec::new();
+        for r in rs {
+            let host = values::normalise_host(r.host.get_ref()).unwrap_or_else(|m| {
+                self.c.at(r.host.span(), m);
+                String::new()
+            });
+            let path_prefix = values::normalise_path_prefix(r.path_prefix.get_ref())
+                .unwrap_or_else(|m| {
+                    self.c.at(r.path_prefix.span(), m);
+                    "/".to_string()
+                });
+            if !host.is_empty()
+                && seen
+                    .insert((host.clone(), path_prefix.clone()), ())
+                    .is_some()
+            {
+                self.c.at(
+                    r.host.span(),
+                    format!("duplicate route: host {host:?} with path_prefix {path_prefix:?} is already routed"),
+                );
+            }
+            let upstream = values::parse_upstream(r.upstream.get_ref()).unwrap_or_else(|m| {
+                self.c.at(r.upstream.span(), m);
+                http::Uri::from_static("http://invalid")
+            });
+            let upstream_ca = r.upstream_ca.as_ref().map(|ca| {
+                if upstream.scheme_str() == Some("http") {
+                    self.c.at(ca.span(), "upstream_ca is set but the upstream is http://; use https:// or drop upstream_ca");
+                }
+                self.certificates(ca, "upstream CA")
+            });
+            let segment = self.lookup(segments, &r.segment, "segment");
+            routes.push(Route {
+                host,
+                path_prefix,
+                upstream,
+                upstream_ca,
+                segment,
+            });
+        }
+        routes
+    }
+
+    fn exemptions(
+        &mut self,
+        es: &[ExemptionConfig],
+        catalogue: Option<&KnownCatalogue>,
+        segments: &HashMap<String, usize>,
+    ) -> Vec<Exemption> {
+        es.iter()
+            .map(|e| self.exemption(e, catalogue, segments))
+            .collect()
+    }
+
+    fn exemption(
+        &mut self,
+        e: &ExemptionConfig,
+        catalogue: Option<&KnownCatalogue>,
+        segments: &HashMap<String, usize>,
+    ) -> Exemption {
+        let device = self.device(e);
+        // Exemptions keep the id, not an index; the lookup only validates it.
+        self.catalogue_id(catalogue, &e.catalogue);
+        let expires = values::expires_date(e.expires.get_ref()).unwrap_or_else(|m| {
+            self.c.at(e.expires.span(), m);
+            time::Date::MIN
+        });
+        if e.reference.get_ref().trim().is_empty() {
+            self.c.at(
+                e.reference.span(),
+                "reference must name the risk acceptance this exemption rests on",
+            );
+        }
+        let segments = e.segments.as_ref().map(|names| {
+            if names.is_empty() {
+                self.c.at(
+                    e.catalogue.span(),
+                    "segments = [] exempts nowhere; omit segments to exempt on every segment",
+                );
+            }
+            names
+                .iter()
+                .map(|n| self.lookup(segments, n, "segment"))
+                .collect()
+        });
+        Exemption {
+            device,
+            catalogue_id: e.catalogue.get_ref().clone(),
+            expires,
+            reference: e.reference.get_ref().clone(),
+            segments,
+        }
+    }
+
+    fn device(&mut self, e: &ExemptionConfig) -> DeviceSelector {
+        match (&e.device_fingerprint, &e.device_subject) {
+            (Some(fp), None) => match values::normalise_fingerprint(fp.get_ref()) {
+                Ok(hex) => DeviceSelector::Fingerprint(hex),
+                Err(m) => {
+                    self.c.at(fp.span(), m);
+                    DeviceSelector::Fingerprint(String::new())
+                }
+            },
+            (None, Some(subject)) => {
+                if subject.get_ref().trim().is_empty() {
+                    self.c
+                        .at(subject.span(), "device_subject must not be empty");
+                }
+                DeviceSelector::Subject(subject.get_ref().clone())
+            }
+            (Some(_), Some(subject)) => {
+                self.c.at(
+                    subject.span(),
+                    "an exemption names one device: give device_fingerprint or device_subject, not both",
+                );
+                DeviceSelector::Subject(String::new())
+            }
+            (None, None) => {
+                self.c.at(
+                    e.catalogue.span(),
+                    "an exemption needs a device: give device_fingerprint or device_subject",
+                );
+                DeviceSelector::Subject(String::new())
+            }
+        }
+    }
+
+    fn organisations(&mut self, file: &FileConfig) {
+        let orgs = &file.remediation.organisations;
+        self.names(orgs.iter().map(|o| &o.name), "organisation");
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}

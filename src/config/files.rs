@@ -1,0 +1,162 @@
+//! Files a config refers to: certificates, keys, CRLs and the nonce secret.
+//! They are read and parsed at load time so a wrong path or a truncated PEM
+//! is a config error with a line number, not a failed TLS handshake later.
+//!
+//! Each function returns a message that names the file; the caller adds the
+//! location of the path value in the config.
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use std::path::Path;
+
+/// The nonce secret is an HMAC-SHA-256 key: shorter than the hash output
+/// would weaken it (RFC 2104 section 3).
+pub const MIN_NONCE_SECRET_BYTES: usize = 32;
+
+fn read_nonempty(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read {what} file {}: {e}", path.display()))?;
+    if bytes.is_empty() {
+        return Err(format!("{what} file {} is empty", path.display()));
+    }
+    Ok(bytes)
+}
+
+/// Every `CERTIFICATE` in a PEM file; at least one, each a parsable X.509
+/// certificate.
+pub fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = read_nonempty(path, what)?;
+    let mut certs = Vec::new();
+    for item in CertificateDer::pem_slice_iter(&bytes) {
+        let cert =
+            item.map_err(|e| format!("{what} file {} is not valid PEM: {e}", path.display()))?;
+        if x509_parser::parse_x509_certificate(cert.as_ref()).is_err() {
+            return Err(format!(
+                "{what} file {} holds a CERTIFICATE block that is not an X.509 certificate",
+                path.display()
+            ));
+        }
+        certs.push(cert);
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "{what} file {} contains no PEM CERTIFICATE",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// A PEM private key (PKCS#8, SEC1 or PKCS#1).
+pub fn private_key(path: &Path) -> Result<(), String> {
+    let bytes = read_nonempty(path, "private key")?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map(|_| ())
+        .map_err(|e| match e {
+            rustls_pki_types::pem::Error::NoItemsFound => format!(
+                "private key file {} contains no PEM PRIVATE KEY",
+                path.display()
+            ),
+            other => format!(
+                "private key file {} is not valid PEM: {other}",
+                path.display()
+            ),
+        })
+}
+
+/// One or more CRLs: PEM `X509 CRL` blocks, or a single DER CRL.
+pub fn crl(path: &Path) -> Result<(), String> {
+    let bytes = read_nonempty(path, "CRL")?;
+    let looks_like_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
+    if !looks_like_pem {
+        return match x509_parser::parse_x509_crl(&bytes) {
+            Ok(([], _)) => Ok(()),
+            _ => Err(format!(
+                "CRL file {} is neither PEM nor a DER certificate revocation list",
+                path.display()
+            )),
+        };
+    }
+    let mut count = 0;
+    for item in CertificateRevocationListDer::pem_slice_iter(&bytes) {
+        let der = item.map_err(|e| format!("CRL file {} is not valid PEM: {e}", path.display()))?;
+        if x509_parser::parse_x509_crl(der.as_ref()).is_err() {
+            return Err(format!(
+                "CRL file {} holds an X509 CRL block that does not parse",
+                path.display()
+            ));
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err(format!(
+            "CRL file {} contains no PEM X509 CRL",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The nonce HMAC secret. One trailing line ending is dropped, so a secret
+/// written with `echo` or an editor is the same key on every gate instance
+/// whether or not the tool added a newline.
+pub fn nonce_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = read_nonempty(path, "nonce secret")?;
+    if bytes.ends_with(b"\r\n") {
+        bytes.truncate(bytes.len() - 2);
+    } else if bytes.ends_with(b"\n") {
+        bytes.truncate(bytes.len() - 1);
+    }
+    if bytes.len() < MIN_NONCE_SECRET_BYTES {
+        return Err(format!(
+            "nonce secret file {} holds {} bytes; at least {MIN_NONCE_SECRET_BYTES} are needed \
+             (create one with: head -c 32 /dev/urandom > {})",
+            path.display(),
+            bytes.len(),
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_secret_drops_one_line_ending_and_checks_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, format!("{}\n", "k".repeat(32))).unwrap();
+        assert_eq!(nonce_secret(&p).unwrap(), b"k".repeat(32));
+        std::fs::write(&p, format!("{}\n", "k".repeat(31))).unwrap();
+        let err = nonce_secret(&p).unwrap_err();
+        assert!(err.contains("holds 31 bytes"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("none.pem");
+        let err = certificates(&p, "certificate").unwrap_err();
+        assert!(err.starts_with("cannot read certificate file "), "{err}");
+        assert!(err.contains("none.pem"), "{err}");
+        std::fs::write(&p, "").unwrap();
+        let err = private_key(&p).unwrap_err();
+        assert!(err.ends_with("none.pem is empty"), "{err}");
+    }
+
+    #[test]
+    fn pem_without_the_wanted_block_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.pem");
+        std::fs::write(&p, "just text\n").unwrap();
+        assert!(certificates(&p, "certificate")
+            .unwrap_err()
+            .contains("contains no PEM CERTIFICATE"));
+        assert!(private_key(&p)
+            .unwrap_err()
+            .contains("contains no PEM PRIVATE KEY"));
+        assert!(crl(&p).unwrap_err().contains("neither PEM nor a DER"));
+    }
+}

@@ -1,0 +1,69 @@
+//! Reading a config file: parse (toml and serde report syntax, unknown keys
+//! and wrong types), then validate and compile (every semantic error).
+
+use std::path::{Path, PathBuf};
+
+use super::compile::compile;
+use super::error::{Collector, ConfigError, ConfigErrors};
+use super::model::FileConfig;
+use super::snapshot::Snapshot;
+
+/// Loads, validates and compiles the config file at `path`.
+pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read config file: {e}"),
+    })?;
+    load_str(&text, path)
+}
+
+/// Like [`load`] for text already read; `path` names the file in messages
+/// and its directory is where relative paths in the config start.
+pub fn load_str(text: &str, path: &Path) -> Result<Snapshot, ConfigErrors> {
+    let file: FileConfig = toml::from_str(text).map_err(|e| parse_error(&e, text, path))?;
+    let source = absolute(path);
+    let base = source
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    compile(file, Collector::new(path, text), &base, source)
+}
+
+/// An absolute path without touching the file system, so a config given as
+/// `config/gate.toml` resolves `pki/ca.pem` to one fixed place even if the
+/// process changes directory later.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn parse_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigErrors {
+    let mut c = Collector::new(path, text);
+    let span = e.span().unwrap_or(0..0);
+    c.at(span, clarify(e.message()));
+    match c.finish() {
+        Err(errors) => errors,
+        Ok(()) => ConfigErrors(Vec::new()),
+    }
+}
+
+/// serde's wording is exact but terse; add what a network team needs to
+/// fix the mistakes it leaves most puzzling.
+fn clarify(message: &str) -> String {
+    let message = message.trim_end();
+    if message.contains("missing field `expires`") {
+        format!(
+            "{message}: every exemption needs the last day it applies, like expires = 2026-12-31"
+        )
+    } else if message.contains("expected a TOML datetime") {
+        format!("{message}; write a date without quotes, like expires = 2026-12-31")
+    } else if message.contains("expected one of `catalogue`, `action`, `categories`") {
+        format!(
+            "{message} (keys after a [[policy.rule]] header belong to that rule: \
+             write the policy's own keys before its first rule)"
+        )
+    } else {
+        message.to_string()
+    }
+}

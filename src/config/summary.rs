@@ -1,0 +1,227 @@
+//! A one-screen summary of a loaded config, for `check-config`: what a
+//! reviewer needs to confirm the file says what they meant, and which
+//! exemptions are about to lapse. Upstream credentials are never printed.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::catalogue::Category;
+
+use super::model::{Action, Sensitivity};
+use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot};
+
+/// Exemptions expiring this many days from today or sooner are listed.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+pub fn summary(snapshot: &Snapshot, today: time::Date) -> String {
+    let mut out = String::new();
+    header(&mut out, snapshot);
+    segments(&mut out, snapshot);
+    routes(&mut out, snapshot);
+    policies(&mut out, snapshot);
+    exemptions(&mut out, snapshot, today);
+    out
+}
+
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn header(out: &mut String, s: &Snapshot) {
+    match &s.source {
+        Some(path) => writeln!(out, "Configuration {}", path.display()),
+        None => writeln!(out, "Built-in default configuration"),
+    }
+    .ok();
+    if let Some(server) = &s.server {
+        writeln!(
+            out,
+            "Server: listen {}, client CA {}, {} CRL file(s), at most {} connections",
+            server.listen,
+            server.client_ca.display(),
+            server.crls.len(),
+            server.max_connections
+        )
+        .ok();
+    }
+    let a = &s.attestation;
+    let nonces = if a.verifier.require_nonce {
+        format!("nonces required (valid {})", human(a.nonce_ttl))
+    } else {
+        "nonces optional".to_string()
+    };
+    writeln!(
+        out,
+        "Attestation: {} trust anchor(s), max age {}, clock skew {}, {nonces}, posture cache {} devices",
+        a.trust_anchors.len(),
+        human(a.verifier.max_age),
+        human(a.verifier.clock_skew),
+        a.posture_cache_capacity
+    )
+    .ok();
+    if a.trust_anchors.is_empty() {
+        writeln!(
+            out,
+            "WARNING: no trust anchors: every attestation will be refused"
+        )
+        .ok();
+    }
+    writeln!(out, "Catalogue: {} entries", s.catalogue.entries().len()).ok();
+}
+
+fn sensitivity(s: Sensitivity) -> &'static str {
+    match s {
+        Sensitivity::Low => "low",
+        Sensitivity::Medium => "medium",
+        Sensitivity::High => "high",
+        Sensitivity::Critical => "critical",
+    }
+}
+
+fn segments(out: &mut String, s: &Snapshot) {
+    writeln!(out, "\nSegments ({}):", s.segments.len()).ok();
+    for seg in &s.segments {
+        let policy = s.policies.get(seg.policy).map_or("?", |p| p.name.as_str());
+        let vlan = seg
+            .vlan
+            .map_or("no VLAN".to_string(), |v| format!("VLAN {v}"));
+        writeln!(
+            out,
+            "  {:<16} {:<8} policy {:<16} {vlan}",
+            seg.name,
+            sensitivity(seg.sensitivity),
+            policy
+        )
+        .ok();
+    }
+}
+
+/// Scheme, host, port and path only: userinfo may hold a password, and a
+/// query string may hold a token.
+fn redacted_upstream(route: &Route) -> String {
+    let uri = &route.upstream;
+    let scheme = uri.scheme_str().unwrap_or("?");
+    let host = uri.host().unwrap_or("?");
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{host}{port}{}", uri.path())
+}
+
+fn routes(out: &mut String, s: &Snapshot) {
+    writeln!(out, "\nRoutes ({}):", s.routes.len()).ok();
+    for r in &s.routes {
+        let segment = s.segments.get(r.segment).map_or("?", |x| x.name.as_str());
+        let ca = if r.upstream_ca.is_some() {
+            ", own CA"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {}{} -> {segment} (upstream {}{ca})",
+            r.host,
+            r.path_prefix,
+            redacted_upstream(r)
+        )
+        .ok();
+    }
+}
+
+fn policies(out: &mut String, s: &Snapshot) {
+    writeln!(out, "\nPolicies ({}):", s.policies.len()).ok();
+    for p in &s.policies {
+        writeln!(out, "  {}: {}", p.name, policy_line(s, p)).ok();
+    }
+}
+
+fn policy_line(s: &Snapshot, p: &Policy) -> String {
+    let mut parts = Vec::new();
+    let rules: Vec<String> = p
+        .rules
+        .iter()
+        .map(|r| {
+            let id = s
+                .catalogue
+                .entries()
+                .get(r.entry)
+                .map_or("?", |e| e.id.as_str());
+            let action = match r.action {
+                Action::Deny => "deny",
+                Action::Warn => "warn",
+            };
+            match &r.categories {
+                None => format!("{action} {id}"),
+                Some(cs) => {
+                    let names: Vec<&str> = cs.iter().map(|c| category_name(*c)).collect();
+                    format!("{action} {id} [{}]", names.join(", "))
+                }
+            }
+        })
+        .collect();
+    parts.push(if rules.is_empty() {
+        "no rules".to_string()
+    } else {
+        rules.join("; ")
+    });
+    if !p.min_os_version.is_empty() {
+        let os: Vec<String> = p
+            .min_os_version
+            .iter()
+            .map(|(f, v)| format!("{} >= {v}", f.as_str()))
+            .collect();
+        parts.push(format!("min OS {}", os.join(", ")));
+    }
+    parts.push(if p.require_antivirus {
+        "antivirus required".to_string()
+    } else {
+        "antivirus not required".to_string()
+    });
+    parts.join("; ")
+}
+
+fn category_name(c: Category) -> &'static str {
+    match c {
+        Category::Antivirus => "antivirus",
+        Category::ManagementAgent => "management_agent",
+        Category::Vpn => "vpn",
+        Category::PasswordManager => "password_manager",
+        Category::ParentalControl => "parental_control",
+        Category::Unclassified => "unclassified",
+    }
+}
+
+fn exemptions(out: &mut String, s: &Snapshot, today: time::Date) {
+    let expired = s.exemptions.iter().filter(|e| e.expires < today).count();
+    let horizon = today.saturating_add(time::Duration::days(EXPIRY_WARNING_DAYS));
+    let soon: Vec<&Exemption> = s
+        .exemptions
+        .iter()
+        .filter(|e| e.expires >= today && e.expires <= horizon)
+        .collect();
+    writeln!(
+        out,
+        "\nExemptions: {} in total, {expired} expired, {} expiring within {EXPIRY_WARNING_DAYS} days (by {horizon}):",
+        s.exemptions.len(),
+        soon.len()
+    )
+    .ok();
+    for e in soon {
+        let device = match &e.device {
+            DeviceSelector::Fingerprint(hex) => format!("sha256 {hex}"),
+            DeviceSelector::Subject(subject) => format!("subject {subject:?}"),
+        };
+        let segments = match &e.segments {
+            None => "all segments".to_string(),
+            Some(ix) => ix
+                .iter()
+                .map(|i| s.segments.get(*i).map_or("?", |x| x.name.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        writeln!(
+            out,
+            "  {} expires {}: {device}, {segments}, reference {}",
+            e.catalogue_id, e.expires, e.reference
+        )
+        .ok();
+    }
+}
