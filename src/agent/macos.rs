@@ -125,7 +125,7 @@ pub fn parse_codesign_team_id(output: &str) -> Option<String> {
 pub fn parse_ps_comm(output: &str) -> Vec<Process> {
     output
         .lines()
-        .filter_map(|l| non_empty(l))
+        .filter_map(non_empty)
         .map(|comm| {
             if comm.starts_with('/') {
                 let name = comm.rsplit('/').next().unwrap_or(&comm).to_string();

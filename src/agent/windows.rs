@@ -180,7 +180,7 @@ pub fn parse_reg_file(bytes: &[u8]) -> Result<Vec<RegKeyValues>, RegError> {
 
 fn decode_utf16le(bytes: &[u8]) -> Result<String, RegError> {
     let body = bytes.strip_prefix(&[0xFF, 0xFE]).ok_or(RegError::NoBom)?;
-    if body.len() % 2 != 0 {
+    if !body.len().is_multiple_of(2) {
         return Err(RegError::OddLength);
     }
     let units = body
@@ -310,7 +310,7 @@ fn parse_hex_list(list: &str) -> Result<Vec<u8>, String> {
 
 /// A UTF-16LE string value, without its terminating NULs.
 fn utf16_string(bytes: &[u8]) -> Result<String, String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err("odd number of bytes in a string value".into());
     }
     let units = bytes
