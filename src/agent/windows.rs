@@ -442,7 +442,7 @@ mod live {
     use std::io;
 
     use winreg::enums::{
-        HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_32KEY, KEY_WOW64_64KEY,
+        HKEY_LOCAL_MACHINE, HKEY_USERS, KEY_READ, KEY_WOW64_32KEY, KEY_WOW64_64KEY,
     };
     use winreg::RegKey;
 
@@ -485,23 +485,32 @@ mod live {
     }
 
     fn uninstall_keys(inv: &mut Inventory) {
-        // The 64-bit view, the 32-bit (WOW6432Node) view, and per-user installs.
-        let views = [
-            (HKEY_LOCAL_MACHINE, KEY_READ | KEY_WOW64_64KEY, true),
-            (HKEY_LOCAL_MACHINE, KEY_READ | KEY_WOW64_32KEY, true),
-            (HKEY_CURRENT_USER, KEY_READ, false),
-        ];
         let mut found = Vec::new();
-        for (hive, flags, required) in views {
-            match RegKey::predef(hive).open_subkey_with_flags(UNINSTALL, flags) {
+        // The 64-bit view, and the 32-bit (WOW6432Node) view.
+        for flags in [KEY_READ | KEY_WOW64_64KEY, KEY_READ | KEY_WOW64_32KEY] {
+            match RegKey::predef(HKEY_LOCAL_MACHINE).open_subkey_with_flags(UNINSTALL, flags) {
                 Ok(key) => read_uninstall(&key, flags, &mut found, inv),
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !required => {}
-                Err(e) => inv.warn("registry", format!("cannot open {UNINSTALL}: {e}")),
+                Err(e) => inv.warn("registry", format!("cannot open HKLM\\{UNINSTALL}: {e}")),
+            }
+        }
+        // Per-user installs. A scheduled task runs as SYSTEM, whose HKCU is
+        // not the person's: read every loaded user hive under HKEY_USERS
+        // (the users who are logged on), which includes our own HKCU.
+        let users = RegKey::predef(HKEY_USERS);
+        for sid in users.enum_keys().flatten() {
+            if sid.ends_with("_Classes") {
+                continue;
+            }
+            let path = format!("{sid}\\{UNINSTALL}");
+            match users.open_subkey_with_flags(&path, KEY_READ) {
+                Ok(key) => read_uninstall(&key, KEY_READ, &mut found, inv),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => inv.warn("registry", format!("cannot open HKU\\{path}: {e}")),
             }
         }
         // On 32-bit Windows both views are the same key.
         let mut seen = HashSet::new();
-        found.retain(|s: &Software| seen.insert(format!("{:?}", s)));
+        found.retain(|s: &Software| seen.insert(format!("{s:?}")));
         inv.software.extend(found);
     }
 
