@@ -101,13 +101,18 @@ fn parse_stanzas(text: &str) -> Result<Vec<Software>, StanzaError> {
         in_field = true;
         let value = value.trim();
         // Field names are case-insensitive (deb822).
-        match name.to_ascii_lowercase().as_str() {
-            "package" => s.package = Some(value),
-            "status" => s.status = Some(value),
-            "version" => s.version = Some(value),
-            "maintainer" => s.maintainer = Some(value),
-            _ => {}
-        }
+        let slot = if name.eq_ignore_ascii_case("Package") {
+            &mut s.package
+        } else if name.eq_ignore_ascii_case("Status") {
+            &mut s.status
+        } else if name.eq_ignore_ascii_case("Version") {
+            &mut s.version
+        } else if name.eq_ignore_ascii_case("Maintainer") {
+            &mut s.maintainer
+        } else {
+            continue;
+        };
+        *slot = Some(value);
     }
     if let Some(s) = stanza.take() {
         let line = s.first_line;

@@ -372,6 +372,25 @@ fn security_product(item: &serde_json::Value) -> Result<SecurityProduct, String>
     })
 }
 
+/// The PowerShell that lists Security Center's antivirus products as JSON
+/// for [`parse_security_center_json`]. Windows Server has no Security Center
+/// namespace: the script then prints nothing (no source, not a failure),
+/// checked by name rather than by a localised error message. Output is UTF-8
+/// so vendor names in other scripts survive.
+pub const SECURITY_CENTER_SCRIPT: &str = "[Console]::OutputEncoding = [Text.Encoding]::UTF8\n\
+if (Get-CimInstance -Namespace root -ClassName __NAMESPACE -Filter \"Name='SecurityCenter2'\") {\n\
+  Get-CimInstance -Namespace root/SecurityCenter2 -ClassName AntiVirusProduct -ErrorAction Stop |\n\
+    Select-Object displayName, productState | ConvertTo-Json\n\
+}\n";
+
+/// A script for `powershell.exe -EncodedCommand`: base64 of its UTF-16LE
+/// bytes, which needs no quoting on any command line.
+pub fn powershell_encoded(script: &str) -> String {
+    use base64::Engine as _;
+    let bytes: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Processes from `tasklist /FO CSV /NH`: quoted CSV whose first column is
 /// the image name. The other columns (PID, session, memory) are not used.
 pub fn parse_tasklist_csv(output: &str) -> Result<Vec<Process>, LineError> {
@@ -458,9 +477,6 @@ mod live {
         "SystemComponent",
         "WindowsInstaller",
     ];
-    const AV_SCRIPT: &str = "[Console]::OutputEncoding=[Text.Encoding]::UTF8; \
-        Get-CimInstance -Namespace root/SecurityCenter2 -ClassName AntiVirusProduct -ErrorAction Stop \
-        | Select-Object displayName,productState | ConvertTo-Json";
 
     pub fn collect() -> Inventory {
         let mut inv = Inventory::empty(OsFamily::Windows);
@@ -562,14 +578,13 @@ mod live {
     }
 
     fn antivirus(inv: &mut Inventory) {
-        let args = ["-NoProfile", "-NonInteractive", "-Command", AV_SCRIPT];
+        let script = powershell_encoded(SECURITY_CENTER_SCRIPT);
+        let args = ["-NoProfile", "-NonInteractive", "-EncodedCommand", &script];
         match command::run("powershell.exe", &args) {
             Ran::Output { stdout, .. } => match parse_security_center_json(&stdout) {
                 Ok(p) => inv.security_products = p,
                 Err(e) => inv.warn("security-center", e),
             },
-            // Windows Server has no Security Center: no source, not a failure.
-            Ran::Failed(m) if m.contains("0x8004100e") || m.contains("Invalid namespace") => {}
             Ran::Absent => inv.warn("security-center", "powershell.exe is missing"),
             Ran::Failed(m) => inv.warn("security-center", m),
         }
@@ -720,6 +735,13 @@ mod tests {
         assert!(parse_security_center_json("[{\"productState\":1}]").is_err());
         assert!(parse_security_center_json("\"text\"").is_err());
         assert!(parse_security_center_json("{").is_err());
+    }
+
+    #[test]
+    fn encoded_command_is_base64_of_utf16le() {
+        // `powershell -EncodedCommand ZABpAHIA` runs `dir`.
+        assert_eq!(powershell_encoded("dir"), "ZABpAHIA");
+        assert!(SECURITY_CENTER_SCRIPT.contains("ConvertTo-Json"));
     }
 
     #[test]
