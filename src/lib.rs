@@ -28,6 +28,7 @@
 //! functions over bytes and types, so every enforcement point (reverse proxy,
 //! forward-auth, 802.1X) shares one decision and tests need no sockets.
 
+pub mod agent;
 pub mod attestation;
 pub mod catalogue;
 pub mod config;
