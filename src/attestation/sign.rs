@@ -9,6 +9,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+    ECDSA_P384_SHA384_FIXED_SIGNING,
 };
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -24,7 +25,7 @@ use super::jws::MAX_X5C;
 pub enum SignError {
     #[error("no private key found in the PEM text (expected PKCS#8 or SEC1 \"EC PRIVATE KEY\")")]
     NoKey,
-    #[error("the private key is not a P-256 or Ed25519 key this agent can sign with")]
+    #[error("the private key is not a P-256, P-384 or Ed25519 key this agent can sign with")]
     UnsupportedKey,
     #[error("the certificate is not DER-encoded X.509")]
     BadCertificate,
@@ -40,6 +41,8 @@ pub enum SignError {
 pub enum SigningKey {
     /// P-256, signs ES256.
     P256(EcdsaKeyPair),
+    /// P-384, signs ES384 (which the gate may accept, spec §1).
+    P384(EcdsaKeyPair),
     /// Ed25519, signs EdDSA.
     Ed25519(Ed25519KeyPair),
 }
@@ -51,8 +54,8 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// PKCS#8 (`PRIVATE KEY`, P-256 or Ed25519) or SEC1 (`EC PRIVATE KEY`,
-    /// P-256).
+    /// PKCS#8 (`PRIVATE KEY`: P-256, P-384 or Ed25519) or SEC1 (`EC PRIVATE
+    /// KEY`: P-256, P-384).
     pub fn from_pem(pem: &str) -> Result<SigningKey, SignError> {
         let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| SignError::NoKey)?;
         Self::from_der(&der)
@@ -65,16 +68,24 @@ impl SigningKey {
                 if let Ok(k) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, bytes) {
                     return Ok(SigningKey::P256(k));
                 }
+                if let Ok(k) = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, bytes) {
+                    return Ok(SigningKey::P384(k));
+                }
                 Ed25519KeyPair::from_pkcs8(bytes)
                     .map(SigningKey::Ed25519)
                     .map_err(|_| SignError::UnsupportedKey)
             }
-            PrivateKeyDer::Sec1(s) => EcdsaKeyPair::from_private_key_der(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                s.secret_sec1_der(),
-            )
-            .map(SigningKey::P256)
-            .map_err(|_| SignError::UnsupportedKey),
+            PrivateKeyDer::Sec1(s) => {
+                let der = s.secret_sec1_der();
+                if let Ok(k) =
+                    EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                {
+                    return Ok(SigningKey::P256(k));
+                }
+                EcdsaKeyPair::from_private_key_der(&ECDSA_P384_SHA384_FIXED_SIGNING, der)
+                    .map(SigningKey::P384)
+                    .map_err(|_| SignError::UnsupportedKey)
+            }
             _ => Err(SignError::UnsupportedKey),
         }
     }
@@ -83,6 +94,7 @@ impl SigningKey {
     pub fn alg(&self) -> &'static str {
         match self {
             SigningKey::P256(_) => "ES256",
+            SigningKey::P384(_) => "ES384",
             SigningKey::Ed25519(_) => "EdDSA",
         }
     }
@@ -90,7 +102,7 @@ impl SigningKey {
     /// DER SubjectPublicKeyInfo of the public half.
     pub fn public_key_spki_der(&self) -> Vec<u8> {
         let der = match self {
-            SigningKey::P256(k) => k.public_key().as_der(),
+            SigningKey::P256(k) | SigningKey::P384(k) => k.public_key().as_der(),
             SigningKey::Ed25519(k) => k.public_key().as_der(),
         };
         // Serialising a public key that aws-lc-rs holds cannot fail short of
@@ -101,7 +113,7 @@ impl SigningKey {
     /// Signs `message` the JWS way: ES256 as fixed-length r||s.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         match self {
-            SigningKey::P256(k) => k
+            SigningKey::P256(k) | SigningKey::P384(k) => k
                 .sign(&SystemRandom::new(), message)
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| SignError::Signing),
@@ -147,7 +159,10 @@ pub fn key_matches_certificate(key: &SigningKey, cert_der: &[u8]) -> Result<bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{CertificateParams, KeyPair as RcKeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ED25519};
+    use rcgen::{
+        CertificateParams, KeyPair as RcKeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384,
+        PKCS_ED25519,
+    };
 
     fn cert_for(key: &RcKeyPair) -> Vec<u8> {
         CertificateParams::new(vec!["d".into()])
@@ -160,7 +175,11 @@ mod tests {
 
     #[test]
     fn pkcs8_p256_and_ed25519_load_and_match_their_certificates() {
-        for (alg, name) in [(&PKCS_ECDSA_P256_SHA256, "ES256"), (&PKCS_ED25519, "EdDSA")] {
+        for (alg, name) in [
+            (&PKCS_ECDSA_P256_SHA256, "ES256"),
+            (&PKCS_ECDSA_P384_SHA384, "ES384"),
+            (&PKCS_ED25519, "EdDSA"),
+        ] {
             let rc = RcKeyPair::generate_for(alg).unwrap();
             let key = SigningKey::from_pem(&rc.serialize_pem()).unwrap();
             assert_eq!(key.alg(), name);
