@@ -42,6 +42,8 @@ pub enum KeyKind {
 
 /// What the rest of verification needs from a validated chain.
 pub struct ValidatedChain {
+    /// DER of the leaf: a client certificate equal to it needs no parsing.
+    pub leaf_der: Vec<u8>,
     /// DER of the leaf's SubjectPublicKeyInfo, for device binding.
     pub leaf_spki: Vec<u8>,
     pub key_kind: KeyKind,
@@ -104,6 +106,7 @@ impl ChainValidator {
         let key_kind = key_kind(leaf);
         let key = parsed_key(key_kind, &spki.subject_public_key.data);
         Ok(ValidatedChain {
+            leaf_der: leaf_der.clone(),
             leaf_spki: spki.raw.to_vec(),
             key_kind,
             key,
@@ -156,7 +159,7 @@ impl ChainValidator {
 
 fn parse_x509(der: &[u8]) -> Result<X509Certificate<'_>, Reason> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         _ => Err(Reason::Malformed),
     }
 }

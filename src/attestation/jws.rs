@@ -281,14 +281,14 @@ mod tests {
         assert_eq!(with(r#""MAA=""#).unwrap_err(), Reason::Malformed);
         assert_eq!(with("[1]").unwrap_err(), Reason::Malformed);
         assert_eq!(
-            with(&format!("[{}]", vec!["\"MAA=\""; 4].join(",")))
+            with(&format!("[{}]", ["\"MAA=\""; 4].join(",")))
                 .unwrap()
                 .x5c
                 .len(),
             4
         );
         assert_eq!(
-            with(&format!("[{}]", vec!["\"MAA=\""; 5].join(","))).unwrap_err(),
+            with(&format!("[{}]", ["\"MAA=\""; 5].join(","))).unwrap_err(),
             Reason::Malformed
         );
     }

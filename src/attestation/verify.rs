@@ -219,10 +219,15 @@ fn bind_device(
     let Some(der) = client_cert else {
         return Ok(chain.leaf_identity.clone());
     };
+    // The usual case: the device presents the very certificate it put in
+    // x5c, whose identity the chain already holds.
+    if der == chain.leaf_der.as_slice() {
+        return Ok(chain.leaf_identity.clone());
+    }
     // A client certificate that does not parse cannot be shown to share the
     // leaf's key: fail closed.
     let cert = match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => cert,
+        Ok(([], cert)) => cert,
         _ => return Err(Reason::KeyMismatch),
     };
     if cert.public_key().raw != chain.leaf_spki.as_slice() {
