@@ -1,1 +1,627 @@
-//! PLACEHOLDER
+//! Development PKI: a root CA (the trust anchor for attestations and the
+//! client-CA bundle), a device CA issued by it, a server certificate for
+//! localhost, and device certificates. All keys P-256 unless a test asks for
+//! another. For demos and tests; production uses the organisation's own PKI.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::attestation::sign::{SignError, SigningKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} already exists; refusing to overwrite it")]
+    AlreadyExists(PathBuf),
+    #[error("device name {0:?} must be 1 to 64 of A-Z a-z 0-9 . _ - and not start with '.'")]
+    InvalidName(String),
+    #[error("{path}: no usable {what} in PEM")]
+    BadPem { path: PathBuf, what: &'static str },
+    #[error("{path}: the CA certificate's subject cannot be reproduced for issuing: {why}")]
+    UnsupportedCa { path: PathBuf, why: &'static str },
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("device key: {0}")]
+    Key(#[from] SignError),
+}
+
+/// Where [`Pki::write`] put its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkiPaths {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub device_ca_cert: PathBuf,
+    pub device_ca_key: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+/// Where [`DeviceCredentials::write`] put its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePaths {
+    pub dir: PathBuf,
+    /// Leaf followed by the device CA.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A CA: what rcgen needs to issue, and its certificate.
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    der: CertificateDer<'static>,
+}
+
+impl Ca {
+    fn issuer(&self) -> Issuer<'_, &KeyPair> {
+        Issuer::from_params(&self.params, &self.key)
+    }
+}
+
+pub struct Pki {
+    root: Ca,
+    device_ca: Ca,
+    server_der: CertificateDer<'static>,
+    server_key: KeyPair,
+}
+
+impl fmt::Debug for Pki {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pki { .. }")
+    }
+}
+
+/// Key type of a test device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKeyType {
+    P256,
+    /// Signs ES384; the gate may accept it (spec §1).
+    P384,
+    Ed25519,
+}
+
+/// The leaf's keyUsage extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafKeyUsage {
+    DigitalSignature,
+    /// keyEncipherment only: the leaf is not for signing.
+    WithoutDigitalSignature,
+    Absent,
+}
+
+/// Who signs a device certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceIssuer {
+    DeviceCa,
+    Root,
+    SelfSigned,
+}
+
+/// Everything a test may vary about a device certificate.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    pub name: String,
+    pub org: String,
+    pub ou: Option<String>,
+    pub key: DeviceKeyType,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub key_usage: LeafKeyUsage,
+    pub client_auth_eku: bool,
+    pub issuer: DeviceIssuer,
+}
+
+impl DeviceSpec {
+    /// The defaults of [`Pki::issue_device`]: P-256, valid from an hour ago
+    /// for a year, digitalSignature, clientAuth, issued by the device CA.
+    pub fn new(name: &str, org: &str) -> DeviceSpec {
+        let now = OffsetDateTime::now_utc();
+        DeviceSpec {
+            name: name.to_owned(),
+            org: org.to_owned(),
+            ou: None,
+            key: DeviceKeyType::P256,
+            not_before: now - Duration::hours(1),
+            not_after: now + Duration::days(365),
+            key_usage: LeafKeyUsage::DigitalSignature,
+            client_auth_eku: true,
+            issuer: DeviceIssuer::DeviceCa,
+        }
+    }
+}
+
+/// A device's certificate and key.
+#[derive(Clone)]
+pub struct DeviceCredentials {
+    pub cert_der: CertificateDer<'static>,
+    /// `[leaf, device CA]`, or `[leaf]` when not issued by the device CA.
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key_pem: String,
+    key: Arc<SigningKey>,
+}
+
+impl fmt::Debug for DeviceCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceCredentials")
+            .field("chain_len", &self.chain.len())
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceCredentials {
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// `cert.pem` (leaf, then the device CA, so `curl --cert cert.pem --key
+    /// key.pem` presents the chain) and `key.pem` (0600). Refuses to replace
+    /// an existing key.
+    pub fn write(&self, dir: &Path) -> Result<DevicePaths, PkiError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let paths = DevicePaths {
+            dir: dir.to_owned(),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        write_file(&paths.key, self.key_pem.as_bytes(), Secret::NewOnly)?;
+        write_file(&paths.cert, pem_chain(&self.chain).as_bytes(), Secret::No)?;
+        Ok(paths)
+    }
+}
+
+impl Pki {
+    pub fn generate() -> Result<Pki, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        Self::generate_with_device_ca_validity(
+            now - Duration::hours(1),
+            now + Duration::days(5 * 365),
+        )
+    }
+
+    /// For tests of an expired or not-yet-valid intermediate.
+    pub fn generate_with_device_ca_validity(
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Pki, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let mut root_params = ca_params("posture-gate development root CA", 1);
+        root_params.not_before = now - Duration::hours(1);
+        root_params.not_after = now + Duration::days(10 * 365);
+        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let root_der = root_params.self_signed(&root_key)?.der().clone();
+        let root = Ca {
+            params: root_params,
+            key: root_key,
+            der: root_der,
+        };
+
+        let mut device_params = ca_params("posture-gate development device CA", 0);
+        device_params.not_before = not_before;
+        device_params.not_after = not_after;
+        device_params.use_authority_key_identifier_extension = true;
+        let device_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let device_der = device_params
+            .signed_by(&device_key, &root.issuer())?
+            .der()
+            .clone();
+        let device_ca = Ca {
+            params: device_params,
+            key: device_key,
+            der: device_der,
+        };
+
+        let (server_der, server_key) = server_cert(&root)?;
+        Ok(Pki {
+            root,
+            device_ca,
+            server_der,
+            server_key,
+        })
+    }
+
+    pub fn root_cert_der(&self) -> &CertificateDer<'static> {
+        &self.root.der
+    }
+
+    pub fn device_ca_cert_der(&self) -> &CertificateDer<'static> {
+        &self.device_ca.der
+    }
+
+    /// The server certificate for localhost, 127.0.0.1 and ::1, issued by the
+    /// root (which clients trust as `ca.pem`), so its chain is the leaf alone.
+    pub fn server_cert_der(&self) -> &CertificateDer<'static> {
+        &self.server_der
+    }
+
+    pub fn server_key_der(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(self.server_key.serialize_der().into())
+    }
+
+    /// ca.pem, ca.key, device-ca.pem, device-ca.key, server.pem, server.key;
+    /// keys 0600. Replaces existing files (see [`init`] for the careful one).
+    pub fn write(&self, dir: &Path) -> Result<PkiPaths, PkiError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let paths = PkiPaths {
+            ca_cert: dir.join("ca.pem"),
+            ca_key: dir.join("ca.key"),
+            device_ca_cert: dir.join("device-ca.pem"),
+            device_ca_key: dir.join("device-ca.key"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        };
+        self.write_to(&paths, Secret::Replace)?;
+        Ok(paths)
+    }
+
+    fn write_to(&self, paths: &PkiPaths, secret: Secret) -> Result<(), PkiError> {
+        write_file(
+            &paths.ca_key,
+            self.root.key.serialize_pem().as_bytes(),
+            secret,
+        )?;
+        write_file(
+            &paths.ca_cert,
+            pem("CERTIFICATE", &self.root.der).as_bytes(),
+            Secret::No,
+        )?;
+        let dk = self.device_ca.key.serialize_pem();
+        write_file(&paths.device_ca_key, dk.as_bytes(), secret)?;
+        let dc = pem("CERTIFICATE", &self.device_ca.der);
+        write_file(&paths.device_ca_cert, dc.as_bytes(), Secret::No)?;
+        let sk = self.server_key.serialize_pem();
+        write_file(&paths.server_key, sk.as_bytes(), secret)?;
+        let sc = pem("CERTIFICATE", &self.server_der);
+        write_file(&paths.server_cert, sc.as_bytes(), Secret::No)
+    }
+
+    /// Reads a PKI written by [`Pki::write`], to issue more devices.
+    pub fn load(dir: &Path) -> Result<Pki, PkiError> {
+        let root = load_ca(&dir.join("ca.pem"), &dir.join("ca.key"))?;
+        let device_ca = load_ca(&dir.join("device-ca.pem"), &dir.join("device-ca.key"))?;
+        let server_path = dir.join("server.pem");
+        let server_der = read_cert(&server_path)?;
+        let server_key = read_key(&dir.join("server.key"))?;
+        Ok(Pki {
+            root,
+            device_ca,
+            server_der,
+            server_key,
+        })
+    }
+
+    /// P-256 key, CN=name, O=org[, OU=ou], clientAuth, digitalSignature,
+    /// valid for a year, issued by the device CA.
+    pub fn issue_device(
+        &self,
+        name: &str,
+        org: &str,
+        ou: Option<&str>,
+    ) -> Result<DeviceCredentials, PkiError> {
+        let mut spec = DeviceSpec::new(name, org);
+        spec.ou = ou.map(str::to_owned);
+        self.issue_device_with(spec)
+    }
+
+    pub fn issue_device_with(&self, spec: DeviceSpec) -> Result<DeviceCredentials, PkiError> {
+        let alg = match spec.key {
+            DeviceKeyType::P256 => &PKCS_ECDSA_P256_SHA256,
+            DeviceKeyType::P384 => &PKCS_ECDSA_P384_SHA384,
+            DeviceKeyType::Ed25519 => &PKCS_ED25519,
+        };
+        let key = KeyPair::generate_for(alg)?;
+        let params = device_params(&spec);
+        let (cert, chain_tail) = match spec.issuer {
+            DeviceIssuer::DeviceCa => (
+                params.signed_by(&key, &self.device_ca.issuer())?,
+                vec![self.device_ca.der.clone()],
+            ),
+            DeviceIssuer::Root => (params.signed_by(&key, &self.root.issuer())?, vec![]),
+            DeviceIssuer::SelfSigned => (params.self_signed(&key)?, vec![]),
+        };
+        let cert_der = cert.der().clone();
+        let key_pem = key.serialize_pem();
+        let signing_key = SigningKey::from_pem(&key_pem)?;
+        let mut chain = vec![cert_der.clone()];
+        chain.extend(chain_tail);
+        Ok(DeviceCredentials {
+            cert_der,
+            chain,
+            key_pem,
+            key: Arc::new(signing_key),
+        })
+    }
+}
+
+/// `posture-gate pki init DIR`: a fresh PKI; refuses to overwrite a CA key.
+pub fn init(dir: &Path) -> Result<PkiPaths, PkiError> {
+    let ca_key = dir.join("ca.key");
+    if ca_key.exists() {
+        return Err(PkiError::AlreadyExists(ca_key));
+    }
+    let pki = Pki::generate()?;
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let paths = PkiPaths {
+        ca_cert: dir.join("ca.pem"),
+        ca_key,
+        device_ca_cert: dir.join("device-ca.pem"),
+        device_ca_key: dir.join("device-ca.key"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    };
+    // create_new on every key closes the race with a second `init`.
+    pki.write_to(&paths, Secret::NewOnly)?;
+    Ok(paths)
+}
+
+/// `posture-gate pki issue-device`: writes DIR/devices/NAME/{cert.pem,key.pem}.
+pub fn issue_device(
+    dir: &Path,
+    name: &str,
+    org: &str,
+    ou: Option<&str>,
+) -> Result<DevicePaths, PkiError> {
+    validate_name(name)?;
+    let pki = Pki::load(dir)?;
+    let creds = pki.issue_device(name, org, ou)?;
+    creds.write(&dir.join("devices").join(name))
+}
+
+/// A name becomes a directory: no separators, no `..`, no hidden files.
+fn validate_name(name: &str) -> Result<(), PkiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PkiError::InvalidName(name.to_owned()))
+    }
+}
+
+fn ca_params(cn: &str, path_len: u8) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "posture-gate development");
+    dn.push(DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.serial_number = Some(random_serial());
+    p
+}
+
+fn server_cert(root: &Ca) -> Result<(CertificateDer<'static>, KeyPair), PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "posture-gate development");
+    dn.push(DnType::CommonName, "localhost");
+    p.distinguished_name = dn;
+    p.subject_alt_names = vec![
+        SanType::DnsName("localhost".try_into()?),
+        SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(365);
+    p.use_authority_key_identifier_extension = true;
+    p.serial_number = Some(random_serial());
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let der = p.signed_by(&key, &root.issuer())?.der().clone();
+    Ok((der, key))
+}
+
+/// Subject in DER order C, O, OU, CN, so RFC 4514 reads CN=…,OU=…,O=….
+fn device_params(spec: &DeviceSpec) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, spec.org.as_str());
+    if let Some(ou) = &spec.ou {
+        dn.push(DnType::OrganizationalUnitName, ou.as_str());
+    }
+    dn.push(DnType::CommonName, spec.name.as_str());
+    p.distinguished_name = dn;
+    p.not_before = spec.not_before;
+    p.not_after = spec.not_after;
+    p.key_usages = match spec.key_usage {
+        LeafKeyUsage::DigitalSignature => vec![KeyUsagePurpose::DigitalSignature],
+        LeafKeyUsage::WithoutDigitalSignature => vec![KeyUsagePurpose::KeyEncipherment],
+        LeafKeyUsage::Absent => vec![],
+    };
+    if spec.client_auth_eku {
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    }
+    p.use_authority_key_identifier_extension = spec.issuer != DeviceIssuer::SelfSigned;
+    p.serial_number = Some(random_serial());
+    p
+}
+
+/// 16 random bytes, positive and without a leading zero byte, so the DER
+/// INTEGER is minimal.
+fn random_serial() -> SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    SerialNumber::from_slice(&bytes)
+}
+
+fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca, PkiError> {
+    let der = read_cert(cert_path)?;
+    let key = read_key(key_path)?;
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|_| PkiError::BadPem {
+        path: cert_path.to_owned(),
+        what: "X.509 certificate",
+    })?;
+    let mut params = ca_params("", 0);
+    params.distinguished_name =
+        reproduce_subject(&cert).map_err(|why| PkiError::UnsupportedCa {
+            path: cert_path.to_owned(),
+            why,
+        })?;
+    Ok(Ca { params, key, der })
+}
+
+/// rcgen writes an issuer name from parameters: rebuild the CA's subject so
+/// that issued certificates name it byte for byte as the CA encodes it.
+fn reproduce_subject(cert: &X509Certificate<'_>) -> Result<DistinguishedName, &'static str> {
+    let mut dn = DistinguishedName::new();
+    for atv in cert.subject().iter_attributes() {
+        let ty = match atv.attr_type().as_bytes() {
+            [0x55, 0x04, 0x03] => DnType::CommonName,
+            [0x55, 0x04, 0x06] => DnType::CountryName,
+            [0x55, 0x04, 0x07] => DnType::LocalityName,
+            [0x55, 0x04, 0x08] => DnType::StateOrProvinceName,
+            [0x55, 0x04, 0x0a] => DnType::OrganizationName,
+            [0x55, 0x04, 0x0b] => DnType::OrganizationalUnitName,
+            _ => return Err("an attribute type other than CN, C, L, ST, O, OU"),
+        };
+        if dn.get(&ty).is_some() {
+            return Err("a repeated attribute type");
+        }
+        let text = atv.as_str().map_err(|_| "an attribute that is not text")?;
+        let value = match atv.attr_value().header.tag().0 {
+            12 => DnValue::Utf8String(text.to_owned()),
+            19 => {
+                DnValue::PrintableString(text.try_into().map_err(|_| "an invalid PrintableString")?)
+            }
+            _ => return Err("a string type other than UTF8String or PrintableString"),
+        };
+        dn.push(ty, value);
+    }
+    Ok(dn)
+}
+
+fn read_to_string(path: &Path) -> Result<String, PkiError> {
+    fs::read_to_string(path).map_err(io_err(path))
+}
+
+fn read_cert(path: &Path) -> Result<CertificateDer<'static>, PkiError> {
+    let text = read_to_string(path)?;
+    CertificateDer::from_pem_slice(text.as_bytes()).map_err(|_| PkiError::BadPem {
+        path: path.to_owned(),
+        what: "certificate",
+    })
+}
+
+fn read_key(path: &Path) -> Result<KeyPair, PkiError> {
+    let text = read_to_string(path)?;
+    KeyPair::from_pem(&text).map_err(|_| PkiError::BadPem {
+        path: path.to_owned(),
+        what: "PKCS#8 private key",
+    })
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII.
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn pem_chain(chain: &[CertificateDer<'_>]) -> String {
+    chain.iter().map(|c| pem("CERTIFICATE", c)).collect()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Secret {
+    /// A certificate: replaced, default mode.
+    No,
+    /// A key, replaced if present; 0600.
+    Replace,
+    /// A key that must not exist yet; 0600.
+    NewOnly,
+}
+
+fn write_file(path: &Path, contents: &[u8], secret: Secret) -> Result<(), PkiError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true);
+    match secret {
+        Secret::NewOnly => opts.create_new(true),
+        _ => opts.create(true).truncate(true),
+    };
+    #[cfg(unix)]
+    if secret != Secret::No {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            PkiError::AlreadyExists(path.to_owned())
+        } else {
+            io_err(path)(e)
+        }
+    })?;
+    // `mode` applies only on creation: tighten a replaced key file too.
+    #[cfg(unix)]
+    if secret != Secret::No {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(io_err(path))?;
+    }
+    file.write_all(contents).map_err(io_err(path))
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_escape_the_devices_dir_are_refused() {
+        for bad in ["", "..", ".hidden", "a/b", "a\\b", "x y", &"a".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["lt-042", "host.example", "A_1"] {
+            assert!(validate_name(ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn pem_lines_are_64_columns() {
+        let p = pem("CERTIFICATE", &[0u8; 100]);
+        assert!(p.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
+        let der = CertificateDer::from_pem_slice(p.as_bytes()).unwrap();
+        assert_eq!(der.as_ref(), &[0u8; 100][..]);
+    }
+}

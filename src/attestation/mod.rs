@@ -11,4 +11,6 @@ pub mod verify;
 
 pub use claims::Claims;
 pub use reason::Reason;
-pub use verify::{NonceCheck, NonceVerdict, Verified, Verifier, VerifierSettings};
+pub use verify::{
+    NonceCheck, NonceStore, NonceVerdict, Verified, Verifier, VerifierError, VerifierSettings,
+};
