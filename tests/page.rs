@@ -226,7 +226,14 @@ fn all_problems<'a>(result: &'a SegmentResult, device_os: &'a Os) -> Vec<(Proble
 fn negotiation_table() {
     let browser =
         "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
-    let table: &[(Option<&str>, Option<&str>, Option<&str>, Format, Lang)] = &[
+    type Row<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Format,
+        Lang,
+    );
+    let table: &[Row<'_>] = &[
         (None, None, None, Format::Html, Lang::Nl),
         (Some("*/*"), None, None, Format::Html, Lang::Nl),
         (
@@ -856,6 +863,29 @@ fn organisation_text_is_shown_only_to_that_organisation() {
         j["organisation_text"],
         "First call the IT department of Leverancier BV: 020 765 43 21."
     );
+}
+
+#[test]
+fn every_page_comes_with_the_csp_and_no_store() {
+    for format in [Format::Html, Format::ProblemJson] {
+        let r = page(
+            Problem::NoPosture,
+            Case {
+                format,
+                ..Case::default()
+            },
+        );
+        let headers: BTreeMap<String, String> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect();
+        assert_eq!(headers["content-type"], r.content_type);
+        assert_eq!(headers["content-security-policy"], CONTENT_SECURITY_POLICY);
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(headers["vary"].contains("Accept-Language"));
+    }
 }
 
 /// Writes every page to target/tmp/page-samples for a look in a browser.

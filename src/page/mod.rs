@@ -115,6 +115,27 @@ pub struct Rendered {
     pub body: bytes::Bytes,
 }
 
+impl Rendered {
+    /// Every header a denial should be sent with: its content type, the
+    /// strict CSP, and no caching or sniffing, since the page depends on the
+    /// device's state and on `Accept` / `Accept-Language`.
+    pub fn headers(&self) -> [(http::HeaderName, http::HeaderValue); 6] {
+        use http::header;
+        use http::HeaderValue as V;
+        [
+            (header::CONTENT_TYPE, V::from_static(self.content_type)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                V::from_static(CONTENT_SECURITY_POLICY),
+            ),
+            (header::CACHE_CONTROL, V::from_static("no-store")),
+            (header::X_CONTENT_TYPE_OPTIONS, V::from_static("nosniff")),
+            (header::REFERRER_POLICY, V::from_static("no-referrer")),
+            (header::VARY, V::from_static("Accept, Accept-Language")),
+        ]
+    }
+}
+
 pub const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
 pub const CONTENT_TYPE_PROBLEM_JSON: &str = "application/problem+json";
 

@@ -118,7 +118,7 @@ fn lang_from_accept_language(header: &str) -> Option<Lang> {
         .filter(|(q, _)| *q > 0)
         .collect();
     // Stable: among equal q-values the client's own order decides.
-    tags.sort_by(|a, b| b.0.cmp(&a.0));
+    tags.sort_by_key(|(q, _)| std::cmp::Reverse(*q));
     tags.first().map(|(_, lang)| *lang)
 }
 

@@ -138,14 +138,13 @@ fn remediation(v: &View) -> Vec<String> {
         .flat_map(|s| &s.steps)
         .map(|step| {
             let mut line = step.text.clone();
-            for extra in [
+            let extras = [
                 step.code.as_deref(),
                 step.link.as_ref().map(|l| l.href.as_str()),
-            ] {
-                if let Some(extra) = extra {
-                    line.push(' ');
-                    line.push_str(extra);
-                }
+            ];
+            for extra in extras.into_iter().flatten() {
+                line.push(' ');
+                line.push_str(extra);
             }
             line
         })

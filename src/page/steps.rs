@@ -68,7 +68,7 @@ fn retry_step(l: Lang, retry: &str, text: &str) -> Step {
         text,
         Link {
             href: retry.to_string(),
-            label: l.pick("opnieuw proberen", "try again").into(),
+            label: l.pick("Opnieuw proberen", "Try again").into(),
         },
     )
 }

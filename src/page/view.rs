@@ -278,7 +278,7 @@ fn unavailable(
                 l.pick("Probeer het daarna opnieuw:", "Then try again:"),
                 Link {
                     href: retry.to_string(),
-                    label: l.pick("opnieuw proberen", "try again").into(),
+                    label: l.pick("Opnieuw proberen", "Try again").into(),
                 },
             ),
             Step::text(l.pick(
