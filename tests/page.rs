@@ -641,6 +641,37 @@ fn prohibited_problem_json_has_rfc9457_members_and_extensions() {
 }
 
 #[test]
+fn unknown_os_and_unknown_catalogue_ids_still_get_removal_steps() {
+    let mut result = kaspersky_result();
+    result.findings.push(Finding {
+        catalog_id: "not-in-catalogue".into(),
+        ..finding("Acme Spyware", "1.0", Decision::Deny)
+    });
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: None,
+    };
+    let body = text(&page(
+        problem,
+        Case {
+            lang: Lang::En,
+            ..Case::default()
+        },
+    ));
+    let snapshot = test_snapshot();
+    for step in &kaspersky_entry(&snapshot).removal_steps(None).en {
+        assert!(
+            body.contains(&escape(step)),
+            "missing generic step {step:?}"
+        );
+    }
+    assert!(body.contains("How to remove Kaspersky</h2>"), "{body}");
+    assert!(body.contains("How to remove Acme Spyware</h2>"));
+    assert!(body.contains("Remove Acme Spyware from this device"));
+}
+
+#[test]
 fn unmet_requirements_get_their_own_page_with_os_specific_fixes() {
     let result = SegmentResult {
         decision: Decision::Deny,
