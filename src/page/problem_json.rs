@@ -1,0 +1,152 @@
+//! RFC 9457 problem details for API clients: the standard members `type`,
+//! `title`, `status`, `detail` and `instance`, and extension members with
+//! the same facts the HTML page shows.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::attestation::Reason;
+use crate::verdict::Decision;
+
+use super::view::View;
+
+/// Problem types are URNs: stable names that promise no dereferenceable
+/// document, and reveal nothing about where the gate runs.
+pub const TYPE_PREFIX: &str = "urn:posture-gate:problem:";
+pub const INSTANCE_PREFIX: &str = "urn:posture-gate:ref:";
+
+#[derive(Serialize)]
+struct Document<'a> {
+    #[serde(rename = "type")]
+    problem_type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    instance: String,
+    reference: &'a str,
+    lang: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<Reason>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    findings: Vec<JsonFinding<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unmet: Vec<JsonUnmet<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remediation: Vec<String>,
+    service_desk: JsonDesk<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organisation_text: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    catalog_id: &'a str,
+    product: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
+    category: &'a str,
+    action: Decision,
+}
+
+#[derive(Serialize)]
+struct JsonUnmet<'a> {
+    requirement: &'a str,
+    detail: &'a str,
+    action: Decision,
+}
+
+#[derive(Serialize)]
+struct JsonDesk<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hours: Option<&'a str>,
+}
+
+pub fn render(v: &View) -> Bytes {
+    let doc = document(v);
+    match serde_json::to_vec(&doc) {
+        Ok(body) => Bytes::from(body),
+        // Serialising plain strings and numbers cannot fail; if it ever
+        // did, the client still gets a valid problem document.
+        Err(_) => Bytes::from(format!(
+            "{{\"type\":\"about:blank\",\"status\":{}}}",
+            v.status.as_u16()
+        )),
+    }
+}
+
+fn document(v: &View) -> Document<'_> {
+    Document {
+        problem_type: format!("{TYPE_PREFIX}{}", v.slug),
+        title: &v.title,
+        status: v.status.as_u16(),
+        detail: &v.lead,
+        instance: format!("{INSTANCE_PREFIX}{}", v.reference),
+        reference: &v.reference,
+        lang: v.lang.code(),
+        segment: v.segment.as_deref(),
+        reason: v.reason,
+        findings: v
+            .findings
+            .iter()
+            .map(|f| JsonFinding {
+                catalog_id: &f.catalog_id,
+                product: &f.product,
+                vendor: f.vendor.as_deref(),
+                version: f.version.as_deref(),
+                category: &f.category,
+                action: f.action,
+            })
+            .collect(),
+        unmet: v
+            .unmet
+            .iter()
+            .map(|u| JsonUnmet {
+                requirement: u.requirement,
+                detail: &u.detail,
+                action: u.action,
+            })
+            .collect(),
+        remediation: remediation(v),
+        service_desk: JsonDesk {
+            name: v.desk.name.as_deref(),
+            phone: v.desk.phone.as_deref(),
+            email: v.desk.email.as_deref(),
+            url: v.desk.url.as_deref(),
+            hours: v.desk.hours.as_deref(),
+        },
+        organisation_text: v.organisation.as_ref().map(|o| o.text.as_str()),
+    }
+}
+
+/// Every numbered step of the page, in order, as one line each; a command
+/// or a link target is kept verbatim after its sentence.
+fn remediation(v: &View) -> Vec<String> {
+    v.sections
+        .iter()
+        .flat_map(|s| &s.steps)
+        .map(|step| {
+            let mut line = step.text.clone();
+            let extras = [
+                step.code.as_deref(),
+                step.link.as_ref().map(|l| l.href.as_str()),
+            ];
+            for extra in extras.into_iter().flatten() {
+                line.push(' ');
+                line.push_str(extra);
+            }
+            line
+        })
+        .collect()
+}

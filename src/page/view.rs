@@ -1,0 +1,571 @@
+//! What a denial says, independent of how it is written down: the HTML
+//! template and the problem+json document are both rendered from a [`View`],
+//! so a person and an API client are always told the same thing.
+
+use http::StatusCode;
+
+use crate::attestation::claims::{Os, OsFamily};
+use crate::attestation::Reason;
+use crate::config::Snapshot;
+use crate::decision::SegmentResult;
+use crate::verdict::{Decision, Finding, ItemKind, Requirement, Unmet};
+
+use super::steps::{self, Link, Section, Step};
+use super::{links, reasons, Lang, PageInput, Problem};
+
+pub struct View {
+    pub lang: Lang,
+    pub status: StatusCode,
+    /// The last part of the problem type URN, e.g. `prohibited-software`.
+    pub slug: &'static str,
+    /// A short label above the title, so the kind of page is clear in words.
+    pub kicker: &'static str,
+    pub title: String,
+    pub lead: String,
+    pub sections: Vec<Section>,
+    pub segment: Option<String>,
+    pub reason: Option<Reason>,
+    pub findings: Vec<FindingView>,
+    pub unmet: Vec<UnmetView>,
+    pub reference: String,
+    pub desk: Desk,
+    pub organisation: Option<OrganisationView>,
+    pub switch_href: String,
+}
+
+#[derive(Clone)]
+pub struct FindingView {
+    pub catalog_id: String,
+    pub product: String,
+    pub vendor: Option<String>,
+    pub version: Option<String>,
+    pub category: String,
+    pub category_label: String,
+    pub kind_label: &'static str,
+    pub action: Decision,
+    pub action_label: &'static str,
+}
+
+#[derive(Clone)]
+pub struct UnmetView {
+    pub requirement: &'static str,
+    pub label: &'static str,
+    pub detail: String,
+    pub action: Decision,
+}
+
+/// The service desk from config; empty fields are `None`. Hrefs are only
+/// set when the value has the shape the scheme needs.
+#[derive(Default)]
+pub struct Desk {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub phone_href: Option<String>,
+    pub email: Option<String>,
+    pub email_href: Option<String>,
+    pub url: Option<String>,
+    pub url_href: Option<String>,
+    pub hours: Option<String>,
+}
+
+pub struct OrganisationView {
+    pub name: String,
+    pub text: String,
+}
+
+/// The parts that differ per problem; the rest is common to every page.
+struct Body {
+    status: StatusCode,
+    slug: &'static str,
+    kicker: &'static str,
+    title: String,
+    lead: String,
+    sections: Vec<Section>,
+    segment: Option<String>,
+    reason: Option<Reason>,
+    findings: Vec<FindingView>,
+    unmet: Vec<UnmetView>,
+}
+
+impl Body {
+    fn new(
+        status: StatusCode,
+        slug: &'static str,
+        kicker: &'static str,
+        title: &str,
+        lead: &str,
+    ) -> Body {
+        Body {
+            status,
+            slug,
+            kicker,
+            title: title.to_string(),
+            lead: lead.to_string(),
+            sections: Vec::new(),
+            segment: None,
+            reason: None,
+            findings: Vec::new(),
+            unmet: Vec::new(),
+        }
+    }
+}
+
+pub fn build(input: &PageInput<'_>) -> View {
+    let l = input.lang;
+    let retry_href = links::same_origin(input.path_and_query);
+    let body = body(input, &retry_href);
+    View {
+        lang: l,
+        status: body.status,
+        slug: body.slug,
+        kicker: body.kicker,
+        title: body.title,
+        lead: body.lead,
+        sections: body.sections,
+        segment: body.segment,
+        reason: body.reason,
+        findings: body.findings,
+        unmet: body.unmet,
+        reference: input.reference.to_string(),
+        desk: desk(input.snapshot, l),
+        organisation: organisation(input.snapshot, input.organization, l),
+        switch_href: links::with_lang(input.path_and_query, l.other()),
+    }
+}
+
+fn body(input: &PageInput<'_>, retry: &str) -> Body {
+    let l = input.lang;
+    let denied = l.pick("Geen toegang", "Access denied");
+    match &input.problem {
+        Problem::NoCertificate => {
+            let mut b = Body::new(
+                StatusCode::FORBIDDEN,
+                "no-certificate",
+                denied,
+                l.pick("Uw apparaat heeft geen certificaat laten zien", "Your device did not present a certificate"),
+                l.pick(
+                    "Deze toepassing is alleen bereikbaar vanaf apparaten met een apparaatcertificaat. Uw browser heeft geen certificaat meegestuurd.",
+                    "This application can only be reached from devices with a device certificate. Your browser did not send one.",
+                ),
+            );
+            b.sections.push(steps::enrol(l, retry));
+            b
+        }
+        Problem::NoPosture => {
+            let mut b = Body::new(
+                StatusCode::FORBIDDEN,
+                "no-attestation",
+                denied,
+                l.pick("Uw apparaat is nog niet gecontroleerd", "Your device has not been checked yet"),
+                l.pick(
+                    "Voordat u verder kunt, moet uw apparaat laten zien welke software erop staat. Dat doet het programma posture-agent.",
+                    "Before you can continue, your device has to report which software it runs. The posture-agent program does that.",
+                ),
+            );
+            b.sections.push(steps::recheck(l, retry, None));
+            b
+        }
+        Problem::StalePosture => {
+            let mut b = Body::new(
+                StatusCode::FORBIDDEN,
+                "stale-attestation",
+                denied,
+                l.pick("De controle van uw apparaat is verlopen", "Your device's check has expired"),
+                l.pick(
+                    "Het laatste rapport van uw apparaat is te oud. Een rapport is maar korte tijd geldig, zodat de toegang past bij wat er nu op uw apparaat staat.",
+                    "Your device's last report is too old. A report is valid for a short time only, so that access matches what is on your device now.",
+                ),
+            );
+            b.sections.push(steps::recheck(l, retry, None));
+            b
+        }
+        Problem::InvalidAttestation(reason) => invalid(l, *reason, retry, denied),
+        Problem::Prohibited { segment, result, os } => {
+            prohibited(input.snapshot, l, segment, result, *os, retry, denied)
+        }
+        Problem::UnknownHost => Body::new(
+            StatusCode::NOT_FOUND,
+            "unknown-host",
+            l.pick("Niet gevonden", "Not found"),
+            l.pick("Dit adres is hier niet bekend", "This address is not known here"),
+            l.pick(
+                "Achter deze toegangscontrole staat geen toepassing met dit adres. Controleer het adres in de adresbalk.",
+                "There is no application with this address behind this access check. Check the address in the address bar.",
+            ),
+        ),
+        Problem::UpstreamUnavailable => unavailable(
+            l,
+            StatusCode::BAD_GATEWAY,
+            "upstream-unavailable",
+            l.pick("De toepassing is niet bereikbaar", "The application cannot be reached"),
+            l.pick(
+                "Uw apparaat is toegelaten, maar de toepassing achter deze toegangscontrole antwoordt niet. Dat ligt niet aan u.",
+                "Your device was admitted, but the application behind this access check does not answer. This is not your fault.",
+            ),
+            retry,
+        ),
+        Problem::UpstreamTimeout => unavailable(
+            l,
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream-timeout",
+            l.pick("De toepassing reageert niet op tijd", "The application did not respond in time"),
+            l.pick(
+                "Uw apparaat is toegelaten, maar de toepassing achter deze toegangscontrole gaf niet op tijd antwoord. Dat ligt niet aan u.",
+                "Your device was admitted, but the application behind this access check did not answer in time. This is not your fault.",
+            ),
+            retry,
+        ),
+        Problem::PayloadTooLarge => Body::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            l.pick("Niet verwerkt", "Not processed"),
+            l.pick("Wat u verstuurde is te groot", "What you sent is too large"),
+            l.pick(
+                "Het verzoek is groter dan deze toegangscontrole aanneemt. Verstuur minder gegevens tegelijk, of neem contact op met de servicedesk.",
+                "The request is larger than this access check accepts. Send less data at once, or contact the service desk.",
+            ),
+        ),
+        Problem::BadRequest => Body::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            l.pick("Niet verwerkt", "Not processed"),
+            l.pick("Dit verzoek kan niet worden verwerkt", "This request cannot be processed"),
+            l.pick(
+                "Het adres of het verzoek heeft een vorm die deze toegangscontrole niet toestaat, bijvoorbeeld een gecodeerde schuine streep (%2F) in het pad. Controleer het adres of de link die u volgde.",
+                "The address or request has a form this access check does not allow, for example an encoded slash (%2F) in the path. Check the address or the link you followed.",
+            ),
+        ),
+    }
+}
+
+fn invalid(l: Lang, reason: Reason, retry: &str, denied: &'static str) -> Body {
+    let e = reasons::explain(reason, l);
+    let mut b = Body::new(
+        StatusCode::FORBIDDEN,
+        "invalid-attestation",
+        denied,
+        l.pick(
+            "Het rapport van uw apparaat is afgekeurd",
+            "Your device's report was rejected",
+        ),
+        e.what,
+    );
+    b.reason = Some(reason);
+    b.sections.push(steps::recheck(l, retry, Some(e.fix)));
+    b
+}
+
+fn unavailable(
+    l: Lang,
+    status: StatusCode,
+    slug: &'static str,
+    title: &str,
+    lead: &str,
+    retry: &str,
+) -> Body {
+    let mut b = Body::new(
+        status,
+        slug,
+        l.pick("Tijdelijk niet beschikbaar", "Temporarily unavailable"),
+        title,
+        lead,
+    );
+    b.sections.push(Section {
+        heading: l.pick("Wat u kunt doen", "What you can do").into(),
+        steps: vec![
+            Step::text(l.pick("Wacht enkele minuten.", "Wait a few minutes.")),
+            Step::link(
+                l.pick("Probeer het daarna opnieuw:", "Then try again:"),
+                Link {
+                    href: retry.to_string(),
+                    label: l.pick("Opnieuw proberen", "Try again").into(),
+                },
+            ),
+            Step::text(l.pick(
+                "Lukt het na een kwartier nog steeds niet? Neem dan contact op met de servicedesk.",
+                "Still not working after a quarter of an hour? Contact the service desk.",
+            )),
+        ],
+        ..Section::default()
+    });
+    b
+}
+
+fn prohibited(
+    snapshot: &Snapshot,
+    l: Lang,
+    segment: &str,
+    result: &SegmentResult,
+    os: Option<&Os>,
+    retry: &str,
+    denied: &'static str,
+) -> Body {
+    let findings: Vec<FindingView> = result
+        .findings
+        .iter()
+        .filter(|f| f.action != Decision::Allow)
+        .map(|f| finding_view(f, l))
+        .collect();
+    let unmet: Vec<UnmetView> = result.unmet.iter().map(|u| unmet_view(u, l)).collect();
+    let place = segment_label(snapshot, segment);
+    let family = os.map(|o| o.family);
+    let mut b = if findings.iter().any(|f| f.action == Decision::Deny)
+        || (unmet.is_empty() && !findings.is_empty())
+    {
+        Body::new(
+            StatusCode::FORBIDDEN,
+            "prohibited-software",
+            denied,
+            l.pick("Er staat verboden software op uw apparaat", "Prohibited software found on your device"),
+            &l.pick(
+                format!("Op uw apparaat staat software die niet is toegestaan voor {place}. Daarom krijgt u geen toegang. Verwijder de software, laat uw apparaat opnieuw controleren en probeer het dan opnieuw."),
+                format!("Your device has software that is not allowed for {place}. That is why you have no access. Remove the software, have your device checked again, then try again."),
+            ),
+        )
+    } else if !unmet.is_empty() {
+        Body::new(
+            StatusCode::FORBIDDEN,
+            "requirements-not-met",
+            denied,
+            l.pick("Uw apparaat voldoet niet aan de eisen", "Your device does not meet the requirements"),
+            &l.pick(
+                format!("Voor {place} moet uw apparaat aan eisen voldoen die het nu niet haalt. Los de punten hieronder op, laat uw apparaat opnieuw controleren en probeer het dan opnieuw."),
+                format!("{} requires your device to meet requirements it does not meet now. Fix the points below, have your device checked again, then try again.", capitalise(&place)),
+            ),
+        )
+    } else {
+        Body::new(
+            StatusCode::FORBIDDEN,
+            "access-denied",
+            denied,
+            l.pick("U heeft geen toegang", "You have no access"),
+            &l.pick(
+                format!("Uw apparaat heeft geen toegang tot {place}. Neem contact op met de servicedesk en noem de referentie op deze pagina."),
+                format!("Your device has no access to {place}. Contact the service desk and quote the reference on this page."),
+            ),
+        )
+    };
+    b.segment = Some(segment.to_string());
+    if !findings.is_empty() {
+        b.sections.push(steps::found(l, &findings, os));
+        b.sections
+            .extend(steps::removal(snapshot, l, &findings, family));
+    }
+    if !unmet.is_empty() {
+        b.sections.push(steps::requirements(l, &unmet, family));
+    }
+    if !findings.is_empty() || !unmet.is_empty() {
+        b.sections.push(steps::recheck(l, retry, None));
+    }
+    b.findings = findings;
+    b.unmet = unmet;
+    b
+}
+
+/// How a segment is named to a person: its description when the network
+/// team wrote one, with the name for the service desk.
+fn segment_label(snapshot: &Snapshot, segment: &str) -> String {
+    let description = snapshot
+        .segments
+        .iter()
+        .find(|s| s.name == segment)
+        .map(|s| s.description.trim())
+        .filter(|d| !d.is_empty());
+    match description {
+        Some(d) => format!("“{d}” ({segment})"),
+        None => format!("“{segment}”"),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn finding_view(f: &Finding, l: Lang) -> FindingView {
+    FindingView {
+        catalog_id: f.catalog_id.clone(),
+        product: f.item.name.clone(),
+        vendor: f.item.vendor.clone().filter(|v| !v.trim().is_empty()),
+        version: f.item.version.clone().filter(|v| !v.trim().is_empty()),
+        category: f.category.clone(),
+        category_label: category_label(&f.category, l),
+        kind_label: match f.item.kind {
+            ItemKind::Software => l.pick("geïnstalleerd programma", "installed program"),
+            ItemKind::Process => l.pick("actief proces", "running process"),
+            ItemKind::SecurityProduct => l.pick("beveiligingsproduct", "security product"),
+        },
+        action: f.action,
+        action_label: match f.action {
+            Decision::Deny => l.pick("blokkeert de toegang", "blocks access"),
+            Decision::Warn => l.pick(
+                "waarschuwing: nu nog toegestaan",
+                "warning: still allowed for now",
+            ),
+            Decision::Allow => l.pick("toegestaan (uitzondering)", "allowed (exemption)"),
+        },
+    }
+}
+
+/// Category words of the catalogue in plain language; an unknown one is
+/// shown as it is rather than hidden.
+fn category_label(category: &str, l: Lang) -> String {
+    let known = match category {
+        "antivirus" => Some(l.pick(
+            "antivirus of endpointbeveiliging",
+            "antivirus or endpoint protection",
+        )),
+        "management_agent" => Some(l.pick("beheersoftware", "management agent")),
+        "vpn" => Some("VPN"),
+        "password_manager" => Some(l.pick("wachtwoordbeheerder", "password manager")),
+        "parental_control" => Some(l.pick("ouderlijk toezicht", "parental control")),
+        "unclassified" => Some(l.pick("software van deze leverancier", "software by this vendor")),
+        _ => None,
+    };
+    known.map_or_else(|| category.to_string(), str::to_string)
+}
+
+fn unmet_view(u: &Unmet, l: Lang) -> UnmetView {
+    let (requirement, label) = match u.requirement {
+        Requirement::MinOsVersion => (
+            "min_os_version",
+            l.pick(
+                "Het besturingssysteem is te oud",
+                "The operating system is too old",
+            ),
+        ),
+        Requirement::Antivirus => (
+            "antivirus",
+            l.pick(
+                "Er is geen werkende, actuele antivirus",
+                "There is no working, up-to-date antivirus",
+            ),
+        ),
+    };
+    UnmetView {
+        requirement,
+        label,
+        detail: u.detail.clone(),
+        action: u.action,
+    }
+}
+
+pub fn os_label(family: OsFamily, l: Lang) -> &'static str {
+    match family {
+        OsFamily::Windows => "Windows",
+        OsFamily::Macos => "macOS",
+        OsFamily::Linux => "Linux",
+        OsFamily::Android => "Android",
+        OsFamily::Ios => "iOS",
+        OsFamily::Chromeos => "ChromeOS",
+        OsFamily::Other => l.pick("een ander besturingssysteem", "another operating system"),
+    }
+}
+
+fn desk(snapshot: &Snapshot, l: Lang) -> Desk {
+    let d = &snapshot.remediation.service_desk;
+    let some = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let phone = some(&d.phone);
+    let email = some(&d.email);
+    let url = some(&d.url);
+    Desk {
+        name: some(&d.name),
+        phone_href: phone.as_deref().and_then(tel_href),
+        email_href: email.as_deref().and_then(mailto_href),
+        url_href: url.as_deref().and_then(web_href),
+        phone,
+        email,
+        url,
+        hours: some(l.pick(&d.hours_nl, &d.hours_en)),
+    }
+}
+
+fn tel_href(phone: &str) -> Option<String> {
+    // "+31 (0)70 ..." is how Dutch numbers are written; the (0) is not dialled.
+    let digits: String = phone
+        .replace("(0)", "")
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    (digits.len() >= 3 && !digits[1..].contains('+')).then(|| format!("tel:{digits}"))
+}
+
+fn mailto_href(email: &str) -> Option<String> {
+    let plain = email.contains('@')
+        && email
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"?&#:\"'<>\\".contains(c));
+    plain.then(|| format!("mailto:{email}"))
+}
+
+/// Only web links: a `javascript:` or `data:` URL in config must not
+/// become a clickable link on a page people are told to trust.
+fn web_href(url: &str) -> Option<String> {
+    let lower = url.to_ascii_lowercase();
+    let web = (lower.starts_with("https://") || lower.starts_with("http://"))
+        && url.chars().all(|c| c.is_ascii_graphic());
+    web.then(|| url.to_string())
+}
+
+fn organisation(
+    snapshot: &Snapshot,
+    organization: Option<&str>,
+    l: Lang,
+) -> Option<OrganisationView> {
+    let wanted = organization?.trim().to_lowercase();
+    let o = snapshot
+        .remediation
+        .organisations
+        .iter()
+        .find(|o| o.name.get_ref().trim().to_lowercase() == wanted)?;
+    let text = l.pick(&o.text_nl, &o.text_en).trim();
+    (!text.is_empty()).then(|| OrganisationView {
+        name: o.name.get_ref().trim().to_string(),
+        text: text.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_web_links_become_links() {
+        assert_eq!(
+            web_href("https://servicedesk.example/"),
+            Some("https://servicedesk.example/".into())
+        );
+        assert_eq!(web_href("javascript:alert(1)"), None);
+        assert_eq!(web_href("data:text/html,x"), None);
+        assert_eq!(web_href("https://a b"), None);
+    }
+
+    #[test]
+    fn phone_and_mail_links_need_plain_values() {
+        assert_eq!(
+            tel_href("+31 (0)70 123 45 67"),
+            Some("tel:+31701234567".into())
+        );
+        assert_eq!(tel_href("call us"), None);
+        assert_eq!(tel_href("12+3"), None);
+        assert_eq!(
+            mailto_href("servicedesk@example.nl"),
+            Some("mailto:servicedesk@example.nl".into())
+        );
+        assert_eq!(mailto_href("a@b.nl?subject=x"), None);
+        assert_eq!(mailto_href("nobody"), None);
+    }
+
+    #[test]
+    fn category_words_are_translated_and_unknown_ones_kept() {
+        assert_eq!(category_label("vpn", Lang::Nl), "VPN");
+        assert_eq!(
+            category_label("password_manager", Lang::Nl),
+            "wachtwoordbeheerder"
+        );
+        assert_eq!(category_label("remote_access", Lang::En), "remote_access");
+    }
+}
