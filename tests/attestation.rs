@@ -468,9 +468,17 @@ fn malformed_software_as_string_and_missing_os() {
         f.reason(&f.token().payload_bytes(s).build().unwrap()),
         Reason::Malformed
     );
-    let s = claims_json(|j| {
-        j.as_object_mut().unwrap().remove("os");
-    });
+    for claim in ["os", "software"] {
+        let s = claims_json(|j| {
+            j.as_object_mut().unwrap().remove(claim);
+        });
+        assert_eq!(
+            f.reason(&f.token().payload_bytes(s).build().unwrap()),
+            Reason::Malformed,
+            "{claim}"
+        );
+    }
+    let s = claims_json(|j| j["software"][0]["name"] = serde_json::json!(42));
     assert_eq!(
         f.reason(&f.token().payload_bytes(s).build().unwrap()),
         Reason::Malformed
