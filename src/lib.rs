@@ -33,6 +33,7 @@ pub mod catalogue;
 pub mod config;
 pub mod decision;
 pub mod device;
+pub mod gate;
 pub mod pki;
 pub mod policy;
 pub mod test_support;
