@@ -61,7 +61,7 @@ pub(super) async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = stopped(&mut shutdown) => break,
             _ = signals.recv() => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
@@ -96,6 +96,12 @@ pub(super) async fn serve(
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Resolves once shutdown is asked for (or nobody can ask any more).
+async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send: drop it right here.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
 async fn connection(
