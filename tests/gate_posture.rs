@@ -11,8 +11,18 @@ use http_body_util::Full;
 async fn world() -> (TestGate, Upstream) {
     let public = upstream::start("public").await;
     let routes = [
-        RouteSpec { host: "public.test", prefix: "/", upstream: public.url(), segment: "open" },
-        RouteSpec { host: "finance.test", prefix: "/", upstream: public.url(), segment: "finance" },
+        RouteSpec {
+            host: "public.test",
+            prefix: "/",
+            upstream: public.url(),
+            segment: "open",
+        },
+        RouteSpec {
+            host: "finance.test",
+            prefix: "/",
+            upstream: public.url(),
+            segment: "finance",
+        },
     ];
     (TestGate::start(&routes, &Settings::default()).await, public)
 }
@@ -21,7 +31,10 @@ async fn world() -> (TestGate, Upstream) {
 async fn a_challenge_is_a_nonce_with_an_rfc3339_expiry_within_five_minutes() {
     let (gate, _up) = world().await;
     let device = gate.pki.device("lt-101", "Org");
-    let answer = gate.client(Some(&device), Proto::H1).get("public.test", "/.well-known/posture-gate/challenge").await;
+    let answer = gate
+        .client(Some(&device), Proto::H1)
+        .get("public.test", "/.well-known/posture-gate/challenge")
+        .await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.headers["content-type"], "application/json");
     let body = answer.json();
@@ -32,7 +45,10 @@ async fn a_challenge_is_a_nonce_with_an_rfc3339_expiry_within_five_minutes() {
     )
     .unwrap();
     let left = expires - time::OffsetDateTime::now_utc();
-    assert!(left > time::Duration::ZERO && left <= time::Duration::minutes(5), "{left}");
+    assert!(
+        left > time::Duration::ZERO && left <= time::Duration::minutes(5),
+        "{left}"
+    );
 }
 
 #[tokio::test]
@@ -40,7 +56,10 @@ async fn the_endpoints_answer_on_every_host() {
     let (gate, _up) = world().await;
     let device = gate.pki.device("lt-102", "Org");
     for host in ["finance.test", "other.test"] {
-        let answer = gate.client(Some(&device), Proto::H2).get(host, "/.well-known/posture-gate/challenge").await;
+        let answer = gate
+            .client(Some(&device), Proto::H2)
+            .get(host, "/.well-known/posture-gate/challenge")
+            .await;
         assert_eq!(answer.status, 200, "{host}");
     }
     let token = gate.fresh_token(&device, false).await;
@@ -57,10 +76,16 @@ async fn a_valid_report_gives_the_verdict_and_is_remembered_for_the_certificate(
     assert_eq!(answer.status, 200, "{}", answer.text());
     let verdict = answer.json();
     assert_eq!(verdict["valid"], true);
-    assert_eq!(verdict["device"]["fingerprint_sha256"], device.fingerprint());
+    assert_eq!(
+        verdict["device"]["fingerprint_sha256"],
+        device.fingerprint()
+    );
     assert_eq!(verdict["decisions"]["finance"], "allow");
     assert_eq!(gate.handle.posture_count(), 1);
-    let through = gate.client(Some(&device), Proto::H1).get("finance.test", "/").await;
+    let through = gate
+        .client(Some(&device), Proto::H1)
+        .get("finance.test", "/")
+        .await;
     assert_eq!(through.status, 200);
 }
 
@@ -73,7 +98,10 @@ async fn a_replayed_nonce_is_refused() {
     assert_eq!(post_token(&client, "public.test", &token).await.status, 200);
     let again = post_token(&client, "public.test", &token).await;
     assert_eq!(again.status, 400);
-    assert_eq!(again.json(), serde_json::json!({"valid": false, "reason": "nonce_replayed"}));
+    assert_eq!(
+        again.json(),
+        serde_json::json!({"valid": false, "reason": "nonce_replayed"})
+    );
 }
 
 #[tokio::test]
@@ -81,7 +109,12 @@ async fn a_nonce_the_gate_did_not_issue_is_refused() {
     let (gate, _up) = world().await;
     let device = gate.pki.device("lt-105", "Org");
     let token = device.token(&claims(Some("made-up-nonce"), false));
-    let answer = post_token(&gate.client(Some(&device), Proto::H1), "public.test", &token).await;
+    let answer = post_token(
+        &gate.client(Some(&device), Proto::H1),
+        "public.test",
+        &token,
+    )
+    .await;
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["reason"], "nonce_unknown");
 }
@@ -121,7 +154,10 @@ async fn an_inline_attestation_is_verified_remembered_and_not_forwarded() {
         assert_eq!(answer.status, 200, "{proto:?}: {}", answer.text());
         assert_eq!(upstream_header(&answer, "posture-attestation"), None);
     }
-    let later = gate.client(Some(&device), Proto::H1).get("public.test", "/").await;
+    let later = gate
+        .client(Some(&device), Proto::H1)
+        .get("public.test", "/")
+        .await;
     assert_eq!(later.status, 200);
     assert_eq!(gate.handle.posture_count(), 1);
 }
@@ -133,7 +169,10 @@ async fn without_a_client_certificate_the_verdict_is_returned_but_not_remembered
     let token = gate.fresh_token(&device, false).await;
     let answer = post_token(&gate.client(None, Proto::H1), "public.test", &token).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
-    assert_eq!(answer.json()["device"]["fingerprint_sha256"], device.fingerprint());
+    assert_eq!(
+        answer.json()["device"]["fingerprint_sha256"],
+        device.fingerprint()
+    );
     assert_eq!(gate.handle.posture_count(), 0);
 }
 
@@ -144,15 +183,25 @@ async fn a_body_over_one_mebibyte_is_413_and_a_wrong_type_415() {
     for proto in [Proto::H1, Proto::H2] {
         let client = gate.client(Some(&device), proto);
         let big = Bytes::from(vec![b'a'; 1024 * 1024 + 1]);
-        let req = request("POST", "public.test", "/.well-known/posture-gate/attest", proto)
-            .header("content-type", "application/eat+jwt")
-            .body(Full::new(big))
-            .unwrap();
+        let req = request(
+            "POST",
+            "public.test",
+            "/.well-known/posture-gate/attest",
+            proto,
+        )
+        .header("content-type", "application/eat+jwt")
+        .body(Full::new(big))
+        .unwrap();
         assert_eq!(client.send(req).await.status, 413, "{proto:?}");
-        let req = request("POST", "public.test", "/.well-known/posture-gate/attest", proto)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(b"{}")))
-            .unwrap();
+        let req = request(
+            "POST",
+            "public.test",
+            "/.well-known/posture-gate/attest",
+            proto,
+        )
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
         assert_eq!(client.send(req).await.status, 415, "{proto:?}");
     }
     // At the limit, the token is read and judged on its content.
@@ -167,12 +216,19 @@ async fn a_body_over_one_mebibyte_is_413_and_a_wrong_type_415() {
 async fn wrong_methods_on_the_endpoints_are_405() {
     let (gate, _up) = world().await;
     let client = gate.client(None, Proto::H1);
-    let answer = client.get("public.test", "/.well-known/posture-gate/attest").await;
+    let answer = client
+        .get("public.test", "/.well-known/posture-gate/attest")
+        .await;
     assert_eq!(answer.status, 405);
     assert_eq!(answer.headers["allow"], "POST");
-    let req = request("POST", "public.test", "/.well-known/posture-gate/challenge", Proto::H1)
-        .body(Full::default())
-        .unwrap();
+    let req = request(
+        "POST",
+        "public.test",
+        "/.well-known/posture-gate/challenge",
+        Proto::H1,
+    )
+    .body(Full::default())
+    .unwrap();
     assert_eq!(client.send(req).await.status, 405);
 }
 

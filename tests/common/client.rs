@@ -100,6 +100,20 @@ impl Client {
 
     /// Sends one request on a fresh connection, SNI = the request's host.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Answer {
+        self.try_send(req).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn try_get(&self, host: &str, path: &str) -> Result<Answer, String> {
+        self.try_send(
+            request("GET", host, path, self.proto)
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Like `send`, but a failed handshake or request is an error value.
+    pub async fn try_send(&self, req: Request<Full<Bytes>>) -> Result<Answer, String> {
         let host = req
             .uri()
             .host()
@@ -112,22 +126,28 @@ impl Client {
             .expect("request needs a host");
         let tls = connect(self.addr, &host, self.config.clone())
             .await
-            .expect("TLS handshake");
+            .map_err(|e| format!("TLS: {e}"))?;
         let response = match self.proto {
             Proto::H1 => {
                 let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                     .await
-                    .unwrap();
+                    .map_err(|e| format!("HTTP/1 handshake: {e}"))?;
                 tokio::spawn(conn.with_upgrades());
-                sender.send_request(req).await.unwrap()
+                sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| format!("request: {e}"))?
             }
             Proto::H2 => {
                 let (mut sender, conn) =
                     hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
                         .await
-                        .unwrap();
+                        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
                 tokio::spawn(conn);
-                sender.send_request(req).await.unwrap()
+                sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| format!("request: {e}"))?
             }
         };
         let (parts, body) = response.into_parts();
@@ -135,12 +155,12 @@ impl Client {
             .collect()
             .await
             .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        Answer {
+            .map_err(|e| format!("body: {e}"))?;
+        Ok(Answer {
             status: parts.status,
             headers: parts.headers,
             body,
-        }
+        })
     }
 
     pub async fn get(&self, host: &str, path: &str) -> Answer {

@@ -2,6 +2,7 @@
 //! as JSON, so tests can see exactly what the gate forwarded.
 //!
 //! - `/slow...`: waits 30 s before answering (the gate must time out first).
+//! - `/sleep-ms/N`: waits N milliseconds before answering.
 //! - `Upgrade: echo`: switches protocols and echoes every byte back.
 //! - `/stream...`: echoes the request body back.
 
@@ -75,6 +76,9 @@ async fn answer(
         .unwrap_or_default();
     if path.starts_with("/slow") {
         tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    if let Some(ms) = path.strip_prefix("/sleep-ms/").and_then(|n| n.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if req.headers().get("upgrade").is_some_and(|v| v == "echo") {
         let on = hyper::upgrade::on(&mut req);
