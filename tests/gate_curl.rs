@@ -190,3 +190,32 @@ async fn curl_path_tricks_are_normalised_or_refused() {
         .await;
     assert_eq!(out.status, 400);
 }
+
+#[tokio::test]
+async fn curl_with_tls_1_2_presents_its_certificate_too() {
+    let up = upstream::start("public").await;
+    let routes = [RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: up.url(),
+        segment: "open",
+    }];
+    let gate = TestGate::start(&routes, &Settings::default()).await;
+    let curl = Curl { gate: &gate };
+    let device = gate.pki.device("lt-403", "Org");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let out = curl
+        .run(
+            Some(&device),
+            "public.test",
+            "/",
+            &["--tlsv1.2", "--tls-max", "1.2"],
+        )
+        .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let echoed: serde_json::Value = serde_json::from_str(&out.body).unwrap();
+    assert_eq!(
+        echoed["headers"]["x-posture-device-fingerprint"][0],
+        device.fingerprint()
+    );
+}
