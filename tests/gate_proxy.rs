@@ -346,3 +346,46 @@ async fn request_bodies_stream_to_the_upstream() {
         assert_eq!(answer.json()["body_len"], 3 * 1024 * 1024);
     }
 }
+
+#[tokio::test]
+async fn an_https_upstream_is_trusted_only_through_its_routes_ca() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let _up_pki = common::Pki::new(up_dir.path());
+    let secure = upstream::start_tls("secure", up_dir.path()).await;
+    let public = upstream::start("public").await;
+    let routes = [RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: public.url(),
+        segment: "open",
+    }];
+    let settings = Settings::default();
+    let gate = TestGate::start(&routes, &settings).await;
+    let port = secure.addr.port();
+    let mut text = common::config_text(&routes, &settings);
+    // The right CA, and the gate's own CA, which did not issue the upstream's certificate.
+    text.push_str(&format!(
+        "\n[[route]]\nhost = \"other.test\"\nupstream = \"https://localhost:{port}\"\nupstream_ca = {:?}\nsegment = \"open\"\n\
+         \n[[route]]\nhost = \"office.test\"\nupstream = \"https://localhost:{port}\"\nupstream_ca = \"ca.pem\"\nsegment = \"open\"\n",
+        up_dir.path().join("ca.pem").display().to_string()
+    ));
+    std::fs::write(&gate.config, text).unwrap();
+    gate.handle.reload_now().await.unwrap();
+    let device = gate.pki.device("lt-012", "Ministerie van Test");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let answer = gate
+        .client(Some(&device), Proto::H2)
+        .get("other.test", "/s")
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["upstream"], "secure");
+    assert_eq!(
+        answer.json()["headers"]["host"][0],
+        format!("localhost:{port}")
+    );
+    let wrong_ca = gate
+        .client(Some(&device), Proto::H1)
+        .get("office.test", "/s")
+        .await;
+    assert_eq!(wrong_ca.status, 502);
+}

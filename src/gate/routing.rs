@@ -131,7 +131,7 @@ impl RouteTable {
                 .push((prefix, index));
         }
         for prefixes in by_host.values_mut() {
-            prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         }
         RouteTable { by_host }
     }

@@ -46,6 +46,31 @@ impl Drop for Upstream {
 }
 
 pub async fn start(name: &'static str) -> Upstream {
+    start_with(name, None).await
+}
+
+/// An `https://` upstream with the `server.pem` and `server-key.pem` that
+/// [`super::Pki::new`] wrote into `dir` (valid for `localhost`).
+pub async fn start_tls(name: &'static str, dir: &std::path::Path) -> Upstream {
+    use rustls_pki_types::pem::PemObject;
+    let chain = rustls_pki_types::CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("server-key.pem")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    start_with(name, Some(acceptor)).await
+}
+
+async fn start_with(name: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -54,11 +79,25 @@ pub async fn start(name: &'static str) -> Upstream {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            let tls = tls.clone();
             conns.spawn(async move {
                 let service = service_fn(move |req| answer(name, req));
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .await;
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let _ = match tls {
+                    None => {
+                        builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .await
+                    }
+                    Some(tls) => {
+                        let Ok(stream) = tls.accept(stream).await else {
+                            return;
+                        };
+                        builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .await
+                    }
+                };
             });
         }
     });
