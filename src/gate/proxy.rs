@@ -459,6 +459,11 @@ pub(super) fn page_response(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    // Pages depend on content and language negotiation.
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Language"),
+    );
     response
 }
 
