@@ -180,3 +180,29 @@ async fn idle_connections_are_closed() {
         drop((h1_sender, h2_sender));
     }
 }
+
+#[tokio::test]
+async fn a_request_waiting_on_its_upstream_is_not_idle() {
+    let settings = Settings {
+        idle_timeout: "1s",
+        upstream_timeout: "10s",
+        ..Settings::default()
+    };
+    let up = upstream::start("public").await;
+    let routes = [RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: up.url(),
+        segment: "open",
+    }];
+    let gate = TestGate::start(&routes, &settings).await;
+    let device = gate.pki.device("lt-503", "Org");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    for proto in [Proto::H1, Proto::H2] {
+        let answer = gate
+            .client(Some(&device), proto)
+            .get("public.test", "/sleep-ms/2500")
+            .await;
+        assert_eq!(answer.status, 200, "{proto:?}");
+    }
+}

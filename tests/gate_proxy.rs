@@ -169,7 +169,10 @@ async fn no_certificate_gets_the_denial_page_not_a_handshake_failure() {
         )
         .await;
     assert_eq!(json.status, 403);
-    assert!(json.headers["content-type"].to_str().unwrap().starts_with("application/problem+json"));
+    assert!(json.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/problem+json"));
 }
 
 #[tokio::test]

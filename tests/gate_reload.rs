@@ -152,3 +152,55 @@ async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
     assert_eq!(answer.json()["upstream"], "a");
     assert_eq!(upstream_of(&w.gate, &device).await, "b");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_a_config_the_watcher_cannot_see() {
+    let w = world().await;
+    let device = w.gate.pki.device("lt-308", "Org");
+    assert_eq!(w.gate.attest(&device, false).await.status, 200);
+    // The config becomes a symlink into a directory nobody watches, so only
+    // the signal can tell the gate about edits there.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let real = elsewhere.path().join("real.toml");
+    let absolute = |text: String| {
+        ["server.pem", "server-key.pem", "ca.pem", "nonce.key"]
+            .iter()
+            .fold(text, |t, f| {
+                t.replace(
+                    &format!("\"{f}\""),
+                    &format!("{:?}", w.gate.dir.path().join(f).display().to_string()),
+                )
+            })
+    };
+    std::fs::write(
+        &real,
+        absolute(config_text(&routes_to(&w.a), &Settings::default())),
+    )
+    .unwrap();
+    std::fs::remove_file(&w.gate.config).unwrap();
+    std::os::unix::fs::symlink(&real, &w.gate.config).unwrap();
+    w.gate.handle.reload_now().await.unwrap();
+    assert_eq!(upstream_of(&w.gate, &device).await, "a");
+
+    std::fs::write(
+        &real,
+        absolute(config_text(&routes_to(&w.b), &Settings::default())),
+    )
+    .unwrap();
+    let status = tokio::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(std::process::id().to_string())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while upstream_of(&w.gate, &device).await != "b" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "SIGHUP did not reload"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

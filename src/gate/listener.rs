@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,11 +43,11 @@ pub(super) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
+    mut signals: Signals,
 ) -> Result<(), GateError> {
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shutdown = shared.shutdown.subscribe();
-    let mut signals = Signals::new()?;
     loop {
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -132,10 +132,15 @@ async fn connection(
         }
     };
     let conn = Arc::new(conn_info(peer, tls.get_ref().1));
+    let busy = activity.clone();
     let service = service_fn(move |req| {
         let conn = conn.clone();
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(req, &conn, &shared).await) }
+        let busy = busy.clone();
+        async move {
+            let _working = Working::start(&busy);
+            Ok::<_, Infallible>(proxy::handle(req, &conn, &shared).await)
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -160,9 +165,10 @@ async fn connection(
                 return;
             }
             _ = tick.tick() => {
-                // No bytes either way for the idle timeout: close. A response
-                // that is still streaming moves bytes, so it is not idle.
-                if activity.idle_for() >= idle {
+                // No request being handled and no bytes either way for the
+                // idle timeout: close. A response that is still streaming
+                // moves bytes, so it is not idle.
+                if activity.in_flight.load(Ordering::Relaxed) == 0 && activity.idle_for() >= idle {
                     tracing::debug!(peer = %peer, "idle connection closed");
                     return;
                 }
@@ -195,8 +201,9 @@ fn conn_info(peer: SocketAddr, session: &rustls::ServerConnection) -> ConnInfo {
     }
 }
 
-/// SIGTERM and SIGINT, for a graceful shutdown.
-struct Signals {
+/// SIGTERM and SIGINT, for a graceful shutdown. Registered at bind, so a
+/// signal that arrives before `run` is polled is not lost (or fatal).
+pub(super) struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -204,7 +211,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn new() -> io::Result<Signals> {
+    pub(super) fn new() -> io::Result<Signals> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -234,6 +241,8 @@ impl Signals {
 struct Activity {
     start: Instant,
     last: AtomicU64,
+    /// Requests whose handler has not returned yet (waiting on an upstream).
+    in_flight: AtomicUsize,
 }
 
 impl Activity {
@@ -241,6 +250,7 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -252,6 +262,23 @@ impl Activity {
     fn idle_for(&self) -> Duration {
         let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
         self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// Counts a request as in flight for as long as it lives.
+struct Working<'a>(&'a Activity);
+
+impl<'a> Working<'a> {
+    fn start(activity: &'a Activity) -> Working<'a> {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Working(activity)
+    }
+}
+
+impl Drop for Working<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
     }
 }
 

@@ -93,6 +93,8 @@ pub struct Gate {
     shared: Arc<Shared>,
     listener: TcpListener,
     connections: Arc<Semaphore>,
+    signals: listener::Signals,
+    watchers: reload::Watchers,
 }
 
 /// A clone-able handle for reloads, shutdown and inspection.
@@ -129,10 +131,16 @@ impl Gate {
             reload_lock: Mutex::new(()),
             shutdown: watch::channel(false).0,
         });
+        // Signal handlers and the file watcher are set up here rather than
+        // in `run`, so a SIGHUP or SIGTERM right after bind is handled.
+        let signals = listener::Signals::new()?;
+        let watchers = reload::spawn_watchers(shared.clone())?;
         Ok(Gate {
             shared,
             listener,
             connections,
+            signals,
+            watchers,
         })
     }
 
@@ -153,9 +161,9 @@ impl Gate {
     /// on SIGHUP and on changes to the config file; then drains in-flight
     /// requests for at most `shutdown_grace`.
     pub async fn run(self) -> Result<(), GateError> {
-        let watcher = reload::spawn_watchers(self.shared.clone())?;
-        let result = listener::serve(self.listener, self.shared, self.connections).await;
-        drop(watcher);
+        let result =
+            listener::serve(self.listener, self.shared, self.connections, self.signals).await;
+        drop(self.watchers);
         result
     }
 }
