@@ -18,6 +18,28 @@
 //! - The TLS handshake is bounded by `header_read_timeout`.
 //! - `listen`, `max_connections` and `posture_cache_capacity` are fixed at
 //!   bind; a reload that changes them logs a warning and keeps the old ones.
+//! - The idle timeout closes a connection that has no request in flight and
+//!   has moved no byte for `idle_timeout` (HTTP/1 and HTTP/2 alike).
+//! - Upstreams are spoken to in HTTP/1.1 whatever the client used, which
+//!   also carries upgrades. An upgraded connection (websocket) runs in its
+//!   own task: it no longer counts against `max_connections`, and shutdown
+//!   does not wait for it.
+//! - With CRLs configured, rustls checks revocation for the whole chain and
+//!   refuses a certificate whose status is unknown or whose CRL is out of
+//!   date (fail closed).
+//! - Reload reports a [`ReloadError`], which wraps the loader's
+//!   `ConfigErrors` and adds what can fail after validation (unreadable
+//!   certificate or key, an upstream CA that does not parse).
+//! - Used nonces are remembered for their remaining lifetime in a cache of
+//!   4 x `posture_cache_capacity` entries; nonces themselves are stateless
+//!   (HMAC), so handing out challenges costs no memory.
+//!
+//! Headers the gate asserts to upstreams ([`GATE_OWNED`]) are removed from
+//! every client request first: `X-Posture-Device-Fingerprint`,
+//! `X-Posture-Device-Subject` and `X-Posture-Device-Organization`
+//! (percent-encoded outside visible ASCII), `X-Posture-Decision` (`allow` or
+//! `warn`), `Posture-Warning` (catalogue ids and unmet requirements behind a
+//! warning) and `Posture-Attestation` (consumed, never forwarded).
 
 mod headers;
 mod listener;
