@@ -6,7 +6,7 @@ use percent_encoding::{AsciiSet, CONTROLS};
 
 /// The device's certificate SHA-256 fingerprint, lowercase hex.
 pub const DEVICE_FINGERPRINT: HeaderName = HeaderName::from_static("x-posture-device-fingerprint");
-/// The RFC 4514 subject of the device certificate, percent-encoded (see [`encode_value`]).
+/// The RFC 4514 subject of the device certificate, percent-encoded outside visible ASCII.
 pub const DEVICE_SUBJECT: HeaderName = HeaderName::from_static("x-posture-device-subject");
 /// The first O of the device certificate, percent-encoded.
 pub const DEVICE_ORGANIZATION: HeaderName =

@@ -6,7 +6,7 @@
 //! `ArcSwap`: each connection takes the TLS config current at accept, each
 //! request takes the whole `Live` once, so a reload never changes the rules
 //! under a request in flight. What must outlive reloads (remembered postures,
-//! used nonces, the fallback nonce secret) lives in [`Shared`].
+//! used nonces, the fallback nonce secret) lives in `Shared`.
 //!
 //! Choices the issue left open:
 //! - A posture is remembered only for a TLS client certificate fingerprint.
