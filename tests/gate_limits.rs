@@ -257,3 +257,55 @@ async fn shutdown_drains_requests_in_flight_and_stops_accepting() {
     let after = late.try_get("public.test", "/").await;
     assert!(after.is_err(), "no new connections after shutdown");
 }
+
+#[tokio::test]
+async fn an_upgraded_connection_keeps_its_place_under_the_limit() {
+    let settings = Settings {
+        max_connections: 1,
+        ..Settings::default()
+    };
+    let (gate, _up) = world(settings).await;
+    let device = gate.pki.device("lt-209", "Org");
+    let token = {
+        // The single slot is needed for the upgrade itself: attest inline.
+        let nonce_client = gate.client(Some(&device), Proto::H1);
+        let nonce = common::challenge(&nonce_client).await;
+        device.token(&common::claims(Some(&nonce), false))
+    };
+    let config = tls_config(&gate.pki.ca_der, Some(&device), Proto::H1);
+    // The challenge's connection frees the slot once the gate sees it close.
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let tls = loop {
+        match connect(gate.addr, "public.test", config.clone()).await {
+            Ok(tls) => break tls,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the slot never came free: {e}"),
+        }
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let req = request("GET", "public.test", "/ws", Proto::H1)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .header("posture-attestation", token)
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    assert_eq!(response.status(), 101);
+    let mut io = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+    io.write_all(b"hi").await.unwrap();
+    let mut buf = [0u8; 2];
+    io.read_exact(&mut buf).await.unwrap();
+    // The websocket is alive: no second connection gets in.
+    let second = tokio::time::timeout(BOUND, connect(gate.addr, "public.test", config))
+        .await
+        .unwrap();
+    assert!(
+        second.is_err(),
+        "the upgraded connection still holds the only slot"
+    );
+}

@@ -37,6 +37,9 @@ pub struct ConnInfo {
     pub client_der: Option<CertificateDer<'static>>,
     /// The TLS server name the client asked for, lowercased.
     pub sni: Option<String>,
+    /// This connection's place under `max_connections`; an upgraded
+    /// connection takes a share along so it keeps counting.
+    pub(super) slot: Arc<OwnedSemaphorePermit>,
 }
 
 pub(super) async fn serve(
@@ -110,7 +113,7 @@ async fn connection(
     live: Arc<Live>,
     shared: Arc<Shared>,
     watcher: Watcher,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
     let settings = &live.settings;
     let _ = stream.set_nodelay(true);
@@ -131,7 +134,7 @@ async fn connection(
             return;
         }
     };
-    let conn = Arc::new(conn_info(peer, tls.get_ref().1));
+    let conn = Arc::new(conn_info(peer, tls.get_ref().1, permit));
     let busy = activity.clone();
     let service = service_fn(move |req| {
         let conn = conn.clone();
@@ -177,7 +180,11 @@ async fn connection(
     }
 }
 
-fn conn_info(peer: SocketAddr, session: &rustls::ServerConnection) -> ConnInfo {
+fn conn_info(
+    peer: SocketAddr,
+    session: &rustls::ServerConnection,
+    permit: OwnedSemaphorePermit,
+) -> ConnInfo {
     let client_der = session
         .peer_certificates()
         .and_then(|chain| chain.first())
@@ -198,6 +205,7 @@ fn conn_info(peer: SocketAddr, session: &rustls::ServerConnection) -> ConnInfo {
         client,
         client_der,
         sni: session.server_name().map(str::to_ascii_lowercase),
+        slot: Arc::new(permit),
     }
 }
 

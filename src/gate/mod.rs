@@ -22,7 +22,7 @@
 //!   has moved no byte for `idle_timeout` (HTTP/1 and HTTP/2 alike).
 //! - Upstreams are spoken to in HTTP/1.1 whatever the client used, which
 //!   also carries upgrades. An upgraded connection (websocket) runs in its
-//!   own task: it no longer counts against `max_connections`, and shutdown
+//!   own task; it keeps its place under `max_connections`, but shutdown
 //!   does not wait for it.
 //! - With CRLs configured, rustls checks revocation for the whole chain and
 //!   refuses a certificate whose status is unknown or whose CRL is out of

@@ -210,7 +210,9 @@ async fn forward(
             );
         };
         let upstream_side = hyper::upgrade::on(&mut response);
+        let slot = conn.slot.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             if let (Ok(client), Ok(upstream)) = tokio::join!(client_side, upstream_side) {
                 let _ = tokio::io::copy_bidirectional(
                     &mut TokioIo::new(client),
