@@ -34,6 +34,7 @@ pub mod catalogue;
 pub mod config;
 pub mod decision;
 pub mod device;
+pub mod gate;
 pub mod page;
 pub mod pki;
 pub mod policy;

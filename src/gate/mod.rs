@@ -1,0 +1,221 @@
+//! The server: a TLS front that identifies devices by client certificate,
+//! keeps their posture, decides per request with `decision::decide`, and
+//! proxies what it admits to the upstream apps of the route.
+//!
+//! Everything that a reload may change lives in one [`Live`] behind an
+//! `ArcSwap`: each connection takes the TLS config current at accept, each
+//! request takes the whole `Live` once, so a reload never changes the rules
+//! under a request in flight. What must outlive reloads (remembered postures,
+//! used nonces, the fallback nonce secret) lives in `Shared`.
+//!
+//! Choices the issue left open:
+//! - A posture is remembered only for a TLS client certificate fingerprint.
+//!   A token posted without a client certificate is verified and its verdict
+//!   returned, but nothing is cached: a device without a certificate cannot
+//!   be recognised on its next request anyway.
+//! - Beyond `max_connections`, a new connection is accepted and closed at
+//!   once, so the backlog never fills with clients that will time out.
+//! - The TLS handshake is bounded by `header_read_timeout`.
+//! - `listen`, `max_connections` and `posture_cache_capacity` are fixed at
+//!   bind; a reload that changes them logs a warning and keeps the old ones.
+//! - The idle timeout closes a connection that has no request in flight and
+//!   has moved no byte for `idle_timeout` (HTTP/1 and HTTP/2 alike).
+//! - Upstreams are spoken to in HTTP/1.1 whatever the client used, which
+//!   also carries upgrades. An upgraded connection (websocket) runs in its
+//!   own task; it keeps its place under `max_connections`, but shutdown
+//!   does not wait for it.
+//! - With CRLs configured, rustls checks revocation for the whole chain and
+//!   refuses a certificate whose status is unknown or whose CRL is out of
+//!   date (fail closed).
+//! - Reload reports a [`ReloadError`], which wraps the loader's
+//!   `ConfigErrors` and adds what can fail after validation (unreadable
+//!   certificate or key, an upstream CA that does not parse).
+//! - Used nonces are remembered for their remaining lifetime in a cache of
+//!   4 x `posture_cache_capacity` entries; nonces themselves are stateless
+//!   (HMAC), so handing out challenges costs no memory.
+//!
+//! Headers the gate asserts to upstreams ([`GATE_OWNED`]) are removed from
+//! every client request first: `X-Posture-Device-Fingerprint`,
+//! `X-Posture-Device-Subject` and `X-Posture-Device-Organization`
+//! (percent-encoded outside visible ASCII), `X-Posture-Decision` (`allow` or
+//! `warn`), `Posture-Warning` (catalogue ids and unmet requirements behind a
+//! warning) and `Posture-Attestation` (consumed, never forwarded).
+
+mod headers;
+mod listener;
+mod nonce;
+mod posture;
+mod proxy;
+mod reload;
+mod routing;
+mod tls;
+mod upstream;
+
+pub use headers::{
+    DECISION, DEVICE_FINGERPRINT, DEVICE_ORGANIZATION, DEVICE_SUBJECT, GATE_OWNED,
+    POSTURE_ATTESTATION, POSTURE_WARNING,
+};
+pub use posture::{ATTEST_PATH, CHALLENGE_PATH, MAX_TOKEN_BYTES};
+pub use reload::ReloadError;
+pub use routing::{normalise_host, normalise_path, PathError, RouteTable};
+pub use tls::TlsError;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex, Semaphore};
+
+use crate::attestation::Verifier;
+use crate::config::snapshot::ServerSettings;
+use crate::config::Snapshot;
+
+/// What a reload replaces, as one unit.
+pub struct Live {
+    pub snapshot: Arc<Snapshot>,
+    pub settings: ServerSettings,
+    pub verifier: Verifier,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub routes: RouteTable,
+    /// One pooled client per route, same index as `snapshot.routes`.
+    upstreams: Vec<upstream::UpstreamClient>,
+    nonces: nonce::NonceIssuer,
+}
+
+/// What outlives reloads.
+pub(crate) struct Shared {
+    live: ArcSwap<Live>,
+    config_path: PathBuf,
+    postures: posture::PostureCache,
+    used_nonces: nonce::UsedNonces,
+    /// Used when the config names no nonce secret; kept across reloads so
+    /// a reload does not invalidate the challenges already handed out.
+    fallback_secret: Vec<u8>,
+    reload_lock: Mutex<()>,
+    shutdown: watch::Sender<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{0}")]
+    Config(#[from] ReloadError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The server, bound and ready to run.
+pub struct Gate {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    connections: Arc<Semaphore>,
+    signals: listener::Signals,
+    watchers: reload::Watchers,
+}
+
+/// A clone-able handle for reloads, shutdown and inspection.
+#[derive(Clone)]
+pub struct GateHandle {
+    shared: Arc<Shared>,
+}
+
+impl Gate {
+    /// Loads the config, builds TLS, routes and upstream clients, and binds
+    /// the listener from the `[server]` settings (port 0 allowed for tests).
+    pub async fn bind(config_path: PathBuf) -> Result<Gate, GateError> {
+        let snapshot = reload::load(config_path.clone()).await?;
+        let fallback_secret = nonce::random_secret();
+        if snapshot.attestation.nonce_secret.is_none() {
+            tracing::warn!(
+                "no nonce_secret_file configured: using a per-process secret, so several gate \
+                 instances will not accept each other's nonces"
+            );
+        }
+        let capacity = snapshot.attestation.posture_cache_capacity;
+        let live = reload::build_live(snapshot, &fallback_secret).await?;
+        let addr = live.settings.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GateError::Bind { addr, source })?;
+        let connections = Arc::new(Semaphore::new(live.settings.max_connections));
+        let shared = Arc::new(Shared {
+            live: ArcSwap::from_pointee(live),
+            config_path,
+            postures: posture::PostureCache::new(capacity),
+            used_nonces: nonce::UsedNonces::new(capacity.saturating_mul(4)),
+            fallback_secret,
+            reload_lock: Mutex::new(()),
+            shutdown: watch::channel(false).0,
+        });
+        // Signal handlers and the file watcher are set up here rather than
+        // in `run`, so a SIGHUP or SIGTERM right after bind is handled.
+        let signals = listener::Signals::new()?;
+        let watchers = reload::spawn_watchers(shared.clone())?;
+        Ok(Gate {
+            shared,
+            listener,
+            connections,
+            signals,
+            watchers,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address; fall back to the config.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.shared.live.load().settings.listen)
+    }
+
+    pub fn handle(&self) -> GateHandle {
+        GateHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves until SIGTERM, SIGINT or [`GateHandle::shutdown`], reloading
+    /// on SIGHUP and on changes to the config file; then drains in-flight
+    /// requests for at most `shutdown_grace`.
+    pub async fn run(self) -> Result<(), GateError> {
+        let result =
+            listener::serve(self.listener, self.shared, self.connections, self.signals).await;
+        drop(self.watchers);
+        result
+    }
+}
+
+impl GateHandle {
+    /// Reloads the config file now. On error the running config stays.
+    pub async fn reload_now(&self) -> Result<(), ReloadError> {
+        reload::reload(&self.shared).await
+    }
+
+    /// Starts a graceful shutdown; `run` returns once drained.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// How many device postures are remembered (after pending evictions).
+    pub fn posture_count(&self) -> u64 {
+        self.shared.postures.count()
+    }
+
+    /// The snapshot currently serving.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.live.load().snapshot.clone()
+    }
+}
+
+/// Seconds since the Unix epoch; the clock all decisions use.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

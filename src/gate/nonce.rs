@@ -1,0 +1,194 @@
+//! Gate nonces (spec section 4): stateless to issue, single-use to redeem.
+//!
+//! A nonce is `base64url(expires_at ‖ 16 random bytes ‖ HMAC-SHA256)`. The
+//! MAC and the expiry it carries let every gate instance that shares the
+//! secret accept another's nonce without shared state; the used-nonce cache
+//! makes it single-use per instance, for exactly its remaining lifetime.
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::attestation::{NonceStore, NonceVerdict};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Spec section 4: a nonce expires after at most 5 minutes.
+pub const MAX_TTL: Duration = Duration::from_secs(5 * 60);
+const RANDOM_LEN: usize = 16;
+const SIGNED_LEN: usize = 8 + RANDOM_LEN;
+const NONCE_LEN: usize = SIGNED_LEN + 32;
+
+/// Issues and checks nonces with one secret; rebuilt on every reload.
+pub struct NonceIssuer {
+    secret: Vec<u8>,
+    ttl: Duration,
+}
+
+/// A freshly issued nonce.
+pub struct Issued {
+    pub nonce: String,
+    pub expires_at: i64,
+}
+
+impl NonceIssuer {
+    pub fn new(secret: Vec<u8>, ttl: Duration) -> NonceIssuer {
+        NonceIssuer {
+            secret,
+            ttl: ttl.min(MAX_TTL),
+        }
+    }
+
+    pub fn issue(&self, now: i64) -> Issued {
+        let expires_at = now.saturating_add(self.ttl.as_secs() as i64);
+        let mut raw = [0u8; NONCE_LEN];
+        raw[..8].copy_from_slice(&expires_at.to_be_bytes());
+        rand::rng().fill_bytes(&mut raw[8..SIGNED_LEN]);
+        let tag = self.mac(&raw[..SIGNED_LEN]).finalize().into_bytes();
+        raw[SIGNED_LEN..].copy_from_slice(&tag);
+        Issued {
+            nonce: URL_SAFE_NO_PAD.encode(raw),
+            expires_at,
+        }
+    }
+
+    /// The expiry of a nonce this secret signed, if it did and it is still
+    /// valid at `now`.
+    pub fn check(&self, nonce: &str, now: i64) -> Option<i64> {
+        if nonce.len() > 2 * NONCE_LEN {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(nonce).ok()?;
+        if raw.len() != NONCE_LEN {
+            return None;
+        }
+        self.mac(&raw[..SIGNED_LEN])
+            .verify_slice(&raw[SIGNED_LEN..])
+            .ok()?;
+        let expires_at = i64::from_be_bytes(raw[..8].try_into().ok()?);
+        (expires_at > now).then_some(expires_at)
+    }
+
+    fn mac(&self, data: &[u8]) -> HmacSha256 {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(data);
+        mac
+    }
+}
+
+/// A per-process secret for when the config names none. Nonces then only
+/// work on the instance that issued them.
+pub fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    secret
+}
+
+/// Nonces already redeemed, each kept until it would have expired anyway.
+#[derive(Clone)]
+pub struct UsedNonces {
+    /// Nonce → seconds it had left when redeemed.
+    cache: moka::sync::Cache<String, u64>,
+}
+
+struct UntilExpiry;
+
+impl moka::Expiry<String, u64> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        remaining: &u64,
+        _at: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(*remaining))
+    }
+}
+
+impl UsedNonces {
+    pub fn new(capacity: u64) -> UsedNonces {
+        UsedNonces {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExpiry)
+                .build(),
+        }
+    }
+}
+
+/// The [`NonceStore`] that `decision::attest` redeems through: checks the MAC
+/// and expiry with the current issuer, then marks the nonce used atomically.
+pub struct Redeemer<'a> {
+    pub issuer: &'a NonceIssuer,
+    pub used: &'a UsedNonces,
+}
+
+impl NonceStore for Redeemer<'_> {
+    fn redeem(&self, nonce: &str, now: i64) -> NonceVerdict {
+        let Some(expires_at) = self.issuer.check(nonce, now) else {
+            return NonceVerdict::Unknown;
+        };
+        // `or_insert` is atomic: of two concurrent redeemers exactly one
+        // sees a fresh entry.
+        let remaining = (expires_at - now).max(1) as u64;
+        let entry = self.used.cache.entry_by_ref(nonce).or_insert(remaining);
+        if entry.is_fresh() {
+            NonceVerdict::Fresh
+        } else {
+            NonceVerdict::Replayed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer(secret: &[u8]) -> NonceIssuer {
+        NonceIssuer::new(secret.to_vec(), Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_nonce_is_accepted_once() {
+        let i = issuer(b"k");
+        let used = UsedNonces::new(100);
+        let r = Redeemer {
+            issuer: &i,
+            used: &used,
+        };
+        let n = i.issue(1000);
+        assert_eq!(n.expires_at, 1060);
+        assert_eq!(r.redeem(&n.nonce, 1001), NonceVerdict::Fresh);
+        assert_eq!(r.redeem(&n.nonce, 1002), NonceVerdict::Replayed);
+    }
+
+    #[test]
+    fn another_instance_with_the_same_secret_accepts_it() {
+        let n = issuer(b"shared").issue(1000);
+        assert_eq!(issuer(b"shared").check(&n.nonce, 1001), Some(1060));
+        assert_eq!(issuer(b"other").check(&n.nonce, 1001), None);
+    }
+
+    #[test]
+    fn expired_forged_and_garbage_nonces_are_unknown() {
+        let i = issuer(b"k");
+        let n = i.issue(1000);
+        assert_eq!(i.check(&n.nonce, 1060), None);
+        let mut raw = URL_SAFE_NO_PAD.decode(&n.nonce).unwrap();
+        raw[0] ^= 1; // extend the expiry without the key
+        assert_eq!(i.check(&URL_SAFE_NO_PAD.encode(raw), 1001), None);
+        assert_eq!(i.check("not a nonce", 1001), None);
+        assert_eq!(i.check("", 1001), None);
+    }
+
+    #[test]
+    fn ttl_is_capped_at_five_minutes() {
+        let i = NonceIssuer::new(b"k".to_vec(), Duration::from_secs(3600));
+        assert_eq!(i.issue(0).expires_at, 300);
+    }
+}

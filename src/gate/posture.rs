@@ -1,0 +1,256 @@
+//! The posture endpoints of spec section 4 and the memory of postures.
+//!
+//! A posture is remembered under the SHA-256 fingerprint of the TLS client
+//! certificate it was bound to, until its `valid_until`. A token verified on
+//! a connection without a client certificate is answered but not
+//! remembered: nothing would recognise the device on its next request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body as _, Incoming};
+
+use super::listener::ConnInfo;
+use super::nonce::Redeemer;
+use super::proxy::{page_response, Body, Pager};
+use super::{unix_now, Live, Shared};
+use crate::attestation::{NonceCheck, Reason};
+use crate::decision::{self, Posture};
+use crate::page::Problem;
+use crate::verdict::{Invalid, Verdict};
+
+pub const CHALLENGE_PATH: &str = "/.well-known/posture-gate/challenge";
+pub const ATTEST_PATH: &str = "/.well-known/posture-gate/attest";
+/// Spec section 4: the body limit of `attest` is the token limit.
+pub const MAX_TOKEN_BYTES: usize = 1024 * 1024;
+const TOKEN_MEDIA_TYPE: &str = "application/eat+jwt";
+
+pub(super) struct PostureCache {
+    cache: moka::sync::Cache<String, Arc<Posture>>,
+}
+
+/// Each posture lives exactly until its own `valid_until`.
+struct UntilValid;
+
+fn remaining(posture: &Posture) -> Duration {
+    Duration::from_secs((posture.valid_until - unix_now()).max(0) as u64)
+}
+
+impl moka::Expiry<String, Arc<Posture>> for UntilValid {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        posture: &Arc<Posture>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(remaining(posture))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        posture: &Arc<Posture>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        // A newer report replaces the old one's lifetime, too.
+        Some(remaining(posture))
+    }
+}
+
+impl PostureCache {
+    pub fn new(capacity: u64) -> PostureCache {
+        PostureCache {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilValid)
+                .build(),
+        }
+    }
+
+    pub fn get(&self, fingerprint: &str) -> Option<Arc<Posture>> {
+        self.cache.get(fingerprint)
+    }
+
+    pub fn remember(&self, fingerprint: &str, posture: Arc<Posture>, now: i64) {
+        if posture.valid_until > now {
+            self.cache.insert(fingerprint.to_string(), posture);
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}
+
+/// Verifies a token for this connection and remembers the posture when the
+/// connection has a client certificate. The same path serves `attest` and
+/// the inline `Posture-Attestation` header.
+pub(super) fn verify_and_remember(
+    token: &[u8],
+    conn: &ConnInfo,
+    live: &Live,
+    shared: &Shared,
+    now: i64,
+) -> Result<(Arc<Posture>, Verdict), Reason> {
+    let store = Redeemer {
+        issuer: &live.nonces,
+        used: &shared.used_nonces,
+    };
+    let client_der = conn.client_der.as_ref().map(|c| c.as_ref());
+    let (posture, verdict) = decision::attest(
+        &live.snapshot,
+        &live.verifier,
+        token,
+        client_der,
+        now,
+        NonceCheck::Check(&store),
+    )?;
+    let posture = Arc::new(posture);
+    if let Some(client) = &conn.client {
+        shared
+            .postures
+            .remember(&client.fingerprint_sha256, posture.clone(), now);
+    }
+    Ok((posture, verdict))
+}
+
+/// Answers the well-known endpoints; `path` is already normalised.
+pub(super) async fn endpoint(
+    req: Request<Incoming>,
+    path: &str,
+    conn: &ConnInfo,
+    live: &Live,
+    shared: &Shared,
+    pager: &Pager<'_>,
+) -> Response<Body> {
+    let now = unix_now();
+    match (path, req.method()) {
+        (CHALLENGE_PATH, &Method::GET) => challenge(live, now),
+        (ATTEST_PATH, &Method::POST) => attest(req, conn, live, shared, pager, now).await,
+        (CHALLENGE_PATH, _) => not_allowed("GET"),
+        (ATTEST_PATH, _) => not_allowed("POST"),
+        _ => pager.page(Problem::UnknownHost, ""),
+    }
+}
+
+fn challenge(live: &Live, now: i64) -> Response<Body> {
+    let issued = live.nonces.issue(now);
+    let expires_at = time::OffsetDateTime::from_unix_timestamp(issued.expires_at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "nonce": issued.nonce, "expires_at": expires_at }),
+    )
+}
+
+async fn attest(
+    req: Request<Incoming>,
+    conn: &ConnInfo,
+    live: &Live,
+    shared: &Shared,
+    pager: &Pager<'_>,
+    now: i64,
+) -> Response<Body> {
+    if !is_token_media_type(req.headers().get(header::CONTENT_TYPE)) {
+        let mut response = page_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"expected Content-Type: application/eat+jwt\n"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ACCEPT, HeaderValue::from_static(TOKEN_MEDIA_TYPE));
+        return response;
+    }
+    let body = req.into_body();
+    // Refuse a declared oversize body before reading any of it.
+    if body.size_hint().lower() > MAX_TOKEN_BYTES as u64 {
+        return pager.page(Problem::PayloadTooLarge, "");
+    }
+    let token = match Limited::new(body, MAX_TOKEN_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return pager.page(Problem::PayloadTooLarge, "")
+        }
+        Err(_) => return pager.page(Problem::BadRequest, ""),
+    };
+    // Tools that post a token from a file often add a final newline.
+    let token = trim_ascii_whitespace(&token);
+    match verify_and_remember(token, conn, live, shared, now) {
+        Ok((posture, verdict)) => {
+            super::proxy::audit_attestation(conn, Ok(&posture));
+            json(StatusCode::OK, &verdict)
+        }
+        Err(reason) => {
+            super::proxy::audit_attestation(conn, Err(reason));
+            json(StatusCode::BAD_REQUEST, &Invalid::new(reason))
+        }
+    }
+}
+
+fn is_token_media_type(value: Option<&HeaderValue>) -> bool {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case(TOKEN_MEDIA_TYPE)
+}
+
+fn trim_ascii_whitespace(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+fn not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = page_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(b"method not allowed\n"),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    page_response(status, "application/json", Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_media_type_ignores_case_and_parameters() {
+        let ok = |v: &'static str| is_token_media_type(Some(&HeaderValue::from_static(v)));
+        assert!(ok("application/eat+jwt"));
+        assert!(ok("Application/EAT+JWT; charset=utf-8"));
+        assert!(!ok("application/json"));
+        assert!(!is_token_media_type(None));
+    }
+
+    #[test]
+    fn whitespace_around_a_token_is_dropped() {
+        assert_eq!(trim_ascii_whitespace(b" a.b.c\r\n"), b"a.b.c");
+        assert_eq!(trim_ascii_whitespace(b"\n"), b"");
+    }
+}
