@@ -29,10 +29,12 @@
 //! forward-auth, 802.1X) shares one decision and tests need no sockets.
 
 pub mod agent;
+pub mod agent_attest;
 pub mod attestation;
 pub mod catalogue;
 pub mod config;
 pub mod decision;
+pub mod demo;
 pub mod device;
 pub mod gate;
 pub mod page;

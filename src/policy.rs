@@ -1,1 +1,283 @@
-//! PLACEHOLDER
+//! Policy evaluation: (verified posture, segment policy, exemptions, today)
+//! -> decision with findings.
+//!
+//! Matching the inventory against the catalogue is the expensive part (one
+//! lookup per reported item), and it does not depend on the segment. So it is
+//! done once per attestation by [`assess`], and each request only applies its
+//! segment's rules to the few matches found ([`evaluate_segment`]). A clean
+//! device therefore costs no allocation per request.
+
+use time::{Date, OffsetDateTime};
+
+use crate::attestation::claims::{Claims, OsFamily, SecurityProductKind};
+use crate::catalogue::{Catalogue, Category, ItemRef, Match, Matcher};
+use crate::config::model::Action;
+use crate::config::snapshot::{DeviceSelector, Exemption, Policy, Snapshot};
+use crate::device::DeviceIdentity;
+use crate::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
+
+/// One reported item that matched a catalogue entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemMatch {
+    /// Index into the entries of the catalogue the assessment was made with.
+    pub entry: usize,
+    pub category: Category,
+    pub item: FindingItem,
+}
+
+/// The catalogue matches of one posture.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assessment {
+    pub matches: Vec<ItemMatch>,
+}
+
+impl Assessment {
+    fn matched(&self, kind: ItemKind, name: &str) -> bool {
+        self.matches
+            .iter()
+            .any(|m| m.item.kind == kind && m.item.name == name)
+    }
+}
+
+/// Matches every reported software item, process and security product.
+pub fn assess(matcher: &Matcher, claims: &Claims) -> Assessment {
+    let mut found: Vec<Match> = Vec::new();
+    let mut matches = Vec::new();
+    let mut record = |found: &mut Vec<Match>, item: &dyn Fn() -> FindingItem| {
+        for m in found.drain(..) {
+            matches.push(ItemMatch {
+                entry: m.entry,
+                category: m.category,
+                item: item(),
+            });
+        }
+    };
+    for s in &claims.software {
+        matcher.match_item(ItemRef::Software(s), &mut found);
+        record(&mut found, &|| FindingItem {
+            kind: ItemKind::Software,
+            name: s.name.clone(),
+            vendor: s.vendor.clone(),
+            version: s.version.clone(),
+            id: s.id.clone(),
+        });
+    }
+    for p in &claims.processes {
+        matcher.match_item(ItemRef::Process(p), &mut found);
+        record(&mut found, &|| FindingItem {
+            kind: ItemKind::Process,
+            name: p.name.clone(),
+            vendor: None,
+            version: None,
+            id: p.path.clone(),
+        });
+    }
+    for p in &claims.security_products {
+        matcher.match_item(ItemRef::SecurityProduct(p), &mut found);
+        record(&mut found, &|| FindingItem {
+            kind: ItemKind::SecurityProduct,
+            name: p.name.clone(),
+            vendor: p.vendor.clone(),
+            version: None,
+            id: None,
+        });
+    }
+    Assessment { matches }
+}
+
+/// The outcome of one segment's policy for one posture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentResult {
+    pub decision: Decision,
+    /// Every match the segment's rules act on, exempted ones included (with
+    /// action `allow` and the exemption's reference), so the audit log shows
+    /// what was waived.
+    pub findings: Vec<Finding>,
+    pub unmet: Vec<Unmet>,
+}
+
+/// The UTC calendar day of a unix time, for exemption expiry.
+pub fn utc_day(now: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp(now)
+        .map(|t| t.date())
+        // Out of range only for absurd clocks; the earliest date makes every
+        // exemption look unexpired, so use the latest instead: fail closed.
+        .unwrap_or(Date::MAX)
+}
+
+/// Applies segment `segment`'s policy to an assessment made with
+/// `catalogue` (which must be the snapshot's own; see `decision::Posture`).
+pub fn evaluate_segment(
+    snapshot: &Snapshot,
+    segment: usize,
+    device: &DeviceIdentity,
+    claims: &Claims,
+    assessment: &Assessment,
+    today: Date,
+) -> SegmentResult {
+    let seg = &snapshot.segments[segment];
+    let policy = &snapshot.policies[seg.policy];
+    let mut result = SegmentResult {
+        decision: Decision::Allow,
+        findings: Vec::new(),
+        unmet: Vec::new(),
+    };
+    for m in &assessment.matches {
+        let Some(action) = strictest_rule(policy, m) else {
+            continue;
+        };
+        let entry_id = snapshot.catalogue.entries()[m.entry].id.as_str();
+        let exemption = snapshot
+            .exemptions
+            .iter()
+            .find(|e| exemption_applies(e, device, entry_id, segment, today));
+        let action = match exemption {
+            Some(_) => Decision::Allow,
+            None => action,
+        };
+        result.decision = result.decision.max(action);
+        result.findings.push(Finding {
+            catalog_id: entry_id.to_owned(),
+            segment: seg.name.clone(),
+            action,
+            item: m.item.clone(),
+            category: m.category.as_str().to_owned(),
+            exemption: exemption.map(|e| e.reference.clone()),
+        });
+    }
+    if let Some(unmet) = min_os_unmet(policy, claims) {
+        result.unmet.push(Unmet {
+            requirement: Requirement::MinOsVersion,
+            segment: seg.name.clone(),
+            action: Decision::Deny,
+            detail: unmet,
+        });
+    }
+    if policy.require_antivirus && !has_working_antivirus(claims, assessment) {
+        result.unmet.push(Unmet {
+            requirement: Requirement::Antivirus,
+            segment: seg.name.clone(),
+            action: Decision::Deny,
+            detail: "no enabled, up-to-date antivirus that is allowed was reported".to_owned(),
+        });
+    }
+    if !result.unmet.is_empty() {
+        result.decision = Decision::Deny;
+    }
+    result
+}
+
+/// The strictest action of the policy's rules that cover this match, if any.
+/// A vendor- or signer-only match is `Unclassified` and is covered by every
+/// rule for its entry, narrowed or not: an unknown product of a prohibited
+/// vendor must not slip through a category filter.
+fn strictest_rule(policy: &Policy, m: &ItemMatch) -> Option<Decision> {
+    policy
+        .rules
+        .iter()
+        .filter(|r| r.entry == m.entry)
+        .filter(|r| match &r.categories {
+            None => true,
+            Some(cats) => m.category == Category::Unclassified || cats.contains(&m.category),
+        })
+        .map(|r| match r.action {
+            Action::Deny => Decision::Deny,
+            Action::Warn => Decision::Warn,
+        })
+        .max()
+}
+
+fn exemption_applies(
+    e: &Exemption,
+    device: &DeviceIdentity,
+    entry_id: &str,
+    segment: usize,
+    today: Date,
+) -> bool {
+    let device_matches = match &e.device {
+        DeviceSelector::Fingerprint(fp) => *fp == device.fingerprint_sha256,
+        DeviceSelector::Subject(s) => *s == device.subject,
+    };
+    device_matches
+        && e.catalogue_id == entry_id
+        && today <= e.expires
+        && e.segments.as_ref().is_none_or(|s| s.contains(&segment))
+}
+
+/// `Some(what the device reported)` when the policy sets a minimum for the
+/// device's OS family and the reported version is lower or unreadable.
+fn min_os_unmet(policy: &Policy, claims: &Claims) -> Option<String> {
+    let family = claims.os.family;
+    let (_, minimum) = policy.min_os_version.iter().find(|(f, _)| *f == family)?;
+    let reported = claims.os.version.as_deref().unwrap_or("");
+    match (parse_version(reported), parse_version(minimum)) {
+        (Some(have), Some(need)) if have >= need => None,
+        _ => Some(format!(
+            "{} {} (minimum {})",
+            family_label(family),
+            if reported.is_empty() {
+                "version unknown"
+            } else {
+                reported
+            },
+            minimum
+        )),
+    }
+}
+
+fn family_label(f: OsFamily) -> &'static str {
+    f.as_str()
+}
+
+/// Dotted numeric version, compared component by component with missing
+/// components as zero ("13" == "13.0"). Anything else is unreadable.
+fn parse_version(v: &str) -> Option<Vec<u64>> {
+    let v = v.trim();
+    if v.is_empty() {
+        return None;
+    }
+    let mut parts: Vec<u64> = v
+        .split('.')
+        .map(|p| p.parse::<u64>().ok())
+        .collect::<Option<_>>()?;
+    while parts.len() > 1 && parts.last() == Some(&0) {
+        parts.pop();
+    }
+    Some(parts)
+}
+
+fn has_working_antivirus(claims: &Claims, assessment: &Assessment) -> bool {
+    claims.security_products.iter().any(|p| {
+        matches!(
+            p.kind,
+            Some(SecurityProductKind::Antivirus | SecurityProductKind::Edr)
+        ) && p.enabled == Some(true)
+            && p.up_to_date == Some(true)
+            && !assessment.matched(ItemKind::SecurityProduct, &p.name)
+    })
+}
+
+/// Every entry of `catalogue` that this assessment's matches refer to.
+pub fn matched_entries<'c>(catalogue: &'c Catalogue, a: &Assessment) -> Vec<&'c str> {
+    let mut ids: Vec<&str> = a
+        .matches
+        .iter()
+        .filter_map(|m| catalogue.entries().get(m.entry).map(|e| e.id.as_str()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_numerically_and_fail_closed() {
+        assert!(parse_version("10.0.19045") > parse_version("10.0.9999"));
+        assert_eq!(parse_version("13"), parse_version("13.0.0"));
+        assert_eq!(parse_version("13.x"), None);
+        assert_eq!(parse_version(""), None);
+    }
+}

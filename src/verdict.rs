@@ -105,6 +105,9 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(reason: Reason) -> Self {
-        Invalid { valid: false, reason }
+        Invalid {
+            valid: false,
+            reason,
+        }
     }
 }

@@ -39,6 +39,7 @@ const DESK_PHONE: &str = "+31 (0)70 123 45 67";
 /// that exists. It carries an upstream, paths, an exemption and a secret
 /// that no page may show.
 fn test_snapshot() -> Snapshot {
+    let catalogue = Catalogue::builtin().expect("the built-in catalogue parses");
     Snapshot {
         source: Some(PathBuf::from(CONFIG_PATH)),
         server: Some(ServerSettings {
@@ -65,8 +66,8 @@ fn test_snapshot() -> Snapshot {
             nonce_ttl: Duration::from_secs(300),
             posture_cache_capacity: 1000,
         },
-        catalogue: Arc::new(Catalogue::builtin()),
-        matcher: Matcher::default(),
+        matcher: Matcher::new(&catalogue),
+        catalogue: Arc::new(catalogue),
         segments: vec![Segment {
             name: "finance".into(),
             description: "Financiële administratie".into(),
@@ -525,7 +526,10 @@ fn prohibited_page_on_windows_shows_product_version_rationale_and_windows_steps(
     assert!(body.contains("Financiële administratie") && body.contains("finance"));
     let snapshot = test_snapshot();
     let entry = kaspersky_entry(&snapshot);
-    assert!(body.contains(&entry.rationale.nl), "rationale missing");
+    assert!(
+        body.contains(&escape(&entry.rationale.nl)),
+        "rationale missing"
+    );
     for step in &entry.removal_steps(Some(OsFamily::Windows)).nl {
         assert!(
             body.contains(&format!("<li>{}", escape(step))),
@@ -544,7 +548,13 @@ fn prohibited_page_on_windows_shows_product_version_rationale_and_windows_steps(
             "Linux step {step:?} on a Windows page"
         );
     }
-    assert!(body.contains("Zo verwijdert u Kaspersky (Windows)"));
+    assert!(
+        body.contains(&format!(
+            "Zo verwijdert u {} (Windows)",
+            escape(&entry.title.nl)
+        )),
+        "{body}"
+    );
     assert!(body.contains("posture-agent attest"));
     // The retry link is the same path and query.
     assert!(
@@ -571,7 +581,7 @@ fn prohibited_page_on_linux_shows_the_linux_steps_in_english() {
     ));
     let snapshot = test_snapshot();
     let entry = kaspersky_entry(&snapshot);
-    assert!(body.contains(&entry.rationale.en));
+    assert!(body.contains(&escape(&entry.rationale.en)));
     for step in &entry.removal_steps(Some(OsFamily::Linux)).en {
         assert!(
             body.contains(&format!("<li>{}", escape(step))),
@@ -590,7 +600,10 @@ fn prohibited_page_on_linux_shows_the_linux_steps_in_english() {
             "Windows step {step:?} on a Linux page"
         );
     }
-    assert!(body.contains("How to remove Kaspersky (Linux)"));
+    assert!(body.contains(&format!(
+        "How to remove {} (Linux)",
+        escape(&entry.title.en)
+    )));
 }
 
 #[test]
@@ -666,7 +679,13 @@ fn unknown_os_and_unknown_catalogue_ids_still_get_removal_steps() {
             "missing generic step {step:?}"
         );
     }
-    assert!(body.contains("How to remove Kaspersky</h2>"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "How to remove {}</h2>",
+            escape(&kaspersky_entry(&snapshot).title.en)
+        )),
+        "{body}"
+    );
     assert!(body.contains("How to remove Acme Spyware</h2>"));
     assert!(body.contains("Remove Acme Spyware from this device"));
 }

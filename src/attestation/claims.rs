@@ -246,8 +246,10 @@ mod tests {
 
     #[test]
     fn minimal_claims_parse_and_unknown_claims_are_ignored() {
-        let c = parse(r#"{"eat_profile":"urn:posture-gate:attestation:v1","iat":1700000000,
-            "os":{"family":"linux"},"software":[],"x-vendor":{"a":1}}"#)
+        let c = parse(
+            r#"{"eat_profile":"urn:posture-gate:attestation:v1","iat":1700000000,
+            "os":{"family":"linux"},"software":[],"x-vendor":{"a":1}}"#,
+        )
         .unwrap();
         assert_eq!(c.iat, 1_700_000_000);
         assert!(c.processes.is_empty());

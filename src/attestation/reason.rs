@@ -83,7 +83,10 @@ mod tests {
     fn code_display_and_serde_agree() {
         for r in Reason::ALL {
             assert_eq!(r.to_string(), r.code());
-            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.code()));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.code())
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ mod html;
 mod links;
 mod negotiate;
 mod problem_json;
-mod reasons;
+pub mod reasons;
 mod steps;
 mod view;
 
