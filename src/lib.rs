@@ -20,7 +20,9 @@
 //! test_support  signing helpers for tests, benches and demos
 //! gate/         the server: TLS, routing, proxy, posture cache, nonces, reload
 //! page/         the denial page and problem+json, in Dutch and English
-//! agent/        the endpoint agent: collectors, signing, attest
+//! agent/        the endpoint agent: collectors (agent_attest: the mTLS client)
+//! audit         one typed audit event per decision
+//! demo          the embedded demo behind `posture-gate demo`
 //! ```
 //!
 //! Directions of dependency: `attestation`, `catalogue`, `policy` and
@@ -31,6 +33,7 @@
 pub mod agent;
 pub mod agent_attest;
 pub mod attestation;
+pub mod audit;
 pub mod catalogue;
 pub mod config;
 pub mod decision;

@@ -83,6 +83,15 @@ pub enum Requirement {
     Antivirus,
 }
 
+impl Requirement {
+    pub fn code(self) -> &'static str {
+        match self {
+            Requirement::MinOsVersion => "min_os_version",
+            Requirement::Antivirus => "antivirus",
+        }
+    }
+}
+
 /// A valid attestation evaluated against every segment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {

@@ -38,6 +38,11 @@ impl Captured {
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["target"] == "audit")
+            // The message of an audit record is the typed event as JSON.
+            .map(|v| {
+                serde_json::from_str(v["fields"]["message"].as_str().expect("message"))
+                    .expect("the audit message is one JSON event")
+            })
             .collect()
     }
 }
@@ -85,38 +90,39 @@ async fn each_decision_is_one_audit_event_and_a_denial_reference_is_on_the_page(
     assert_eq!(denied.status, 403);
 
     let events = captured.audit_events();
-    let decisions: Vec<_> = events
-        .iter()
-        .filter(|e| e["fields"]["message"] == "decision")
-        .collect();
+    let decisions: Vec<_> = events.iter().filter(|e| e["event"] == "decision").collect();
     assert_eq!(decisions.len(), 2, "{events:#?}");
-    let allow = &decisions[0]["fields"];
+    let allow = &decisions[0];
     assert_eq!(allow["decision"], "allow");
-    assert_eq!(allow["fingerprint"], device.fingerprint());
+    assert_eq!(allow["enforcement"], "proxy");
+    assert_eq!(allow["device"]["fingerprint_sha256"], device.fingerprint());
     assert_eq!(allow["segment"], "open");
-    let deny = &decisions[1]["fields"];
+    let deny = &decisions[1];
     assert_eq!(deny["decision"], "deny");
     assert_eq!(deny["segment"], "finance");
     assert_eq!(deny["route_host"], "finance.test");
     assert_eq!(deny["route_prefix"], "/pay");
-    assert_eq!(deny["organization"], "Leverancier BV");
-    assert_eq!(deny["ous"], "Laptops");
-    assert!(deny["source"].as_str().unwrap().starts_with("127.0.0.1:"));
-    assert!(
-        deny["findings"].as_str().unwrap().contains("kaspersky"),
-        "{deny}"
+    assert_eq!(deny["device"]["organization"], "Leverancier BV");
+    assert_eq!(
+        deny["device"]["organizational_units"],
+        serde_json::json!(["Laptops"])
     );
+    assert!(deny["source"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(deny["findings"][0]["catalog_id"], "kaspersky", "{deny}");
     let reference = deny["reference"].as_str().unwrap();
     assert!(!reference.is_empty());
     assert!(
         denied.text().contains(reference),
         "the page shows the reference of the log line"
     );
-    let attestations = events
+    let attestations: Vec<_> = events
         .iter()
-        .filter(|e| e["fields"]["message"] == "attestation")
-        .count();
-    assert_eq!(attestations, 1);
+        .filter(|e| e["event"] == "attestation")
+        .collect();
+    assert_eq!(attestations.len(), 1);
+    assert_eq!(attestations[0]["valid"], true);
+    assert_eq!(attestations[0]["remembered"], true);
+    assert_eq!(attestations[0]["findings"][0]["catalog_id"], "kaspersky");
 }
 
 #[tokio::test]

@@ -102,14 +102,22 @@ pub(super) fn verify_and_remember(
         used: &shared.used_nonces,
     };
     let client_der = conn.client_der.as_ref().map(|c| c.as_ref());
-    let (posture, verdict) = decision::attest(
+    // Audited here, so a posted token and an inline header leave the same record.
+    let (posture, verdict) = match decision::attest(
         &live.snapshot,
         &live.verifier,
         token,
         client_der,
         now,
         NonceCheck::Check(&store),
-    )?;
+    ) {
+        Ok(ok) => ok,
+        Err(reason) => {
+            super::proxy::audit_attestation(conn, Err(reason));
+            return Err(reason);
+        }
+    };
+    super::proxy::audit_attestation(conn, Ok((&posture, &verdict.findings)));
     let posture = Arc::new(posture);
     if let Some(client) = &conn.client {
         shared
@@ -187,14 +195,8 @@ async fn attest(
     // Tools that post a token from a file often add a final newline.
     let token = trim_ascii_whitespace(&token);
     match verify_and_remember(token, conn, live, shared, now) {
-        Ok((posture, verdict)) => {
-            super::proxy::audit_attestation(conn, Ok(&posture));
-            json(StatusCode::OK, &verdict)
-        }
-        Err(reason) => {
-            super::proxy::audit_attestation(conn, Err(reason));
-            json(StatusCode::BAD_REQUEST, &Invalid::new(reason))
-        }
+        Ok((_, verdict)) => json(StatusCode::OK, &verdict),
+        Err(reason) => json(StatusCode::BAD_REQUEST, &Invalid::new(reason)),
     }
 }
 

@@ -3,7 +3,6 @@
 //! denial page or the upstream.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -18,10 +17,11 @@ use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH};
 use super::routing::{normalise_host, normalise_path};
 use super::{unix_now, Live, Shared};
 use crate::attestation::Reason;
+use crate::audit::{self, AttestationEvent, AuditEvent, DecisionEvent, Enforcement};
 use crate::config::snapshot::Route;
 use crate::decision::{self, Denial, Outcome, Posture, SegmentResult};
 use crate::page::{self, Format, Lang, PageInput, Problem};
-use crate::verdict::{Decision, Finding, Unmet};
+use crate::verdict::{Decision, Finding};
 
 /// Upstream bodies stream through; the gate's own answers are small and whole.
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -110,7 +110,7 @@ pub(super) async fn handle(
     let at = AuditRoute { route, segment };
     match outcome {
         Outcome::Allow => {
-            audit(conn, &at, "", Decision::Allow, None, None);
+            audit(conn, &at, None, Decision::Allow, None, None);
             forward(
                 req,
                 conn,
@@ -125,7 +125,14 @@ pub(super) async fn handle(
         }
         Outcome::Warn(result) => {
             let reference = decision::new_reference();
-            audit(conn, &at, &reference, Decision::Warn, Some(&result), None);
+            audit(
+                conn,
+                &at,
+                Some(&reference),
+                Decision::Warn,
+                Some(&result),
+                None,
+            );
             let warning = warning_value(&result);
             forward(
                 req,
@@ -155,9 +162,9 @@ pub(super) async fn handle(
             };
             let (result, reason) = match &denial {
                 Denial::Prohibited(result) => (Some(result), None),
-                other => (None, Some(denial_code(other))),
+                other => (None, Some(other.code())),
             };
-            audit(conn, &at, &reference, Decision::Deny, result, reason);
+            audit(conn, &at, Some(&reference), Decision::Deny, result, reason);
             pager.page(problem, &reference)
         }
     }
@@ -323,27 +330,10 @@ fn warning_value(result: &SegmentResult) -> HeaderValue {
         .iter()
         .map(|f| f.catalog_id.as_str())
         .collect();
-    causes.extend(result.unmet.iter().map(|u| requirement_code(u)));
+    causes.extend(result.unmet.iter().map(|u| u.requirement.code()));
     causes.sort_unstable();
     causes.dedup();
     headers::encode_value(&causes.join(", "))
-}
-
-fn requirement_code(unmet: &Unmet) -> &'static str {
-    match unmet.requirement {
-        crate::verdict::Requirement::MinOsVersion => "min_os_version",
-        crate::verdict::Requirement::Antivirus => "antivirus",
-    }
-}
-
-fn denial_code(denial: &Denial) -> &'static str {
-    match denial {
-        Denial::NoCertificate => "no_certificate",
-        Denial::NoPosture => "no_posture",
-        Denial::StalePosture { .. } => "stale_posture",
-        Denial::InvalidAttestation(reason) => reason.code(),
-        Denial::Prohibited(_) => "prohibited",
-    }
 }
 
 /// The host and normalised path of a request.
@@ -474,103 +464,45 @@ struct AuditRoute<'a> {
     segment: &'a str,
 }
 
-/// One structured event per decision, on target `audit`.
+/// One typed audit event per decision.
 fn audit(
     conn: &ConnInfo,
     at: &AuditRoute<'_>,
-    reference: &str,
+    reference: Option<&str>,
     decision: Decision,
     result: Option<&SegmentResult>,
     reason: Option<&str>,
 ) {
-    let client = conn.client.as_ref();
-    tracing::info!(
-        target: "audit",
+    audit::emit(&AuditEvent::Decision(DecisionEvent {
         reference,
-        fingerprint = client.map_or("", |c| c.fingerprint_sha256.as_str()),
-        subject = client.map_or("", |c| c.subject.as_str()),
-        organization = client.and_then(|c| c.organization.as_deref()).unwrap_or(""),
-        ous = %Joined(client.map_or(&[][..], |c| &c.organizational_units[..])),
-        source = %conn.peer,
-        route_host = %at.route.host,
-        route_prefix = %at.route.path_prefix,
-        segment = at.segment,
-        decision = decision.as_str(),
-        findings = %Findings(result.map_or(&[][..], |r| &r.findings[..])),
-        unmet = %Unmets(result.map_or(&[][..], |r| &r.unmet[..])),
-        reason = reason.unwrap_or(""),
-        "decision"
-    );
+        enforcement: Enforcement::Proxy,
+        device: conn.client.as_ref().map(Into::into),
+        source: conn.peer,
+        route_host: &at.route.host,
+        route_prefix: &at.route.path_prefix,
+        segment: at.segment,
+        decision,
+        reason,
+        findings: result.map_or(&[][..], |r| &r.findings[..]),
+        unmet: result.map_or(&[][..], |r| &r.unmet[..]),
+    }));
 }
 
 /// The audit event of an attestation (posted or inline).
-pub(super) fn audit_attestation(conn: &ConnInfo, result: Result<&Posture, Reason>) {
-    let client = conn.client.as_ref();
-    let (valid, reason, valid_until) = match result {
-        Ok(posture) => (true, "", posture.valid_until),
-        Err(reason) => (false, reason.code(), 0),
+pub(super) fn audit_attestation(conn: &ConnInfo, result: Result<(&Posture, &[Finding]), Reason>) {
+    let (reason, valid_until, findings) = match result {
+        Ok((posture, findings)) => (None, Some(posture.valid_until), findings),
+        Err(reason) => (Some(reason), None, &[][..]),
     };
-    tracing::info!(
-        target: "audit",
-        fingerprint = client.map_or("", |c| c.fingerprint_sha256.as_str()),
-        subject = client.map_or("", |c| c.subject.as_str()),
-        source = %conn.peer,
-        valid,
+    audit::emit(&AuditEvent::Attestation(AttestationEvent {
+        device: conn.client.as_ref().map(Into::into),
+        source: conn.peer,
+        valid: reason.is_none(),
         reason,
         valid_until,
-        remembered = valid && client.is_some(),
-        "attestation"
-    );
-}
-
-struct Joined<'a>(&'a [String]);
-
-impl fmt::Display for Joined<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, s) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            f.write_str(s)?;
-        }
-        Ok(())
-    }
-}
-
-/// `catalog_id:name:version` per finding, `;`-separated.
-struct Findings<'a>(&'a [Finding]);
-
-impl fmt::Display for Findings<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, finding) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(";")?;
-            }
-            write!(
-                f,
-                "{}:{}:{}:{}",
-                finding.catalog_id,
-                finding.item.name,
-                finding.item.version.as_deref().unwrap_or(""),
-                finding.action.as_str()
-            )?;
-        }
-        Ok(())
-    }
-}
-
-struct Unmets<'a>(&'a [Unmet]);
-
-impl fmt::Display for Unmets<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, unmet) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(";")?;
-            }
-            write!(f, "{}:{}", requirement_code(unmet), unmet.detail)?;
-        }
-        Ok(())
-    }
+        remembered: reason.is_none() && conn.client.is_some(),
+        findings,
+    }));
 }
 
 #[cfg(test)]
