@@ -11,6 +11,9 @@ use posture_gate::attestation::{NonceCheck, Verifier, VerifierSettings};
 use posture_gate::pki::Pki;
 use posture_gate::test_support::{claims_with_inventory, now, TokenBuilder};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench(c: &mut Criterion) {
     let pki = Pki::generate().expect("development PKI");
     let device = pki

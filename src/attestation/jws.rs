@@ -109,8 +109,10 @@ pub fn parse_header(header_b64: &[u8]) -> Result<Header, Reason> {
 /// Base64url-decodes the payload and parses it as claims. Run only after the
 /// signature has been checked.
 pub fn parse_payload<T: serde::de::DeserializeOwned>(payload_b64: &[u8]) -> Result<T, Reason> {
-    let json = URL_SAFE_NO_PAD
-        .decode(payload_b64)
+    // base64url without padding (RFC 7515 §2); base64-simd rejects padding,
+    // foreign characters and non-canonical trailing bits, like the scalar engine.
+    let json = base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(payload_b64)
         .map_err(|_| Reason::Malformed)?;
     parse_object(&json)
 }
@@ -199,6 +201,24 @@ fn decode_x5c(x5c: Option<Value>) -> Result<Vec<Vec<u8>>, Reason> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn payload_base64url_is_strict() {
+        #[derive(serde::Deserialize)]
+        struct P {}
+        // `{}` is e30; with padding, standard-alphabet or non-canonical trailing bits it is refused.
+        assert!(parse_payload::<P>(b"e30").is_ok());
+        assert!(matches!(
+            parse_payload::<P>(b"e30="),
+            Err(Reason::Malformed)
+        ));
+        assert!(matches!(parse_payload::<P>(b"e31"), Err(Reason::Malformed)));
+        assert!(matches!(parse_payload::<P>(b"e3+"), Err(Reason::Malformed)));
+        assert!(matches!(
+            parse_payload::<P>(b"e3 0"),
+            Err(Reason::Malformed)
+        ));
+    }
     use super::*;
 
     fn b64(s: &str) -> String {

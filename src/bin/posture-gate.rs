@@ -99,6 +99,9 @@ enum PkiCommand {
     },
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One crypto provider for the whole process; the gate also passes it explicitly.
