@@ -1,0 +1,116 @@
+//! The README's first command, as a new user runs it: `posture-gate demo`
+//! starts, and the curl commands it prints give the clean device the app and
+//! the Kaspersky device the denial page.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Runs one printed command line through the shell; returns stdout.
+fn run_printed(line: &str, extra: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} -sS {extra}"))
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_demo_prints_commands_that_show_both_outcomes() {
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "this test needs the `curl` program (apt-get install curl)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
+        .args([
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the demo starts");
+    let stdout = child.stdout.take().unwrap();
+    let _demo = Demo(child);
+
+    // Read the instructions until the closing line.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.contains("signed again every 5 minutes");
+        lines.push(line);
+        if done || Instant::now() > deadline {
+            break;
+        }
+    }
+    let curls: Vec<&String> = lines.iter().filter(|l| l.starts_with("curl ")).collect();
+    assert_eq!(curls.len(), 6, "six curl commands: {lines:#?}");
+    for f in [
+        "ca.pem",
+        "gate.toml",
+        "devices/clean/cert.pem",
+        "devices/clean/key.pem",
+        "devices/clean/attestation.jwt",
+        "devices/kaspersky/attestation.jwt",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} written");
+    }
+
+    // Clean device: attest, then the app answers with the identity the gate set.
+    let verdict = run_printed(curls[0], "");
+    let v: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    assert_eq!(v["decisions"]["financien"], "allow", "{v}");
+    let app = run_printed(curls[1], "");
+    assert!(app.contains("Demo app: you are in."), "{app}");
+    assert!(
+        app.contains("x-posture-decision              allow"),
+        "{app}"
+    );
+
+    // Kaspersky device: attested, then refused with the page naming the product.
+    let verdict = run_printed(curls[2], "");
+    let v: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    assert_eq!(v["decisions"]["financien"], "deny", "{v}");
+    assert_eq!(v["findings"][0]["catalog_id"], "kaspersky");
+    let page = run_printed(curls[3], "-w '\\n%{http_code}'");
+    assert!(page.ends_with("403"), "{page}");
+    assert!(page.contains("Kaspersky Endpoint Security for Windows"));
+    assert!(page.contains("12.3.0.493"));
+    assert!(page.contains("<html lang=\"nl\""));
+    // As an API client: problem+json.
+    let problem: serde_json::Value = serde_json::from_str(&run_printed(curls[4], "")).unwrap();
+    assert_eq!(problem["status"], 403);
+    assert_eq!(problem["findings"][0]["catalog_id"], "kaspersky");
+    // The low-sensitivity segment lets it through with a warning.
+    let kantine = run_printed(curls[5], "");
+    assert!(
+        kantine.contains("x-posture-decision              warn"),
+        "{kantine}"
+    );
+}
