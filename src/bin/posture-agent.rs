@@ -449,3 +449,51 @@ fn print_removal_steps(ids: &std::collections::BTreeSet<&str>, os: OsFamily) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer_valid_for(secs: i64) -> GateAnswer {
+        let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
+        let until = until
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        GateAnswer {
+            verdict: serde_json::json!({ "valid": true, "valid_until": until }),
+        }
+    }
+
+    #[test]
+    fn next_attestation_comes_well_before_the_posture_ages_out() {
+        let every = Duration::from_secs(600);
+        // 15 minutes left: half of it (7.5 min) is sooner than the interval.
+        let next = next_attestation(&answer_valid_for(900), every);
+        assert!(next <= Duration::from_secs(450), "{next:?}");
+        // An hour left: the interval decides.
+        assert_eq!(next_attestation(&answer_valid_for(3600), every), every);
+        // Already expired or unknown: soon, or the interval.
+        assert_eq!(
+            next_attestation(&answer_valid_for(-10), every),
+            Duration::from_secs(1)
+        );
+        let unknown = GateAnswer {
+            verdict: serde_json::json!({ "valid": true }),
+        };
+        assert_eq!(next_attestation(&unknown, every), every);
+    }
+
+    #[test]
+    fn an_interval_under_a_second_is_refused() {
+        assert_eq!(parse_interval("10m"), Ok(Duration::from_secs(600)));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("500ms").is_err());
+        assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
