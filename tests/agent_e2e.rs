@@ -427,3 +427,67 @@ async fn interval_keeps_attesting() {
     assert_eq!(gate.handle.posture_count(), 1);
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_problems_are_named() {
+    let gate = AgentGate::start().await;
+    // A device certificate from a CA the gate does not know.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = Pki::generate()
+        .unwrap()
+        .issue_device("stranger", "Elsewhere BV", None)
+        .unwrap()
+        .write(other.path())
+        .unwrap();
+    let run = attest(&gate, &stranger, &[]).await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the gate rejected this device certificate"),
+        "{}",
+        run.all()
+    );
+
+    // The gate's certificate checked against the wrong CA.
+    let (_, device) = gate.device("lt-006", DeviceKeyType::P256);
+    let url = gate.url();
+    let wrong_ca = other.path().join("cert.pem");
+    let run = agent(&[
+        "attest",
+        "--gate",
+        &url,
+        "--cert",
+        s(&device.cert),
+        "--key",
+        s(&device.key),
+        "--ca",
+        s(&wrong_ca),
+    ])
+    .await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "TLS with the gate failed: invalid peer certificate: UnknownIssuer (the gate's \
+             server certificate is not issued by a CA in {})",
+            wrong_ca.display()
+        )),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_crash() {
+    // `posture-agent collect | head`: the reader goes away early.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_posture-agent"))
+        .args(["collect", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

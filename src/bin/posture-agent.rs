@@ -176,9 +176,9 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Collect { json, source } => {
             let inv = inventory(&source)?;
             if json {
-                println!("{}", agent::render_json(&inv));
+                emit(&format!("{}\n", agent::render_json(&inv)))?;
             } else {
-                print!("{}", agent::render_table(&inv));
+                emit(&agent::render_table(&inv))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -189,7 +189,7 @@ fn run(command: Command) -> Result<ExitCode> {
         } => {
             let creds = Credentials::load(&device.cert, &device.key)?;
             let claims = inventory(&source)?.into_claims(now(), nonce, hostname());
-            println!("{}", creds.sign(&claims)?);
+            emit(&format!("{}\n", creds.sign(&claims)?))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Attest {
@@ -342,6 +342,19 @@ fn explain(e: &anyhow::Error) -> String {
     }
 }
 
+/// Writes to standard output; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to standard output"),
+    }
+}
+
 /// Prints the verdict in plain words (or its JSON); the exit code says
 /// whether any segment denied.
 fn report(answer: &GateAnswer, os: OsFamily, json: bool) -> ExitCode {
@@ -360,10 +373,13 @@ fn report(answer: &GateAnswer, os: OsFamily, json: bool) -> ExitCode {
         .filter(|(_, d)| !matches!(*d, "allow" | "warn"))
         .map(|(seg, _)| *seg)
         .collect();
-    if json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let text = if json {
+        format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
     } else {
-        print_words(v, &decisions, &denied, os);
+        words(v, &decisions, &denied, os)
+    };
+    if let Err(e) = emit(&text) {
+        tracing::error!("{e:#}");
     }
     if denied.is_empty() {
         ExitCode::SUCCESS
@@ -372,39 +388,58 @@ fn report(answer: &GateAnswer, os: OsFamily, json: bool) -> ExitCode {
     }
 }
 
-fn print_words(v: &serde_json::Value, decisions: &[(&str, &str)], denied: &[&str], os: OsFamily) {
+/// `writeln!` into a String, which cannot fail.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+fn words(
+    v: &serde_json::Value,
+    decisions: &[(&str, &str)],
+    denied: &[&str],
+    os: OsFamily,
+) -> String {
+    let mut out = String::new();
     if denied.is_empty() {
-        println!("Allowed: the gate admits this device to every segment.");
+        say!(
+            out,
+            "Allowed: the gate admits this device to every segment."
+        );
     } else {
-        println!(
+        say!(
+            out,
             "DENIED: the gate refuses this device on {}.",
             denied.join(", ")
         );
     }
     if let Some(subject) = v["device"]["subject"].as_str() {
-        println!("Device: {subject}");
+        say!(out, "Device: {subject}");
     }
-    println!();
+    out.push('\n');
     for (segment, d) in decisions {
         let word = match *d {
             "allow" => "allowed",
             "warn" => "allowed, with a warning",
             _ => "DENIED",
         };
-        println!("  {segment:<20} {word}");
+        say!(out, "  {segment:<20} {word}");
     }
-    print_findings(v, os);
+    findings(&mut out, v, os);
     if let Some(until) = v["valid_until"].as_str() {
-        println!("\nThis posture is valid until {until}.");
+        say!(out, "\nThis posture is valid until {until}.");
     }
+    out
 }
 
-fn print_findings(v: &serde_json::Value, os: OsFamily) {
+fn findings(out: &mut String, v: &serde_json::Value, os: OsFamily) {
     let Some(findings) = v["findings"].as_array().filter(|f| !f.is_empty()) else {
         return;
     };
     let mut seen = std::collections::BTreeSet::new();
-    println!("\nFound on this device:");
+    say!(out, "\nFound on this device:");
     for f in findings {
         let item = &f["item"];
         let name = item["name"].as_str().unwrap_or("?");
@@ -419,17 +454,17 @@ fn print_findings(v: &serde_json::Value, os: OsFamily) {
         } else {
             format!(" {version}")
         };
-        println!("  - {kind} {name}{version} (prohibited: {id})");
+        say!(out, "  - {kind} {name}{version} (prohibited: {id})");
     }
     let ids: std::collections::BTreeSet<&str> = findings
         .iter()
         .filter_map(|f| f["catalog_id"].as_str())
         .collect();
-    print_removal_steps(&ids, os);
-    println!("\nThen run posture-agent attest again.");
+    removal_steps(out, &ids, os);
+    say!(out, "\nThen run posture-agent attest again.");
 }
 
-fn print_removal_steps(ids: &std::collections::BTreeSet<&str>, os: OsFamily) {
+fn removal_steps(out: &mut String, ids: &std::collections::BTreeSet<&str>, os: OsFamily) {
     let catalogue = match Catalogue::builtin() {
         Ok(c) => c,
         Err(e) => {
@@ -439,13 +474,16 @@ fn print_removal_steps(ids: &std::collections::BTreeSet<&str>, os: OsFamily) {
     };
     for id in ids {
         let Some(i) = catalogue.index_of(id) else {
-            println!("\nRemove the software listed as {id} (ask the network team how).");
+            say!(
+                out,
+                "\nRemove the software listed as {id} (ask the network team how)."
+            );
             continue;
         };
         let entry = &catalogue.entries()[i];
-        println!("\nHow to remove {}:", entry.title.en);
+        say!(out, "\nHow to remove {}:", entry.title.en);
         for (n, step) in entry.removal_steps(Some(os)).en.iter().enumerate() {
-            println!("  {}. {step}", n + 1);
+            say!(out, "  {}. {step}", n + 1);
         }
     }
 }
