@@ -167,7 +167,7 @@ async fn attest_inner(
     let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
         .connect(name, tcp)
         .await
-        .map_err(|e| AttestError::Tls(e.to_string()))?;
+        .map_err(|e| AttestError::Tls(explain_tls(&e, ca)))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| AttestError::Http(e.to_string()))?;
@@ -223,6 +223,23 @@ async fn attest_inner(
     }
 }
 
+fn explain_tls(e: &std::io::Error, ca: Option<&Path>) -> String {
+    let text = e.to_string();
+    if !text.contains("invalid peer certificate") {
+        return text;
+    }
+    match ca {
+        Some(ca) => format!(
+            "{text} (the gate's server certificate is not issued by a CA in {})",
+            ca.display()
+        ),
+        None => format!(
+            "{text} (the gate's server certificate is not trusted by this system; \
+             pass the CA that issued it with --ca)"
+        ),
+    }
+}
+
 async fn send(
     sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     req: Request<Full<Bytes>>,
@@ -230,7 +247,7 @@ async fn send(
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| AttestError::Http(e.to_string()))?;
+        .map_err(|e| AttestError::Http(explain_http(&e)))?;
     let status = resp.status();
     let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
         .collect()
@@ -238,6 +255,26 @@ async fn send(
         .map_err(|e| AttestError::Http(e.to_string()))?
         .to_bytes();
     Ok((status, body))
+}
+
+/// hyper's own message ("connection error") hides the cause; in TLS 1.3 a
+/// gate that rejects the client certificate says so only with an alert on
+/// the first read, which arrives here.
+fn explain_http(e: &hyper::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if text.contains("received fatal alert") {
+        text.push_str(
+            " (the gate rejected this device certificate: is it issued by the gate's \
+             client CA, valid now and not revoked?)",
+        );
+    }
+    text
 }
 
 fn lossy(b: &[u8]) -> String {
