@@ -58,14 +58,22 @@ fn the_demo_prints_commands_that_show_both_outcomes() {
     let stdout = child.stdout.take().unwrap();
     let _demo = Demo(child);
 
-    // Read the instructions until the closing line.
+    // Read the instructions until the closing line; a thread keeps draining
+    // stdout afterwards, as a terminal would.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         let done = line.contains("signed again every 5 minutes");
         lines.push(line);
-        if done || Instant::now() > deadline {
+        if done {
             break;
         }
     }

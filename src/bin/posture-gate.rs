@@ -1,6 +1,7 @@
 //! The `posture-gate` command: parses arguments, calls the library, maps
 //! errors to exit codes. No decisions are made here.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -215,7 +216,12 @@ fn demo(dir: Option<PathBuf>, port: u16) -> Result<ExitCode> {
         let gate = Gate::bind(files.config.clone()).await.with_context(|| {
             format!("cannot start the gate on port {port} (is it in use? try --port)")
         })?;
-        println!("{}", posture_gate::demo::instructions(&files, port));
+        // A closed stdout (the demo piped into `head`) must not stop the gate.
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            posture_gate::demo::instructions(&files, port)
+        );
         tokio::spawn(posture_gate::demo::keep_attestations_fresh(files.devices));
         gate.run().await.context("the gate stopped with an error")?;
         Ok(ExitCode::SUCCESS)
