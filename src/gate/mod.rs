@@ -55,6 +55,8 @@ pub use headers::{
     DECISION, DEVICE_FINGERPRINT, DEVICE_ORGANIZATION, DEVICE_SUBJECT, GATE_OWNED,
     POSTURE_ATTESTATION, POSTURE_WARNING,
 };
+#[doc(hidden)]
+pub use posture::PostureCache;
 pub use posture::{ATTEST_PATH, CHALLENGE_PATH, MAX_TOKEN_BYTES};
 pub use reload::ReloadError;
 pub use routing::{normalise_host, normalise_path, PathError, RouteTable};

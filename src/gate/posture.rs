@@ -28,7 +28,10 @@ pub const ATTEST_PATH: &str = "/.well-known/posture-gate/attest";
 pub const MAX_TOKEN_BYTES: usize = 1024 * 1024;
 const TOKEN_MEDIA_TYPE: &str = "application/eat+jwt";
 
-pub(super) struct PostureCache {
+/// The postures remembered per client certificate. Public only so the
+/// memory benchmark (`examples/posture_memory.rs`) measures the real type.
+#[doc(hidden)]
+pub struct PostureCache {
     cache: moka::sync::Cache<String, Arc<Posture>>,
 }
 
