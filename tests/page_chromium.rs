@@ -72,8 +72,10 @@ impl Captured {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["target"] == "audit" && v["fields"]["message"] == "decision")
-            .map(|v| v["fields"].clone())
+            .filter(|v| v["target"] == "audit")
+            // The message of an audit record is the typed event as JSON.
+            .filter_map(|v| serde_json::from_str::<Value>(v["fields"]["message"].as_str()?).ok())
+            .filter(|e| e["event"] == "decision")
             .collect()
     }
 
