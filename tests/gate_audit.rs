@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::client::{connect, tls_config};
@@ -12,52 +10,11 @@ use common::{request, Proto, RouteSpec, Settings, TestGate};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn audit_events(&self) -> Vec<serde_json::Value> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["target"] == "audit")
-            // The message of an audit record is the typed event as JSON.
-            .map(|v| {
-                serde_json::from_str(v["fields"]["message"].as_str().expect("message"))
-                    .expect("the audit message is one JSON event")
-            })
-            .collect()
-    }
-}
-
 // A current-thread runtime: every task of the gate runs on this thread, so
 // a thread-local subscriber sees all its events.
 #[tokio::test(flavor = "current_thread")]
 async fn each_decision_is_one_audit_event_and_a_denial_reference_is_on_the_page() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_target(true)
-        .with_writer(captured.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = common::audit::capture();
 
     let up = upstream::start("public").await;
     let routes = [

@@ -16,11 +16,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -31,6 +29,7 @@ use posture_gate::gate::{Gate, GateHandle};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use common::audit::Captured;
 use common::pki::unix_now;
 use common::upstream::{self, Upstream};
 use common::{config_text, post_token, request, Device, Pki, Proto, RouteSpec, Settings};
@@ -45,62 +44,14 @@ const APP_PATH: &str = "/pay/1";
 
 // ---------------------------------------------------------------- audit log
 
-/// Every line the gate logs, as JSON, so a page can be tied to its event.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-impl Captured {
-    /// The `decision` audit events logged so far, oldest first.
-    fn decisions(&self) -> Vec<Value> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["target"] == "audit")
-            // The message of an audit record is the typed event as JSON.
-            .filter_map(|v| serde_json::from_str::<Value>(v["fields"]["message"].as_str()?).ok())
-            .filter(|e| e["event"] == "decision")
-            .collect()
-    }
-
-    /// The reference of the newest decision, which must be a denial.
-    fn last_denial_reference(&self) -> String {
-        let decisions = self.decisions();
-        let last = decisions.last().expect("the gate logged a decision");
-        assert_eq!(last["decision"], "deny", "{last}");
-        let reference = last["reference"].as_str().unwrap_or_default().to_string();
-        assert!(!reference.is_empty(), "{last}");
-        reference
-    }
-}
-
-/// Logs of this thread go to `Captured`. The runtime is current-thread, so
-/// every task of the gate runs here and is seen.
-fn capture_audit() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_target(true)
-        .with_writer(captured.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    (captured, guard)
+/// The reference of the newest decision, which must be a denial.
+fn last_denial_reference(audit: &Captured) -> String {
+    let decisions = audit.decisions();
+    let last = decisions.last().expect("the gate logged a decision");
+    assert_eq!(last["decision"], "deny", "{last}");
+    let reference = last["reference"].as_str().unwrap_or_default().to_string();
+    assert!(!reference.is_empty(), "{last}");
+    reference
 }
 
 // ----------------------------------------------------------------- the gate
@@ -457,7 +408,7 @@ const ENGLISH: Language = Language {
 #[tokio::test(flavor = "current_thread")]
 async fn a_kaspersky_device_reads_why_and_how_to_fix_it_in_dutch_and_english() {
     let browser = Browser::new("kaspersky");
-    let (audit, _guard) = capture_audit();
+    let (audit, _guard) = common::audit::capture();
     let gate = start_gate().await;
     let device = gate.pki.device("lt-kes-01", "Leverancier BV");
     attest_kaspersky(&gate, &device).await;
@@ -469,7 +420,7 @@ async fn a_kaspersky_device_reads_why_and_how_to_fix_it_in_dutch_and_english() {
 
     for lang in [DUTCH, ENGLISH] {
         let html = fetch_page(&gate, &device, lang.accept).await;
-        let reference = audit.last_denial_reference();
+        let reference = last_denial_reference(&audit);
         let file = browser.out.join(format!("denial-{}.html", lang.code));
         std::fs::write(&file, &html).unwrap();
         let url = file_url(&file);
@@ -553,7 +504,7 @@ async fn a_kaspersky_device_reads_why_and_how_to_fix_it_in_dutch_and_english() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_browser_without_a_certificate_gets_the_enrolment_page_over_tls() {
     let browser = Browser::new("no-certificate");
-    let (audit, _guard) = capture_audit();
+    let (audit, _guard) = common::audit::capture();
     let gate = start_gate().await;
     let pin = server_spki_pin(&gate.dir);
     let tls = Tls {
@@ -566,7 +517,7 @@ async fn a_browser_without_a_certificate_gets_the_enrolment_page_over_tls() {
     // A browser set to Dutch gets the Dutch page...
     let url = format!("{base}{APP_PATH}");
     let text = words(&browser.read("geen-certificaat", &url, Some(&tls)).await);
-    let reference = audit.last_denial_reference();
+    let reference = last_denial_reference(&audit);
     assert_eq!(
         audit.decisions().last().unwrap()["reason"],
         "no_certificate"
@@ -593,7 +544,7 @@ async fn a_browser_without_a_certificate_gets_the_enrolment_page_over_tls() {
     // ...and the page's switch link (`?lang=en`) gives the English one.
     let url = format!("{base}{APP_PATH}?lang=en");
     let text = words(&browser.read("no-certificate", &url, Some(&tls)).await);
-    let reference = audit.last_denial_reference();
+    let reference = last_denial_reference(&audit);
     reads(
         &text,
         "Your device did not present a certificate",

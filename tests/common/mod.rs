@@ -3,6 +3,7 @@
 //! certificates. Every file a test needs is made here, in a temp dir.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod client;
 pub mod pki;
 pub mod upstream;
