@@ -68,7 +68,7 @@ fn main() -> Result<()> {
             valid_until: t + 900,
             leaf_not_after: t + 86_400,
         };
-        let posture = Posture::new(&snapshot, verified);
+        let posture = Posture::new(&snapshot, &verified);
         cache.remember(&fingerprint, Arc::new(posture), t);
     }
     let count = cache.count();

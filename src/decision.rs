@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::attestation::{Claims, NonceCheck, Reason, Verified, Verifier};
+use crate::attestation::claims::Os;
+use crate::attestation::{NonceCheck, Reason, Verified, Verifier};
 use crate::catalogue::Catalogue;
 use crate::config::Snapshot;
 use crate::device::DeviceIdentity;
@@ -21,28 +22,39 @@ pub use crate::policy::SegmentResult;
 use crate::policy::{self, Assessment};
 use crate::verdict::{Decision, Verdict};
 
-/// What the gate remembers about a device between attestations.
+/// What the gate remembers about a device between attestations: who it is,
+/// until when, and the assessment of its report. The inventory itself is
+/// not kept (see [`Assessment`]); the verdict to the agent is made before
+/// it is dropped.
 #[derive(Debug, Clone)]
 pub struct Posture {
-    pub device: DeviceIdentity,
-    pub claims: Claims,
+    /// SHA-256 of the certificate the attestation was bound to; `None`
+    /// only if that fingerprint was not hex, and then nothing matches it.
+    fingerprint: Option<[u8; 32]>,
     /// Unix seconds; the posture must not be used from then on.
     pub valid_until: i64,
-    /// The catalogue the assessment was made with. After a reload that
-    /// changed it, the assessment is made again (see [`Posture::refreshed`]).
+    /// The catalogue the assessment was made with. A reload that leaves the
+    /// catalogue as it was keeps this very `Arc` (see `gate::reload`); one
+    /// that changes it makes the posture stale, because a report that was
+    /// not kept cannot be matched against the new entries.
     catalogue: Arc<Catalogue>,
     assessment: Assessment,
 }
 
 impl Posture {
-    pub fn new(snapshot: &Snapshot, verified: Verified) -> Posture {
+    pub fn new(snapshot: &Snapshot, verified: &Verified) -> Posture {
         Posture {
             assessment: policy::assess(&snapshot.matcher, &verified.claims),
             catalogue: Arc::clone(&snapshot.catalogue),
-            device: verified.device,
-            claims: verified.claims,
+            fingerprint: fingerprint_bytes(&verified.device.fingerprint_sha256),
             valid_until: verified.valid_until,
         }
+    }
+
+    /// Whether this posture was bound to `device`'s certificate.
+    pub fn belongs_to(&self, device: &DeviceIdentity) -> bool {
+        self.fingerprint.is_some()
+            && fingerprint_bytes(&device.fingerprint_sha256) == self.fingerprint
     }
 
     /// Whether the assessment was made with this snapshot's catalogue.
@@ -50,23 +62,13 @@ impl Posture {
         Arc::ptr_eq(&self.catalogue, &snapshot.catalogue)
     }
 
-    /// A copy assessed against `snapshot`'s catalogue, when it has changed
-    /// since; callers put it back in their cache so this happens once.
-    pub fn refreshed(&self, snapshot: &Snapshot) -> Option<Posture> {
-        if self.is_current(snapshot) {
-            return None;
-        }
-        Some(Posture {
-            assessment: policy::assess(&snapshot.matcher, &self.claims),
-            catalogue: Arc::clone(&snapshot.catalogue),
-            device: self.device.clone(),
-            claims: self.claims.clone(),
-            valid_until: self.valid_until,
-        })
-    }
-
     pub fn assessment(&self) -> &Assessment {
         &self.assessment
+    }
+
+    /// The OS as the device reported it, for the removal steps on a page.
+    pub fn os(&self) -> &Os {
+        &self.assessment.os
     }
 }
 
@@ -79,6 +81,9 @@ pub enum Denial {
     NoPosture,
     /// The remembered attestation has aged out.
     StalePosture { valid_until: i64 },
+    /// The catalogue changed since the remembered attestation was assessed:
+    /// the device must report again to be judged against the new entries.
+    CatalogueChanged,
     /// An attestation sent with the request did not verify.
     InvalidAttestation(Reason),
     /// The segment's policy denies this posture.
@@ -92,6 +97,7 @@ impl Denial {
             Denial::NoCertificate => "no_certificate",
             Denial::NoPosture => "no_posture",
             Denial::StalePosture { .. } => "stale_posture",
+            Denial::CatalogueChanged => "catalogue_changed",
             Denial::InvalidAttestation(r) => r.code(),
             Denial::Prohibited(_) => "prohibited",
         }
@@ -126,40 +132,35 @@ pub fn attest(
     nonce: NonceCheck<'_>,
 ) -> Result<(Posture, Verdict), Reason> {
     let verified = verifier.verify(token, client_cert_der, now, nonce)?;
-    let posture = Posture::new(snapshot, verified);
-    let verdict = verdict(snapshot, &posture, now);
+    let posture = Posture::new(snapshot, &verified);
+    let verdict = verdict(snapshot, &verified.device, &posture, now);
     Ok((posture, verdict))
 }
 
-/// The verdict of spec section 5 for a posture, over every segment.
-pub fn verdict(snapshot: &Snapshot, posture: &Posture, now: i64) -> Verdict {
-    let fresh;
-    let assessment = if posture.is_current(snapshot) {
-        &posture.assessment
-    } else {
-        fresh = policy::assess(&snapshot.matcher, &posture.claims);
-        &fresh
-    };
+/// Fingerprints are hex made by `device`; anything else would be a bug.
+fn fingerprint_bytes(hex_fingerprint: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_fingerprint, &mut out).ok()?;
+    Some(out)
+}
+
+/// The verdict of spec section 5 for a posture just made with `snapshot`,
+/// over every segment.
+fn verdict(snapshot: &Snapshot, device: &DeviceIdentity, posture: &Posture, now: i64) -> Verdict {
+    let assessment = &posture.assessment;
     let today = policy::utc_day(now);
     let mut decisions = BTreeMap::new();
     let mut findings = Vec::new();
     let mut unmet = Vec::new();
     for (i, seg) in snapshot.segments.iter().enumerate() {
-        let r = policy::evaluate_segment(
-            snapshot,
-            i,
-            &posture.device,
-            &posture.claims,
-            assessment,
-            today,
-        );
+        let r = policy::evaluate_segment(snapshot, i, device, assessment, today);
         decisions.insert(seg.name.clone(), r.decision);
         findings.extend(r.findings);
         unmet.extend(r.unmet);
     }
     Verdict {
         valid: true,
-        device: posture.device.clone(),
+        device: device.clone(),
         valid_until: rfc3339(posture.valid_until),
         decisions,
         findings,
@@ -182,9 +183,7 @@ pub fn decide(
     };
     // A posture belongs to exactly one certificate; callers key their cache
     // by fingerprint, and this check keeps a mix-up from becoming an allow.
-    let Some(posture) =
-        posture.filter(|p| p.device.fingerprint_sha256 == client.fingerprint_sha256)
-    else {
+    let Some(posture) = posture.filter(|p| p.belongs_to(client)) else {
         return Outcome::Deny(Denial::NoPosture);
     };
     if now >= posture.valid_until {
@@ -192,19 +191,14 @@ pub fn decide(
             valid_until: posture.valid_until,
         });
     }
-    let fresh;
-    let assessment = if posture.is_current(snapshot) {
-        &posture.assessment
-    } else {
-        fresh = policy::assess(&snapshot.matcher, &posture.claims);
-        &fresh
-    };
+    if !posture.is_current(snapshot) {
+        return Outcome::Deny(Denial::CatalogueChanged);
+    }
     let result = policy::evaluate_segment(
         snapshot,
         segment,
         client,
-        &posture.claims,
-        assessment,
+        &posture.assessment,
         policy::utc_day(now),
     );
     match result.decision {

@@ -9,7 +9,7 @@
 
 use time::{Date, OffsetDateTime};
 
-use crate::attestation::claims::{Claims, OsFamily, SecurityProductKind};
+use crate::attestation::claims::{Claims, Os, OsFamily, SecurityProductKind};
 use crate::catalogue::{Catalogue, Category, ItemRef, Match, Matcher};
 use crate::config::model::Action;
 use crate::config::snapshot::{DeviceSelector, Exemption, Policy, Snapshot};
@@ -25,15 +25,22 @@ pub struct ItemMatch {
     pub item: FindingItem,
 }
 
-/// The catalogue matches of one posture.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Everything a segment policy needs of one attestation: the catalogue
+/// matches, the OS and whether an allowed antivirus works. The gate keeps
+/// this, not the inventory: a posture then costs a few hundred bytes instead
+/// of the whole report (100,000 devices must fit in 100 MB).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
     pub matches: Vec<ItemMatch>,
+    pub os: Os,
+    /// An enabled, up-to-date antivirus or EDR that the catalogue does not
+    /// match was reported (a policy may require one).
+    pub working_antivirus: bool,
 }
 
 impl Assessment {
-    fn matched(&self, kind: ItemKind, name: &str) -> bool {
-        self.matches
+    fn matched(matches: &[ItemMatch], kind: ItemKind, name: &str) -> bool {
+        matches
             .iter()
             .any(|m| m.item.kind == kind && m.item.name == name)
     }
@@ -82,7 +89,13 @@ pub fn assess(matcher: &Matcher, claims: &Claims) -> Assessment {
             id: None,
         });
     }
-    Assessment { matches }
+    matches.shrink_to_fit();
+    let working_antivirus = has_working_antivirus(claims, &matches);
+    Assessment {
+        matches,
+        os: claims.os.clone(),
+        working_antivirus,
+    }
 }
 
 /// The outcome of one segment's policy for one posture.
@@ -111,7 +124,6 @@ pub fn evaluate_segment(
     snapshot: &Snapshot,
     segment: usize,
     device: &DeviceIdentity,
-    claims: &Claims,
     assessment: &Assessment,
     today: Date,
 ) -> SegmentResult {
@@ -145,7 +157,7 @@ pub fn evaluate_segment(
             exemption: exemption.map(|e| e.reference.clone()),
         });
     }
-    if let Some(unmet) = min_os_unmet(policy, claims) {
+    if let Some(unmet) = min_os_unmet(policy, &assessment.os) {
         result.unmet.push(Unmet {
             requirement: Requirement::MinOsVersion,
             segment: seg.name.clone(),
@@ -153,7 +165,7 @@ pub fn evaluate_segment(
             detail: unmet,
         });
     }
-    if policy.require_antivirus && !has_working_antivirus(claims, assessment) {
+    if policy.require_antivirus && !assessment.working_antivirus {
         result.unmet.push(Unmet {
             requirement: Requirement::Antivirus,
             segment: seg.name.clone(),
@@ -206,10 +218,10 @@ fn exemption_applies(
 
 /// `Some(what the device reported)` when the policy sets a minimum for the
 /// device's OS family and the reported version is lower or unreadable.
-fn min_os_unmet(policy: &Policy, claims: &Claims) -> Option<String> {
-    let family = claims.os.family;
+fn min_os_unmet(policy: &Policy, os: &Os) -> Option<String> {
+    let family = os.family;
     let (_, minimum) = policy.min_os_version.iter().find(|(f, _)| *f == family)?;
-    let reported = claims.os.version.as_deref().unwrap_or("");
+    let reported = os.version.as_deref().unwrap_or("");
     match (parse_version(reported), parse_version(minimum)) {
         (Some(have), Some(need)) if have >= need => None,
         _ => Some(format!(
@@ -246,14 +258,14 @@ fn parse_version(v: &str) -> Option<Vec<u64>> {
     Some(parts)
 }
 
-fn has_working_antivirus(claims: &Claims, assessment: &Assessment) -> bool {
+fn has_working_antivirus(claims: &Claims, matches: &[ItemMatch]) -> bool {
     claims.security_products.iter().any(|p| {
         matches!(
             p.kind,
             Some(SecurityProductKind::Antivirus | SecurityProductKind::Edr)
         ) && p.enabled == Some(true)
             && p.up_to_date == Some(true)
-            && !assessment.matched(ItemKind::SecurityProduct, &p.name)
+            && !Assessment::matched(matches, ItemKind::SecurityProduct, &p.name)
     })
 }
 

@@ -87,6 +87,39 @@ async fn a_good_file_is_swapped_in_and_postures_survive() {
     assert_eq!(upstream_of(&w.gate, &device).await, "b");
 }
 
+/// Postures keep only the assessment made with one catalogue, not the
+/// inventory: a reload that changes the catalogue must make every device
+/// report again rather than judge it by entries it was never matched with.
+#[tokio::test]
+async fn a_changed_catalogue_makes_devices_attest_again() {
+    let w = world().await;
+    let device = w.gate.pki.device("lt-309", "Org");
+    assert_eq!(w.gate.attest(&device, false).await.status, 200);
+    let extra = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/config/extra-catalogue.toml"),
+    )
+    .unwrap();
+    std::fs::write(w.gate.dir.path().join("extra.toml"), extra).unwrap();
+    let text = format!(
+        "[catalogue]\ninclude = [\"extra.toml\"]\n\n{}",
+        config_text(&routes_to(&w.b), &Settings::default())
+    );
+    std::fs::write(&w.gate.config, text).unwrap();
+    w.gate.handle.reload_now().await.unwrap();
+
+    let client = w.gate.client(Some(&device), Proto::H1);
+    let denied = client.get("public.test", "/").await;
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    assert!(
+        denied.text().contains("posture-agent attest"),
+        "the page tells the device to report again: {}",
+        denied.text()
+    );
+    assert_eq!(w.gate.attest(&device, false).await.status, 200);
+    assert_eq!(upstream_of(&w.gate, &device).await, "b");
+}
+
 #[tokio::test]
 async fn the_file_watcher_reloads_an_edited_config() {
     let w = world().await;

@@ -84,7 +84,7 @@ impl OsFamily {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Os {
     pub family: OsFamily,
     #[serde(default, skip_serializing_if = "Option::is_none")]

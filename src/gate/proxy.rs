@@ -148,11 +148,12 @@ pub(super) async fn handle(
         }
         Outcome::Deny(denial) => {
             let reference = decision::new_reference();
-            let os = posture.as_deref().map(|p: &Posture| &p.claims.os);
+            let os = posture.as_deref().map(Posture::os);
             let problem = match &denial {
                 Denial::NoCertificate => Problem::NoCertificate,
                 Denial::NoPosture => Problem::NoPosture,
-                Denial::StalePosture { .. } => Problem::StalePosture,
+                // Both are cured the same way: run the agent again.
+                Denial::StalePosture { .. } | Denial::CatalogueChanged => Problem::StalePosture,
                 Denial::InvalidAttestation(reason) => Problem::InvalidAttestation(*reason),
                 Denial::Prohibited(result) => Problem::Prohibited {
                     segment,

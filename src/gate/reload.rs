@@ -92,7 +92,10 @@ pub(super) async fn reload(shared: &Shared) -> Result<(), ReloadError> {
     // One reload at a time, so two quick edits cannot swap in out of order.
     let _serial = shared.reload_lock.lock().await;
     let result = match load(shared.config_path.clone()).await {
-        Ok(snapshot) => build_live(snapshot, &shared.fallback_secret).await,
+        Ok(mut snapshot) => {
+            keep_catalogue_if_unchanged(&mut snapshot, &shared.live.load().snapshot);
+            build_live(snapshot, &shared.fallback_secret).await
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -108,6 +111,20 @@ pub(super) async fn reload(shared: &Shared) -> Result<(), ReloadError> {
             }
             Err(error)
         }
+    }
+}
+
+/// Remembered postures hold the assessment made with one catalogue, known by
+/// its `Arc`. A reload that only touches routes, policies or exemptions must
+/// not make every device attest again, so an equal catalogue keeps the old
+/// `Arc`; the matcher built from it is the same, index for index.
+fn keep_catalogue_if_unchanged(new: &mut Snapshot, old: &Snapshot) {
+    if *new.catalogue == *old.catalogue {
+        new.catalogue = Arc::clone(&old.catalogue);
+    } else {
+        tracing::warn!(
+            "the catalogue changed: every device must attest again before its next request"
+        );
     }
 }
 
