@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use posture_gate::agent::dpkg::{parse_dpkg_status, DpkgProblem};
 use posture_gate::agent::macos::{parse_info_plist, scan_applications};
 use posture_gate::agent::windows::{parse_reg_export, parse_security_center_json, RegError};
+// Some of these serve only the tests of a Linux tree, which need unix links.
+#[cfg_attr(not(unix), allow(unused_imports))]
 use posture_gate::agent::{
     collect_linux_from, from_osquery, render_json, render_table, Inventory, OsqueryError,
 };
+#[cfg_attr(not(unix), allow(unused_imports))]
 use posture_gate::attestation::claims::{Claims, OsFamily, Software, SoftwareSource, PROFILE_V1};
 
 fn fixture(rel: &str) -> PathBuf {

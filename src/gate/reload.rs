@@ -154,6 +154,7 @@ impl Drop for Watchers {
 pub(super) fn spawn_watchers(shared: Arc<Shared>) -> std::io::Result<Watchers> {
     let (tx, rx) = mpsc::channel::<()>(1);
     let watcher = watch_file(&shared.config_path, tx.clone());
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut tasks = vec![tokio::spawn(reload_on_events(shared, rx))];
     #[cfg(unix)]
     {
