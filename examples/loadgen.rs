@@ -6,8 +6,14 @@
 //!
 //! ```text
 //! loadgen --url https://localhost:8443/ --ca ca.pem --cert cert.pem --key key.pem \
-//!         [--attest-inventory 50] --connections 32 --duration 10 --warmup 2 --label gate
+//!         [--attest-inventory 50] --connections 32 --duration 10 --warmup 2 --label gate \
+//!         [--rate 5000]
 //! ```
+//!
+//! Without `--rate`, each connection sends its next request as soon as the
+//! answer is in (the most the target can do); with `--rate R`, the
+//! connections together send R requests per second, for the latency a
+//! target adds when it is not saturated.
 //!
 //! With `--attest-inventory N` it first posts a signed attestation (a clean
 //! Linux inventory of N items, no nonce) over the same client certificate,
@@ -45,6 +51,8 @@ struct Args {
     warmup: Duration,
     label: String,
     threads: usize,
+    /// Requests per second over all connections; `None`: as fast as answers come.
+    rate: Option<f64>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -59,6 +67,7 @@ fn parse_args() -> Result<Args> {
         warmup: Duration::from_secs(2),
         label: "target".into(),
         threads: 2,
+        rate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +83,13 @@ fn parse_args() -> Result<Args> {
             "--warmup" => args.warmup = Duration::from_secs_f64(value()?.parse()?),
             "--label" => args.label = value()?,
             "--threads" => args.threads = value()?.parse()?,
+            "--rate" => {
+                let rate: f64 = value()?.parse()?;
+                if !(rate > 0.0 && rate.is_finite()) {
+                    bail!("--rate must be a positive number of requests per second");
+                }
+                args.rate = Some(rate);
+            }
             other => bail!("unknown argument {other}"),
         }
     }
@@ -204,13 +220,31 @@ struct Tally {
 
 /// One connection's loop: request after request until `end`; latencies
 /// after `measure_from` are recorded (microseconds).
-async fn worker(target: Target, measure_from: Instant, end: Instant) -> Result<Tally> {
+/// One connection. With `period`, a request is sent every period (from a
+/// random phase, so connections do not march in step) and the latency is
+/// the answer's alone: at a rate the target keeps up with, that is the time
+/// the target adds, without the queueing of a saturated machine.
+async fn worker(
+    target: Target,
+    measure_from: Instant,
+    end: Instant,
+    period: Option<Duration>,
+) -> Result<Tally> {
     let mut tally = Tally {
         histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         errors: 0,
     };
     let mut sender = target.connect().await?;
+    let mut pace = period.map(|p| {
+        let phase = p.mul_f64(rand::random::<f64>());
+        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + phase, p);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     while Instant::now() < end {
+        if let Some(pace) = pace.as_mut() {
+            pace.tick().await;
+        }
         let started = Instant::now();
         let ok = match sender.send_request(target.get()).await {
             Ok(response) => {
@@ -251,7 +285,12 @@ async fn run(args: Args) -> Result<()> {
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
     let workers: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(worker(target.clone(), measure_from, end)))
+        .map(|_| {
+            let period = args
+                .rate
+                .map(|r| Duration::from_secs_f64(args.connections as f64 / r));
+            tokio::spawn(worker(target.clone(), measure_from, end, period))
+        })
         .collect();
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut errors = 0;
