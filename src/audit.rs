@@ -62,7 +62,8 @@ pub struct DecisionEvent<'a> {
     pub segment: &'a str,
     pub decision: Decision,
     /// Why a request was denied without findings: `no_certificate`,
-    /// `no_posture`, `stale_posture` or an attestation reason code.
+    /// `no_posture`, `stale_posture`, `catalogue_changed` or an attestation
+    /// reason code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
     #[serde(skip_serializing_if = "<[Finding]>::is_empty")]

@@ -19,6 +19,7 @@ use super::proxy::{page_response, Body, Pager};
 use super::{unix_now, Live, Shared};
 use crate::attestation::{NonceCheck, Reason};
 use crate::decision::{self, Posture};
+use crate::device::fingerprint_bytes;
 use crate::page::Problem;
 use crate::verdict::{Invalid, Verdict};
 
@@ -35,15 +36,9 @@ pub struct PostureCache {
     cache: moka::sync::Cache<Key, Arc<Posture>>,
 }
 
-/// The fingerprint as its 32 bytes: half the size of the hex string and no
-/// allocation of its own, which counts at 100,000 devices.
+/// The fingerprint as its 32 bytes: no allocation of its own, which counts
+/// at 100,000 devices.
 type Key = [u8; 32];
-
-fn key(fingerprint_hex: &str) -> Option<Key> {
-    let mut k = [0u8; 32];
-    hex::decode_to_slice(fingerprint_hex, &mut k).ok()?;
-    Some(k)
-}
 
 /// Each posture lives exactly until its own `valid_until`.
 struct UntilValid;
@@ -82,12 +77,12 @@ impl PostureCache {
     pub fn get(&self, fingerprint: &str) -> Option<Arc<Posture>> {
         // Fingerprints are made by this process, so a bad one is a bug;
         // it finds nothing, and no posture means a deny.
-        self.cache.get(&key(fingerprint)?)
+        self.cache.get(&fingerprint_bytes(fingerprint)?)
     }
 
     pub fn remember(&self, fingerprint: &str, posture: Arc<Posture>, now: i64) {
         if posture.valid_until > now {
-            if let Some(k) = key(fingerprint) {
+            if let Some(k) = fingerprint_bytes(fingerprint) {
                 self.cache.insert(k, posture);
             }
         }
