@@ -111,10 +111,10 @@ async fn a_changed_catalogue_makes_devices_attest_again() {
     let client = w.gate.client(Some(&device), Proto::H1);
     let denied = client.get("public.test", "/").await;
     assert_eq!(denied.status, 403, "{}", denied.text());
+    let page = denied.text();
     assert!(
-        denied.text().contains("posture-agent attest"),
-        "the page tells the device to report again: {}",
-        denied.text()
+        page.contains("posture-agent attest") && page.contains("bijgewerkt"),
+        "the page says the list changed and how to report again: {page}"
     );
     assert_eq!(w.gate.attest(&device, false).await.status, 200);
     assert_eq!(upstream_of(&w.gate, &device).await, "b");

@@ -201,6 +201,7 @@ fn all_problems<'a>(result: &'a SegmentResult, device_os: &'a Os) -> Vec<(Proble
         (Problem::NoCertificate, 403),
         (Problem::NoPosture, 403),
         (Problem::StalePosture, 403),
+        (Problem::CatalogueChanged, 403),
         (
             Problem::Prohibited {
                 segment: "finance",
@@ -479,7 +480,11 @@ fn distinct_pages_for_certificate_posture_and_staleness() {
     assert!(nocert.contains("apparaatcertificaat aan bij uw organisatie"));
     assert!(nocert.contains("welk certificaat u wilt gebruiken"));
     assert!(!nocert.contains("posture-agent attest"));
-    for problem in [Problem::NoPosture, Problem::StalePosture] {
+    for problem in [
+        Problem::NoPosture,
+        Problem::StalePosture,
+        Problem::CatalogueChanged,
+    ] {
         let body = text(&page(
             problem,
             Case {
@@ -501,6 +506,9 @@ fn distinct_pages_for_certificate_posture_and_staleness() {
         },
     ));
     assert_eq!(j["type"], "urn:posture-gate:problem:stale-attestation");
+    let changed = text(&page(Problem::CatalogueChanged, Case::default()));
+    assert!(changed.contains("lijst met software die niet is toegestaan is bijgewerkt"));
+    assert!(!changed.contains("te oud"));
     let steps = j["remediation"].as_array().expect("remediation steps");
     assert!(
         steps.iter().any(|s| s

@@ -152,8 +152,8 @@ pub(super) async fn handle(
             let problem = match &denial {
                 Denial::NoCertificate => Problem::NoCertificate,
                 Denial::NoPosture => Problem::NoPosture,
-                // Both are cured the same way: run the agent again.
-                Denial::StalePosture { .. } | Denial::CatalogueChanged => Problem::StalePosture,
+                Denial::StalePosture { .. } => Problem::StalePosture,
+                Denial::CatalogueChanged => Problem::CatalogueChanged,
                 Denial::InvalidAttestation(reason) => Problem::InvalidAttestation(*reason),
                 Denial::Prohibited(result) => Problem::Prohibited {
                     segment,

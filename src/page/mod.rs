@@ -75,6 +75,9 @@ pub enum Problem<'a> {
     NoPosture,
     /// 403: the posture aged out; run the agent again.
     StalePosture,
+    /// 403: the catalogue of prohibited software changed since the device
+    /// last reported; run the agent again to be checked against it.
+    CatalogueChanged,
     /// 403: the attestation was refused, for this reason.
     InvalidAttestation(Reason),
     /// 403: the segment's policy denies this device.

@@ -179,6 +179,23 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
             b.sections.push(steps::recheck(l, retry, None));
             b
         }
+        Problem::CatalogueChanged => {
+            let mut b = Body::new(
+                StatusCode::FORBIDDEN,
+                "catalogue-changed",
+                denied,
+                l.pick(
+                    "Uw apparaat moet opnieuw worden gecontroleerd",
+                    "Your device has to be checked again",
+                ),
+                l.pick(
+                    "De lijst met software die niet is toegestaan is bijgewerkt nadat uw apparaat voor het laatst rapporteerde. Uw apparaat moet opnieuw rapporteren, zodat het aan de nieuwe lijst wordt getoetst.",
+                    "The list of software that is not allowed was updated after your device last reported. Your device has to report again, so that it is checked against the new list.",
+                ),
+            );
+            b.sections.push(steps::recheck(l, retry, None));
+            b
+        }
         Problem::InvalidAttestation(reason) => invalid(l, *reason, retry, denied),
         Problem::Prohibited { segment, result, os } => {
             prohibited(input.snapshot, l, segment, result, *os, retry, denied)
