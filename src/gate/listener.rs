@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -23,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::{proxy, GateError, Live, Shared};
+use super::{headers, proxy, GateError, Live, Shared};
 use crate::device::DeviceIdentity;
 
 /// hyper refuses an HTTP/1 read buffer smaller than this.
@@ -40,6 +41,36 @@ pub struct ConnInfo {
     /// This connection's place under `max_connections`; an upgraded
     /// connection takes a share along so it keeps counting.
     pub(super) slot: Arc<OwnedSemaphorePermit>,
+    /// The header values the upstream gets about this connection, encoded
+    /// once here instead of on every request it carries.
+    pub(super) upstream_values: UpstreamValues,
+}
+
+/// See [`ConnInfo::upstream_values`]. Cloning a `HeaderValue` shares its
+/// bytes, so each request costs no encoding and no copy.
+pub(super) struct UpstreamValues {
+    pub peer_ip: Option<HeaderValue>,
+    /// Fingerprint, subject and organisation of the client certificate.
+    pub device: Option<DeviceValues>,
+}
+
+pub(super) struct DeviceValues {
+    pub fingerprint: HeaderValue,
+    pub subject: HeaderValue,
+    pub organization: Option<HeaderValue>,
+}
+
+impl UpstreamValues {
+    fn new(peer: SocketAddr, client: Option<&DeviceIdentity>) -> UpstreamValues {
+        UpstreamValues {
+            peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
+            device: client.map(|c| DeviceValues {
+                fingerprint: headers::encode_value(&c.fingerprint_sha256),
+                subject: headers::encode_value(&c.subject),
+                organization: c.organization.as_deref().map(headers::encode_value),
+            }),
+        }
+    }
 }
 
 pub(super) async fn serve(
@@ -201,6 +232,7 @@ fn conn_info(
             }
         });
     ConnInfo {
+        upstream_values: UpstreamValues::new(peer, client.as_ref()),
         peer,
         client,
         client_der,

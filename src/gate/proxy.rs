@@ -263,36 +263,34 @@ fn upstream_headers(
     headers::remove_gate_owned(h);
     // The client sets Host from the upstream URI.
     h.remove(header::HOST);
-    let peer = conn.peer.ip().to_string();
+    let values = &conn.upstream_values;
     let earlier: Vec<&str> = h
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let xff = if earlier.is_empty() {
-        peer
-    } else {
-        format!("{}, {peer}", earlier.join(", "))
+    let xff = match (&values.peer_ip, earlier.is_empty()) {
+        (Some(peer), true) => Some(peer.clone()),
+        (Some(peer), false) => peer.to_str().ok().and_then(|peer| {
+            HeaderValue::from_str(&format!("{}, {peer}", earlier.join(", "))).ok()
+        }),
+        (None, _) => None,
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert(X_FORWARDED_FOR, v);
-    }
+    match xff {
+        Some(v) => h.insert(X_FORWARDED_FOR, v),
+        // Never pass on a chain the gate could not add its own hop to.
+        None => h.remove(X_FORWARDED_FOR),
+    };
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     match HeaderValue::from_str(&target.host) {
         Ok(v) => h.insert(X_FORWARDED_HOST, v),
         Err(_) => h.remove(X_FORWARDED_HOST),
     };
-    if let Some(client) = &conn.client {
-        h.insert(
-            headers::DEVICE_FINGERPRINT,
-            headers::encode_value(&client.fingerprint_sha256),
-        );
-        h.insert(
-            headers::DEVICE_SUBJECT,
-            headers::encode_value(&client.subject),
-        );
-        if let Some(o) = &client.organization {
-            h.insert(headers::DEVICE_ORGANIZATION, headers::encode_value(o));
+    if let Some(device) = &values.device {
+        h.insert(headers::DEVICE_FINGERPRINT, device.fingerprint.clone());
+        h.insert(headers::DEVICE_SUBJECT, device.subject.clone());
+        if let Some(o) = &device.organization {
+            h.insert(headers::DEVICE_ORGANIZATION, o.clone());
         }
     }
     h.insert(
