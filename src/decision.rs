@@ -230,6 +230,8 @@ pub fn rfc3339(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{now, valid_claims};
+    use sha2::Digest;
 
     #[test]
     fn references_are_short_readable_and_distinct() {
@@ -240,9 +242,6 @@ mod tests {
         assert!(!a.contains(['I', 'L', 'O', 'U']));
         assert_ne!(a, b);
     }
-
-    use crate::test_support::{now, valid_claims};
-    use sha2::Digest;
 
     fn identity(cn: &str) -> DeviceIdentity {
         DeviceIdentity {
