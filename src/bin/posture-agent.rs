@@ -432,16 +432,21 @@ fn words(
         };
         say!(out, "  {segment:<20} {word}");
     }
-    findings(&mut out, v, os);
+    let found = findings(&mut out, v, os);
+    let unmet = unmet(&mut out, v);
+    if found || unmet {
+        say!(out, "\nThen run posture-agent attest again.");
+    }
     if let Some(until) = v["valid_until"].as_str() {
         say!(out, "\nThis posture is valid until {until}.");
     }
     out
 }
 
-fn findings(out: &mut String, v: &serde_json::Value, os: OsFamily) {
+/// Prohibited items and how to remove them; whether there were any.
+fn findings(out: &mut String, v: &serde_json::Value, os: OsFamily) -> bool {
     let Some(findings) = v["findings"].as_array().filter(|f| !f.is_empty()) else {
-        return;
+        return false;
     };
     let mut seen = std::collections::BTreeSet::new();
     say!(out, "\nFound on this device:");
@@ -466,7 +471,37 @@ fn findings(out: &mut String, v: &serde_json::Value, os: OsFamily) {
         .filter_map(|f| f["catalog_id"].as_str())
         .collect();
     removal_steps(out, &ids, os);
-    say!(out, "\nThen run posture-agent attest again.");
+    true
+}
+
+/// Requirements a policy set that the device does not meet (minimum OS
+/// version, a working antivirus), once each with the segments that want
+/// them; whether there were any. A denial without a finding must still say
+/// why.
+fn unmet(out: &mut String, v: &serde_json::Value) -> bool {
+    let Some(unmet) = v["unmet"].as_array().filter(|u| !u.is_empty()) else {
+        return false;
+    };
+    let mut by_requirement: std::collections::BTreeMap<(&str, &str), Vec<&str>> =
+        std::collections::BTreeMap::new();
+    for u in unmet {
+        let requirement = u["requirement"].as_str().unwrap_or("?");
+        let detail = u["detail"].as_str().unwrap_or("");
+        let segments = by_requirement.entry((requirement, detail)).or_default();
+        if let Some(segment) = u["segment"].as_str() {
+            segments.push(segment);
+        }
+    }
+    say!(out, "\nRequirements this device does not meet:");
+    for ((requirement, detail), segments) in by_requirement {
+        let what = match requirement {
+            "antivirus" => "an enabled, up-to-date antivirus that is not prohibited",
+            "min_os_version" => "a minimum operating system version",
+            other => other,
+        };
+        say!(out, "  - {what} (for {}): {detail}", segments.join(", "));
+    }
+    true
 }
 
 fn removal_steps(out: &mut String, ids: &std::collections::BTreeSet<&str>, os: OsFamily) {
@@ -496,6 +531,53 @@ fn removal_steps(out: &mut String, ids: &std::collections::BTreeSet<&str>, os: O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_denial_for_an_unmet_requirement_says_which_and_where() {
+        let v = serde_json::json!({
+            "valid": true,
+            "decisions": {"kantoor": "deny", "gasten": "allow", "beheer": "deny"},
+            "device": {"subject": "CN=lt-1"},
+            "findings": [],
+            "unmet": [
+                {"requirement": "antivirus", "segment": "kantoor", "action": "deny",
+                 "detail": "no enabled, up-to-date antivirus that is allowed was reported"},
+                {"requirement": "antivirus", "segment": "beheer", "action": "deny",
+                 "detail": "no enabled, up-to-date antivirus that is allowed was reported"},
+                {"requirement": "min_os_version", "segment": "beheer", "action": "deny",
+                 "detail": "windows 10.0.17763 (minimum 10.0.19045)"}
+            ],
+            "valid_until": "2026-11-23T12:00:00Z"
+        });
+        let decisions = [("beheer", "deny"), ("gasten", "allow"), ("kantoor", "deny")];
+        let text = words(&v, &decisions, &["beheer", "kantoor"], OsFamily::Windows);
+        assert!(
+            text.contains("DENIED: the gate refuses this device on beheer, kantoor."),
+            "{text}"
+        );
+        assert!(
+            text.contains("  - an enabled, up-to-date antivirus that is not prohibited (for kantoor, beheer): no enabled, up-to-date antivirus that is allowed was reported"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  - a minimum operating system version (for beheer): windows 10.0.17763 (minimum 10.0.19045)"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("Then run posture-agent attest again.").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_allowed_device_gets_no_remedy() {
+        let v = serde_json::json!({"valid": true, "decisions": {"gasten": "allow"},
+            "findings": [], "unmet": []});
+        let text = words(&v, &[("gasten", "allow")], &[], OsFamily::Linux);
+        assert!(text.starts_with("Allowed:"), "{text}");
+        assert!(!text.contains("Then run"), "{text}");
+    }
 
     fn answer_valid_for(secs: i64) -> GateAnswer {
         let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
