@@ -39,9 +39,10 @@ fn rss_bytes() -> Result<u64> {
 
 /// A device as a client certificate names it.
 fn device(i: usize) -> DeviceIdentity {
-    let fingerprint = hex::encode(Sha256::digest(i.to_be_bytes()));
+    let fingerprint: [u8; 32] = Sha256::digest(i.to_be_bytes()).into();
     DeviceIdentity {
-        fingerprint_sha256: fingerprint,
+        fingerprint_sha256: hex::encode(fingerprint),
+        fingerprint,
         subject: format!("CN=lt-{i:06},OU=Laptops,O=Ministerie van Voorbeeldzaken"),
         organization: Some("Ministerie van Voorbeeldzaken".to_string()),
         organizational_units: vec!["Laptops".to_string()],
@@ -60,7 +61,7 @@ fn main() -> Result<()> {
         let mut claims = claims_with_inventory(t, items);
         claims.sub = Some(format!("lt-{i:06}"));
         let device = device(i);
-        let fingerprint = device.fingerprint_sha256.clone();
+        let fingerprint = device.fingerprint;
         let verified = Verified {
             device,
             claims,

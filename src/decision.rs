@@ -17,7 +17,7 @@ use crate::attestation::claims::Os;
 use crate::attestation::{NonceCheck, Reason, Verified, Verifier};
 use crate::catalogue::Catalogue;
 use crate::config::Snapshot;
-use crate::device::{fingerprint_bytes, DeviceIdentity};
+use crate::device::DeviceIdentity;
 pub use crate::policy::SegmentResult;
 use crate::policy::{self, Assessment};
 use crate::verdict::{Decision, Verdict};
@@ -28,9 +28,8 @@ use crate::verdict::{Decision, Verdict};
 /// it is dropped.
 #[derive(Debug, Clone)]
 pub struct Posture {
-    /// SHA-256 of the certificate the attestation was bound to; `None`
-    /// only if that fingerprint was not hex, and then nothing matches it.
-    fingerprint: Option<[u8; 32]>,
+    /// SHA-256 of the certificate the attestation was bound to.
+    fingerprint: [u8; 32],
     /// Unix seconds; the posture must not be used from then on.
     pub valid_until: i64,
     /// The catalogue the assessment was made with. A reload that leaves the
@@ -46,15 +45,14 @@ impl Posture {
         Posture {
             assessment: policy::assess(&snapshot.matcher, &verified.claims),
             catalogue: Arc::clone(&snapshot.catalogue),
-            fingerprint: fingerprint_bytes(&verified.device.fingerprint_sha256),
+            fingerprint: verified.device.fingerprint,
             valid_until: verified.valid_until,
         }
     }
 
     /// Whether this posture was bound to `device`'s certificate.
     pub fn belongs_to(&self, device: &DeviceIdentity) -> bool {
-        self.fingerprint.is_some()
-            && fingerprint_bytes(&device.fingerprint_sha256) == self.fingerprint
+        device.fingerprint == self.fingerprint
     }
 
     /// Whether the assessment was made with this snapshot's catalogue.
@@ -244,8 +242,10 @@ mod tests {
     }
 
     fn identity(cn: &str) -> DeviceIdentity {
+        let fingerprint: [u8; 32] = sha2::Sha256::digest(cn.as_bytes()).into();
         DeviceIdentity {
-            fingerprint_sha256: hex::encode(sha2::Sha256::digest(cn.as_bytes())),
+            fingerprint_sha256: hex::encode(fingerprint),
+            fingerprint,
             subject: format!("CN={cn}"),
             organization: None,
             organizational_units: Vec::new(),

@@ -8,8 +8,13 @@ use x509_parser::x509::AttributeTypeAndValue;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceIdentity {
-    /// Lowercase hex SHA-256 of the certificate DER.
+    /// Lowercase hex SHA-256 of the certificate DER: for people, logs,
+    /// headers and config.
     pub fingerprint_sha256: String,
+    /// The same SHA-256 as bytes: what the gate keys postures by, so the
+    /// request path compares 32 bytes instead of decoding hex each time.
+    #[serde(skip)]
+    pub fingerprint: [u8; 32],
     /// RFC 4514 string of the subject.
     pub subject: String,
     /// First O attribute of the subject.
@@ -53,15 +58,6 @@ const SHORT_NAMES: [(&[u8], &str); 9] = [
     (OID_UID, "UID"),
 ];
 
-/// A certificate fingerprint as its 32 bytes, from the lowercase hex this
-/// module makes: half the memory of the hex string where many are kept.
-/// `None` for anything that is not 64 hex digits.
-pub fn fingerprint_bytes(fingerprint_hex: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(fingerprint_hex, &mut out).ok()?;
-    Some(out)
-}
-
 impl DeviceIdentity {
     pub fn from_der(der: &[u8]) -> Result<DeviceIdentity, DeviceError> {
         let (rest, cert) = X509Certificate::from_der(der).map_err(|_| DeviceError::NotX509)?;
@@ -75,8 +71,10 @@ impl DeviceIdentity {
     /// certificate once).
     pub(crate) fn from_parsed(der: &[u8], cert: &X509Certificate<'_>) -> DeviceIdentity {
         let subject = cert.subject();
+        let fingerprint: [u8; 32] = Sha256::digest(der).into();
         DeviceIdentity {
-            fingerprint_sha256: hex::encode(Sha256::digest(der)),
+            fingerprint_sha256: hex::encode(fingerprint),
+            fingerprint,
             subject: rfc4514(subject),
             organization: attribute_values(subject, OID_O).next(),
             organizational_units: attribute_values(subject, OID_OU).collect(),
@@ -231,17 +229,12 @@ mod tests {
     use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair};
 
     #[test]
-    fn fingerprint_bytes_are_the_hex_decoded_and_nothing_else_decodes() {
-        let id = DeviceIdentity::from_der(&cert_with(DistinguishedName::new())).unwrap();
-        let bytes = fingerprint_bytes(&id.fingerprint_sha256).unwrap();
-        assert_eq!(hex::encode(bytes), id.fingerprint_sha256);
-        assert_eq!(fingerprint_bytes(&id.fingerprint_sha256[..62]), None);
-        assert_eq!(
-            fingerprint_bytes(&format!("{}00", id.fingerprint_sha256)),
-            None
-        );
-        assert_eq!(fingerprint_bytes(&"zz".repeat(32)), None);
-        assert_eq!(fingerprint_bytes(""), None);
+    fn the_fingerprint_is_the_sha256_of_the_der_as_bytes_and_hex() {
+        let der = cert_with(DistinguishedName::new());
+        let id = DeviceIdentity::from_der(&der).unwrap();
+        let digest: [u8; 32] = Sha256::digest(&der).into();
+        assert_eq!(id.fingerprint, digest);
+        assert_eq!(id.fingerprint_sha256, hex::encode(digest));
     }
 
     fn cert_with(dn: DistinguishedName) -> Vec<u8> {

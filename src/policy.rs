@@ -38,14 +38,6 @@ pub struct Assessment {
     pub working_antivirus: bool,
 }
 
-impl Assessment {
-    fn matched(matches: &[ItemMatch], kind: ItemKind, name: &str) -> bool {
-        matches
-            .iter()
-            .any(|m| m.item.kind == kind && m.item.name == name)
-    }
-}
-
 /// Matches every reported software item, process and security product.
 pub fn assess(matcher: &Matcher, claims: &Claims) -> Assessment {
     let mut found: Vec<Match> = Vec::new();
@@ -265,7 +257,9 @@ fn has_working_antivirus(claims: &Claims, matches: &[ItemMatch]) -> bool {
             Some(SecurityProductKind::Antivirus | SecurityProductKind::Edr)
         ) && p.enabled == Some(true)
             && p.up_to_date == Some(true)
-            && !Assessment::matched(matches, ItemKind::SecurityProduct, &p.name)
+            && !matches
+                .iter()
+                .any(|m| m.item.kind == ItemKind::SecurityProduct && m.item.name == p.name)
     })
 }
 

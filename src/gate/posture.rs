@@ -19,7 +19,6 @@ use super::proxy::{page_response, Body, Pager};
 use super::{unix_now, Live, Shared};
 use crate::attestation::{NonceCheck, Reason};
 use crate::decision::{self, Posture};
-use crate::device::fingerprint_bytes;
 use crate::page::Problem;
 use crate::verdict::{Invalid, Verdict};
 
@@ -74,17 +73,13 @@ impl PostureCache {
         }
     }
 
-    pub fn get(&self, fingerprint: &str) -> Option<Arc<Posture>> {
-        // Fingerprints are made by this process, so a bad one is a bug;
-        // it finds nothing, and no posture means a deny.
-        self.cache.get(&fingerprint_bytes(fingerprint)?)
+    pub fn get(&self, fingerprint: &Key) -> Option<Arc<Posture>> {
+        self.cache.get(fingerprint)
     }
 
-    pub fn remember(&self, fingerprint: &str, posture: Arc<Posture>, now: i64) {
+    pub fn remember(&self, fingerprint: &Key, posture: Arc<Posture>, now: i64) {
         if posture.valid_until > now {
-            if let Some(k) = fingerprint_bytes(fingerprint) {
-                self.cache.insert(k, posture);
-            }
+            self.cache.insert(*fingerprint, posture);
         }
     }
 
@@ -129,7 +124,7 @@ pub(super) fn verify_and_remember(
     if let Some(client) = &conn.client {
         shared
             .postures
-            .remember(&client.fingerprint_sha256, posture.clone(), now);
+            .remember(&client.fingerprint, posture.clone(), now);
     }
     Ok((posture, verdict))
 }

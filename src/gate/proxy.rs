@@ -85,7 +85,7 @@ pub(super) async fn handle(
     let mut posture = conn
         .client
         .as_ref()
-        .and_then(|c| shared.postures.get(&c.fingerprint_sha256));
+        .and_then(|c| shared.postures.get(&c.fingerprint));
     let mut invalid = None;
     if let Some(token) = req.headers().get(&headers::POSTURE_ATTESTATION) {
         match posture::verify_and_remember(token.as_bytes(), conn, &live, shared, now) {
