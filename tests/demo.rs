@@ -1,6 +1,7 @@
 //! The README's first command, as a new user runs it: `posture-gate demo`
 //! starts, and the curl commands it prints give the clean device the app and
-//! the Kaspersky device the denial page.
+//! the Kaspersky device the denial page, and each decision is an audit
+//! line on the gate's standard error.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +36,32 @@ fn run_printed(line: &str, extra: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The audit event with this reference, from the gate's standard error. The
+/// writer writes in batches a few milliseconds apart, so the line is waited
+/// for (at most 20 s) rather than expected at once.
+fn audit_line(log: &std::path::Path, reference: &str) -> serde_json::Value {
+    let needle = format!("\"reference\":\"{reference}\"");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(&needle)) {
+            let (time, json) = line
+                .split_once("  INFO audit: ")
+                .unwrap_or_else(|| panic!("not an audit line: {line}"));
+            assert!(
+                time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+                "an RFC 3339 UTC time with microseconds: {time}"
+            );
+            return serde_json::from_str(json).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit line with {reference} on the gate's stderr:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn the_demo_prints_commands_that_show_both_outcomes() {
     assert!(
@@ -42,6 +69,8 @@ fn the_demo_prints_commands_that_show_both_outcomes() {
         "this test needs the `curl` program (apt-get install curl)"
     );
     let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stderr.log");
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
         .args([
@@ -52,7 +81,7 @@ fn the_demo_prints_commands_that_show_both_outcomes() {
             &port.to_string(),
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("the demo starts");
     let stdout = child.stdout.take().unwrap();
@@ -115,6 +144,16 @@ fn the_demo_prints_commands_that_show_both_outcomes() {
     let problem: serde_json::Value = serde_json::from_str(&run_printed(curls[4], "")).unwrap();
     assert_eq!(problem["status"], 403);
     assert_eq!(problem["findings"][0]["catalog_id"], "kaspersky");
+    let reference = problem["reference"].as_str().unwrap();
+    let denial = audit_line(&log, reference);
+    assert_eq!(denial["event"], "decision");
+    assert_eq!(denial["decision"], "deny");
+    assert_eq!(denial["segment"], "financien");
+    assert_eq!(denial["findings"][0]["catalog_id"], "kaspersky");
+    assert_eq!(
+        denial["device"]["organization"], "Leverancier Extern BV",
+        "{denial}"
+    );
     // The low-sensitivity segment lets it through with a warning.
     let kantine = run_printed(curls[5], "");
     assert!(

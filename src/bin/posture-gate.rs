@@ -116,6 +116,15 @@ fn main() -> ExitCode {
         // Colour codes only for a person at a terminal, never into log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Audit lines go to stderr too, beside the other logs, but batched by a
+    // writer of their own; the guard writes out the last ones at exit.
+    let _audit = match posture_gate::audit::writer::install(std::io::stderr()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("posture-gate: cannot start the audit writer: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
