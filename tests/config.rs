@@ -1013,3 +1013,74 @@ fn a_broken_include_does_not_add_unknown_id_errors() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].file, fx.dir.path().join("extra.toml"));
 }
+
+// ---------------------------------------------------------------------------
+// [server] trusted_proxies and the route's allow_encoded_percent
+
+fn with_trusted_proxies(list: &str) -> String {
+    with_base("").replacen(
+        "client_ca = \"pki/ca.pem\"\n",
+        &format!("client_ca = \"pki/ca.pem\"\ntrusted_proxies = [{list}]\n"),
+        1,
+    )
+}
+
+#[test]
+fn trusted_proxies_are_addresses_or_cidr_blocks() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&with_trusted_proxies(
+            r#""10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1""#,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = summary(&s, date!(2026 - 01 - 01));
+    assert!(
+        text.contains("Trusted proxies (X-Forwarded-For kept): 10.0.0.0/8, 192.0.2.7/32,"),
+        "{text}"
+    );
+    let nets: Vec<String> = s
+        .server
+        .unwrap()
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        nets,
+        ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "::1/128"]
+    );
+    // None by default.
+    let s = fx.load(&with_base("")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.server.unwrap().trusted_proxies.is_empty());
+}
+
+#[test]
+fn a_bad_trusted_proxy_is_reported_at_its_line() {
+    let fx = Fixture::new();
+    for (entry, message) in [
+        ("\"10.0.0.0/33\"", "is not an IP address or CIDR block"),
+        ("\"proxy.example\"", "is not an IP address or CIDR block"),
+        ("\"10.0.0.0/\"", "is not an IP address or CIDR block"),
+        (
+            "\"10.0.0.1/8\"",
+            "has host bits set; did you mean \"10.0.0.0/8\"",
+        ),
+        ("\"2001:db8::1/32\"", "did you mean \"2001:db8::/32\""),
+    ] {
+        let text = with_trusted_proxies(&format!("\"127.0.0.1\", {entry}"));
+        fx.single_error(&text, entry, message);
+    }
+}
+
+#[test]
+fn allow_encoded_percent_is_a_route_option_off_by_default() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&with_base(
+            "\n[[route]]\nhost = \"a.example\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\n\
+             \n[[route]]\nhost = \"b.example\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\nallow_encoded_percent = true\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let allowed: Vec<bool> = s.routes.iter().map(|r| r.allow_encoded_percent).collect();
+    assert_eq!(allowed, [false, true]);
+}

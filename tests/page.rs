@@ -54,6 +54,7 @@ fn test_snapshot() -> Snapshot {
             max_header_bytes: 65536,
             upstream_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }),
         attestation: AttestationSettings {
             trust_anchors: Vec::new(),
@@ -92,6 +93,7 @@ fn test_snapshot() -> Snapshot {
             upstream: UPSTREAM.parse().expect("test URI"),
             upstream_ca: None,
             segment: 0,
+            allow_encoded_percent: false,
         }],
         exemptions: vec![Exemption {
             device: DeviceSelector::Subject("CN=lt-042,O=Leverancier BV".into()),

@@ -208,6 +208,15 @@ impl Context<'_> {
             .iter()
             .map(|p| self.check_file(p, files::crl))
             .collect();
+        let trusted_proxies = s
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| {
+                values::trusted_proxy(p.get_ref())
+                    .map_err(|m| self.c.at(p.span(), m))
+                    .ok()
+            })
+            .collect();
         ServerSettings {
             listen,
             cert,
@@ -220,6 +229,7 @@ impl Context<'_> {
             max_header_bytes: s.max_header_bytes,
             upstream_timeout: s.upstream_timeout.0,
             shutdown_grace: s.shutdown_grace.0,
+            trusted_proxies,
         }
     }
 
@@ -472,6 +482,7 @@ impl Context<'_> {
                 upstream,
                 upstream_ca,
                 segment,
+                allow_encoded_percent: r.allow_encoded_percent,
             });
         }
         routes

@@ -61,6 +61,11 @@ pub struct ServerConfig {
     pub upstream_timeout: ConfigDuration,
     #[serde(default = "defaults::shutdown_grace")]
     pub shutdown_grace: ConfigDuration,
+    /// Addresses or CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`) of proxies
+    /// in front of the gate whose `X-Forwarded-For` chain is passed on.
+    /// From any other peer the chain starts at the peer.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +152,10 @@ pub struct RouteConfig {
     #[serde(default)]
     pub upstream_ca: Option<Spanned<PathBuf>>,
     pub segment: Spanned<String>,
+    /// Let paths carry `%25` followed by hex (`%2541`), which an upstream
+    /// that decodes twice reads as another escape. Off: such paths get 400.
+    #[serde(default)]
+    pub allow_encoded_percent: bool,
 }
 
 #[derive(

@@ -51,6 +51,8 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub upstream_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For` the gate extends rather than replaces.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +105,9 @@ pub struct Route {
     pub upstream_ca: Option<Vec<CertificateDer<'static>>>,
     /// Index into `Snapshot::segments`.
     pub segment: usize,
+    /// Whether a path may carry `%25` followed by hex (a double-encoded
+    /// escape); refused with a 400 otherwise.
+    pub allow_encoded_percent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,6 +43,19 @@ fn header(out: &mut String, s: &Snapshot) {
             server.max_connections
         )
         .ok();
+        if !server.trusted_proxies.is_empty() {
+            let nets: Vec<String> = server
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            writeln!(
+                out,
+                "Trusted proxies (X-Forwarded-For kept): {}",
+                nets.join(", ")
+            )
+            .ok();
+        }
     }
     let a = &s.attestation;
     let nonces = if a.verifier.require_nonce {
@@ -115,9 +128,14 @@ fn routes(out: &mut String, s: &Snapshot) {
         } else {
             ""
         };
+        let percent = if r.allow_encoded_percent {
+            ", allows %25xx"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "  {}{} -> {segment} (upstream {}{ca})",
+            "  {}{} -> {segment} (upstream {}{ca}{percent})",
             r.host,
             r.path_prefix,
             redacted_upstream(r)

@@ -36,6 +36,27 @@ pub fn normalise_host(host: &str) -> Result<String, String> {
     Ok(host.to_ascii_lowercase())
 }
 
+/// One `trusted_proxies` entry: an IP address (one host) or a CIDR block
+/// whose host bits are zero, so a typo such as `10.0.0.1/8` is caught
+/// rather than silently trusting the whole `/8`.
+pub fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    let net = text.parse::<ipnet::IpNet>().map_err(|_| {
+        format!(
+            "trusted proxy {text:?} is not an IP address or CIDR block, like \"10.0.0.0/8\" or \"2001:db8::/32\""
+        )
+    })?;
+    if net.trunc() != net {
+        return Err(format!(
+            "trusted proxy {text:?} has host bits set; did you mean \"{}\"?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
 /// A path prefix: starts with `/`; a trailing `/` is dropped (except for
 /// `/` itself) because prefixes match whole path segments, so `/financien`
 /// and `/financien/` are the same route and must count as duplicates.
