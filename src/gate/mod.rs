@@ -36,10 +36,30 @@
 //!
 //! Headers the gate asserts to upstreams ([`GATE_OWNED`]) are removed from
 //! every client request first: `X-Posture-Device-Fingerprint`,
-//! `X-Posture-Device-Subject` and `X-Posture-Device-Organization`
-//! (percent-encoded outside visible ASCII), `X-Posture-Decision` (`allow` or
-//! `warn`), `Posture-Warning` (catalogue ids and unmet requirements behind a
-//! warning) and `Posture-Attestation` (consumed, never forwarded).
+//! `X-Posture-Device-Subject` (the RFC 4514 subject) and
+//! `X-Posture-Device-Organization` (the first O), `X-Posture-Decision`
+//! (`allow` or `warn`), `Posture-Warning` (catalogue ids and unmet
+//! requirements behind a warning) and `Posture-Attestation` (consumed, never
+//! forwarded). Subject and organisation are percent-encoded UTF-8: `%`,
+//! space, `"`, `,`, `<`, `>`, `\`, controls and non-ASCII are escaped, so a
+//! value is never a list, markup or an escape; percent-decode once for the
+//! text (for the subject, then parse it as RFC 4514).
+//!
+//! Removed too, in every spelling that a CGI, WSGI or PHP upstream folds into
+//! the same variable (any non-alphanumeric character read as `-`, so
+//! `X_Posture_Decision` is `X-Posture-Decision`): every `X-Posture-*` and
+//! `Posture-*` name, every `X-Forwarded-*` (the gate sets `-For`, `-Proto`,
+//! `-Host` itself), `Forwarded`, `X-Real-IP` and the other client-IP claims,
+//! `X-Original-URL`, `X-Rewrite-URL`, `Proxy` (httpoxy) and other proxies'
+//! client-certificate headers (`X-SSL-Client-*`, XFCC, ...); the list is in
+//! `headers.rs`. `X-Forwarded-For` starts at the peer the gate sees, unless
+//! the peer is in `[server] trusted_proxies`: then its chain is kept and the
+//! peer appended.
+//!
+//! Upstream answers without `Cache-Control` get `Cache-Control: private`:
+//! each was made for one device and decision. Paths that some upstream reads
+//! as another route's, two `Host` headers and a Host with two ports are a
+//! 400 (see the routing module).
 
 mod headers;
 mod listener;
@@ -59,7 +79,10 @@ pub use headers::{
 pub use posture::PostureCache;
 pub use posture::{ATTEST_PATH, CHALLENGE_PATH, MAX_TOKEN_BYTES};
 pub use reload::ReloadError;
-pub use routing::{normalise_host, normalise_path, PathError, RouteTable};
+pub use routing::{
+    normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
+    RouteTable,
+};
 pub use tls::TlsError;
 
 use std::net::SocketAddr;

@@ -14,11 +14,13 @@ use hyper_util::rt::TokioIo;
 use super::headers;
 use super::listener::ConnInfo;
 use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH};
-use super::routing::{normalise_host, normalise_path};
+use super::routing::{
+    normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
+};
 use super::{unix_now, Live, Shared};
 use crate::attestation::Reason;
 use crate::audit::{self, AttestationEvent, AuditEvent, DecisionEvent, Enforcement};
-use crate::config::snapshot::Route;
+use crate::config::snapshot::{Route, ServerSettings};
 use crate::decision::{self, Denial, Outcome, Posture, SegmentResult};
 use crate::page::{self, Format, Lang, PageInput, Problem};
 use crate::verdict::{Decision, Finding};
@@ -42,7 +44,7 @@ pub(super) async fn handle(
     let organization = conn.client.as_ref().and_then(|c| c.organization.as_deref());
 
     // 1. Which host and which path, normalised before anything looks at them.
-    let target = match Target::of(&req, conn) {
+    let target = match Target::of(&req, conn, &live.settings) {
         Ok(target) => target,
         Err(why) => {
             tracing::debug!(peer = %conn.peer, uri = %req.uri(), "bad request: {why}");
@@ -69,12 +71,17 @@ pub(super) async fn handle(
         return posture::endpoint(req, target.path(), conn, &live, shared, &pager).await;
     }
 
-    // 3. The route: host plus longest whole-segment prefix.
-    let Some(index) = live.routes.lookup(&target.host, target.path()) else {
+    // 3. The route: host plus longest whole-segment prefix, on the path
+    //    without `;` parameters (see the routing module).
+    let Some(index) = live.routes.lookup(&target.host, target.route_path()) else {
         tracing::debug!(peer = %conn.peer, host = %target.host, "no route for host");
         return pager.page(Problem::UnknownHost, &decision::new_reference());
     };
     let route = &live.snapshot.routes[index];
+    if target.encoded_percent && !route.allow_encoded_percent {
+        tracing::debug!(peer = %conn.peer, uri = %req.uri(), "bad request: {}", PathError::EncodedPercent);
+        return pager.page(Problem::BadRequest, &decision::new_reference());
+    }
     let segment = live
         .snapshot
         .segments
@@ -235,6 +242,7 @@ async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
+    headers::default_to_private(&mut parts.headers);
     Response::from_parts(parts, Either::Left(body))
 }
 
@@ -249,8 +257,10 @@ fn upstream_failed(
     pager.page(problem, &reference)
 }
 
-/// What the upstream sees: no hop-by-hop headers, no identity a client made
-/// up, the forwarding headers, and the identity and decision of the gate.
+/// What the upstream sees: no hop-by-hop headers, nothing a client made up
+/// in the gate's or another proxy's name (in any spelling, see
+/// [`headers::remove_client_claims`]), the forwarding headers, and the
+/// identity and decision of the gate.
 fn upstream_headers(
     h: &mut HeaderMap,
     conn: &ConnInfo,
@@ -260,27 +270,35 @@ fn upstream_headers(
     upgrade: bool,
 ) {
     headers::remove_hop_by_hop(h, upgrade);
-    headers::remove_gate_owned(h);
+    // Only a trusted proxy's chain is worth passing on; anyone else's is
+    // their own say-so, and the chain starts at the peer the gate sees.
+    let earlier = if target.trusted_peer {
+        let chain: Vec<&str> = h
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!chain.is_empty()).then(|| chain.join(", "))
+    } else {
+        None
+    };
+    // X-Forwarded-For included: it is set again below.
+    headers::remove_client_claims(h);
     // The client sets Host from the upstream URI.
     h.remove(header::HOST);
     let values = &conn.upstream_values;
-    let earlier: Vec<&str> = h
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let xff = match (&values.peer_ip, earlier.is_empty()) {
-        (Some(peer), true) => Some(peer.clone()),
-        (Some(peer), false) => peer.to_str().ok().and_then(|peer| {
-            HeaderValue::from_str(&format!("{}, {peer}", earlier.join(", "))).ok()
-        }),
+    let xff = match (&values.peer_ip, earlier) {
+        (Some(peer), None) => Some(peer.clone()),
+        (Some(peer), Some(earlier)) => peer
+            .to_str()
+            .ok()
+            .and_then(|peer| HeaderValue::from_str(&format!("{earlier}, {peer}")).ok()),
         (None, _) => None,
     };
-    match xff {
-        Some(v) => h.insert(X_FORWARDED_FOR, v),
-        // Never pass on a chain the gate could not add its own hop to.
-        None => h.remove(X_FORWARDED_FOR),
-    };
+    // Without a value the gate could vouch for, there is none at all.
+    if let Some(v) = xff {
+        h.insert(X_FORWARDED_FOR, v);
+    }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     match HeaderValue::from_str(&target.host) {
         Ok(v) => h.insert(X_FORWARDED_HOST, v),
@@ -332,7 +350,7 @@ fn warning_value(result: &SegmentResult) -> HeaderValue {
     causes.extend(result.unmet.iter().map(|u| u.requirement.code()));
     causes.sort_unstable();
     causes.dedup();
-    headers::encode_value(&causes.join(", "))
+    headers::encode_list(&causes.join(", "))
 }
 
 /// The host and normalised path of a request.
@@ -341,12 +359,30 @@ pub(super) struct Target {
     /// Normalised path, then `?query` when there is one.
     pub path_and_query: String,
     path_len: usize,
+    /// The path without `;` parameters, when it has any: what routes match.
+    route_path: Option<String>,
+    /// The path carries `%25` and hex, which only a route with
+    /// `allow_encoded_percent` takes.
+    pub encoded_percent: bool,
+    /// The peer is one of `trusted_proxies`: its `X-Forwarded-For` is kept.
+    pub trusted_peer: bool,
 }
 
 impl Target {
-    fn of(req: &Request<Incoming>, conn: &ConnInfo) -> Result<Target, &'static str> {
+    fn of(
+        req: &Request<Incoming>,
+        conn: &ConnInfo,
+        settings: &ServerSettings,
+    ) -> Result<Target, &'static str> {
         let uri = req.uri();
-        let header_host = match req.headers().get(header::HOST) {
+        let mut hosts = req.headers().get_all(header::HOST).iter();
+        let first_host = hosts.next();
+        // Two Hosts mean two possible routes: one for the gate, maybe the
+        // other for whatever reads the request after it.
+        if hosts.next().is_some() {
+            return Err("more than one Host header");
+        }
+        let header_host = match first_host {
             Some(v) => Some(
                 v.to_str()
                     .ok()
@@ -375,22 +411,47 @@ impl Target {
             }
         }
         let host = authority_host.or(header_host).ok_or("no host")?;
-        let path = normalise_path(uri.path()).map_err(|_| "bad path")?;
+        // `%25xx` depends on the route, which depends on the path: take it
+        // for now, and let the route decide (`encoded_percent`).
+        let (path, encoded_percent) = match normalise_path(uri.path()) {
+            Ok(path) => (path, false),
+            Err(PathError::EncodedPercent) => (
+                normalise_path_allowing_encoded_percent(uri.path()).map_err(|_| "bad path")?,
+                true,
+            ),
+            Err(_) => return Err("bad path"),
+        };
+        let route_path = match route_view(&path) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(view) => Some(view),
+        };
         let mut path_and_query = path.into_owned();
         let path_len = path_and_query.len();
         if let Some(query) = uri.query() {
             path_and_query.push('?');
             path_and_query.push_str(query);
         }
+        let trusted_peer = !settings.trusted_proxies.is_empty() && {
+            let ip = conn.peer.ip().to_canonical();
+            settings.trusted_proxies.iter().any(|net| net.contains(&ip))
+        };
         Ok(Target {
             host,
             path_and_query,
             path_len,
+            route_path,
+            encoded_percent,
+            trusted_peer,
         })
     }
 
     pub fn path(&self) -> &str {
         &self.path_and_query[..self.path_len]
+    }
+
+    /// The path routes are matched on.
+    pub fn route_path(&self) -> &str {
+        self.route_path.as_deref().unwrap_or(self.path())
     }
 }
 

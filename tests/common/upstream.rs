@@ -5,6 +5,7 @@
 //! - `/sleep-ms/N`: waits N milliseconds before answering.
 //! - `Upgrade: echo`: switches protocols and echoes every byte back.
 //! - `/stream...`: echoes the request body back.
+//! - `/cached...`: answers with its own `Cache-Control: public, max-age=60`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -163,7 +164,11 @@ async fn answer(
         "headers": headers,
         "body_len": body.len(),
     });
-    Ok(Response::builder()
+    let mut response = Response::builder();
+    if path.starts_with("/cached") {
+        response = response.header("cache-control", "public, max-age=60");
+    }
+    Ok(response
         .header("content-type", "application/json")
         .header("connection", "x-upstream-hop")
         .header("x-upstream-hop", "must not reach the client")
