@@ -511,6 +511,26 @@ fn a_duplicate_route_is_an_error_even_with_other_case_or_trailing_slash() {
 }
 
 #[test]
+fn route_prefixes_that_differ_only_in_case_are_duplicates() {
+    let fx = Fixture::new();
+    let text = with_base(
+        "[[route]]\nhost = \"a.example\"\npath_prefix = \"/Fin\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\n\
+         [[route]]\nhost = \"b.example\"\npath_prefix = \"/fin\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\n\
+         [[route]]\nhost = \"a.example\"\npath_prefix = \"/fin\"\nupstream = \"http://10.0.0.2\"\nsegment = \"s\"\n",
+    );
+    let errors = fx.errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0]
+            .message
+            .contains("duplicate route: host \"a.example\" with path_prefix \"/fin\""),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(errors[0].line, text.lines().count() - 3);
+}
+
+#[test]
 fn a_route_to_an_unknown_segment_is_an_error() {
     let fx = Fixture::new();
     let text = with_base("[[route]]\nhost = \"a.example\"\nupstream = \"http://10.0.0.1\"\nsegment = \"financien\"\n");

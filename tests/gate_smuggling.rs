@@ -270,15 +270,25 @@ async fn paths_that_upstreams_read_as_another_route_are_refused() {
 }
 
 #[tokio::test]
-async fn path_parameters_are_judged_on_the_path_a_servlet_container_maps() {
+async fn paths_are_judged_as_servlet_containers_and_iis_map_them() {
     let w = world().await;
     let clean = w.gate.pki.device("lt-104", "Ministerie van Test");
     let flagged = w.gate.pki.device("lt-105", "Leverancier BV");
     assert_eq!(w.gate.attest(&clean, false).await.status, 200);
     assert_eq!(w.gate.attest(&flagged, true).await.status, 200);
     for proto in [Proto::H1, Proto::H2] {
-        // Tomcat reads these as /financien/...: so does the route.
-        for path in ["/financien;x=1/rapport", "/;x/financien/rapport"] {
+        // Tomcat (parameters) or IIS (trailing dots and spaces, any case)
+        // read these as /financien/...: so does the route.
+        for path in [
+            "/financien;x=1/rapport",
+            "/;x/financien/rapport",
+            "/financien./rapport",
+            "/financien%20/rapport",
+            "/financien.%20;x/rapport",
+            "/FINANCIEN/rapport",
+            "/Financien;x/rapport",
+            "/%46inancien/rapport",
+        ] {
             let denied = w
                 .gate
                 .client(Some(&flagged), proto)

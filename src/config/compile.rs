@@ -455,9 +455,11 @@ impl Context<'_> {
                     self.c.at(r.path_prefix.span(), m);
                     "/".to_string()
                 });
+            // The gate matches prefixes whatever their letters' case (IIS
+            // serves /FIN as /fin), so /Fin and /fin would be one route.
             if !host.is_empty()
                 && seen
-                    .insert((host.clone(), path_prefix.clone()), ())
+                    .insert((host.clone(), path_prefix.to_ascii_lowercase()), ())
                     .is_some()
             {
                 self.c.at(

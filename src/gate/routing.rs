@@ -25,11 +25,15 @@
 //!   [`normalise_path_allowing_encoded_percent`] to find out whose it is.
 //!
 //! Path parameters on other segments are kept and forwarded (`;jsessionid=`
-//! needs them), but routes are matched on the path with every segment's
-//! `;...` removed ([`route_view`]), as a servlet container maps it:
-//! `/financien;x=1/y` is judged as `/financien/y`. An upstream that reads
-//! `;` as an ordinary character then sees a name that starts with the judged
-//! segment's (`financien;x=1`), which only a resource so named can answer.
+//! needs them), but routes are matched on the path as the servers most
+//! likely to read it differently map it ([`route_view`]): every segment's
+//! `;...` removed (servlet containers) and its trailing dots and encoded
+//! white space trimmed (IIS), with prefixes compared whatever the case of
+//! their letters (IIS, Windows). So `/financien;x=1/y`, `/financien./y`,
+//! `/financien%20/y` and `/FINANCIEN/y` are all judged as `/financien/y`,
+//! and the upstream gets them as sent. An upstream that reads them
+//! literally sees a name that merely starts like the judged segment's
+//! (`financien;x=1`), which only a resource so named can answer.
 //! Dot segments themselves (`/kantine;x=1/../financien`) are resolved by
 //! the gate, which forwards `/financien` under the `/financien` route.
 
@@ -140,7 +144,7 @@ fn is_ambiguous_dot_segment(segment: &str) -> bool {
         if let Some(r) = rest.strip_prefix('.') {
             dots += 1;
             rest = r;
-        } else if let Some(r) = ["%20", "%09", "%0A", "%0B", "%0C", "%0D"]
+        } else if let Some(r) = WHITE_SPACE_ESCAPES
             .iter()
             .find_map(|w| rest.strip_prefix(w))
         {
@@ -225,15 +229,16 @@ fn check_utf8(bytes: &mut Vec<u8>) -> Result<(), PathError> {
 }
 
 /// The path routes are matched on: a normalised path with each segment's
-/// `;` parameters removed and the segments that leave empty dropped.
-/// Borrowed when there are none, which is nearly always.
+/// `;` parameters and trailing dots and encoded white space removed, and
+/// the segments that leaves empty dropped. Borrowed when there are none,
+/// which is nearly always.
 pub fn route_view(path: &str) -> Cow<'_, str> {
-    if !path.contains(';') {
+    if !path.split('/').any(|s| view_of(s).len() != s.len()) {
         return Cow::Borrowed(path);
     }
     let mut view = String::with_capacity(path.len());
     for segment in path.split('/') {
-        let core = segment.split(';').next().unwrap_or(segment);
+        let core = view_of(segment);
         if !core.is_empty() {
             view.push('/');
             view.push_str(core);
@@ -244,6 +249,26 @@ pub fn route_view(path: &str) -> Cow<'_, str> {
     }
     Cow::Owned(view)
 }
+
+/// One segment as a servlet container (parameters stripped) and IIS
+/// (trailing dots and white space trimmed) map it.
+fn view_of(segment: &str) -> &str {
+    let mut core = segment.split(';').next().unwrap_or(segment);
+    loop {
+        let trimmed = core.strip_suffix('.').or_else(|| {
+            WHITE_SPACE_ESCAPES
+                .iter()
+                .find_map(|w| core.strip_suffix(w))
+        });
+        match trimmed {
+            Some(t) => core = t,
+            None => return core,
+        }
+    }
+}
+
+/// Encoded white space as [`decode_unreserved`] leaves it (upper case).
+const WHITE_SPACE_ESCAPES: [&str; 6] = ["%20", "%09", "%0A", "%0B", "%0C", "%0D"];
 
 /// The host a request is for: port stripped, lowercased, a trailing dot
 /// dropped. `None` unless it is a DNS name or IP address (letters, digits,
@@ -321,10 +346,15 @@ impl RouteTable {
 
 /// `/app` matches `/app` and `/app/x`, never `/apple`. The prefix is stored
 /// without a trailing slash, so the root prefix is the empty string.
+/// Letters match whatever their case: IIS and other servers on Windows
+/// serve `/APP/x` as `/app/x`, so it is judged as `/app/x`.
 fn prefix_matches(prefix: &str, path: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
+    match path.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => {
+            let rest = &path[prefix.len()..];
+            rest.is_empty() || rest.starts_with('/')
+        }
+        _ => false,
     }
 }
 
@@ -478,6 +508,25 @@ mod tests {
         assert_eq!(route_view("/app;jsessionid=1"), "/app");
         assert_eq!(route_view("/a;b/"), "/a/");
         assert_eq!(route_view("/;x"), "/");
+        assert_eq!(route_view("/financien./y"), "/financien/y");
+        assert_eq!(route_view("/financien%20/y"), "/financien/y");
+        assert_eq!(route_view("/financien.%20.;x/y"), "/financien/y");
+        assert_eq!(route_view("/a/b.txt"), "/a/b.txt");
+        assert!(matches!(route_view("/a/.well-known/b.c"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn prefixes_match_whatever_the_case() {
+        let t = RouteTable::new(&[
+            route("intra.example", "/"),
+            route("intra.example", "/Financien"),
+        ]);
+        assert_eq!(t.lookup("intra.example", "/financien/x"), Some(1));
+        assert_eq!(t.lookup("intra.example", "/FINANCIEN"), Some(1));
+        assert_eq!(t.lookup("intra.example", "/financienx"), Some(0));
+        assert_eq!(t.lookup("intra.example", "/fin"), Some(0));
+        // A multi-byte character where the prefix would end: no panic.
+        assert_eq!(t.lookup("intra.example", "/financie\u{e9}x"), Some(0));
     }
 
     fn route(host: &str, prefix: &str) -> Route {
