@@ -71,8 +71,8 @@ pub(super) async fn handle(
         return posture::endpoint(req, target.path(), conn, &live, shared, &pager).await;
     }
 
-    // 3. The route: host plus longest whole-segment prefix, on the path
-    //    without `;` parameters (see the routing module).
+    // 3. The route: host plus longest whole-segment prefix, on the path as
+    //    servlet containers and IIS map it (see the routing module).
     let Some(index) = live.routes.lookup(&target.host, target.route_path()) else {
         tracing::debug!(peer = %conn.peer, host = %target.host, "no route for host");
         return pager.page(Problem::UnknownHost, &decision::new_reference());
@@ -359,7 +359,7 @@ pub(super) struct Target {
     /// Normalised path, then `?query` when there is one.
     pub path_and_query: String,
     path_len: usize,
-    /// The path without `;` parameters, when it has any: what routes match.
+    /// [`route_view`] of the path when it differs: what routes match.
     route_path: Option<String>,
     /// The path carries `%25` and hex, which only a route with
     /// `allow_encoded_percent` takes.
