@@ -452,3 +452,83 @@ async fn identity_values_cannot_carry_markup_separators_or_escapes() {
         );
     }
 }
+
+/// A WSGI app on Python's `wsgiref` that answers with every `HTTP_*`
+/// variable it got: CGI-style name folding as a real upstream does it.
+const WSGI_ECHO: &str = r#"
+import json
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+def app(environ, start_response):
+    seen = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
+    body = json.dumps(seen).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+#[tokio::test]
+async fn a_wsgi_upstream_sees_only_the_gates_identity_variables() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let w = world().await;
+    let mut python = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(WSGI_ECHO)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    BufReader::new(python.stdout.take().unwrap())
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("wsgiref prints its port");
+    w.reconfigure(|mut t| {
+        t.push_str(&format!(
+            "\n[[route]]\nhost = \"other.test\"\nupstream = \"http://127.0.0.1:{port}\"\nsegment = \"open\"\n"
+        ));
+        t
+    })
+    .await;
+    // A certificate without O: the gate sends no organisation, so a
+    // client's would be the only one.
+    let device = w.gate.pki.device_without_organization("lt-110");
+    assert_eq!(w.gate.attest(&device, false).await.status, 200);
+    let req = request("GET", "other.test", "/", Proto::H1)
+        .header("X_Posture_Decision", "warn")
+        .header("X_Posture_Device_Subject", "CN=admin")
+        .header("x-posture_device-organization", "Other BV")
+        .header("Posture_Warning", "none")
+        .header("X_Forwarded_For", "10.9.9.9")
+        .header("X_Real_IP", "10.9.9.9")
+        .header("Proxy", "http://10.9.9.9:3128")
+        .body(Full::default())
+        .unwrap();
+    let answer = w.gate.client(Some(&device), Proto::H1).send(req).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let env = answer.json();
+    assert_eq!(env["HTTP_X_POSTURE_DECISION"], "allow", "{env}");
+    let subject = env["HTTP_X_POSTURE_DEVICE_SUBJECT"].as_str().unwrap();
+    assert!(
+        subject.contains("lt-110") && !subject.contains("admin"),
+        "{env}"
+    );
+    assert_eq!(env["HTTP_X_FORWARDED_FOR"], "127.0.0.1", "{env}");
+    for absent in [
+        "HTTP_X_POSTURE_DEVICE_ORGANIZATION",
+        "HTTP_POSTURE_WARNING",
+        "HTTP_X_REAL_IP",
+        "HTTP_PROXY",
+    ] {
+        assert!(env.get(absent).is_none(), "{absent}: {env}");
+    }
+}

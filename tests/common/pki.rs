@@ -93,14 +93,25 @@ impl Pki {
     /// A device certificate (clientAuth, digitalSignature) with this CN and
     /// O, written as `<cn>.pem` and `<cn>-key.pem`.
     pub fn device(&self, cn: &str, org: &str) -> Device {
+        self.device_with(cn, Some(org))
+    }
+
+    /// A device certificate whose subject has no O at all.
+    pub fn device_without_organization(&self, cn: &str) -> Device {
+        self.device_with(cn, None)
+    }
+
+    fn device_with(&self, cn: &str, org: Option<&str>) -> Device {
         let key = KeyPair::generate().unwrap();
         let serial = self.next_serial.get();
         self.next_serial.set(serial + 1);
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, org);
+        if let Some(org) = org {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, org);
+        }
         params
             .distinguished_name
             .push(DnType::OrganizationalUnitName, "Laptops");
