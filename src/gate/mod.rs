@@ -26,13 +26,18 @@
 //!   does not wait for it.
 //! - With CRLs configured, rustls checks revocation for the whole chain and
 //!   refuses a certificate whose status is unknown or whose CRL is out of
-//!   date (fail closed).
+//!   date (fail closed). The same CRLs are checked again on every request
+//!   and attestation (`revocation`), so a connection opened before a
+//!   revocation does not keep it out of reach; the `x5c` chain of a token is
+//!   checked against them too (`untrusted_chain`).
 //! - Reload reports a [`ReloadError`], which wraps the loader's
 //!   `ConfigErrors` and adds what can fail after validation (unreadable
 //!   certificate or key, an upstream CA that does not parse).
-//! - Used nonces are remembered for their remaining lifetime in a cache of
-//!   4 x `posture_cache_capacity` entries; nonces themselves are stateless
-//!   (HMAC), so handing out challenges costs no memory.
+//! - Used nonces are remembered for their whole remaining lifetime, up to
+//!   4 x `posture_cache_capacity` of them; nonces themselves are stateless
+//!   (HMAC). When that memory is full of live nonces, nothing is evicted:
+//!   challenges get 503 with Retry-After and an attestation whose nonce
+//!   cannot be recorded gets 503 too, so no nonce is ever accepted twice.
 //!
 //! Headers the gate asserts to upstreams ([`GATE_OWNED`]) are removed from
 //! every client request first: `X-Posture-Device-Fingerprint`,
@@ -47,6 +52,7 @@ mod nonce;
 mod posture;
 mod proxy;
 mod reload;
+mod revocation;
 mod routing;
 mod tls;
 mod upstream;
@@ -80,6 +86,9 @@ pub struct Live {
     pub settings: ServerSettings,
     pub verifier: Verifier,
     pub tls: Arc<rustls::ServerConfig>,
+    /// The revoked certificates of this config's CRLs, checked on every
+    /// request and attestation, not only at the handshake.
+    revocations: revocation::Revocations,
     pub routes: RouteTable,
     /// One pooled client per route, same index as `snapshot.routes`.
     upstreams: Vec<upstream::UpstreamClient>,

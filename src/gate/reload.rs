@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::nonce::NonceIssuer;
+use super::revocation::Revocations;
 use super::routing::RouteTable;
 use super::{tls, upstream, Live, Shared};
 use crate::attestation::Verifier;
@@ -34,6 +35,8 @@ pub enum ReloadError {
         route: usize,
         source: upstream::UpstreamError,
     },
+    #[error("a CRL file holds a CRL that does not parse")]
+    Revocations,
     #[error("the loader stopped: {0}")]
     Join(String),
 }
@@ -64,8 +67,11 @@ fn build_live_blocking(snapshot: Snapshot, fallback_secret: Vec<u8>) -> Result<L
         .clone()
         .ok_or(ReloadError::NoServer(source))?;
     let tls = tls::server_config(&settings)?;
+    let crls = tls::read_crl_files(&settings.crls)?;
+    let revocations = Revocations::from_crls(&crls).map_err(|_| ReloadError::Revocations)?;
     let attestation = &snapshot.attestation;
     let verifier = Verifier::new(&attestation.trust_anchors, attestation.verifier.clone())
+        .and_then(|v| v.with_crls(&crls))
         .map_err(|e| ReloadError::Verifier(e.to_string()))?;
     let upstreams = snapshot
         .routes
@@ -83,6 +89,7 @@ fn build_live_blocking(snapshot: Snapshot, fallback_secret: Vec<u8>) -> Result<L
         settings,
         verifier,
         tls,
+        revocations,
         upstreams,
         snapshot: Arc::new(snapshot),
     })
