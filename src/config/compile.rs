@@ -6,6 +6,7 @@
 //! stand-in where a value could not be built); the whole result is thrown
 //! away when any error was collected, so no stand-in ever reaches the gate.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -53,7 +54,23 @@ pub(crate) fn compile(
     base: &Path,
     source: PathBuf,
 ) -> Result<Snapshot, ConfigErrors> {
-    let mut cx = Context { c: collector, base };
+    compile_recording(file, collector, base, source, &mut Vec::new())
+}
+
+/// [`compile`], also listing in `files` every file the config refers to
+/// (resolved), whether or not it loaded: the reloader watches them.
+pub(crate) fn compile_recording(
+    file: FileConfig,
+    collector: Collector<'_>,
+    base: &Path,
+    source: PathBuf,
+    files: &mut Vec<PathBuf>,
+) -> Result<Snapshot, ConfigErrors> {
+    let mut cx = Context {
+        c: collector,
+        base,
+        files: RefCell::new(Vec::new()),
+    };
     let catalogue = cx.catalogue(&file.catalogue);
     let server = file.server.as_ref().map(|s| cx.server(s));
     let attestation = cx.attestation(&file.attestation, file.server.as_ref());
@@ -64,7 +81,8 @@ pub(crate) fn compile(
     let exemptions = cx.exemptions(&file.exemptions, catalogue.as_ref(), &segment_index);
     cx.organisations(&file);
 
-    let Context { c, .. } = cx;
+    let Context { c, files: seen, .. } = cx;
+    files.extend(seen.into_inner());
     c.finish()?;
     let catalogue = match catalogue {
         Some(known) => Arc::new(known.catalogue),
@@ -121,11 +139,15 @@ impl KnownCatalogue {
 struct Context<'a> {
     c: Collector<'a>,
     base: &'a Path,
+    /// Every path resolved, in order: the files the config refers to.
+    files: RefCell<Vec<PathBuf>>,
 }
 
 impl Context<'_> {
     fn resolve(&self, path: &Spanned<PathBuf>) -> PathBuf {
-        self.base.join(path.get_ref())
+        let resolved = self.base.join(path.get_ref());
+        self.files.borrow_mut().push(resolved.clone());
+        resolved
     }
 
     fn certificates(

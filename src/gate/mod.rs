@@ -89,6 +89,8 @@ pub struct Live {
     /// The revoked certificates of this config's CRLs, checked on every
     /// request and attestation, not only at the handshake.
     revocations: revocation::Revocations,
+    /// Every file the config refers to, which the reloader watches.
+    files: Vec<PathBuf>,
     pub routes: RouteTable,
     /// One pooled client per route, same index as `snapshot.routes`.
     upstreams: Vec<upstream::UpstreamClient>,
@@ -140,7 +142,8 @@ impl Gate {
     /// Loads the config, builds TLS, routes and upstream clients, and binds
     /// the listener from the `[server]` settings (port 0 allowed for tests).
     pub async fn bind(config_path: PathBuf) -> Result<Gate, GateError> {
-        let snapshot = reload::load(config_path.clone()).await?;
+        let (snapshot, files) = reload::load(config_path.clone()).await;
+        let snapshot = snapshot?;
         let fallback_secret = nonce::random_secret();
         if snapshot.attestation.nonce_secret.is_none() {
             tracing::warn!(
@@ -149,7 +152,7 @@ impl Gate {
             );
         }
         let capacity = snapshot.attestation.posture_cache_capacity;
-        let live = reload::build_live(snapshot, &fallback_secret).await?;
+        let live = reload::build_live(snapshot, files, &fallback_secret).await?;
         let addr = live.settings.listen;
         let listener = TcpListener::bind(addr)
             .await

@@ -1,11 +1,14 @@
 //! One TLS connection that carries many requests (HTTP/1.1 keep-alive or
 //! HTTP/2 streams), for what must hold for a connection's whole life.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::CertificateDer;
 
 use super::client::{connect, request, tls_config, Answer, Proto};
 use super::pki::Device;
@@ -35,8 +38,19 @@ impl Conn {
         proto: Proto,
         sni: &str,
     ) -> Result<Conn, String> {
-        let config = tls_config(&gate.pki.ca_der, Some(device), proto);
-        let tls = connect(gate.addr, sni, config)
+        Self::try_open_at(gate.addr, &gate.pki.ca_der, device, proto, sni).await
+    }
+
+    /// As [`Conn::try_open`], for tasks that cannot share the `TestGate`.
+    pub async fn try_open_at(
+        addr: SocketAddr,
+        ca: &CertificateDer<'static>,
+        device: &Device,
+        proto: Proto,
+        sni: &str,
+    ) -> Result<Conn, String> {
+        let config = tls_config(ca, Some(device), proto);
+        let tls = connect(addr, sni, config)
             .await
             .map_err(|e| format!("TLS: {e}"))?;
         let sender = match proto {
