@@ -194,8 +194,8 @@ impl Gate {
     }
 
     /// Serves until SIGTERM, SIGINT or [`GateHandle::shutdown`], reloading
-    /// on SIGHUP and on changes to the config file; then drains in-flight
-    /// requests for at most `shutdown_grace`.
+    /// on SIGHUP and on changes to the config file or the files it names;
+    /// then drains in-flight requests for at most `shutdown_grace`.
     pub async fn run(self) -> Result<(), GateError> {
         let result =
             listener::serve(self.listener, self.shared, self.connections, self.signals).await;
