@@ -75,6 +75,12 @@ impl Posture {
 pub enum Denial {
     /// No client certificate at the TLS handshake.
     NoCertificate,
+    /// The client certificate is revoked by a CRL of the current
+    /// configuration; checked on every request, not only at the handshake.
+    CertificateRevoked,
+    /// CRLs are configured, but none that is current speaks for the client
+    /// certificate: what a new handshake would refuse.
+    RevocationUnknown,
     /// No attestation remembered for this device.
     NoPosture,
     /// The remembered attestation has aged out.
@@ -93,6 +99,8 @@ impl Denial {
     pub fn code(&self) -> &'static str {
         match self {
             Denial::NoCertificate => "no_certificate",
+            Denial::CertificateRevoked => "cert_revoked",
+            Denial::RevocationUnknown => "revocation_unknown",
             Denial::NoPosture => "no_posture",
             Denial::StalePosture { .. } => "stale_posture",
             Denial::CatalogueChanged => "catalogue_changed",

@@ -67,13 +67,34 @@ impl ValidatedChain {
 pub struct ChainValidator {
     anchors: Vec<TrustAnchor<'static>>,
     cache: Option<moka::sync::Cache<[u8; 32], Arc<ValidatedChain>>>,
+    /// Revocation input for the path; empty: none configured.
+    crls: Vec<webpki::CertRevocationList<'static>>,
+    /// The earliest nextUpdate of `crls`: a cached chain is not trusted
+    /// past it, so an out-of-date CRL is met by the full check.
+    crls_until: i64,
 }
 
 impl ChainValidator {
     /// `cache_capacity` 0 turns the cache off.
     pub fn new(anchors: Vec<TrustAnchor<'static>>, cache_capacity: u64) -> ChainValidator {
         let cache = (cache_capacity > 0).then(|| moka::sync::Cache::new(cache_capacity));
-        ChainValidator { anchors, cache }
+        ChainValidator {
+            anchors,
+            cache,
+            crls: Vec::new(),
+            crls_until: i64::MAX,
+        }
+    }
+
+    /// Replaces the CRLs and forgets every cached chain, which was checked
+    /// without them.
+    /// `until`: the earliest nextUpdate among them.
+    pub fn set_crls(&mut self, crls: Vec<webpki::OwnedCertRevocationList>, until: i64) {
+        self.crls_until = until;
+        self.crls = crls.into_iter().map(Into::into).collect();
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
     }
 
     pub fn validate(&self, x5c: &[Vec<u8>], now: i64) -> Result<Arc<ValidatedChain>, Reason> {
@@ -82,7 +103,7 @@ impl ChainValidator {
         };
         let key = cache_key(x5c);
         if let Some(hit) = cache.get(&key) {
-            if hit.valid_at(now) {
+            if hit.valid_at(now) && now < self.crls_until {
                 return Ok(hit);
             }
         }
@@ -132,6 +153,16 @@ impl ChainValidator {
             .map(|der| CertificateDer::from(der.as_slice()))
             .collect();
         let time = UnixTime::since_unix_epoch(Duration::from_secs(now.max(0) as u64));
+        let crls: Vec<&webpki::CertRevocationList<'_>> = self.crls.iter().collect();
+        // Unknown status is allowed: attestation anchors need not be the
+        // client CA the CRLs are for. A CRL that does speak for a
+        // certificate must be current.
+        let revocation = webpki::RevocationOptionsBuilder::new(&crls).ok().map(|b| {
+            b.with_depth(webpki::RevocationCheckDepth::Chain)
+                .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
+                .build()
+        });
         let path = leaf
             .verify_for_usage(
                 webpki::ALL_VERIFICATION_ALGS,
@@ -139,7 +170,7 @@ impl ChainValidator {
                 &intermediates,
                 time,
                 KeyUsage::client_auth(),
-                None,
+                revocation,
                 None,
             )
             .map_err(path_reason)?;

@@ -42,6 +42,8 @@ pub enum VerifierError {
     BadTrustAnchor { index: usize, reason: String },
     #[error("no attestation trust anchors configured")]
     NoTrustAnchors,
+    #[error("CRL {index} does not parse: {reason}")]
+    BadCrl { index: usize, reason: String },
 }
 
 /// What the gate's nonce store says about a nonce it is asked to redeem.
@@ -115,6 +117,38 @@ impl Verifier {
             settings,
             chains: ChainValidator::new(anchors, capacity),
         })
+    }
+
+    /// Checks every `x5c` chain against these CRLs too (spec §1: a revoked
+    /// certificate does not chain to a trusted anchor, `untrusted_chain`).
+    /// A CRL speaks only for certificates of its own issuer: a chain under
+    /// an anchor no CRL covers is not refused for that; one whose CRL is out
+    /// of date is.
+    pub fn with_crls(
+        mut self,
+        crls: &[rustls_pki_types::CertificateRevocationListDer<'_>],
+    ) -> Result<Verifier, VerifierError> {
+        let owned = crls
+            .iter()
+            .enumerate()
+            .map(|(index, der)| {
+                webpki::OwnedCertRevocationList::from_der(der.as_ref()).map_err(|e| {
+                    VerifierError::BadCrl {
+                        index,
+                        reason: e.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // webpki keeps nextUpdate to itself; the cache needs it too.
+        let until = crls
+            .iter()
+            .filter_map(|der| x509_parser::parse_x509_crl(der.as_ref()).ok())
+            .filter_map(|(_, crl)| crl.next_update().map(|t| t.timestamp()))
+            .min()
+            .unwrap_or(i64::MAX);
+        self.chains.set_crls(owned, until);
+        Ok(self)
     }
 
     pub fn settings(&self) -> &VerifierSettings {

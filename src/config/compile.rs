@@ -6,6 +6,7 @@
 //! stand-in where a value could not be built); the whole result is thrown
 //! away when any error was collected, so no stand-in ever reaches the gate.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -20,8 +21,8 @@ use crate::catalogue::{Catalogue, CatalogueError, Category, Matcher};
 use super::error::{Collector, ConfigError, ConfigErrors};
 use super::files;
 use super::model::{
-    AttestationConfig, CatalogueConfig, ExemptionConfig, FileConfig, PolicyConfig, RouteConfig,
-    SegmentConfig, ServerConfig,
+    Action, AttestationConfig, CatalogueConfig, ExemptionConfig, FileConfig, PolicyConfig,
+    RouteConfig, RuleConfig, SegmentConfig, Sensitivity, ServerConfig,
 };
 use super::snapshot::{
     AttestationSettings, DeviceSelector, Exemption, Policy, Route, Rule, Segment, ServerSettings,
@@ -53,17 +54,35 @@ pub(crate) fn compile(
     base: &Path,
     source: PathBuf,
 ) -> Result<Snapshot, ConfigErrors> {
-    let mut cx = Context { c: collector, base };
+    compile_recording(file, collector, base, source, &mut Vec::new())
+}
+
+/// [`compile`], also listing in `files` every file the config refers to
+/// (resolved), whether or not it loaded: the reloader watches them.
+pub(crate) fn compile_recording(
+    file: FileConfig,
+    collector: Collector<'_>,
+    base: &Path,
+    source: PathBuf,
+    files: &mut Vec<PathBuf>,
+) -> Result<Snapshot, ConfigErrors> {
+    let mut cx = Context {
+        c: collector,
+        base,
+        files: RefCell::new(Vec::new()),
+    };
     let catalogue = cx.catalogue(&file.catalogue);
     let server = file.server.as_ref().map(|s| cx.server(s));
     let attestation = cx.attestation(&file.attestation, file.server.as_ref());
     let (policies, policy_index) = cx.policies(&file.policies, catalogue.as_ref());
     let (segments, segment_index) = cx.segments(&file.segments, &policy_index);
+    cx.guard_sensitive_segments(&file.segments, &file.policies, &policy_index);
     let routes = cx.routes(&file.routes, &segment_index);
     let exemptions = cx.exemptions(&file.exemptions, catalogue.as_ref(), &segment_index);
     cx.organisations(&file);
 
-    let Context { c, .. } = cx;
+    let Context { c, files: seen, .. } = cx;
+    files.extend(seen.into_inner());
     c.finish()?;
     let catalogue = match catalogue {
         Some(known) => Arc::new(known.catalogue),
@@ -120,11 +139,15 @@ impl KnownCatalogue {
 struct Context<'a> {
     c: Collector<'a>,
     base: &'a Path,
+    /// Every path resolved, in order: the files the config refers to.
+    files: RefCell<Vec<PathBuf>>,
 }
 
 impl Context<'_> {
     fn resolve(&self, path: &Spanned<PathBuf>) -> PathBuf {
-        self.base.join(path.get_ref())
+        let resolved = self.base.join(path.get_ref());
+        self.files.borrow_mut().push(resolved.clone());
+        resolved
     }
 
     fn certificates(
@@ -368,10 +391,15 @@ impl Context<'_> {
         let mut rules = Vec::new();
         for r in &p.rules {
             let entry = self.catalogue_id(catalogue, &r.catalogue);
-            let categories = r
-                .categories
-                .as_ref()
-                .map(|cs| cs.iter().filter_map(|c| self.category(c)).collect());
+            let categories: Option<Vec<Category>> = r.categories.as_ref().map(|cs| {
+                cs.get_ref()
+                    .iter()
+                    .filter_map(|c| self.category(c))
+                    .collect()
+            });
+            if let Some(cs) = &r.categories {
+                self.check_categories(cs, categories.as_deref(), catalogue, r, p);
+            }
             rules.push(Rule {
                 entry,
                 action: r.action,
@@ -394,6 +422,91 @@ impl Context<'_> {
             rules,
             min_os_version,
             require_antivirus: p.require_antivirus,
+        }
+    }
+
+    /// A categories list that selects nothing turns the rule off without
+    /// saying so: an error, whether it is empty or names only categories
+    /// the entry does not have.
+    fn check_categories(
+        &mut self,
+        written: &Spanned<Vec<Spanned<String>>>,
+        parsed: Option<&[Category]>,
+        catalogue: Option<&KnownCatalogue>,
+        r: &RuleConfig,
+        p: &PolicyConfig,
+    ) {
+        let id = r.catalogue.get_ref();
+        if written.get_ref().is_empty() {
+            self.c.at(
+                written.span(),
+                format!(
+                    "policy {:?}: categories = [] makes the {id:?} rule match nothing; \
+                     omit categories to cover every category of the entry, or remove the rule",
+                    p.name.get_ref()
+                ),
+            );
+            return;
+        }
+        // Unknown names were reported one by one; only a list that fully
+        // parsed is compared with the entry.
+        let (Some(parsed), Some(Lookup::Found(i))) = (parsed, catalogue.map(|k| k.lookup(id)))
+        else {
+            return;
+        };
+        if parsed.len() != written.get_ref().len() {
+            return;
+        }
+        let Some(entry) = catalogue.and_then(|k| k.catalogue.entries().get(i)) else {
+            return;
+        };
+        let has: Vec<Category> = entry.categories().collect();
+        if !parsed.iter().any(|c| has.contains(c)) {
+            let names: Vec<&str> = has.iter().map(|c| c.as_str()).collect();
+            self.c.at(
+                written.span(),
+                format!(
+                    "policy {:?}: none of these categories occurs in catalogue entry {id:?} \
+                     (it has: {}), so the rule matches nothing",
+                    p.name.get_ref(),
+                    list(&names)
+                ),
+            );
+        }
+    }
+
+    /// A high or critical segment whose policy has no deny rule lets a
+    /// device with prohibited software in. That is refused unless the
+    /// policy says `allow_empty = true`, so neither a slip nor a file read
+    /// while half written can open such a segment.
+    fn guard_sensitive_segments(
+        &mut self,
+        ss: &[SegmentConfig],
+        ps: &[PolicyConfig],
+        policies: &HashMap<String, usize>,
+    ) {
+        for s in ss {
+            if s.sensitivity < Sensitivity::High {
+                continue;
+            }
+            let Some(p) = policies.get(s.policy.get_ref()).and_then(|i| ps.get(*i)) else {
+                continue;
+            };
+            let denies = p.rules.iter().any(|r| r.action == Action::Deny);
+            if !denies && !p.allow_empty {
+                self.c.at(
+                    s.policy.span(),
+                    format!(
+                        "segment {:?} is of {} sensitivity, but its policy {:?} denies nothing \
+                         (no rule with action = \"deny\"); add a deny rule, or write \
+                         allow_empty = true in policy {:?} if it is meant to deny nothing",
+                        s.name.get_ref(),
+                        sensitivity_name(s.sensitivity),
+                        p.name.get_ref(),
+                        p.name.get_ref()
+                    ),
+                );
+            }
         }
     }
 
@@ -577,6 +690,15 @@ impl Context<'_> {
     fn organisations(&mut self, file: &FileConfig) {
         let orgs = &file.remediation.organisations;
         self.names(orgs.iter().map(|o| &o.name), "organisation");
+    }
+}
+
+fn sensitivity_name(s: Sensitivity) -> &'static str {
+    match s {
+        Sensitivity::Low => "low",
+        Sensitivity::Medium => "medium",
+        Sensitivity::High => "high",
+        Sensitivity::Critical => "critical",
     }
 }
 

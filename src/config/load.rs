@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::compile::compile;
+use super::compile::{compile, compile_recording};
 use super::error::{Collector, ConfigError, ConfigErrors};
 use super::model::FileConfig;
 use super::snapshot::Snapshot;
@@ -29,6 +29,26 @@ pub fn load_str(text: &str, path: &Path) -> Result<Snapshot, ConfigErrors> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     compile(file, Collector::new(path, text), &base, source)
+}
+
+/// [`load_str`], also giving every file the config refers to (resolved),
+/// as far as the text parsed: what a reloader must watch besides `path`.
+pub fn load_str_recording(
+    text: &str,
+    path: &Path,
+) -> (Result<Snapshot, ConfigErrors>, Vec<PathBuf>) {
+    let mut files = Vec::new();
+    let file: FileConfig = match toml::from_str(text) {
+        Ok(file) => file,
+        Err(e) => return (Err(parse_error(&e, text, path)), files),
+    };
+    let source = absolute(path);
+    let base = source
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let result = compile_recording(file, Collector::new(path, text), &base, source, &mut files);
+    (result, files)
 }
 
 /// An absolute path without touching the file system, so a config given as

@@ -11,6 +11,6 @@ pub mod summary;
 mod values;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{load, load_str};
+pub use load::{load, load_str, load_str_recording};
 pub use snapshot::Snapshot;
 pub use summary::summary;

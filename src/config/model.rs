@@ -182,6 +182,11 @@ pub struct PolicyConfig {
     /// Require an enabled, up-to-date antivirus that is not prohibited.
     #[serde(default)]
     pub require_antivirus: bool,
+    /// A policy that guards a high or critical segment must deny something;
+    /// `true` says it is meant not to (so a half-written file or a slip
+    /// cannot open such a segment unnoticed).
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,9 +195,10 @@ pub struct RuleConfig {
     /// Catalogue id, e.g. `kaspersky`.
     pub catalogue: Spanned<String>,
     pub action: Action,
-    /// Narrow the entry to these categories; absent means all of them.
+    /// Narrow the entry to these categories; absent means all of them. An
+    /// empty list is an error: it would turn the rule off without saying so.
     #[serde(default)]
-    pub categories: Option<Vec<Spanned<String>>>,
+    pub categories: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::revocation::CertId;
 use super::{headers, proxy, GateError, Live, Shared};
 use crate::device::DeviceIdentity;
 
@@ -36,6 +37,9 @@ pub struct ConnInfo {
     /// The validated client certificate's identity, if one was presented.
     pub client: Option<DeviceIdentity>,
     pub client_der: Option<CertificateDer<'static>>,
+    /// Issuer and serial of each presented certificate, leaf first, for the
+    /// revocation check on every request (see `gate::revocation`).
+    pub(super) cert_ids: Vec<CertId>,
     /// The TLS server name the client asked for, lowercased.
     pub sni: Option<String>,
     /// This connection's place under `max_connections`; an upgraded
@@ -231,7 +235,14 @@ fn conn_info(
                 None
             }
         });
+    // A certificate whose issuer and serial cannot be read cannot be looked
+    // up: with CRLs configured that is an unknown status, refused.
+    let cert_ids = session
+        .peer_certificates()
+        .map(|chain| chain.iter().map_while(CertId::of).collect())
+        .unwrap_or_default();
     ConnInfo {
+        cert_ids,
         upstream_values: UpstreamValues::new(peer, client.as_ref()),
         peer,
         client,

@@ -26,13 +26,18 @@
 //!   does not wait for it.
 //! - With CRLs configured, rustls checks revocation for the whole chain and
 //!   refuses a certificate whose status is unknown or whose CRL is out of
-//!   date (fail closed).
+//!   date (fail closed). The same CRLs are checked again on every request
+//!   and attestation (`revocation`), so a connection opened before a
+//!   revocation does not keep it out of reach; the `x5c` chain of a token is
+//!   checked against them too (`untrusted_chain`).
 //! - Reload reports a [`ReloadError`], which wraps the loader's
 //!   `ConfigErrors` and adds what can fail after validation (unreadable
 //!   certificate or key, an upstream CA that does not parse).
-//! - Used nonces are remembered for their remaining lifetime in a cache of
-//!   4 x `posture_cache_capacity` entries; nonces themselves are stateless
-//!   (HMAC), so handing out challenges costs no memory.
+//! - Used nonces are remembered for their whole remaining lifetime, up to
+//!   4 x `posture_cache_capacity` of them; nonces themselves are stateless
+//!   (HMAC). When that memory is full of live nonces, nothing is evicted:
+//!   challenges get 503 with Retry-After and an attestation whose nonce
+//!   cannot be recorded gets 503 too, so no nonce is ever accepted twice.
 //!
 //! Headers the gate asserts to upstreams ([`GATE_OWNED`]) are removed from
 //! every client request first: `X-Posture-Device-Fingerprint`,
@@ -67,6 +72,7 @@ mod nonce;
 mod posture;
 mod proxy;
 mod reload;
+mod revocation;
 mod routing;
 mod tls;
 mod upstream;
@@ -103,6 +109,11 @@ pub struct Live {
     pub settings: ServerSettings,
     pub verifier: Verifier,
     pub tls: Arc<rustls::ServerConfig>,
+    /// The revoked certificates of this config's CRLs, checked on every
+    /// request and attestation, not only at the handshake.
+    revocations: revocation::Revocations,
+    /// Every file the config refers to, which the reloader watches.
+    files: Vec<PathBuf>,
     pub routes: RouteTable,
     /// One pooled client per route, same index as `snapshot.routes`.
     upstreams: Vec<upstream::UpstreamClient>,
@@ -154,7 +165,8 @@ impl Gate {
     /// Loads the config, builds TLS, routes and upstream clients, and binds
     /// the listener from the `[server]` settings (port 0 allowed for tests).
     pub async fn bind(config_path: PathBuf) -> Result<Gate, GateError> {
-        let snapshot = reload::load(config_path.clone()).await?;
+        let (snapshot, files) = reload::load(config_path.clone()).await;
+        let snapshot = snapshot?;
         let fallback_secret = nonce::random_secret();
         if snapshot.attestation.nonce_secret.is_none() {
             tracing::warn!(
@@ -163,7 +175,7 @@ impl Gate {
             );
         }
         let capacity = snapshot.attestation.posture_cache_capacity;
-        let live = reload::build_live(snapshot, &fallback_secret).await?;
+        let live = reload::build_live(snapshot, files, &fallback_secret).await?;
         let addr = live.settings.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -205,8 +217,8 @@ impl Gate {
     }
 
     /// Serves until SIGTERM, SIGINT or [`GateHandle::shutdown`], reloading
-    /// on SIGHUP and on changes to the config file; then drains in-flight
-    /// requests for at most `shutdown_grace`.
+    /// on SIGHUP and on changes to the config file or the files it names;
+    /// then drains in-flight requests for at most `shutdown_grace`.
     pub async fn run(self) -> Result<(), GateError> {
         let result =
             listener::serve(self.listener, self.shared, self.connections, self.signals).await;

@@ -2,10 +2,14 @@
 //!
 //! A nonce is `base64url(expires_at ‖ 16 random bytes ‖ HMAC-SHA256)`. The
 //! MAC and the expiry it carries let every gate instance that shares the
-//! secret accept another's nonce without shared state; the used-nonce cache
-//! makes it single-use per instance, for exactly its remaining lifetime.
+//! secret accept another's nonce without shared state; the used-nonce
+//! memory makes it single-use per instance, for its whole lifetime, and
+//! refuses rather than forgets when it is full.
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -91,33 +95,93 @@ pub fn random_secret() -> Vec<u8> {
 }
 
 /// Nonces already redeemed, each kept until it would have expired anyway.
-#[derive(Clone)]
+///
+/// Never forgets a nonce that could still be redeemed: a cache that evicts
+/// under pressure would let an evicted nonce be accepted a second time. So
+/// the memory is bounded by refusing instead: when it is full of live
+/// nonces, the challenge endpoint answers 503 with `Retry-After` and an
+/// attestation whose nonce cannot be recorded is refused.
 pub struct UsedNonces {
-    /// Nonce → seconds it had left when redeemed.
-    cache: moka::sync::Cache<String, u64>,
+    capacity: usize,
+    inner: Mutex<Used>,
 }
 
-struct UntilExpiry;
+struct Used {
+    /// Nonce → its expiry (unix seconds).
+    expires: HashMap<Box<str>, i64>,
+    /// The earliest expiry in `expires`: nothing can be swept before then,
+    /// so a full store refuses in O(1) instead of scanning on every call.
+    earliest: i64,
+}
 
-impl moka::Expiry<String, u64> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        remaining: &u64,
-        _at: Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(*remaining))
+impl Used {
+    /// Drops every nonce that has expired by `now`, if any can have.
+    fn sweep(&mut self, now: i64) {
+        if now < self.earliest {
+            return;
+        }
+        self.expires.retain(|_, e| *e > now);
+        self.earliest = self.expires.values().copied().min().unwrap_or(i64::MAX);
     }
+}
+
+/// What recording a redeemed nonce did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Fresh,
+    Replayed,
+    /// Full of nonces that are all still live: not recorded.
+    Full,
 }
 
 impl UsedNonces {
     pub fn new(capacity: u64) -> UsedNonces {
         UsedNonces {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilExpiry)
-                .build(),
+            capacity: usize::try_from(capacity).unwrap_or(usize::MAX).max(1),
+            inner: Mutex::new(Used {
+                expires: HashMap::new(),
+                earliest: i64::MAX,
+            }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Used> {
+        // The map is consistent after every statement that changes it, so
+        // a panic elsewhere while holding the lock leaves nothing half done.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks `nonce` (valid until `expires_at`) used, atomically: of two
+    /// concurrent callers exactly one sees `Fresh`.
+    pub fn record(&self, nonce: &str, expires_at: i64, now: i64) -> Record {
+        let mut used = self.lock();
+        if used.expires.contains_key(nonce) {
+            return Record::Replayed;
+        }
+        if used.expires.len() >= self.capacity {
+            used.sweep(now);
+            if used.expires.len() >= self.capacity {
+                return Record::Full;
+            }
+        }
+        used.expires.insert(nonce.into(), expires_at);
+        used.earliest = used.earliest.min(expires_at);
+        Record::Fresh
+    }
+
+    /// `None` when a new nonce could be recorded now; otherwise the seconds
+    /// until the first recorded one expires and makes room.
+    pub fn full_for(&self, now: i64) -> Option<u64> {
+        let mut used = self.lock();
+        if used.expires.len() < self.capacity {
+            return None;
+        }
+        used.sweep(now);
+        (used.expires.len() >= self.capacity).then(|| {
+            u64::try_from(used.earliest.saturating_sub(now))
+                .unwrap_or(0)
+                .max(1)
+        })
     }
 }
 
@@ -126,6 +190,19 @@ impl UsedNonces {
 pub struct Redeemer<'a> {
     pub issuer: &'a NonceIssuer,
     pub used: &'a UsedNonces,
+    /// Set when a nonce could not be recorded because the memory was full;
+    /// the verdict is then `Unknown` (refused), and the caller can say why.
+    pub full: AtomicBool,
+}
+
+impl<'a> Redeemer<'a> {
+    pub fn new(issuer: &'a NonceIssuer, used: &'a UsedNonces) -> Redeemer<'a> {
+        Redeemer {
+            issuer,
+            used,
+            full: AtomicBool::new(false),
+        }
+    }
 }
 
 impl NonceStore for Redeemer<'_> {
@@ -133,14 +210,14 @@ impl NonceStore for Redeemer<'_> {
         let Some(expires_at) = self.issuer.check(nonce, now) else {
             return NonceVerdict::Unknown;
         };
-        // `or_insert` is atomic: of two concurrent redeemers exactly one
-        // sees a fresh entry.
-        let remaining = (expires_at - now).max(1) as u64;
-        let entry = self.used.cache.entry_by_ref(nonce).or_insert(remaining);
-        if entry.is_fresh() {
-            NonceVerdict::Fresh
-        } else {
-            NonceVerdict::Replayed
+        match self.used.record(nonce, expires_at, now) {
+            Record::Fresh => NonceVerdict::Fresh,
+            Record::Replayed => NonceVerdict::Replayed,
+            Record::Full => {
+                // Accepting it unrecorded would make it reusable; refuse.
+                self.full.store(true, Ordering::Relaxed);
+                NonceVerdict::Unknown
+            }
         }
     }
 }
@@ -157,10 +234,7 @@ mod tests {
     fn a_nonce_is_accepted_once() {
         let i = issuer(b"k");
         let used = UsedNonces::new(100);
-        let r = Redeemer {
-            issuer: &i,
-            used: &used,
-        };
+        let r = Redeemer::new(&i, &used);
         let n = i.issue(1000);
         assert_eq!(n.expires_at, 1060);
         assert_eq!(r.redeem(&n.nonce, 1001), NonceVerdict::Fresh);
@@ -184,6 +258,35 @@ mod tests {
         assert_eq!(i.check(&URL_SAFE_NO_PAD.encode(raw), 1001), None);
         assert_eq!(i.check("not a nonce", 1001), None);
         assert_eq!(i.check("", 1001), None);
+    }
+
+    #[test]
+    fn a_full_memory_refuses_and_never_forgets_a_live_nonce() {
+        let used = UsedNonces::new(2);
+        assert_eq!(used.record("a", 1010, 1000), Record::Fresh);
+        assert_eq!(used.record("b", 1020, 1000), Record::Fresh);
+        assert_eq!(used.full_for(1000), Some(10));
+        assert_eq!(used.record("c", 1030, 1000), Record::Full);
+        assert_eq!(used.record("a", 1010, 1001), Record::Replayed);
+        assert_eq!(used.record("b", 1020, 1001), Record::Replayed);
+        // Once "a" has expired it makes room; "b" is still remembered.
+        assert_eq!(used.full_for(1010), None);
+        assert_eq!(used.record("c", 1030, 1010), Record::Fresh);
+        assert_eq!(used.record("b", 1020, 1011), Record::Replayed);
+        assert_eq!(used.record("d", 1030, 1011), Record::Full);
+    }
+
+    #[test]
+    fn a_nonce_refused_for_want_of_room_is_unknown_and_flagged() {
+        let i = issuer(b"k");
+        let used = UsedNonces::new(1);
+        let (a, b) = (i.issue(1000), i.issue(1000));
+        let r = Redeemer::new(&i, &used);
+        assert_eq!(r.redeem(&a.nonce, 1001), NonceVerdict::Fresh);
+        assert!(!r.full.load(Ordering::Relaxed));
+        assert_eq!(r.redeem(&b.nonce, 1001), NonceVerdict::Unknown);
+        assert!(r.full.load(Ordering::Relaxed));
+        assert_eq!(r.redeem(&a.nonce, 1002), NonceVerdict::Replayed);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! a connection without a client certificate is answered but not
 //! remembered: nothing would recognise the device on its next request.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +17,10 @@ use hyper::body::{Body as _, Incoming};
 use super::listener::ConnInfo;
 use super::nonce::Redeemer;
 use super::proxy::{page_response, Body, Pager};
+use super::revocation::Status;
 use super::{unix_now, Live, Shared};
 use crate::attestation::{NonceCheck, Reason};
-use crate::decision::{self, Posture};
+use crate::decision::{self, Denial, Posture};
 use crate::page::Problem;
 use crate::verdict::{Invalid, Verdict};
 
@@ -89,6 +91,17 @@ impl PostureCache {
     }
 }
 
+/// Why a connection's client certificate is refused by the CRLs of `live`
+/// now, if it is. Cheap: one hash lookup per presented certificate.
+pub(super) fn revocation_denial(conn: &ConnInfo, live: &Live, now: i64) -> Option<Denial> {
+    conn.client_der.as_ref()?;
+    match live.revocations.status(&conn.cert_ids, now) {
+        Status::Good => None,
+        Status::Revoked => Some(Denial::CertificateRevoked),
+        Status::Unknown => Some(Denial::RevocationUnknown),
+    }
+}
+
 /// Verifies a token for this connection and remembers the posture when the
 /// connection has a client certificate. The same path serves `attest` and
 /// the inline `Posture-Attestation` header.
@@ -99,10 +112,36 @@ pub(super) fn verify_and_remember(
     shared: &Shared,
     now: i64,
 ) -> Result<(Arc<Posture>, Verdict), Reason> {
-    let store = Redeemer {
-        issuer: &live.nonces,
-        used: &shared.used_nonces,
+    verify_recording(token, conn, live, shared, now).map_err(|r| r.reason)
+}
+
+/// Why a token was refused, and whether it was only because the used-nonce
+/// memory was full (then the gate, not the token, is at fault).
+struct Refused {
+    reason: Reason,
+    nonce_memory_full: bool,
+}
+
+fn verify_recording(
+    token: &[u8],
+    conn: &ConnInfo,
+    live: &Live,
+    shared: &Shared,
+    now: i64,
+) -> Result<(Arc<Posture>, Verdict), Refused> {
+    let refused = |reason| Refused {
+        reason,
+        nonce_memory_full: false,
     };
+    // The token is bound to this connection's certificate (spec §2): one
+    // the current CRLs refuse cannot vouch for a device. The spec's code for
+    // a certificate that does not chain to a trusted anchor is the honest
+    // one on the wire; the audit gets the same.
+    if revocation_denial(conn, live, now).is_some() {
+        super::proxy::audit_attestation(conn, Err(Reason::UntrustedChain));
+        return Err(refused(Reason::UntrustedChain));
+    }
+    let store = Redeemer::new(&live.nonces, &shared.used_nonces);
     let client_der = conn.client_der.as_ref().map(|c| c.as_ref());
     // Audited here, so a posted token and an inline header leave the same record.
     let (posture, verdict) = match decision::attest(
@@ -116,7 +155,10 @@ pub(super) fn verify_and_remember(
         Ok(ok) => ok,
         Err(reason) => {
             super::proxy::audit_attestation(conn, Err(reason));
-            return Err(reason);
+            return Err(Refused {
+                reason,
+                nonce_memory_full: store.full.load(Ordering::Relaxed),
+            });
         }
     };
     super::proxy::audit_attestation(conn, Ok((&posture, &verdict.findings)));
@@ -140,7 +182,7 @@ pub(super) async fn endpoint(
 ) -> Response<Body> {
     let now = unix_now();
     match (path, req.method()) {
-        (CHALLENGE_PATH, &Method::GET) => challenge(live, now),
+        (CHALLENGE_PATH, &Method::GET) => challenge(live, shared, now),
         (ATTEST_PATH, &Method::POST) => attest(req, conn, live, shared, pager, now).await,
         (CHALLENGE_PATH, _) => not_allowed("GET"),
         (ATTEST_PATH, _) => not_allowed("POST"),
@@ -148,7 +190,15 @@ pub(super) async fn endpoint(
     }
 }
 
-fn challenge(live: &Live, now: i64) -> Response<Body> {
+fn challenge(live: &Live, shared: &Shared, now: i64) -> Response<Body> {
+    // A nonce handed out now could not be recorded when redeemed.
+    if let Some(retry_after) = shared.used_nonces.full_for(now) {
+        tracing::warn!(
+            retry_after,
+            "the used-nonce memory is full of live nonces: challenges refused for now"
+        );
+        return nonce_memory_full(retry_after);
+    }
     let issued = live.nonces.issue(now);
     let expires_at = time::OffsetDateTime::from_unix_timestamp(issued.expires_at)
         .ok()
@@ -196,10 +246,28 @@ async fn attest(
     };
     // Tools that post a token from a file often add a final newline.
     let token = trim_ascii_whitespace(&token);
-    match verify_and_remember(token, conn, live, shared, now) {
+    match verify_recording(token, conn, live, shared, now) {
         Ok((_, verdict)) => json(StatusCode::OK, &verdict),
-        Err(reason) => json(StatusCode::BAD_REQUEST, &Invalid::new(reason)),
+        Err(Refused {
+            nonce_memory_full: true,
+            ..
+        }) => nonce_memory_full(shared.used_nonces.full_for(now).unwrap_or(1)),
+        Err(Refused { reason, .. }) => json(StatusCode::BAD_REQUEST, &Invalid::new(reason)),
     }
+}
+
+/// 503: the token may be fine, but its nonce cannot be recorded as used
+/// now, and accepting it unrecorded would let it be replayed.
+fn nonce_memory_full(retry_after: u64) -> Response<Body> {
+    let mut response = page_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(b"the gate cannot take more attestations right now; retry later\n"),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }
 
 fn is_token_media_type(value: Option<&HeaderValue>) -> bool {

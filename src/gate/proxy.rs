@@ -88,7 +88,11 @@ pub(super) async fn handle(
         .get(route.segment)
         .map_or("", |s| s.name.as_str());
 
-    // 4. The remembered posture, or a fresh one from an inline attestation.
+    // 4. Revocation by the CRLs of this snapshot, whatever the handshake
+    //    found: a keep-alive or HTTP/2 connection outlives a CRL update.
+    let revoked = posture::revocation_denial(conn, &live, now);
+
+    // 5. The remembered posture, or a fresh one from an inline attestation.
     let mut posture = conn
         .client
         .as_ref()
@@ -101,10 +105,11 @@ pub(super) async fn handle(
         }
     }
 
-    // 5. The decision, shared with every other enforcement point.
-    let outcome = match invalid {
-        Some(reason) => Outcome::Deny(Denial::InvalidAttestation(reason)),
-        None => decision::decide(
+    // 6. The decision, shared with every other enforcement point.
+    let outcome = match (revoked, invalid) {
+        (Some(denial), _) => Outcome::Deny(denial),
+        (None, Some(reason)) => Outcome::Deny(Denial::InvalidAttestation(reason)),
+        (None, None) => decision::decide(
             &live.snapshot,
             conn.client.as_ref(),
             posture.as_deref(),
@@ -113,7 +118,7 @@ pub(super) async fn handle(
         ),
     };
 
-    // 6. Audit, then act on it.
+    // 7. Audit, then act on it.
     let at = AuditRoute { route, segment };
     match outcome {
         Outcome::Allow => {
@@ -158,6 +163,9 @@ pub(super) async fn handle(
             let os = posture.as_deref().map(Posture::os);
             let problem = match &denial {
                 Denial::NoCertificate => Problem::NoCertificate,
+                Denial::CertificateRevoked | Denial::RevocationUnknown => {
+                    Problem::CertificateRefused
+                }
                 Denial::NoPosture => Problem::NoPosture,
                 Denial::StalePosture { .. } => Problem::StalePosture,
                 Denial::CatalogueChanged => Problem::CatalogueChanged,

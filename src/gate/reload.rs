@@ -1,15 +1,31 @@
-//! Hot reload: on SIGHUP and when the config file changes, parse, validate
-//! and build a complete new [`Live`], then swap it in atomically. A bad file
-//! or a broken certificate keeps the last good config serving.
+//! Hot reload: on SIGHUP and when the config file or any file it refers to
+//! changes (certificates, keys, client CA, CRLs, catalogue includes, the
+//! nonce secret), parse, validate and build a complete new [`Live`], then
+//! swap it in atomically. A bad file or a broken certificate or CRL keeps
+//! the last good config, with its last good CRLs, serving.
+//!
+//! A file is only read once it is complete. On Linux that is when a writer
+//! closes it (`IN_CLOSE_WRITE`) or renames it into place; a write still in
+//! progress, however long it pauses, does not trigger a reload. Everywhere,
+//! the files must also be unchanged (size, mtime and content) over a quiet
+//! period before they are read. And a config that would leave a high or
+//! critical segment without a deny rule is refused unless it says
+//! `allow_empty = true` (see `config::compile`), so even a prefix of a file
+//! that is valid on its own cannot open such a segment.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use sha2::{Digest, Sha256};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::nonce::NonceIssuer;
+use super::revocation::Revocations;
 use super::routing::RouteTable;
 use super::{tls, upstream, Live, Shared};
 use crate::attestation::Verifier;
@@ -17,6 +33,8 @@ use crate::config::{self, ConfigErrors, Snapshot};
 
 /// Editors save in bursts (write, rename, chmod): wait for the burst to end.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+/// The files must stay the same for this long before they are read.
+const SETTLE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -34,38 +52,65 @@ pub enum ReloadError {
         route: usize,
         source: upstream::UpstreamError,
     },
+    #[error("a CRL file holds a CRL that does not parse")]
+    Revocations,
     #[error("the loader stopped: {0}")]
     Join(String),
 }
 
-pub(super) async fn load(path: PathBuf) -> Result<Snapshot, ReloadError> {
-    tokio::task::spawn_blocking(move || config::load(&path))
-        .await
-        .map_err(|e| ReloadError::Join(e.to_string()))?
-        .map_err(ReloadError::Config)
+/// Loads the config; also gives every file it refers to (as far as it
+/// parsed, whether or not it is valid), which the watcher must watch.
+pub(super) async fn load(path: PathBuf) -> (Result<Snapshot, ReloadError>, Vec<PathBuf>) {
+    let loaded = tokio::task::spawn_blocking(move || {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigErrors(vec![config::ConfigError {
+                file: path.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read config file: {e}"),
+            }])
+        });
+        match text {
+            Ok(text) => config::load_str_recording(&text, &path),
+            Err(e) => (Err(e), Vec::new()),
+        }
+    })
+    .await;
+    match loaded {
+        Ok((result, files)) => (result.map_err(ReloadError::Config), files),
+        Err(e) => (Err(ReloadError::Join(e.to_string())), Vec::new()),
+    }
 }
 
 /// Everything that can fail is built here, before anything is swapped.
 pub(super) async fn build_live(
     snapshot: Snapshot,
+    files: Vec<PathBuf>,
     fallback_secret: &[u8],
 ) -> Result<Live, ReloadError> {
     let fallback_secret = fallback_secret.to_vec();
     // Reading certificates and keys is file I/O: keep it off the runtime.
-    tokio::task::spawn_blocking(move || build_live_blocking(snapshot, fallback_secret))
+    tokio::task::spawn_blocking(move || build_live_blocking(snapshot, files, fallback_secret))
         .await
         .map_err(|e| ReloadError::Join(e.to_string()))?
 }
 
-fn build_live_blocking(snapshot: Snapshot, fallback_secret: Vec<u8>) -> Result<Live, ReloadError> {
+fn build_live_blocking(
+    snapshot: Snapshot,
+    files: Vec<PathBuf>,
+    fallback_secret: Vec<u8>,
+) -> Result<Live, ReloadError> {
     let source = snapshot.source.clone().unwrap_or_default();
     let settings = snapshot
         .server
         .clone()
         .ok_or(ReloadError::NoServer(source))?;
     let tls = tls::server_config(&settings)?;
+    let crls = tls::read_crl_files(&settings.crls)?;
+    let revocations = Revocations::from_crls(&crls).map_err(|_| ReloadError::Revocations)?;
     let attestation = &snapshot.attestation;
     let verifier = Verifier::new(&attestation.trust_anchors, attestation.verifier.clone())
+        .and_then(|v| v.with_crls(&crls))
         .map_err(|e| ReloadError::Verifier(e.to_string()))?;
     let upstreams = snapshot
         .routes
@@ -83,21 +128,35 @@ fn build_live_blocking(snapshot: Snapshot, fallback_secret: Vec<u8>) -> Result<L
         settings,
         verifier,
         tls,
+        revocations,
         upstreams,
+        files,
         snapshot: Arc::new(snapshot),
     })
 }
 
 pub(super) async fn reload(shared: &Shared) -> Result<(), ReloadError> {
+    reload_recording(shared).await.0
+}
+
+/// [`reload`], also giving the files the new config refers to, so the
+/// watcher follows them even when the config was refused (a CRL it names
+/// that does not exist yet, say).
+async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<PathBuf>) {
     // One reload at a time, so two quick edits cannot swap in out of order.
     let _serial = shared.reload_lock.lock().await;
-    let result = match load(shared.config_path.clone()).await {
+    let (loaded, files) = load(shared.config_path.clone()).await;
+    let result = match loaded {
         Ok(mut snapshot) => {
             keep_catalogue_if_unchanged(&mut snapshot, &shared.live.load().snapshot);
-            build_live(snapshot, &shared.fallback_secret).await
+            build_live(snapshot, files.clone(), &shared.fallback_secret).await
         }
         Err(e) => Err(e),
     };
+    (apply(shared, result), files)
+}
+
+fn apply(shared: &Shared, result: Result<Live, ReloadError>) -> Result<(), ReloadError> {
     match result {
         Ok(live) => {
             warn_fixed_settings(&shared.live.load().settings, &live.settings);
@@ -139,7 +198,6 @@ fn warn_fixed_settings(
 
 /// Keeps the file watcher and the signal task alive while the gate runs.
 pub(super) struct Watchers {
-    _watcher: Option<notify::RecommendedWatcher>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -153,9 +211,9 @@ impl Drop for Watchers {
 
 pub(super) fn spawn_watchers(shared: Arc<Shared>) -> std::io::Result<Watchers> {
     let (tx, rx) = mpsc::channel::<()>(1);
-    let watcher = watch_file(&shared.config_path, tx.clone());
+    let watch = FileWatch::new(tx.clone());
     #[cfg_attr(not(unix), allow(unused_mut))]
-    let mut tasks = vec![tokio::spawn(reload_on_events(shared, rx))];
+    let mut tasks = vec![tokio::spawn(reload_on_events(shared, rx, watch))];
     #[cfg(unix)]
     {
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -165,55 +223,197 @@ pub(super) fn spawn_watchers(shared: Arc<Shared>) -> std::io::Result<Watchers> {
             }
         }));
     }
-    Ok(Watchers {
-        _watcher: watcher,
-        tasks,
-    })
+    Ok(Watchers { tasks })
 }
 
-/// Watches the parent directory, because editors and Kubernetes ConfigMaps
+/// The watcher over the directories of the config file and of every file
+/// it refers to. Directories, because editors and Kubernetes ConfigMaps
 /// replace a file by rename or symlink swap, which a watch on the file
 /// itself would miss. Without a watcher the gate still reloads on SIGHUP.
-fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let name = path.file_name()?.to_owned();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let handler = move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if event.kind.is_access() {
-            return;
-        }
-        if event
-            .paths
-            .iter()
-            .any(|p| p.file_name() == Some(name.as_os_str()))
-        {
-            // A full channel already has a reload pending: that one will see this change.
-            let _ = tx.try_send(());
-        }
-    };
-    let mut watcher = match notify::recommended_watcher(handler) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!("cannot watch the config file, reload with SIGHUP: {e}");
-            return None;
-        }
-    };
-    if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
-        tracing::warn!(dir = %dir.display(), "cannot watch the config directory, reload with SIGHUP: {e}");
-        return None;
-    }
-    Some(watcher)
+struct FileWatch {
+    watcher: Option<notify::RecommendedWatcher>,
+    dirs: HashSet<PathBuf>,
+    /// The files whose events count; shared with the event handler.
+    files: Arc<RwLock<HashSet<PathBuf>>>,
 }
 
-async fn reload_on_events(shared: Arc<Shared>, mut rx: mpsc::Receiver<()>) {
-    while rx.recv().await.is_some() {
+impl FileWatch {
+    fn new(tx: mpsc::Sender<()>) -> FileWatch {
+        let files: Arc<RwLock<HashSet<PathBuf>>> = Arc::default();
+        let watched = files.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let relevant = match event {
+                // Events were lost (queue overflow) or the backend failed:
+                // look at everything again.
+                Err(_) => true,
+                Ok(event) if event.need_rescan() => true,
+                Ok(event) => {
+                    completes_a_write(&event) && {
+                        let files = watched.read().unwrap_or_else(|e| e.into_inner());
+                        event.paths.iter().any(|p| {
+                            files.contains(p)
+                                // A ConfigMap swaps `..data`, never the files.
+                                || p.file_name().is_some_and(|n| n == "..data")
+                        })
+                    }
+                }
+            };
+            if relevant {
+                // A full channel already has a reload pending: that one will see this change.
+                let _ = tx.try_send(());
+            }
+        };
+        let watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("cannot watch the config files, reload with SIGHUP: {e}");
+                None
+            }
+        };
+        FileWatch {
+            watcher,
+            dirs: HashSet::new(),
+            files,
+        }
+    }
+
+    /// Watches exactly the directories of `files` from now on.
+    fn follow(&mut self, files: HashSet<PathBuf>) {
+        use notify::Watcher;
+        let Some(watcher) = &mut self.watcher else {
+            return;
+        };
+        let dirs: HashSet<PathBuf> = files.iter().map(|f| parent_dir(f)).collect();
+        for gone in self.dirs.difference(&dirs) {
+            let _ = watcher.unwatch(gone);
+        }
+        for dir in dirs.difference(&self.dirs) {
+            if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %dir.display(), "cannot watch this directory, reload with SIGHUP after changes there: {e}");
+            }
+        }
+        self.dirs = dirs;
+        *self.files.write().unwrap_or_else(|e| e.into_inner()) = files;
+    }
+}
+
+fn parent_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether an event means a file is complete: closed after writing, or
+/// moved or linked into place. A plain write is not: the writer may not be
+/// done. Only inotify reports closes; elsewhere writes count, and the quiet
+/// period before reading (see [`settled`]) is what waits for the writer.
+fn completes_a_write(event: &notify::Event) -> bool {
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Modify(ModifyKind::Name(_)) => true,
+        // A symlink appears whole; a regular file being created is still
+        // empty, and its close will follow.
+        EventKind::Create(_) => event.paths.iter().any(|p| {
+            p.symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        }),
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => !cfg!(target_os = "linux"),
+        _ => false,
+    }
+}
+
+/// Size, mtime and content hash of one file; `None` when it cannot be read.
+type FileState = Option<(u64, Option<std::time::SystemTime>, [u8; 32])>;
+
+/// What the files are now.
+fn state_of(files: &[PathBuf]) -> Vec<FileState> {
+    files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok()?;
+            let bytes = std::fs::read(f).ok()?;
+            Some((
+                meta.len(),
+                meta.modified().ok(),
+                Sha256::digest(&bytes).into(),
+            ))
+        })
+        .collect()
+}
+
+/// Waits until the files have stayed the same over [`SETTLE`] with no new
+/// event; a file still being written does not get read half way.
+async fn settled(files: &[PathBuf], rx: &mut mpsc::Receiver<()>) {
+    let mut rounds = 0u32;
+    loop {
+        let list = files.to_vec();
+        let before = tokio::task::spawn_blocking(move || state_of(&list))
+            .await
+            .ok();
+        tokio::time::sleep(SETTLE).await;
+        let mut more = false;
+        while rx.try_recv().is_ok() {
+            more = true;
+        }
+        let list = files.to_vec();
+        let after = tokio::task::spawn_blocking(move || state_of(&list))
+            .await
+            .ok();
+        if !more && before.is_some() && before == after {
+            return;
+        }
+        rounds += 1;
+        if rounds.is_multiple_of(50) {
+            tracing::warn!(
+                "the config files keep changing; waiting for them to settle before reloading"
+            );
+        }
         tokio::time::sleep(DEBOUNCE).await;
-        while rx.try_recv().is_ok() {}
-        // Errors are logged inside; the running config stays.
-        let _ = reload(&shared).await;
+    }
+}
+
+/// The config file and every file the serving config and the last attempt
+/// refer to.
+fn wanted(shared: &Shared, attempt: &[PathBuf]) -> HashSet<PathBuf> {
+    let config =
+        std::path::absolute(&shared.config_path).unwrap_or_else(|_| shared.config_path.clone());
+    let live = shared.live.load();
+    std::iter::once(config)
+        .chain(live.files.iter().cloned())
+        .chain(attempt.iter().cloned())
+        .collect()
+}
+
+async fn reload_on_events(shared: Arc<Shared>, mut rx: mpsc::Receiver<()>, mut watch: FileWatch) {
+    let mut attempt: Vec<PathBuf> = Vec::new();
+    watch.follow(wanted(&shared, &attempt));
+    let mut seen = shared.live.load_full();
+    // A reload through the handle changes what to watch without an event
+    // here; a cheap pointer comparison now and then notices.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            event = rx.recv() => {
+                if event.is_none() {
+                    return;
+                }
+                tokio::time::sleep(DEBOUNCE).await;
+                while rx.try_recv().is_ok() {}
+                let files: Vec<PathBuf> = wanted(&shared, &attempt).into_iter().collect();
+                settled(&files, &mut rx).await;
+                // Errors are logged inside; the running config stays.
+                let (_, files) = reload_recording(&shared).await;
+                attempt = files;
+            }
+            _ = tick.tick() => {
+                let live = shared.live.load_full();
+                if Arc::ptr_eq(&live, &seen) {
+                    continue;
+                }
+            }
+        }
+        seen = shared.live.load_full();
+        watch.follow(wanted(&shared, &attempt));
     }
 }

@@ -114,3 +114,15 @@ fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
         reason: "neither PEM nor DER".into(),
     })
 }
+
+/// Every CRL of these files, for the revocation check after the handshake
+/// (see `gate::revocation`); the same reading as the verifier's.
+pub fn read_crl_files(
+    paths: &[PathBuf],
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for path in paths {
+        crls.extend(read_crls(path)?);
+    }
+    Ok(crls)
+}

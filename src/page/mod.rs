@@ -71,6 +71,9 @@ pub enum Format {
 pub enum Problem<'a> {
     /// 403: no client certificate; the page explains how to enrol.
     NoCertificate,
+    /// 403: the device certificate is revoked, or its revocation status is
+    /// not known to the gate now; the service desk must renew it.
+    CertificateRefused,
     /// 403: no posture known for this device; run the agent.
     NoPosture,
     /// 403: the posture aged out; run the agent again.

@@ -151,6 +151,20 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
             b.sections.push(steps::enrol(l, retry));
             b
         }
+        Problem::CertificateRefused => {
+            let mut b = Body::new(
+                StatusCode::FORBIDDEN,
+                "certificate-refused",
+                denied,
+                l.pick("Het certificaat van uw apparaat wordt niet meer aanvaard", "Your device's certificate is no longer accepted"),
+                l.pick(
+                    "Het apparaatcertificaat is ingetrokken, of de toegangscontrole kan nu niet nagaan of het nog geldig is. Neem contact op met de servicedesk voor een nieuw certificaat.",
+                    "The device certificate has been revoked, or the access check cannot confirm now that it is still valid. Contact the service desk for a new certificate.",
+                ),
+            );
+            b.sections.push(steps::enrol(l, retry));
+            b
+        }
         Problem::NoPosture => {
             let mut b = Body::new(
                 StatusCode::FORBIDDEN,

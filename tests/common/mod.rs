@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod conn;
 pub mod pki;
 pub mod upstream;
 
