@@ -54,6 +54,11 @@ fn test_snapshot() -> Snapshot {
             max_header_bytes: 65536,
             upstream_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            max_connections_per_ip: 64,
+            body_timeout: Duration::from_secs(20),
+            body_min_rate: 4096,
+            max_body_bytes_in_flight: 64 << 20,
+            max_streams_without_certificate: 8,
         }),
         attestation: AttestationSettings {
             trust_anchors: Vec::new(),
@@ -92,6 +97,7 @@ fn test_snapshot() -> Snapshot {
             upstream: UPSTREAM.parse().expect("test URI"),
             upstream_ca: None,
             segment: 0,
+            upgrades: vec!["websocket".into()],
         }],
         exemptions: vec![Exemption {
             device: DeviceSelector::Subject("CN=lt-042,O=Leverancier BV".into()),

@@ -51,6 +51,12 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub upstream_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub max_connections_per_ip: usize,
+    pub body_timeout: Duration,
+    /// Bytes per second, never zero.
+    pub body_min_rate: u64,
+    pub max_body_bytes_in_flight: usize,
+    pub max_streams_without_certificate: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +109,8 @@ pub struct Route {
     pub upstream_ca: Option<Vec<CertificateDer<'static>>>,
     /// Index into `Snapshot::segments`.
     pub segment: usize,
+    /// Lowercase protocol names (no version) a client may `Upgrade` to.
+    pub upgrades: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,6 +49,7 @@ mod proxy;
 mod reload;
 mod routing;
 mod tls;
+mod tunnel;
 mod upstream;
 
 pub use headers::{
@@ -97,6 +98,12 @@ pub(crate) struct Shared {
     fallback_secret: Vec<u8>,
     reload_lock: Mutex<()>,
     shutdown: watch::Sender<bool>,
+    /// Bytes of request bodies the gate may buffer at once, one permit per
+    /// byte (`max_body_bytes_in_flight`, fixed at bind).
+    bodies: Semaphore,
+    /// The part of `bodies` that peers without a client certificate may
+    /// take (half), so they can never crowd out devices that attest.
+    unknown_bodies: Semaphore,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +153,12 @@ impl Gate {
             .await
             .map_err(|source| GateError::Bind { addr, source })?;
         let connections = Arc::new(Semaphore::new(live.settings.max_connections));
+        let budget = live
+            .settings
+            .max_body_bytes_in_flight
+            .min(Semaphore::MAX_PERMITS);
+        let bodies = Semaphore::new(budget);
+        let unknown_bodies = Semaphore::new((budget / 2).max(MAX_TOKEN_BYTES).min(budget));
         let shared = Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
             config_path,
@@ -154,6 +167,8 @@ impl Gate {
             fallback_secret,
             reload_lock: Mutex::new(()),
             shutdown: watch::channel(false).0,
+            bodies,
+            unknown_bodies,
         });
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.

@@ -223,6 +223,7 @@ mod tests {
             upstream: "http://127.0.0.1:1".parse().unwrap(),
             upstream_ca: None,
             segment: 0,
+            upgrades: Vec::new(),
         }
     }
 
