@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls_pki_types::CertificateDer;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -43,6 +43,13 @@ const UNKNOWN_PEER_CONNECTION_WINDOW: u32 = 4 * 65_535;
 /// What hyper may queue per stream towards such a peer: the gate's own
 /// pages, which are small.
 const UNKNOWN_PEER_SEND_BUFFER: usize = 64 * 1024;
+
+/// Connections the kernel may queue before the gate accepts them (capped
+/// by `net.core.somaxconn`). The std and mio default, 128, is overrun by a
+/// burst of new connections within milliseconds; every SYN past it is
+/// dropped and retried a second later, so a flood would slow down the
+/// clean clients too, and even its own refusal.
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// Refused connections are logged at most this often, with a count, so a
 /// flood does not become a flood of log lines.
@@ -90,6 +97,19 @@ impl UpstreamValues {
             }),
         }
     }
+}
+
+/// Binds the listening socket with [`LISTEN_BACKLOG`].
+pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As std and mio do: a restarted gate can bind while old connections
+    // of the previous process linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 pub(super) async fn serve(

@@ -149,9 +149,7 @@ impl Gate {
         let capacity = snapshot.attestation.posture_cache_capacity;
         let live = reload::build_live(snapshot, &fallback_secret).await?;
         let addr = live.settings.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GateError::Bind { addr, source })?;
+        let listener = listener::bind(addr).map_err(|source| GateError::Bind { addr, source })?;
         let connections = Arc::new(Semaphore::new(live.settings.max_connections));
         let budget = live
             .settings
