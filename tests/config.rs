@@ -1092,6 +1092,69 @@ fn a_bad_trusted_proxy_is_reported_at_its_line() {
     }
 }
 
+// Limits on what one peer may hold, and the upgrades a route carries
+
+#[test]
+fn peer_limits_have_safe_defaults() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&route(
+            "host = \"a.example\"\nupstream = \"http://10.0.0.1\"",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = s.server.unwrap();
+    assert_eq!(server.max_connections_per_ip, 64);
+    assert_eq!(server.body_timeout, Duration::from_secs(20));
+    assert_eq!(server.body_min_rate, 4096);
+    assert_eq!(server.max_body_bytes_in_flight, 64 * 1024 * 1024);
+    assert_eq!(server.max_streams_without_certificate, 8);
+    assert_eq!(s.routes[0].upgrades, ["websocket"]);
+}
+
+#[test]
+fn a_zero_peer_limit_is_an_error_at_its_line() {
+    let fx = Fixture::new();
+    for (line, needle, message) in [
+        (
+            "max_connections_per_ip = 0",
+            "0\n",
+            "max_connections_per_ip must be more than 0",
+        ),
+        (
+            "body_timeout = \"0s\"",
+            "\"0s\"",
+            "body_timeout must be more than 0",
+        ),
+        (
+            "body_min_rate = 0",
+            "0\n",
+            "body_min_rate must be more than 0",
+        ),
+        (
+            "max_streams_without_certificate = 0",
+            "0\n",
+            "max_streams_without_certificate must be more than 0",
+        ),
+        (
+            "max_body_bytes_in_flight = 0",
+            "0\n",
+            "max_body_bytes_in_flight must be at least 1048576",
+        ),
+        (
+            "max_body_bytes_in_flight = 1048575",
+            "1048575",
+            "max_body_bytes_in_flight must be at least 1048576",
+        ),
+    ] {
+        let text = SERVER.replace(
+            "client_ca = \"pki/ca.pem\"",
+            &format!("client_ca = \"pki/ca.pem\"\n{line}"),
+        );
+        let text = format!("{text}{POLICY_AND_SEGMENT}");
+        fx.single_error(&text, needle, message);
+    }
+}
+
 #[test]
 fn allow_encoded_percent_is_a_route_option_off_by_default() {
     let fx = Fixture::new();
@@ -1103,4 +1166,24 @@ fn allow_encoded_percent_is_a_route_option_off_by_default() {
         .unwrap_or_else(|e| panic!("{e}"));
     let allowed: Vec<bool> = s.routes.iter().map(|r| r.allow_encoded_percent).collect();
     assert_eq!(allowed, [false, true]);
+}
+
+#[test]
+fn route_upgrades_are_protocol_names_and_never_h2c() {
+    let fx = Fixture::new();
+    let base = "host = \"a.example\"\nupstream = \"http://10.0.0.1\"";
+    let s = fx
+        .load(&route(&format!(
+            "{base}\nupgrades = [\"WebSocket\", \"irc\"]"
+        )))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.routes[0].upgrades, ["websocket", "irc"]);
+    let s = fx
+        .load(&route(&format!("{base}\nupgrades = []")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.routes[0].upgrades.is_empty());
+    let text = route(&format!("{base}\nupgrades = [\"websocket\", \"h2c\"]"));
+    fx.single_error(&text, "\"h2c\"", "would tunnel HTTP requests past the gate");
+    let text = route(&format!("{base}\nupgrades = [\"web socket\"]"));
+    fx.single_error(&text, "\"web socket\"", "is not a protocol name");
 }

@@ -202,12 +202,12 @@ async fn an_upgrade_passes_through_both_ways() {
     tokio::spawn(conn.with_upgrades());
     let req = request("GET", "public.test", "/ws", Proto::H1)
         .header("connection", "upgrade")
-        .header("upgrade", "echo")
+        .header("upgrade", "websocket")
         .body(Full::<Bytes>::default())
         .unwrap();
     let response = sender.send_request(req).await.unwrap();
     assert_eq!(response.status(), 101);
-    assert_eq!(response.headers()["upgrade"], "echo");
+    assert_eq!(response.headers()["upgrade"], "websocket");
     let upgraded = hyper::upgrade::on(response).await.unwrap();
     let mut io = TokioIo::new(upgraded);
     for message in [&b"ping"[..], b"second message"] {
@@ -227,7 +227,7 @@ async fn an_upgrade_without_a_posture_is_denied() {
     let device = gate.pki.device("lt-207", "Org");
     let req = request("GET", "public.test", "/ws", Proto::H1)
         .header("connection", "upgrade")
-        .header("upgrade", "echo")
+        .header("upgrade", "websocket")
         .body(Full::default())
         .unwrap();
     assert_eq!(
@@ -290,7 +290,7 @@ async fn an_upgraded_connection_keeps_its_place_under_the_limit() {
     tokio::spawn(conn.with_upgrades());
     let req = request("GET", "public.test", "/ws", Proto::H1)
         .header("connection", "upgrade")
-        .header("upgrade", "echo")
+        .header("upgrade", "websocket")
         .header("posture-attestation", token)
         .body(Full::<Bytes>::default())
         .unwrap();

@@ -55,6 +55,11 @@ fn test_snapshot() -> Snapshot {
             upstream_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
+            max_connections_per_ip: 64,
+            body_timeout: Duration::from_secs(20),
+            body_min_rate: 4096,
+            max_body_bytes_in_flight: 64 << 20,
+            max_streams_without_certificate: 8,
         }),
         attestation: AttestationSettings {
             trust_anchors: Vec::new(),
@@ -94,6 +99,7 @@ fn test_snapshot() -> Snapshot {
             upstream_ca: None,
             segment: 0,
             allow_encoded_percent: false,
+            upgrades: vec!["websocket".into()],
         }],
         exemptions: vec![Exemption {
             device: DeviceSelector::Subject("CN=lt-042,O=Leverancier BV".into()),

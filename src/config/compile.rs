@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_spanned::Spanned;
 
+use crate::attestation::jws::MAX_TOKEN_BYTES;
 use crate::attestation::VerifierSettings;
 use crate::catalogue::{Catalogue, CatalogueError, Category, Matcher};
 
@@ -36,6 +37,20 @@ const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Spec section 4: a nonce expires after at most 5 minutes.
 const MAX_NONCE_TTL: Duration = Duration::from_secs(5 * 60);
 const VLAN_RANGE: std::ops::RangeInclusive<u16> = 1..=4094;
+
+/// The `[server]` limits, checked.
+struct ServerLimits {
+    max_connections_per_ip: usize,
+    body_timeout: Duration,
+    body_min_rate: u64,
+    max_body_bytes_in_flight: usize,
+    max_streams_without_certificate: u32,
+}
+
+/// RFC 9110 section 5.6.2: the characters of a token.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
 
 pub(crate) fn catalogue_error(e: CatalogueError) -> ConfigError {
     ConfigError {
@@ -240,6 +255,7 @@ impl Context<'_> {
                     .ok()
             })
             .collect();
+        let limits = self.server_limits(s);
         ServerSettings {
             listen,
             cert,
@@ -253,6 +269,58 @@ impl Context<'_> {
             upstream_timeout: s.upstream_timeout.0,
             shutdown_grace: s.shutdown_grace.0,
             trusted_proxies,
+            max_connections_per_ip: limits.max_connections_per_ip,
+            body_timeout: limits.body_timeout,
+            body_min_rate: limits.body_min_rate,
+            max_body_bytes_in_flight: limits.max_body_bytes_in_flight,
+            max_streams_without_certificate: limits.max_streams_without_certificate,
+        }
+    }
+
+    /// The limits on what one peer may hold; a zero would refuse every
+    /// client (or, for a rate, switch the check off), so it is an error.
+    fn server_limits(&mut self, s: &ServerConfig) -> ServerLimits {
+        let mut positive = |name: &str, span: std::ops::Range<usize>, zero: bool| {
+            if zero {
+                self.c.at(span, format!("{name} must be more than 0"));
+            }
+        };
+        let per_ip = &s.max_connections_per_ip;
+        positive(
+            "max_connections_per_ip",
+            per_ip.span(),
+            *per_ip.get_ref() == 0,
+        );
+        let body_timeout = &s.body_timeout;
+        positive(
+            "body_timeout",
+            body_timeout.span(),
+            body_timeout.get_ref().0.is_zero(),
+        );
+        let rate = &s.body_min_rate;
+        positive("body_min_rate", rate.span(), *rate.get_ref() == 0);
+        let streams = &s.max_streams_without_certificate;
+        positive(
+            "max_streams_without_certificate",
+            streams.span(),
+            *streams.get_ref() == 0,
+        );
+        let budget = &s.max_body_bytes_in_flight;
+        if *budget.get_ref() < MAX_TOKEN_BYTES {
+            self.c.at(
+                budget.span(),
+                format!(
+                    "max_body_bytes_in_flight must be at least {MAX_TOKEN_BYTES} (1 MiB, the \
+                     largest token), or no device could post a large token"
+                ),
+            );
+        }
+        ServerLimits {
+            max_connections_per_ip: *per_ip.get_ref(),
+            body_timeout: body_timeout.get_ref().0,
+            body_min_rate: *rate.get_ref(),
+            max_body_bytes_in_flight: *budget.get_ref(),
+            max_streams_without_certificate: *streams.get_ref(),
         }
     }
 
@@ -591,6 +659,10 @@ impl Context<'_> {
                 self.certificates(ca, "upstream CA")
             });
             let segment = self.lookup(segments, &r.segment, "segment");
+            let upgrades = match &r.upgrades {
+                None => super::model::defaults::upgrades(),
+                Some(list) => list.iter().filter_map(|u| self.upgrade(u)).collect(),
+            };
             routes.push(Route {
                 host,
                 path_prefix,
@@ -598,9 +670,39 @@ impl Context<'_> {
                 upstream_ca,
                 segment,
                 allow_encoded_percent: r.allow_encoded_percent,
+                upgrades,
             });
         }
         routes
+    }
+
+    /// One protocol a route relays upgrades to, lowercased.
+    fn upgrade(&mut self, u: &Spanned<String>) -> Option<String> {
+        let name = u.get_ref().to_ascii_lowercase();
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            self.c.at(
+                u.span(),
+                format!(
+                    "upgrade {:?} is not a protocol name like \"websocket\" (write it without version)",
+                    u.get_ref()
+                ),
+            );
+            return None;
+        }
+        // An upstream that switches to HTTP/2 in clear text takes any request
+        // over the tunnel, for any path: the route's checks would be bypassed.
+        if name == "h2c" || name == "http" {
+            self.c.at(
+                u.span(),
+                format!(
+                    "upgrade {:?} would tunnel HTTP requests past the gate's checks (request \
+                     smuggling); only relay protocols such as \"websocket\"",
+                    u.get_ref()
+                ),
+            );
+            return None;
+        }
+        Some(name)
     }
 
     fn exemptions(

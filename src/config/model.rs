@@ -66,6 +66,28 @@ pub struct ServerConfig {
     /// From any other peer the chain starts at the peer.
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
+    /// Connections one client IP address may hold at once, handshakes and
+    /// upgraded tunnels included. Loopback counts like any other address.
+    #[serde(default = "defaults::max_connections_per_ip")]
+    pub max_connections_per_ip: Spanned<usize>,
+    /// The longest the gate waits for a request body it reads itself (the
+    /// token posted to `attest`), from the end of the request head.
+    #[serde(default = "defaults::body_timeout")]
+    pub body_timeout: Spanned<ConfigDuration>,
+    /// The slowest such body, in bytes per second, averaged from the start
+    /// of the body after a grace of two seconds.
+    #[serde(default = "defaults::body_min_rate")]
+    pub body_min_rate: Spanned<u64>,
+    /// Bytes of such bodies held at once across all connections, of which
+    /// peers without a client certificate may hold half; a request that
+    /// would go beyond is answered 503 before any byte is buffered. At
+    /// least 1 MiB, the largest token. Fixed at bind.
+    #[serde(default = "defaults::max_body_bytes_in_flight")]
+    pub max_body_bytes_in_flight: Spanned<usize>,
+    /// HTTP/2 streams open at once on a connection that presented no client
+    /// certificate (connections with one get hyper's default of 200).
+    #[serde(default = "defaults::max_streams_without_certificate")]
+    pub max_streams_without_certificate: Spanned<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +178,12 @@ pub struct RouteConfig {
     /// that decodes twice reads as another escape. Off: such paths get 400.
     #[serde(default)]
     pub allow_encoded_percent: bool,
+    /// The protocols a client may switch to with `Upgrade` on this route
+    /// (compared without version, case-insensitively); other `Upgrade`
+    /// tokens are dropped and the request goes on as a plain request.
+    /// Absent means `["websocket"]`; `[]` relays no upgrade at all.
+    #[serde(default)]
+    pub upgrades: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(
@@ -280,6 +308,24 @@ pub mod defaults {
     }
     pub fn shutdown_grace() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(30))
+    }
+    pub fn max_connections_per_ip() -> Spanned<usize> {
+        Spanned::new(0..0, 64)
+    }
+    pub fn body_timeout() -> Spanned<ConfigDuration> {
+        Spanned::new(0..0, ConfigDuration(Duration::from_secs(20)))
+    }
+    pub fn body_min_rate() -> Spanned<u64> {
+        Spanned::new(0..0, 4096)
+    }
+    pub fn max_body_bytes_in_flight() -> Spanned<usize> {
+        Spanned::new(0..0, 64 * 1024 * 1024)
+    }
+    pub fn max_streams_without_certificate() -> Spanned<u32> {
+        Spanned::new(0..0, 8)
+    }
+    pub fn upgrades() -> Vec<String> {
+        vec!["websocket".to_string()]
     }
     pub fn max_age() -> Spanned<ConfigDuration> {
         Spanned::new(0..0, ConfigDuration(Duration::from_secs(15 * 60)))

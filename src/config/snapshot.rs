@@ -53,6 +53,12 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Peers whose `X-Forwarded-For` the gate extends rather than replaces.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub max_connections_per_ip: usize,
+    pub body_timeout: Duration,
+    /// Bytes per second, never zero.
+    pub body_min_rate: u64,
+    pub max_body_bytes_in_flight: usize,
+    pub max_streams_without_certificate: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +114,8 @@ pub struct Route {
     /// Whether a path may carry `%25` followed by hex (a double-encoded
     /// escape); refused with a 400 otherwise.
     pub allow_encoded_percent: bool,
+    /// Lowercase protocol names (no version) a client may `Upgrade` to.
+    pub upgrades: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

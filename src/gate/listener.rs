@@ -1,24 +1,28 @@
-//! Accepting connections: the connection limit, the TLS handshake with its
-//! timeout, the HTTP/1.1 + HTTP/2 server with its header limits, the idle
-//! timeout, and the graceful drain on shutdown.
+//! Accepting connections: the connection limits (in all and per client
+//! address), the TLS handshake with its timeout, the HTTP/1.1 + HTTP/2
+//! server with its header limits (and tighter HTTP/2 limits for a peer
+//! without a client certificate), the idle timeout, and the graceful drain
+//! on shutdown.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderValue;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls_pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -31,6 +35,27 @@ use crate::device::DeviceIdentity;
 /// hyper refuses an HTTP/1 read buffer smaller than this.
 const MIN_H1_BUFFER: usize = 8192;
 
+/// HTTP/2 flow-control windows for a connection without a client
+/// certificate: the protocol's own initial stream window, and room for four
+/// such streams on the connection. hyper's defaults (1 MiB each) let one
+/// unknown peer park megabytes in the gate before any check.
+const UNKNOWN_PEER_STREAM_WINDOW: u32 = 65_535;
+const UNKNOWN_PEER_CONNECTION_WINDOW: u32 = 4 * 65_535;
+/// What hyper may queue per stream towards such a peer: the gate's own
+/// pages, which are small.
+const UNKNOWN_PEER_SEND_BUFFER: usize = 64 * 1024;
+
+/// Connections the kernel may queue before the gate accepts them (capped
+/// by `net.core.somaxconn`). The std and mio default, 128, is overrun by a
+/// burst of new connections within milliseconds; every SYN past it is
+/// dropped and retried a second later, so a flood would slow down the
+/// clean clients too, and even its own refusal.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Refused connections are logged at most this often, with a count, so a
+/// flood does not become a flood of log lines.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What the gate knows about a connection, fixed at the handshake.
 pub struct ConnInfo {
     pub peer: SocketAddr,
@@ -42,9 +67,10 @@ pub struct ConnInfo {
     pub(super) cert_ids: Vec<CertId>,
     /// The TLS server name the client asked for, lowercased.
     pub sni: Option<String>,
-    /// This connection's place under `max_connections`; an upgraded
-    /// connection takes a share along so it keeps counting.
-    pub(super) slot: Arc<OwnedSemaphorePermit>,
+    /// This connection's place under `max_connections` and under
+    /// `max_connections_per_ip`; an upgraded connection holds the
+    /// `ConnInfo` so it keeps counting.
+    _slot: Slot,
     /// The header values the upstream gets about this connection, encoded
     /// once here instead of on every request it carries.
     pub(super) upstream_values: UpstreamValues,
@@ -77,6 +103,19 @@ impl UpstreamValues {
     }
 }
 
+/// Binds the listening socket with [`LISTEN_BACKLOG`].
+pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As std and mio do: a restarted gate can bind while old connections
+    // of the previous process linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 pub(super) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -86,6 +125,8 @@ pub(super) async fn serve(
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shutdown = shared.shutdown.subscribe();
+    let per_ip = Arc::new(PerIp::default());
+    let mut refusals = Refusals::new();
     loop {
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -102,21 +143,32 @@ pub(super) async fn serve(
             _ = stopped(&mut shutdown) => break,
             _ = signals.recv() => break,
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            // Over the limit: close at once rather than queue a client that
-            // would time out anyway.
-            tracing::warn!(peer = %peer, "connection limit reached, closing");
+        let live = shared.live.load_full();
+        // Over a limit: close at once rather than queue a client that would
+        // time out anyway. The address is checked first, so one address
+        // cannot take the last free places from everybody else.
+        let Some(ip_slot) = per_ip.try_acquire(peer.ip(), live.settings.max_connections_per_ip)
+        else {
+            refusals.note(peer, "max_connections_per_ip");
             drop(stream);
             continue;
         };
-        let live = shared.live.load_full();
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            refusals.note(peer, "max_connections");
+            drop(stream);
+            continue;
+        };
+        let slot = Slot {
+            _all: permit,
+            _ip: ip_slot,
+        };
         connections.spawn(connection(
             stream,
             peer,
             live,
             shared.clone(),
             graceful.watcher(),
-            permit,
+            slot,
         ));
     }
     drop(listener);
@@ -148,36 +200,39 @@ async fn connection(
     live: Arc<Live>,
     shared: Arc<Shared>,
     watcher: Watcher,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
 ) {
     let settings = &live.settings;
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::new());
-    let io = Tracked {
-        inner: stream,
-        activity: activity.clone(),
-    };
     let acceptor = TlsAcceptor::from(live.tls.clone());
-    let tls = match tokio::time::timeout(settings.header_read_timeout, acceptor.accept(io)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(peer = %peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    let conn = Arc::new(conn_info(peer, tls.get_ref().1, permit));
+    let tls =
+        match tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %peer, "TLS handshake timed out");
+                return;
+            }
+        };
+    let conn = Arc::new(conn_info(peer, tls.get_ref().1, slot));
+    let known = conn.client_der.is_some();
+    let activity = Arc::new(Activity::new());
     let busy = activity.clone();
     let service = service_fn(move |req| {
         let conn = conn.clone();
         let shared = shared.clone();
-        let busy = busy.clone();
+        // In flight from the request head until its response body has
+        // been sent (or dropped): a long download is not idle.
+        let working = Working::start(busy.clone());
         async move {
-            let _working = Working::start(&busy);
-            Ok::<_, Infallible>(proxy::handle(req, &conn, &shared).await)
+            let response = proxy::handle(req, &conn, &shared).await;
+            Ok::<_, Infallible>(response.map(|body| Guarded {
+                inner: body,
+                _working: working,
+            }))
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -186,10 +241,18 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
         .max_buf_size(settings.max_header_bytes.max(MIN_H1_BUFFER));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = builder.http2();
+    h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    if !known {
+        // A peer that showed no certificate can only be answered by the
+        // gate itself: give it few streams and small windows, so the memory
+        // it can make the gate hold stays small.
+        h2.max_concurrent_streams(settings.max_streams_without_certificate)
+            .initial_stream_window_size(UNKNOWN_PEER_STREAM_WINDOW)
+            .initial_connection_window_size(UNKNOWN_PEER_CONNECTION_WINDOW)
+            .max_send_buf_size(UNKNOWN_PEER_SEND_BUFFER);
+    }
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
     let mut serving = pin!(watcher.watch(serving.into_owned()));
     let idle = settings.idle_timeout;
@@ -203,9 +266,10 @@ async fn connection(
                 return;
             }
             _ = tick.tick() => {
-                // No request being handled and no bytes either way for the
-                // idle timeout: close. A response that is still streaming
-                // moves bytes, so it is not idle.
+                // Idle means no request: none in flight (a slow upstream or
+                // a streaming response counts as in flight) and none started
+                // for the idle timeout. Bytes alone (HTTP/2 PINGs, a
+                // half-sent request head) do not keep a connection open.
                 if activity.in_flight.load(Ordering::Relaxed) == 0 && activity.idle_for() >= idle {
                     tracing::debug!(peer = %peer, "idle connection closed");
                     return;
@@ -215,11 +279,7 @@ async fn connection(
     }
 }
 
-fn conn_info(
-    peer: SocketAddr,
-    session: &rustls::ServerConnection,
-    permit: OwnedSemaphorePermit,
-) -> ConnInfo {
+fn conn_info(peer: SocketAddr, session: &rustls::ServerConnection, slot: Slot) -> ConnInfo {
     let client_der = session
         .peer_certificates()
         .and_then(|chain| chain.first())
@@ -248,7 +308,7 @@ fn conn_info(
         client,
         client_der,
         sni: session.server_name().map(str::to_ascii_lowercase),
-        slot: Arc::new(permit),
+        _slot: slot,
     }
 }
 
@@ -288,11 +348,12 @@ impl Signals {
     }
 }
 
-/// When the connection last moved a byte, in milliseconds since `start`.
+/// Where a connection stands for the idle timeout.
 struct Activity {
     start: Instant,
+    /// When a request last started or finished, in milliseconds since `start`.
     last: AtomicU64,
-    /// Requests whose handler has not returned yet (waiting on an upstream).
+    /// Requests started whose response has not been sent in full yet.
     in_flight: AtomicUsize,
 }
 
@@ -317,77 +378,124 @@ impl Activity {
 }
 
 /// Counts a request as in flight for as long as it lives.
-struct Working<'a>(&'a Activity);
+struct Working(Arc<Activity>);
 
-impl<'a> Working<'a> {
-    fn start(activity: &'a Activity) -> Working<'a> {
+impl Working {
+    fn start(activity: Arc<Activity>) -> Working {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.touch();
         Working(activity)
     }
 }
 
-impl Drop for Working<'_> {
+impl Drop for Working {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// A TCP stream that records activity for the idle timeout.
-struct Tracked {
-    inner: TcpStream,
-    activity: Arc<Activity>,
+/// A response body that keeps its request in flight until it is done.
+struct Guarded {
+    inner: proxy::Body,
+    _working: Working,
 }
 
-impl AsyncRead for Tracked {
-    fn poll_read(
+impl Body for Guarded {
+    type Data = Bytes;
+    type Error = <proxy::Body as Body>::Error;
+
+    fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        poll
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        // Both halves of `proxy::Body` are Unpin.
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+/// A connection's places under both limits, released together when the
+/// connection (or the tunnel it became) ends.
+pub(super) struct Slot {
+    _all: OwnedSemaphorePermit,
+    _ip: IpSlot,
+}
+
+/// Connections held per client address. Touched only at accept and when a
+/// connection ends, never per request.
+#[derive(Default)]
+struct PerIp {
+    counts: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerIp {
+    fn try_acquire(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
+        // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+        let ip = ip.to_canonical();
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
         }
-        poll
+        *count += 1;
+        Some(IpSlot {
+            table: self.clone(),
+            ip,
+        })
     }
+}
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
         }
-        poll
+    }
+}
+
+/// Counts refused connections between log lines.
+struct Refusals {
+    since: Instant,
+    count: u64,
+}
+
+impl Refusals {
+    fn new() -> Refusals {
+        Refusals {
+            since: Instant::now(),
+            count: 0,
+        }
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+    fn note(&mut self, peer: SocketAddr, limit: &'static str) {
+        self.count += 1;
+        if self.since.elapsed() >= REFUSAL_LOG_INTERVAL {
+            tracing::warn!(
+                peer = %peer,
+                refused = self.count,
+                "connection limit reached ({limit}), closing new connections"
+            );
+            self.since = Instant::now();
+            self.count = 0;
+        } else {
+            tracing::debug!(peer = %peer, "{limit} reached, closing");
+        }
     }
 }

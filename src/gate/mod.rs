@@ -13,17 +13,40 @@
 //!   A token posted without a client certificate is verified and its verdict
 //!   returned, but nothing is cached: a device without a certificate cannot
 //!   be recognised on its next request anyway.
-//! - Beyond `max_connections`, a new connection is accepted and closed at
-//!   once, so the backlog never fills with clients that will time out.
+//! - Beyond `max_connections_per_ip` from one address (checked first; an
+//!   IPv4-mapped IPv6 address counts as its IPv4 address, loopback is not
+//!   exempt) or `max_connections` in all, a new connection is accepted and
+//!   closed at once, so the backlog (4096, capped by somaxconn) never fills
+//!   with clients that will time out. Refusals are logged once a second.
 //! - The TLS handshake is bounded by `header_read_timeout`.
-//! - `listen`, `max_connections` and `posture_cache_capacity` are fixed at
-//!   bind; a reload that changes them logs a warning and keeps the old ones.
-//! - The idle timeout closes a connection that has no request in flight and
-//!   has moved no byte for `idle_timeout` (HTTP/1 and HTTP/2 alike).
+//! - `listen`, `max_connections`, `max_body_bytes_in_flight` and
+//!   `posture_cache_capacity` are fixed at bind; a reload that changes them
+//!   logs a warning and keeps the old ones. The other limits apply to new
+//!   connections (and requests) after a reload.
+//! - The `attest` body, the only body the gate reads itself, must come
+//!   within `body_timeout` and, after 2 s, at `body_min_rate`; otherwise 408
+//!   (and an HTTP/1 connection closes). Its size (declared, else 1 MiB) is
+//!   reserved from `max_body_bytes_in_flight` before any byte is buffered;
+//!   peers without a client certificate may hold only half of it. Spent: 503
+//!   with `Retry-After`. Proxied bodies stream to the upstream unread.
+//! - An HTTP/2 connection without a client certificate gets
+//!   `max_streams_without_certificate` streams (default 8), 64 KiB stream and
+//!   256 KiB connection windows and a 64 KiB send buffer; with a certificate,
+//!   hyper's defaults (200 streams, 1 MiB windows).
+//! - The idle timeout closes a connection with no request in flight (until
+//!   its response body is sent in full) and none started for `idle_timeout`,
+//!   HTTP/1 and HTTP/2 alike. Bytes alone (PINGs, a half-sent request head)
+//!   do not count.
 //! - Upstreams are spoken to in HTTP/1.1 whatever the client used, which
-//!   also carries upgrades. An upgraded connection (websocket) runs in its
-//!   own task; it keeps its place under `max_connections`, but shutdown
-//!   does not wait for it.
+//!   also carries upgrades. Only the protocols in the route's `upgrades`
+//!   (default `websocket`; `h2c` is refused by validation) are relayed; any
+//!   other `Upgrade` token is dropped and the request goes on as a plain
+//!   one. An upgraded connection runs in its own task and keeps its places
+//!   under the connection limits; it is closed after `idle_timeout` without
+//!   a byte either way, when its posture's `valid_until` passes (unless the
+//!   device attested again and is still admitted), and when a reload
+//!   changes its route's decision to deny (or drops the route or the
+//!   protocol). Shutdown does not wait for it.
 //! - With CRLs configured, rustls checks revocation for the whole chain and
 //!   refuses a certificate whose status is unknown or whose CRL is out of
 //!   date (fail closed). The same CRLs are checked again on every request
@@ -75,6 +98,7 @@ mod reload;
 mod revocation;
 mod routing;
 mod tls;
+mod tunnel;
 mod upstream;
 
 pub use headers::{
@@ -131,6 +155,12 @@ pub(crate) struct Shared {
     fallback_secret: Vec<u8>,
     reload_lock: Mutex<()>,
     shutdown: watch::Sender<bool>,
+    /// Bytes of request bodies the gate may buffer at once, one permit per
+    /// byte (`max_body_bytes_in_flight`, fixed at bind).
+    bodies: Semaphore,
+    /// The part of `bodies` that peers without a client certificate may
+    /// take (half), so they can never crowd out devices that attest.
+    unknown_bodies: Semaphore,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,10 +207,14 @@ impl Gate {
         let capacity = snapshot.attestation.posture_cache_capacity;
         let live = reload::build_live(snapshot, files, &fallback_secret).await?;
         let addr = live.settings.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GateError::Bind { addr, source })?;
+        let listener = listener::bind(addr).map_err(|source| GateError::Bind { addr, source })?;
         let connections = Arc::new(Semaphore::new(live.settings.max_connections));
+        let budget = live
+            .settings
+            .max_body_bytes_in_flight
+            .min(Semaphore::MAX_PERMITS);
+        let bodies = Semaphore::new(budget);
+        let unknown_bodies = Semaphore::new((budget / 2).max(MAX_TOKEN_BYTES).min(budget));
         let shared = Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
             config_path,
@@ -189,6 +223,8 @@ impl Gate {
             fallback_secret,
             reload_lock: Mutex::new(()),
             shutdown: watch::channel(false).0,
+            bodies,
+            unknown_bodies,
         });
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.

@@ -4,15 +4,24 @@
 //! certificate it was bound to, until its `valid_until`. A token verified on
 //! a connection without a client certificate is answered but not
 //! remembered: nothing would recognise the device on its next request.
+//!
+//! The token posted to `attest` is the one request body the gate reads
+//! itself, from peers it may not know at all. Before a byte is buffered,
+//! its size (declared, else the largest token) is taken from the budget of
+//! `max_body_bytes_in_flight` (peers without a client certificate share
+//! half of it), or the answer is 503; then it must arrive
+//! within `body_timeout` and at `body_min_rate` at least, or the answer is
+//! 408 and an HTTP/1 connection is closed.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
+use tokio::sync::SemaphorePermit;
 
 use super::listener::ConnInfo;
 use super::nonce::Redeemer;
@@ -29,6 +38,11 @@ pub const ATTEST_PATH: &str = "/.well-known/posture-gate/attest";
 /// Spec section 4: the body limit of `attest` is the token limit.
 pub const MAX_TOKEN_BYTES: usize = 1024 * 1024;
 const TOKEN_MEDIA_TYPE: &str = "application/eat+jwt";
+/// `body_min_rate` applies from this long after the body starts, so the
+/// first round trips of a slow but honest link do not count against it.
+const MIN_RATE_GRACE: Duration = Duration::from_secs(2);
+/// Seconds a client told "busy" should wait before posting again.
+const RETRY_AFTER: &str = "5";
 
 /// The postures remembered per client certificate. Public only so the
 /// memory benchmark (`examples/posture_memory.rs`) measures the real type.
@@ -232,17 +246,34 @@ async fn attest(
             .insert(header::ACCEPT, HeaderValue::from_static(TOKEN_MEDIA_TYPE));
         return response;
     }
+    let http1 = req.version() < Version::HTTP_2;
     let body = req.into_body();
     // Refuse a declared oversize body before reading any of it.
     if body.size_hint().lower() > MAX_TOKEN_BYTES as u64 {
         return pager.page(Problem::PayloadTooLarge, "");
     }
-    let token = match Limited::new(body, MAX_TOKEN_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return pager.page(Problem::PayloadTooLarge, "")
+    // A body of unknown length may be as large as the largest token.
+    let reserve = body
+        .size_hint()
+        .exact()
+        .map_or(MAX_TOKEN_BYTES, |n| n as usize);
+    let Some(_budget) = take_budget(shared, reserve, conn.client_der.is_some()) else {
+        tracing::warn!(peer = %conn.peer, "max_body_bytes_in_flight spent, attest refused with 503");
+        return busy(http1);
+    };
+    let limits = BodyLimits {
+        max: reserve,
+        timeout: live.settings.body_timeout,
+        min_rate: live.settings.body_min_rate,
+    };
+    let token = match read_body(body, &limits).await {
+        Ok(token) => token,
+        Err(BodyError::TooLarge) => return pager.page(Problem::PayloadTooLarge, ""),
+        Err(BodyError::TooSlow) => {
+            tracing::debug!(peer = %conn.peer, "attest body too slow, closing");
+            return too_slow(http1);
         }
-        Err(_) => return pager.page(Problem::BadRequest, ""),
+        Err(BodyError::Broken) => return pager.page(Problem::BadRequest, ""),
     };
     // Tools that post a token from a file often add a final newline.
     let token = trim_ascii_whitespace(&token);
@@ -267,6 +298,100 @@ fn nonce_memory_full(retry_after: u64) -> Response<Body> {
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
+/// The bytes of one body, from the budget of all bodies and, for a peer
+/// without a certificate, from its half as well; `None` when spent.
+fn take_budget(
+    shared: &Shared,
+    bytes: usize,
+    known: bool,
+) -> Option<(SemaphorePermit<'_>, Option<SemaphorePermit<'_>>)> {
+    let n = u32::try_from(bytes).ok()?;
+    let unknown = match known {
+        true => None,
+        false => Some(shared.unknown_bodies.try_acquire_many(n).ok()?),
+    };
+    let all = shared.bodies.try_acquire_many(n).ok()?;
+    Some((all, unknown))
+}
+
+struct BodyLimits {
+    /// Bytes, never more than the budget taken for the body.
+    max: usize,
+    timeout: Duration,
+    /// Bytes per second; never zero (validated).
+    min_rate: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    TooLarge,
+    /// Not complete within the timeout, or below the minimum rate.
+    TooSlow,
+    Broken,
+}
+
+/// Reads a whole body under `limits`. Each frame is awaited only until the
+/// earlier of the total deadline and the moment the bytes so far would
+/// fall below the minimum rate.
+async fn read_body<B>(mut body: B, limits: &BodyLimits) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    let start = tokio::time::Instant::now();
+    let end = start + limits.timeout;
+    let declared = body.size_hint().exact().map_or(0, |n| n as usize);
+    let mut buf = BytesMut::with_capacity(declared.min(limits.max));
+    loop {
+        let earned =
+            Duration::from_millis((buf.len() as u64).saturating_mul(1000) / limits.min_rate.max(1));
+        let due = (start + MIN_RATE_GRACE + earned).min(end);
+        let frame = match tokio::time::timeout_at(due, body.frame()).await {
+            Err(_) => return Err(BodyError::TooSlow),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limits.max {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// 503 when the body budget is spent: nothing was read or buffered.
+fn busy(http1: bool) -> Response<Body> {
+    let mut response = page_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(b"the gate is busy receiving other reports; retry later\n"),
+    );
+    let h = response.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+    if http1 {
+        // The unread body cannot be skipped over: the connection ends.
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// 408 for a body that came too slowly; an HTTP/1 connection is closed.
+fn too_slow(http1: bool) -> Response<Body> {
+    let mut response = page_response(
+        StatusCode::REQUEST_TIMEOUT,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(b"the request body came too slowly\n"),
+    );
+    if http1 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
@@ -318,6 +443,83 @@ mod tests {
         assert!(ok("Application/EAT+JWT; charset=utf-8"));
         assert!(!ok("application/json"));
         assert!(!is_token_media_type(None));
+    }
+
+    fn limits(max: usize, timeout_ms: u64, min_rate: u64) -> BodyLimits {
+        BodyLimits {
+            max,
+            timeout: Duration::from_millis(timeout_ms),
+            min_rate,
+        }
+    }
+
+    /// A body the test feeds through a channel; it ends when the sender goes.
+    struct Fed(tokio::sync::mpsc::Receiver<Bytes>);
+
+    impl hyper::body::Body for Fed {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c))))
+        }
+    }
+
+    fn fed() -> (tokio::sync::mpsc::Sender<Bytes>, Fed) {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        (tx, Fed(rx))
+    }
+
+    /// Guards the tests against a reader that never gives up.
+    const GUARD: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn a_complete_body_is_read_whole() {
+        let (tx, body) = fed();
+        tx.send(Bytes::from_static(b"a.b")).await.unwrap();
+        tx.send(Bytes::from_static(b".c")).await.unwrap();
+        drop(tx);
+        let read = read_body(body, &limits(16, 5_000, 1)).await;
+        assert_eq!(read, Ok(Bytes::from_static(b"a.b.c")));
+    }
+
+    #[tokio::test]
+    async fn a_body_beyond_the_limit_is_refused() {
+        let (tx, body) = fed();
+        tx.send(Bytes::from(vec![b'a'; 10])).await.unwrap();
+        tx.send(Bytes::from(vec![b'a'; 10])).await.unwrap();
+        let read = read_body(body, &limits(16, 5_000, 1)).await;
+        assert_eq!(read, Err(BodyError::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_ends_at_the_timeout() {
+        let (tx, body) = fed();
+        tx.send(Bytes::from_static(b"a")).await.unwrap();
+        // The sender stays: the body never ends by itself.
+        let read = tokio::time::timeout(GUARD, read_body(body, &limits(16, 300, 1)))
+            .await
+            .expect("the reader gives up");
+        assert_eq!(read, Err(BodyError::TooSlow));
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_trickle_below_the_minimum_rate_ends_before_the_timeout() {
+        let (tx, body) = fed();
+        // 100 bytes at 1000 bytes/s buy 0.1 s after the grace; the total
+        // timeout (an hour) is never reached.
+        tx.send(Bytes::from(vec![b'a'; 100])).await.unwrap();
+        let read = tokio::time::timeout(GUARD, read_body(body, &limits(1 << 20, 3_600_000, 1000)))
+            .await
+            .expect("the reader gives up long before the timeout");
+        assert_eq!(read, Err(BodyError::TooSlow));
+        drop(tx);
     }
 
     #[test]

@@ -3,13 +3,13 @@
 //! denial page or the upstream.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use super::headers;
 use super::listener::ConnInfo;
@@ -17,6 +17,7 @@ use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH};
 use super::routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
 };
+use super::tunnel;
 use super::{unix_now, Live, Shared};
 use crate::attestation::Reason;
 use crate::audit::{self, AttestationEvent, AuditEvent, DecisionEvent, Enforcement};
@@ -34,8 +35,8 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 pub(super) async fn handle(
     req: Request<Incoming>,
-    conn: &ConnInfo,
-    shared: &Shared,
+    conn: &Arc<ConnInfo>,
+    shared: &Arc<Shared>,
 ) -> Response<Body> {
     // One snapshot for the whole request, however long it takes.
     let live = shared.live.load_full();
@@ -120,18 +121,22 @@ pub(super) async fn handle(
 
     // 7. Audit, then act on it.
     let at = AuditRoute { route, segment };
+    // What an upgraded connection is judged by until it is judged again.
+    let valid_until = posture.as_ref().map_or(now, |p| p.valid_until);
     match outcome {
         Outcome::Allow => {
             audit(conn, &at, None, Decision::Allow, None, None);
             forward(
                 req,
                 conn,
+                shared,
                 &live,
                 index,
                 &target,
                 Decision::Allow,
                 None,
                 &pager,
+                valid_until,
             )
             .await
         }
@@ -149,12 +154,14 @@ pub(super) async fn handle(
             forward(
                 req,
                 conn,
+                shared,
                 &live,
                 index,
                 &target,
                 Decision::Warn,
                 Some(warning),
                 &pager,
+                valid_until,
             )
             .await
         }
@@ -187,20 +194,30 @@ pub(super) async fn handle(
 }
 
 /// Sends the request to the route's upstream and streams the answer back;
-/// relays an `Upgrade` (websockets) by splicing the two connections.
+/// relays an `Upgrade` the route carries (websockets) by splicing the two
+/// connections into a tunnel valid until `valid_until` (see [`tunnel`]).
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     mut req: Request<Incoming>,
-    conn: &ConnInfo,
-    live: &Live,
+    conn: &Arc<ConnInfo>,
+    shared: &Arc<Shared>,
+    live: &Arc<Live>,
     index: usize,
     target: &Target,
     decision: Decision,
     warning: Option<HeaderValue>,
     pager: &Pager<'_>,
+    valid_until: i64,
 ) -> Response<Body> {
     let route = &live.snapshot.routes[index];
-    let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
+    // Any other `Upgrade` token is dropped with the hop-by-hop headers, and
+    // the request goes on as a plain one.
+    let offer = if req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers()) {
+        tunnel::offer(req.headers(), &route.upgrades)
+    } else {
+        None
+    };
+    let upgrade = offer.is_some();
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
     let Ok(uri) = upstream_uri(&route.upstream, &target.path_and_query) else {
         return upstream_failed(
@@ -212,6 +229,9 @@ async fn forward(
     };
     let (mut parts, body) = req.into_parts();
     upstream_headers(&mut parts.headers, conn, target, decision, warning, upgrade);
+    if let Some(offer) = &offer {
+        parts.headers.insert(header::UPGRADE, offer.value.clone());
+    }
     parts.uri = uri;
     // Upstreams are spoken to in HTTP/1.1, whatever the client used.
     parts.version = Version::HTTP_11;
@@ -224,7 +244,7 @@ async fn forward(
         Err(_) => return upstream_failed(pager, route, Problem::UpstreamTimeout, "timed out"),
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client_side) = client_side else {
+        let (Some(client_side), Some(offer)) = (client_side, &offer) else {
             return upstream_failed(
                 pager,
                 route,
@@ -232,18 +252,30 @@ async fn forward(
                 "unasked protocol switch",
             );
         };
+        let Some(protocol) = offer.chosen(response.headers()) else {
+            return upstream_failed(
+                pager,
+                route,
+                Problem::UpstreamUnavailable,
+                "switch to a protocol that was not asked for",
+            );
+        };
         let upstream_side = hyper::upgrade::on(&mut response);
-        let slot = conn.slot.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            if let (Ok(client), Ok(upstream)) = tokio::join!(client_side, upstream_side) {
-                let _ = tokio::io::copy_bidirectional(
-                    &mut TokioIo::new(client),
-                    &mut TokioIo::new(upstream),
-                )
-                .await;
-            }
-        });
+        // The tunnel holds the connection's info, and with it its places
+        // under the connection limits.
+        tunnel::spawn(
+            client_side,
+            upstream_side,
+            tunnel::Admission {
+                conn: conn.clone(),
+                shared: shared.clone(),
+                live: live.clone(),
+                host: target.host.clone(),
+                path: target.path().to_string(),
+                protocol,
+                valid_until,
+            },
+        );
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, true);
         return Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));

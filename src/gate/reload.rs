@@ -194,6 +194,9 @@ fn warn_fixed_settings(
     if old.listen != new.listen || old.max_connections != new.max_connections {
         tracing::warn!("listen and max_connections changes take effect after a restart");
     }
+    if old.max_body_bytes_in_flight != new.max_body_bytes_in_flight {
+        tracing::warn!("max_body_bytes_in_flight changes take effect after a restart");
+    }
 }
 
 /// Keeps the file watcher and the signal task alive while the gate runs.

@@ -537,6 +537,7 @@ mod tests {
             upstream_ca: None,
             segment: 0,
             allow_encoded_percent: false,
+            upgrades: Vec::new(),
         }
     }
 

@@ -38,6 +38,12 @@ pub struct Settings {
     pub max_header_bytes: usize,
     pub crls: Vec<PathBuf>,
     pub require_nonce: bool,
+    /// `[attestation] max_age`, when not the default.
+    pub max_age: Option<&'static str>,
+    /// More `[server]` lines, e.g. `"body_timeout = \"1s\"\n"`.
+    pub server_extra: String,
+    /// More lines for every `[[route]]`, e.g. `"upgrades = [\"echo\"]\n"`.
+    pub route_extra: String,
 }
 
 impl Default for Settings {
@@ -51,6 +57,9 @@ impl Default for Settings {
             max_header_bytes: 65536,
             crls: Vec::new(),
             require_nonce: true,
+            max_age: None,
+            server_extra: String::new(),
+            route_extra: String::new(),
         }
     }
 }
@@ -78,11 +87,12 @@ idle_timeout = "{idle_timeout}"
 max_header_bytes = {max_header_bytes}
 upstream_timeout = "{upstream_timeout}"
 shutdown_grace = "{shutdown_grace}"
-
+{server_extra}
 [attestation]
 trust_anchors = ["ca.pem"]
 require_nonce = {require_nonce}
 nonce_secret_file = "nonce.key"
+{max_age}
 
 [[policy]]
 name = "strict"
@@ -117,11 +127,16 @@ policy = "open"
         upstream_timeout = s.upstream_timeout,
         shutdown_grace = s.shutdown_grace,
         require_nonce = s.require_nonce,
+        server_extra = s.server_extra,
+        max_age = s
+            .max_age
+            .map(|m| format!("max_age = \"{m}\"\n"))
+            .unwrap_or_default(),
     );
     for r in routes {
         text.push_str(&format!(
-            "\n[[route]]\nhost = \"{}\"\npath_prefix = \"{}\"\nupstream = \"{}\"\nsegment = \"{}\"\n",
-            r.host, r.prefix, r.upstream, r.segment
+            "\n[[route]]\nhost = \"{}\"\npath_prefix = \"{}\"\nupstream = \"{}\"\nsegment = \"{}\"\n{}",
+            r.host, r.prefix, r.upstream, r.segment, s.route_extra
         ));
     }
     text

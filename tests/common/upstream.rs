@@ -3,7 +3,8 @@
 //!
 //! - `/slow...`: waits 30 s before answering (the gate must time out first).
 //! - `/sleep-ms/N`: waits N milliseconds before answering.
-//! - `Upgrade: echo`: switches protocols and echoes every byte back.
+//! - `Upgrade: <any>` (`websocket`, `echo`, ...): switches to that protocol
+//!   and echoes every byte back.
 //! - `/stream...`: echoes the request body back.
 //! - `/cached...`: answers with its own `Cache-Control: public, max-age=60`.
 
@@ -120,7 +121,7 @@ async fn answer(
     if let Some(ms) = path.strip_prefix("/sleep-ms/").and_then(|n| n.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if req.headers().get("upgrade").is_some_and(|v| v == "echo") {
+    if let Some(protocol) = req.headers().get("upgrade").cloned() {
         let on = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             let Ok(upgraded) = on.await else { return };
@@ -134,7 +135,7 @@ async fn answer(
         });
         let response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header("upgrade", "echo")
+            .header("upgrade", protocol)
             .header("connection", "upgrade")
             .body(Full::default())
             .unwrap();
