@@ -133,11 +133,12 @@ fn demo_config(port: u16, upstream: SocketAddr) -> String {
 listen = "127.0.0.1:{port}"
 cert = "pki/server.pem"
 key = "pki/server.key"
-client_ca = "pki/ca.pem"
+# The device CA only: the root also issued the server certificate.
+client_ca = "pki/device-ca.pem"
 upstream_timeout = "10s"
 
 [attestation]
-trust_anchors = ["pki/ca.pem"]
+trust_anchors = ["pki/device-ca.pem"]
 max_age = "15m"
 # The demo devices' attestation.jwt files carry no nonce, so curl can post them as they are.
 require_nonce = false

@@ -1,7 +1,11 @@
-//! Development PKI: a root CA (the trust anchor for attestations and the
-//! client-CA bundle), a device CA issued by it, a server certificate for
-//! localhost, and device certificates. All keys P-256 unless a test asks for
-//! another. For demos and tests; production uses the organisation's own PKI.
+//! Development PKI: a root CA, a device CA issued by it (the gate's
+//! client-CA bundle and attestation trust anchor), a server certificate for
+//! localhost (extended key usage serverAuth, issued by the root, which
+//! clients trust as `ca.pem`), and device certificates (extended key usage
+//! clientAuth, issued by the device CA). The gate's client CA is the device
+//! CA alone, so the root's other certificates are never client
+//! certificates. All keys P-256 unless a test asks for another. For demos
+//! and tests; production uses the organisation's own PKI.
 
 use std::fmt;
 use std::fs;

@@ -480,6 +480,125 @@ fn realistic_kaspersky_items_match_with_their_category() {
     );
 }
 
+/// Issue 13, point 12: spellings that passed the gate.
+#[test]
+fn sign_spellings_and_invisible_characters_do_not_evade_the_catalogue() {
+    let (cat, m) = builtin();
+    for name in [
+        "Kaspersky(R) Endpoint Security",
+        "Kaspersky (R) Endpoint Security for Windows",
+        "Kaspersky(TM) Endpoint Security 12.1",
+        "Kaspersky(tm) Endpoint Security",
+        "Kaspersky(C) Endpoint Security",
+        "Kaspersky® Endpoint Security",
+        "Kas\u{200B}persky Endpoint Security",
+        "Kasper\u{00AD}sky End\u{00AD}point Security",
+        "Kaspersky\u{200D} Endpoint\u{2060} Security",
+        "\u{202E}Kaspersky Endpoint Security\u{202C}",
+        "\u{FEFF}Kaspersky Endpoint Security",
+        "Kaspersky Endpoint Security\u{FE0F}",
+    ] {
+        let s = sw(name, None, None, None);
+        let got = one_kaspersky_match(&cat, &m, ItemRef::Software(&s));
+        assert_eq!(got.by, MatchedBy::Name, "{name:?}");
+        assert_eq!(got.category, Category::Antivirus, "{name:?}");
+    }
+    for vendor in [
+        "AO Kaspersky Lab(R)",
+        "Kaspersky(R) Lab",
+        "Kaspersky Lab(TM)",
+        "\u{200B}AO Kaspersky\u{00AD} Lab",
+        "Kaspersky Lab UK Ltd",
+        "Kaspersky Lab UK Ltd.",
+        "Kaspersky Labs GmbH",
+        "A.O. Kaspersky Lab",
+        "Kaspersky Labs GmbH <info@kaspersky.de>",
+    ] {
+        let s = sw("Some Tool", Some(vendor), Some("some-tool"), None);
+        let got = one_kaspersky_match(&cat, &m, ItemRef::Software(&s));
+        assert_eq!(got.by, MatchedBy::Vendor, "{vendor:?}");
+        assert_eq!(got.category, Category::Unclassified, "{vendor:?}");
+    }
+    for (id, category) in [
+        ("kesl:amd64", Category::Antivirus),
+        ("kesl-gui:amd64", Category::Antivirus),
+        ("kesl-astra:amd64", Category::Antivirus),
+        ("kav4fs:i386", Category::Antivirus),
+        ("klnagent64:amd64", Category::ManagementAgent),
+        ("klnagent:i386", Category::ManagementAgent),
+        ("ksc64:amd64", Category::ManagementAgent),
+        ("kesl\u{200B}:amd64", Category::Antivirus),
+    ] {
+        // As a dpkg listing that fills only the name, and with an id.
+        for s in [sw(id, None, None, None), sw("x", None, Some(id), None)] {
+            let got = one_kaspersky_match(&cat, &m, ItemRef::Software(&s));
+            assert_eq!(got.by, MatchedBy::Id, "{id:?}");
+            assert_eq!(got.category, category, "{id:?}");
+        }
+    }
+    let p = Process {
+        name: "avp\u{200B}.exe".into(),
+        path: None,
+    };
+    one_kaspersky_match(&cat, &m, ItemRef::Process(&p));
+}
+
+/// The new spellings stay exact: other vendors' products, names with a
+/// Kaspersky fragment and package ids that merely start like one match
+/// nothing.
+#[test]
+fn normalisation_does_not_widen_the_catalogue() {
+    let (_, m) = builtin();
+    for name in [
+        "ESET(R) Endpoint Security",
+        "ESET Endpoint Security (R)",
+        "Bitdefender(TM) Endpoint Security Tools",
+        "Kaspersky(R)",
+        "Kaspersky (TM) Fan Club Wallpapers",
+        "KasperskyEndpoint Security",
+        "Kasper sky Endpoint Security",
+        "python3-kaspersky(R)",
+        "My Kaspersky(R) Endpoint Security Checker",
+        "Anti(R)Kaspersky Endpoint Security",
+        "Endpoint Security for Kaspersky(R) users",
+        "(R)Kaspersky\u{200B}",
+    ] {
+        let s = sw(name, None, None, None);
+        let got = matches(&m, ItemRef::Software(&s));
+        assert!(got.is_empty(), "{name:?} matched {got:?}");
+    }
+    for vendor in [
+        "Kaspersky Lab UK",
+        "Kaspersky Lab UK Limited Fan Club",
+        "Kaspersky GmbH",
+        "Labs GmbH",
+        "A.O. Kaspersky",
+        "A.O.Kaspersky Lab",
+        "ESET(R), spol. s r.o.",
+        "Kaspersky Lab UK Ltd (reseller: Example BV)",
+    ] {
+        let s = sw("Some Tool", Some(vendor), Some("some-tool"), None);
+        let got = matches(&m, ItemRef::Software(&s));
+        assert!(got.is_empty(), "{vendor:?} matched {got:?}");
+    }
+    for id in [
+        "kesl:arm",
+        "kesl:amd64x",
+        "kesl:amd",
+        "kesl-gui:amd64:extra",
+        "keslx:amd64",
+        "libkesl:amd64",
+        "kesl-tools:amd64",
+        "klnagent64:amd64-dbg",
+        "kess-something:amd64",
+        "python3-kesl:amd64",
+    ] {
+        let s = sw(id, None, Some(id), None);
+        let got = matches(&m, ItemRef::Software(&s));
+        assert!(got.is_empty(), "{id:?} matched {got:?}");
+    }
+}
+
 #[test]
 fn open_source_libraries_under_com_kaspersky_do_not_match() {
     let (_, m) = builtin();
@@ -576,7 +695,12 @@ fn odd_strings_never_panic_and_match_nothing() {
         "e\u{301}\u{301}\u{301}",
         "🦀 Kaspersky",
         "ﷺ",
-        "\u{FEFF}Kaspersky",
+        "\u{FEFF}",
+        "\u{200B}\u{200D}\u{00AD}",
+        "(R)(TM)(C)",
+        "(",
+        "((((",
+        "(t",
         long.as_str(),
     ];
     let mut out = Vec::new();

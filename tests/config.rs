@@ -137,6 +137,8 @@ fn the_example_config_loads() {
     let server = s.server.as_ref().unwrap();
     assert_eq!(server.listen.to_string(), "0.0.0.0:8443");
     assert_eq!(server.cert, fx.dir.path().join("pki/server.pem"));
+    // The device CA, not the root that also issued the server certificate.
+    assert_eq!(server.client_ca, fx.dir.path().join("pki/device-ca.pem"));
     assert_eq!(s.attestation.trust_anchors.len(), 1);
     assert!(s.attestation.nonce_secret.as_ref().unwrap().len() >= 32);
     let fin = s

@@ -161,3 +161,26 @@ fn the_demo_prints_commands_that_show_both_outcomes() {
         "{kantine}"
     );
 }
+
+/// Issue 13: the demo's client CA is the device CA alone, not the root that
+/// also issued the gate's server certificate, so the demo teaches the
+/// configuration a deployment should copy.
+#[test]
+fn the_demo_trusts_only_the_device_ca_for_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let files = posture_gate::demo::prepare(dir.path(), free_port(), upstream).unwrap();
+    let snapshot = posture_gate::config::load(&files.config).unwrap_or_else(|e| panic!("{e}"));
+    let server = snapshot.server.as_ref().unwrap();
+    let client_ca = std::fs::read_to_string(&server.client_ca).unwrap();
+    assert_eq!(
+        client_ca,
+        std::fs::read_to_string(dir.path().join("pki/device-ca.pem")).unwrap(),
+        "client_ca = {}",
+        server.client_ca.display()
+    );
+    assert_ne!(
+        client_ca,
+        std::fs::read_to_string(dir.path().join("pki/ca.pem")).unwrap()
+    );
+}

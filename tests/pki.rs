@@ -213,3 +213,42 @@ fn openssl_verifies_the_device_chain() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 13: the gate refuses a client certificate without the clientAuth
+/// EKU (webpki alone would take one without any EKU), so `pki issue-device`
+/// must write it, and the server certificate must be for serverAuth only.
+#[test]
+fn device_certificates_carry_client_auth_and_the_server_certificate_server_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = pki::init(dir.path()).unwrap();
+    let dev = pki::issue_device(dir.path(), "lt-7", "Supplier BV", None).unwrap();
+    let eku = |der: &CertificateDer<'_>| {
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        let ext = cert
+            .extended_key_usage()
+            .unwrap()
+            .expect("an extended key usage extension");
+        (ext.value.client_auth, ext.value.server_auth, ext.value.any)
+    };
+    assert_eq!(eku(&certs(&dev.cert)[0]), (true, false, false), "device");
+    assert_eq!(
+        eku(&certs(&paths.server_cert)[0]),
+        (false, true, false),
+        "server"
+    );
+    // The device CA alone, the gate's client CA, is enough to verify a device.
+    let anchor_der = certs(&paths.device_ca_cert).remove(0);
+    let anchor = webpki::anchor_from_trusted_cert(&anchor_der).unwrap();
+    let leaf = certs(&dev.cert).remove(0);
+    let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        rustls_pki_types::UnixTime::now(),
+        webpki::KeyUsage::required(&[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]),
+        None,
+        None,
+    )
+    .unwrap();
+}

@@ -1,16 +1,23 @@
 //! Normalisation of names and identifiers, shared by the catalogue (when it
 //! indexes its values) and the matcher (for every inventory item).
 //!
-//! Normalised text is Unicode NFKC, lower case, with the ®, ™ and © signs
-//! turned into white space, white space collapsed to one space and trimmed.
-//! Pure-ASCII input, the common case, skips NFKC: it cannot change ASCII.
+//! Normalised text is Unicode NFKC, lower case, without default-ignorable
+//! and format characters (zero-width spaces and joiners, soft hyphens, bidi
+//! controls, variation selectors, tags), with the ®, ™ and © signs and
+//! their ASCII spellings `(R)`, `(TM)`, `(C)` turned into white space, and
+//! white space collapsed to one space and trimmed. Pure-ASCII input, the
+//! common case, skips NFKC: it cannot change ASCII.
+//!
+//! Invisible characters are dropped, not turned into spaces: they are what
+//! an evasion inserts inside a word (`Kas\u{200B}persky`), and a device's
+//! own software has no reason to separate words with them.
 //!
 //! The matcher normalises into fixed stack buffers ([`KeyBuf`], [`Tokens`])
 //! so that an item that matches nothing costs no allocation. A string whose
 //! normalised form does not fit cannot equal any indexed value, because the
 //! catalogue refuses values longer than [`MAX_KEY_BYTES`].
 
-use std::iter::{FlatMap, Map};
+use std::iter::{FilterMap, FlatMap};
 use std::str::{Bytes, Chars};
 
 use unicode_normalization::{Recompositions, UnicodeNormalization};
@@ -36,15 +43,53 @@ pub(crate) enum KeyMode {
     Vendor,
 }
 
-fn sign_to_space(c: char) -> char {
+/// Default-ignorable code points (Unicode `Default_Ignorable_Code_Point`)
+/// and format characters (`General_Category=Cf`), Unicode 16: invisible,
+/// so a name that carries them reads the same as one without.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD // soft hyphen
+            | 0x034F // combining grapheme joiner
+            | 0x0600..=0x0605
+            | 0x061C // Arabic letter mark
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x115F..=0x1160 // Hangul fillers
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F // Mongolian variation selectors and vowel separator
+            | 0x200B..=0x200F // zero-width space, (non-)joiner, LRM, RLM
+            | 0x202A..=0x202E // bidi embeddings and overrides
+            | 0x2060..=0x206F // word joiner, invisible operators, bidi isolates
+            | 0x3164 // Hangul filler
+            | 0xFE00..=0xFE0F // variation selectors
+            | 0xFEFF // zero-width no-break space, byte order mark
+            | 0xFFA0 // half-width Hangul filler
+            | 0xFFF0..=0xFFFB // interlinear annotation
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3 // shorthand format controls
+            | 0x1D173..=0x1D17A // musical format controls
+            | 0xE0000..=0xE0FFF // tags, variation selectors supplement
+    )
+}
+
+/// Before NFKC: drops invisible characters (so they cannot split a word or
+/// block a composition) and turns the signs into white space (NFKC would
+/// make letters of ™).
+fn visible_sign_to_space(c: char) -> Option<char> {
     match c {
-        '\u{00AE}' | '\u{2122}' | '\u{00A9}' => ' ',
-        c => c,
+        '\u{00AE}' | '\u{2122}' | '\u{00A9}' => Some(' '),
+        c if is_invisible(c) => None,
+        c => Some(c),
     }
 }
 
 type UnicodeChars<'a> = FlatMap<
-    Recompositions<Map<Chars<'a>, fn(char) -> char>>,
+    Recompositions<FilterMap<Chars<'a>, fn(char) -> Option<char>>>,
     std::char::ToLowercase,
     fn(char) -> std::char::ToLowercase,
 >;
@@ -54,20 +99,96 @@ type UnicodeChars<'a> = FlatMap<
 // The Unicode variant is large; it lives on the stack on purpose, so a
 // non-ASCII item costs no allocation either.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum NormChars<'a> {
+enum Folded<'a> {
     Ascii(Bytes<'a>),
     Unicode(UnicodeChars<'a>),
 }
 
+impl Folded<'_> {
+    #[inline]
+    fn next(&mut self) -> Option<char> {
+        match self {
+            Folded::Ascii(b) => b.next().map(|b| char::from(b.to_ascii_lowercase())),
+            Folded::Unicode(it) => it.next(),
+        }
+    }
+}
+
+/// The characters of a string after NFKC, lower-casing and the removal of
+/// invisible characters, with `(r)`, `(tm)` and `(c)` (the ASCII spellings
+/// of the signs, also what NFKC makes of `⒭` and full-width `（Ｒ）`) turned
+/// into one space each.
+pub(crate) struct NormChars<'a> {
+    inner: Folded<'a>,
+    /// Characters read ahead after a `(` that turned out not to open a
+    /// sign; handed out again, in order, before reading on. At most three
+    /// are ever pending; the room is for safety without a panic path.
+    ahead: [char; 6],
+    ahead_pos: usize,
+    ahead_len: usize,
+}
+
 impl<'a> NormChars<'a> {
     pub(crate) fn new(s: &'a str) -> Self {
-        if s.is_ascii() {
-            NormChars::Ascii(s.bytes())
+        let inner = if s.is_ascii() {
+            Folded::Ascii(s.bytes())
         } else {
-            let signs: Map<Chars<'a>, fn(char) -> char> = s.chars().map(sign_to_space);
+            let visible: FilterMap<Chars<'a>, fn(char) -> Option<char>> =
+                s.chars().filter_map(visible_sign_to_space);
             let lower: fn(char) -> std::char::ToLowercase = char::to_lowercase;
-            NormChars::Unicode(signs.nfkc().flat_map(lower))
+            Folded::Unicode(visible.nfkc().flat_map(lower))
+        };
+        NormChars {
+            inner,
+            ahead: ['\0'; 6],
+            ahead_pos: 0,
+            ahead_len: 0,
         }
+    }
+
+    #[inline]
+    fn pull(&mut self) -> Option<char> {
+        if self.ahead_pos < self.ahead_len {
+            let c = self.ahead[self.ahead_pos];
+            self.ahead_pos += 1;
+            Some(c)
+        } else {
+            self.inner.next()
+        }
+    }
+
+    /// After a `(`: whether `r)`, `c)` or `tm)` follows. Whatever was read
+    /// without completing a sign is put back to be read again, so `((r)`
+    /// still finds its sign.
+    #[cold]
+    fn sign_follows(&mut self) -> bool {
+        let mut read = ['\0'; 3];
+        let mut n = 0;
+        let complete = loop {
+            let Some(c) = self.pull() else { break false };
+            read[n] = c;
+            n += 1;
+            match &read[..n] {
+                ['r' | 'c'] | ['t'] | ['t', 'm'] => continue,
+                ['r' | 'c', ')'] | ['t', 'm', ')'] => break true,
+                _ => break false,
+            }
+        };
+        if !complete {
+            // Put back `read[..n]` before what is still pending: together
+            // never more than the pending count before this call, or `n`.
+            let mut next = ['\0'; 6];
+            let rest = &self.ahead[self.ahead_pos..self.ahead_len];
+            let total = n + rest.len();
+            if total <= next.len() {
+                next[..n].copy_from_slice(&read[..n]);
+                next[n..total].copy_from_slice(rest);
+                self.ahead = next;
+                self.ahead_pos = 0;
+                self.ahead_len = total;
+            }
+        }
+        complete
     }
 }
 
@@ -76,10 +197,11 @@ impl Iterator for NormChars<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<char> {
-        match self {
-            NormChars::Ascii(b) => b.next().map(|b| char::from(b.to_ascii_lowercase())),
-            NormChars::Unicode(it) => it.next(),
+        let c = self.pull()?;
+        if c == '(' && self.sign_follows() {
+            return Some(' ');
         }
+        Some(c)
     }
 }
 
@@ -346,6 +468,77 @@ mod tests {
         assert_eq!(
             key("ЛАБОРАТОРИЯ Касперского", KeyMode::Plain).as_deref(),
             Some("лаборатория касперского")
+        );
+    }
+
+    #[test]
+    fn ascii_spellings_of_the_signs_are_dropped_wherever_they_stand() {
+        for (input, want) in [
+            (
+                "Kaspersky(R) Endpoint Security",
+                "kaspersky endpoint security",
+            ),
+            (
+                "Kaspersky (R) Endpoint Security",
+                "kaspersky endpoint security",
+            ),
+            (
+                "Kaspersky(TM) Endpoint Security",
+                "kaspersky endpoint security",
+            ),
+            (
+                "Kaspersky(tm)Endpoint (c) Security (C)",
+                "kaspersky endpoint security",
+            ),
+            ("((r)x", "( x"),
+            ("(t(r)", "(t"),
+            ("a(rb) (tx) (", "a(rb) (tx) ("),
+            ("x(", "x("),
+            ("x(t", "x(t"),
+            ("x(tm", "x(tm"),
+            // NFKC makes `(r)` of these.
+            ("Kaspersky\u{24AD} Lab", "kaspersky lab"),
+            ("Kaspersky（Ｒ） Lab", "kaspersky lab"),
+        ] {
+            assert_eq!(
+                key(input, KeyMode::Plain).as_deref(),
+                Some(want),
+                "{input:?}"
+            );
+        }
+        assert_eq!(
+            name_tokens("Kaspersky(R) Endpoint Security(TM) 12"),
+            ["kaspersky", "endpoint", "security", "12"]
+        );
+    }
+
+    #[test]
+    fn invisible_characters_are_dropped_before_matching() {
+        for input in [
+            "Kas\u{200B}persky Lab",
+            "Kas\u{200D}per\u{200C}sky Lab",
+            "Kas\u{00AD}persky Lab",
+            "\u{FEFF}Kaspersky Lab",
+            "\u{202E}Kaspersky Lab\u{202C}",
+            "Kaspersky\u{2066} Lab\u{2069}",
+            "K\u{FE0F}aspersky \u{E0041}Lab",
+            "Kaspersky \u{2060}Lab\u{180E}",
+        ] {
+            assert_eq!(
+                key(input, KeyMode::Plain).as_deref(),
+                Some("kaspersky lab"),
+                "{input:?}"
+            );
+        }
+        assert_eq!(
+            name_tokens("Kasper\u{200B}sky End\u{00AD}point Security"),
+            ["kaspersky", "endpoint", "security"]
+        );
+        assert_eq!(key("\u{200B}\u{FEFF}", KeyMode::Plain), None);
+        // A joiner inside a composition does not block it.
+        assert_eq!(
+            key("e\u{200D}\u{301}", KeyMode::Plain).as_deref(),
+            Some("\u{e9}")
         );
     }
 

@@ -547,6 +547,13 @@ pub(super) fn page_response(
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The gate speaks only HTTPS: browsers must never try its names in
+    // plain HTTP (one year, as testssl.sh and the NCSC expect). Not for
+    // subdomains: the gate does not know what else runs under its names.
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
