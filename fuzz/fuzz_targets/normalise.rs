@@ -1,7 +1,7 @@
 //! Path and host normalisation, with the invariants routing relies on: a
 //! normalised path is in origin form, has no empty, `.` or `..` segment, no
-//! percent-encoded unreserved character, and normalising it again changes
-//! nothing; a normalised host is lowercase and normalises to itself.
+//! percent-encoded unreserved character, no non-ASCII character the request
+//! did not have, and normalising it again changes nothing; a normalised host is lowercase and normalises to itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,6 +28,12 @@ fuzz_target!(|data: &[u8]| {
             !path.to_ascii_lowercase().contains("%2e"),
             "{text:?} -> {path:?} keeps an encoded dot"
         );
+        // Decoding touches only ASCII: every non-ASCII character of the
+        // result was in the request, in the same order.
+        let mut from = text.chars().filter(|c| !c.is_ascii());
+        for c in path.chars().filter(|c| !c.is_ascii()) {
+            assert!(from.any(|f| f == c), "{text:?} -> {path:?} made up {c:?}");
+        }
         match normalise_path(&path) {
             Ok(again) => assert_eq!(again, path, "not idempotent on {text:?}"),
             Err(e) => panic!("{text:?} -> {path:?} which is refused: {e}"),

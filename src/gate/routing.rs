@@ -28,7 +28,8 @@ pub fn normalise_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotOriginForm);
     }
-    if path.bytes().any(|b| b == b'\\' || b < 0x21 || b == 0x7f) {
+    // Non-ASCII too (RFC 3986 paths are ASCII): decoding works on bytes.
+    if path.bytes().any(|b| b == b'\\' || b < 0x21 || b >= 0x7f) {
         return Err(PathError::ForbiddenEncoding);
     }
     if is_clean(path) {
