@@ -1,7 +1,8 @@
 //! Path and host normalisation, with the invariants routing relies on: a
 //! normalised path is in origin form, has no empty, `.` or `..` segment, no
 //! percent-encoded unreserved character, no non-ASCII character the request
-//! did not have, and normalising it again changes nothing; a normalised host is lowercase and normalises to itself.
+//! did not have, and normalising it again changes nothing; a normalised host
+//! is lowercase and normalises to itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
