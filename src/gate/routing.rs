@@ -29,7 +29,10 @@ pub fn normalise_path(path: &str) -> Result<Cow<'_, str>, PathError> {
         return Err(PathError::NotOriginForm);
     }
     // Non-ASCII too (RFC 3986 paths are ASCII): decoding works on bytes.
-    if path.bytes().any(|b| b == b'\\' || b < 0x21 || b >= 0x7f) {
+    if path
+        .bytes()
+        .any(|b| b == b'\\' || !(0x21..0x7f).contains(&b))
+    {
         return Err(PathError::ForbiddenEncoding);
     }
     if is_clean(path) {
