@@ -29,6 +29,8 @@ pub enum DpkgProblem {
     NotAField,
     #[error("stanza has no `{0}` field")]
     MissingField(&'static str),
+    #[error("the `{0}` field is empty")]
+    EmptyField(&'static str),
     #[error("`Status` is not three words: {0:?}")]
     BadStatus(String),
 }
@@ -123,6 +125,11 @@ fn parse_stanzas(text: &str) -> Result<Vec<Software>, StanzaError> {
 
 fn finish(s: Stanza, out: &mut Vec<Software>) -> Result<(), DpkgProblem> {
     let package = s.package.ok_or(DpkgProblem::MissingField("Package"))?;
+    // Software has a name; a nameless package would be an item nothing can
+    // match (found by fuzzing: `Package:` with no value).
+    if package.is_empty() {
+        return Err(DpkgProblem::EmptyField("Package"));
+    }
     let status = s.status.ok_or(DpkgProblem::MissingField("Status"))?;
     if !files_on_disk(status)? {
         return Ok(());
@@ -223,6 +230,15 @@ for Linux\n .\n second paragraph\n\nPackage: old\nStatus: deinstall ok config-fi
         assert_eq!((e.line, e.problem), (1, DpkgProblem::OrphanContinuation));
         let e = parse_dpkg_status("Package: a\nno colon here\n").unwrap_err();
         assert_eq!((e.line, e.problem), (2, DpkgProblem::NotAField));
+    }
+
+    #[test]
+    fn an_empty_package_name_is_an_error() {
+        // Minimised from a cargo-fuzz crash (fuzz/README.md, target dpkg).
+        let e = parse_dpkg_status("Package:\nStatus: i o installed\nVersion: 1\n").unwrap_err();
+        assert_eq!((e.line, e.problem), (1, DpkgProblem::EmptyField("Package")));
+        let e = parse_dpkg_status("Package:\n\t\0\nStatus: a b c\nVersion:\n\n").unwrap_err();
+        assert_eq!((e.line, e.problem), (5, DpkgProblem::EmptyField("Package")));
     }
 
     #[test]

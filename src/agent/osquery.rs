@@ -248,7 +248,8 @@ fn software(
         Table::Apps => {
             let name = col(row, "display_name")
                 .or_else(|| col(row, "bundle_name"))
-                .or_else(|| col(row, "name").map(|n| n.trim_end_matches(".app").to_string()))
+                // A folder called just `.app` has no name left; it is missing.
+                .or_else(|| col(row, "name").and_then(|n| non_empty(n.trim_end_matches(".app"))))
                 .ok_or_else(|| missing("name"))?;
             Software {
                 name,
@@ -388,5 +389,17 @@ mod tests {
             from_osquery(r#"{"programs":[{"version":"1"}]}"#),
             Err(OsqueryError::MissingColumn { column: "name", .. })
         ));
+    }
+
+    #[test]
+    fn an_app_named_only_dot_app_has_no_name() {
+        // Found while writing the osquery fuzz target's invariant (no
+        // software without a name): `.app` trimmed to "".
+        assert!(matches!(
+            from_osquery(r#"[{"bundle_identifier":"x","name":".app"}]"#),
+            Err(OsqueryError::MissingColumn { column: "name", .. })
+        ));
+        let inv = from_osquery(r#"[{"bundle_identifier":"x","name":"Kaspersky.app"}]"#).unwrap();
+        assert_eq!(inv.software[0].name, "Kaspersky");
     }
 }

@@ -76,6 +76,7 @@ fn normalise(path: &str, allow_encoded_percent: bool) -> Result<Cow<'_, str>, Pa
     if !path.starts_with('/') {
         return Err(PathError::NotOriginForm);
     }
+    // Non-ASCII too (RFC 3986 paths are ASCII): decoding works on bytes.
     if path
         .bytes()
         .any(|b| b == b'\\' || !(0x21..0x7f).contains(&b))

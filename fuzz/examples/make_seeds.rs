@@ -1,0 +1,129 @@
+//! Makes the fixture PKI (once: existing fixtures are kept) and the token and
+//! claims seeds signed with it. Run from `fuzz/`:
+//! `cargo run --example make_seeds`.
+
+use std::fs;
+use std::path::Path;
+
+use posture_gate::attestation::claims::{Software, SoftwareSource};
+use posture_gate::attestation::sign::{sign_parts, sign_token};
+use posture_gate::attestation::NonceCheck;
+use posture_gate::pki::{DeviceSpec, Pki};
+use posture_gate::test_support::claims_with_inventory;
+use posture_gate_fuzz::{fixed_now, fixture, OneNonce, NONCE};
+use time::{Duration, OffsetDateTime};
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixtures = dir.join("fixtures");
+    if fs::metadata(fixtures.join("ca.pem")).map_or(true, |m| m.len() == 0) {
+        make_pki(&fixtures);
+        eprintln!("fixture PKI written; run again to write the seeds");
+        return;
+    }
+    let f = fixture();
+    let now = fixed_now();
+
+    let mut payloads: Vec<(&str, Vec<u8>)> = Vec::new();
+    let json = |c: &posture_gate::attestation::Claims| serde_json::to_vec(c).unwrap();
+    payloads.push(("valid", json(&claims_with_inventory(now - 10, 2))));
+    let mut c = claims_with_inventory(now - 10, 3);
+    c.eat_nonce = Some(NONCE.to_owned());
+    c.exp = Some(now + 300);
+    payloads.push(("nonce-exp", json(&c)));
+    let mut c = claims_with_inventory(now, 1);
+    c.software.push(Software {
+        name: "Kaspersky Endpoint Security".into(),
+        vendor: Some("AO Kaspersky Lab".into()),
+        version: Some("12.3".into()),
+        id: Some("kes".into()),
+        signer: None,
+        source: Some(SoftwareSource::Msi),
+    });
+    payloads.push(("kaspersky", json(&c)));
+    payloads.push(("stale", json(&claims_with_inventory(now - 100_000, 1))));
+    payloads.push((
+        "minimal",
+        format!(
+            r#"{{"eat_profile":"urn:posture-gate:attestation:v1","iat":{now}.5,"os":{{"family":"other"}},"software":[]}}"#
+        )
+        .into_bytes(),
+    ));
+
+    let claims_dir = dir.join("corpus/claims_parse");
+    let token_dir = dir.join("corpus/token_verify");
+    fs::create_dir_all(&claims_dir).unwrap();
+    fs::create_dir_all(&token_dir).unwrap();
+    let x5c: Vec<String> = f
+        .chain
+        .iter()
+        .map(|c| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(c.as_ref())
+        })
+        .collect();
+    for (name, payload) in &payloads {
+        fs::write(claims_dir.join(name), payload).unwrap();
+        let header = serde_json::json!({ "alg": "ES256", "typ": "eat+jwt", "x5c": x5c });
+        let token = sign_parts(&serde_json::to_vec(&header).unwrap(), payload, &f.key).unwrap();
+        // First byte: mode (bit 0 present the leaf as client cert, bit 1 check nonces).
+        let verdict = f.verifier.verify(
+            token.as_bytes(),
+            Some(f.chain[0].as_ref()),
+            now,
+            NonceCheck::Check(&OneNonce),
+        );
+        eprintln!("{name}: {:?}", verdict.map(|v| v.valid_until));
+        for mode in [0u8, 3] {
+            let mut seed = vec![mode];
+            seed.extend_from_slice(token.as_bytes());
+            fs::write(token_dir.join(format!("{name}-{mode}")), seed).unwrap();
+        }
+    }
+    let token = sign_token(&claims_with_inventory(now, 1), &f.chain[..1], &f.key).unwrap();
+    let mut seed = vec![1u8];
+    seed.extend_from_slice(token.as_bytes());
+    fs::write(token_dir.join("leaf-only-1"), seed).unwrap();
+    let header = serde_json::json!({ "alg": "none", "typ": "eat+jwt", "x5c": x5c });
+    let none = format!(
+        "{}.{}.",
+        b64url(&serde_json::to_vec(&header).unwrap()),
+        b64url(&payloads[0].1)
+    );
+    fs::write(
+        token_dir.join("alg-none-0"),
+        [b"\0".as_slice(), none.as_bytes()].concat(),
+    )
+    .unwrap();
+}
+
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn make_pki(fixtures: &Path) {
+    fs::create_dir_all(fixtures).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let pki =
+        Pki::generate_with_device_ca_validity(now - Duration::hours(1), now + Duration::days(3650))
+            .unwrap();
+    let mut spec = DeviceSpec::new("fuzz-device", "Fuzz BV");
+    spec.ou = Some("IT".into());
+    spec.not_before = now - Duration::hours(1);
+    spec.not_after = now + Duration::days(3650);
+    let device = pki.issue_device_with(spec).unwrap();
+    let scratch = fixtures.join("scratch");
+    let paths = pki.write(&scratch).unwrap();
+    fs::copy(&paths.ca_cert, fixtures.join("ca.pem")).unwrap();
+    let dev = device.write(&scratch.join("device")).unwrap();
+    fs::copy(&dev.cert, fixtures.join("device-cert.pem")).unwrap();
+    fs::copy(&dev.key, fixtures.join("device-key.pem")).unwrap();
+    fs::remove_dir_all(&scratch).unwrap();
+    // A day after issue: inside every validity above for ten years of runs.
+    fs::write(
+        fixtures.join("now"),
+        format!("{}\n", (now + Duration::days(1)).unix_timestamp()),
+    )
+    .unwrap();
+}

@@ -1,0 +1,19 @@
+//! Inputs the fuzz targets of `fuzz/` (see fuzz/README.md) found, kept as
+//! regular tests. Parser findings of the agent live next to their parsers.
+
+use posture_gate::gate::{normalise_path, PathError};
+
+/// Target `normalise`: decoding copied each byte of a UTF-8 sequence as its
+/// own character, so `/é/%41` became `/Ã©/A`, a path the client never sent.
+/// http's URI parser already refuses raw non-ASCII request targets, so the
+/// gate never saw one; the function now refuses them itself.
+#[test]
+fn a_path_with_raw_non_ascii_is_refused_not_mangled() {
+    assert_eq!(
+        normalise_path("/\u{e9}/%41"),
+        Err(PathError::ForbiddenEncoding)
+    );
+    assert_eq!(normalise_path("/\u{e9}"), Err(PathError::ForbiddenEncoding));
+    // Percent-encoded UTF-8 is how a request carries it, and stays as sent.
+    assert_eq!(normalise_path("/%C3%A9/%41").unwrap(), "/%C3%A9/A");
+}
