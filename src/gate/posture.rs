@@ -236,15 +236,11 @@ async fn attest(
     now: i64,
 ) -> Response<Body> {
     if !is_token_media_type(req.headers().get(header::CONTENT_TYPE)) {
-        let mut response = page_response(
+        return text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "text/plain; charset=utf-8",
-            Bytes::from_static(b"expected Content-Type: application/eat+jwt\n"),
+            "expected Content-Type: application/eat+jwt\n",
+            [(header::ACCEPT, HeaderValue::from_static(TOKEN_MEDIA_TYPE))],
         );
-        response
-            .headers_mut()
-            .insert(header::ACCEPT, HeaderValue::from_static(TOKEN_MEDIA_TYPE));
-        return response;
     }
     let http1 = req.version() < Version::HTTP_2;
     let body = req.into_body();
@@ -290,15 +286,11 @@ async fn attest(
 /// 503: the token may be fine, but its nonce cannot be recorded as used
 /// now, and accepting it unrecorded would let it be replayed.
 fn nonce_memory_full(retry_after: u64) -> Response<Body> {
-    let mut response = page_response(
+    text(
         StatusCode::SERVICE_UNAVAILABLE,
-        "text/plain; charset=utf-8",
-        Bytes::from_static(b"the gate cannot take more attestations right now; retry later\n"),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-    response
+        "the gate cannot take more attestations right now; retry later\n",
+        [(header::RETRY_AFTER, HeaderValue::from(retry_after))],
+    )
 }
 
 /// The bytes of one body, from the budget of all bodies and, for a peer
@@ -366,32 +358,24 @@ where
 
 /// 503 when the body budget is spent: nothing was read or buffered.
 fn busy(http1: bool) -> Response<Body> {
-    let mut response = page_response(
+    let mut response = text(
         StatusCode::SERVICE_UNAVAILABLE,
-        "text/plain; charset=utf-8",
-        Bytes::from_static(b"the gate is busy receiving other reports; retry later\n"),
+        "the gate is busy receiving other reports; retry later\n",
+        [(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER))],
     );
-    let h = response.headers_mut();
-    h.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
-    if http1 {
-        // The unread body cannot be skipped over: the connection ends.
-        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    // The unread body cannot be skipped over: the connection ends.
+    close_if(http1, &mut response);
     response
 }
 
 /// 408 for a body that came too slowly; an HTTP/1 connection is closed.
 fn too_slow(http1: bool) -> Response<Body> {
-    let mut response = page_response(
+    let mut response = text(
         StatusCode::REQUEST_TIMEOUT,
-        "text/plain; charset=utf-8",
-        Bytes::from_static(b"the request body came too slowly\n"),
+        "the request body came too slowly\n",
+        [],
     );
-    if http1 {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    close_if(http1, &mut response);
     response
 }
 
@@ -416,15 +400,36 @@ fn trim_ascii_whitespace(bytes: &[u8]) -> &[u8] {
 }
 
 fn not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response = page_response(
+    text(
         StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed\n",
+        [(header::ALLOW, HeaderValue::from_static(allow))],
+    )
+}
+
+/// A short plain-text answer of the gate's own, with extra headers.
+fn text<const N: usize>(
+    status: StatusCode,
+    body: &'static str,
+    extra: [(header::HeaderName, HeaderValue); N],
+) -> Response<Body> {
+    let mut response = page_response(
+        status,
         "text/plain; charset=utf-8",
-        Bytes::from_static(b"method not allowed\n"),
+        Bytes::from_static(body.as_bytes()),
     );
+    response.headers_mut().extend(extra);
     response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+}
+
+/// An HTTP/1 connection whose request body was not read to its end cannot
+/// carry another request: say so, and hyper closes it after the answer.
+fn close_if(http1: bool, response: &mut Response<Body>) {
+    if http1 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
