@@ -112,7 +112,8 @@ pub fn normalise_host(authority: &str) -> Option<String> {
         authority.split(':').next()?
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || host.contains(['@', '/', ' ']) {
+    // A second trailing dot is an empty label, not a host (`..`, `a..`).
+    if host.is_empty() || host.ends_with('.') || host.contains(['@', '/', ' ']) {
         return None;
     }
     Some(host.to_ascii_lowercase())
