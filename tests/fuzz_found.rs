@@ -1,7 +1,7 @@
 //! Inputs the fuzz targets of `fuzz/` (see fuzz/README.md) found, kept as
 //! regular tests. Parser findings of the agent live next to their parsers.
 
-use posture_gate::gate::{normalise_path, PathError};
+use posture_gate::gate::{normalise_host, normalise_path, PathError};
 
 /// Target `normalise`: decoding copied each byte of a UTF-8 sequence as its
 /// own character, so `/é/%41` became `/Ã©/A`, a path the client never sent.
@@ -16,4 +16,17 @@ fn a_path_with_raw_non_ascii_is_refused_not_mangled() {
     assert_eq!(normalise_path("/\u{e9}"), Err(PathError::ForbiddenEncoding));
     // Percent-encoded UTF-8 is how a request carries it, and stays as sent.
     assert_eq!(normalise_path("/%C3%A9/%41").unwrap(), "/%C3%A9/A");
+}
+
+/// Target `normalise`: `..:` normalised to `.`, which normalises to nothing;
+/// a host made of dots, or with an empty last label, is no host at all.
+#[test]
+fn a_host_of_dots_is_no_host() {
+    assert_eq!(normalise_host("..:443"), None);
+    assert_eq!(normalise_host(".."), None);
+    assert_eq!(normalise_host("intranet.example.."), None);
+    assert_eq!(
+        normalise_host("Intranet.Example.:443").as_deref(),
+        Some("intranet.example")
+    );
 }

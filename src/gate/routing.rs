@@ -302,7 +302,9 @@ pub fn normalise_host(authority: &str) -> Option<String> {
         }
     }
     let host = host.strip_suffix('.').unwrap_or(host);
+    // A second trailing dot is an empty label, not a host (`..`, `a..`).
     if host.is_empty()
+        || host.ends_with('.')
         || !(host.starts_with('[')
             || host
                 .bytes()
