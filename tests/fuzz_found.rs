@@ -30,3 +30,25 @@ fn a_host_of_dots_is_no_host() {
         Some("intranet.example")
     );
 }
+
+/// Target `normalise`, on the merged routing of issue 13: the `%25` check
+/// looked at the raw bytes after it, so in `%251%65` the `%65` (an `e`)
+/// hid the second hex digit, and the normalised path `%251e` was an escape
+/// to an upstream that decodes twice; normalising it again refused it.
+#[test]
+fn an_encoded_percent_whose_hex_is_itself_encoded_is_refused() {
+    for path in [
+        "/a/%251%65",
+        "/a/%25%32%65",
+        "/a/%25%75",
+        "/kantine/%252%65%252%65/x",
+    ] {
+        assert_eq!(
+            normalise_path(path),
+            Err(PathError::EncodedPercent),
+            "{path}"
+        );
+    }
+    // A `%25` followed by what is not an escape stays allowed.
+    assert_eq!(normalise_path("/a/%25zz").unwrap(), "/a/%25zz");
+}
