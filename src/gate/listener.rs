@@ -93,7 +93,9 @@ pub(super) struct DeviceValues {
 impl UpstreamValues {
     fn new(peer: SocketAddr, client: Option<&DeviceIdentity>) -> UpstreamValues {
         UpstreamValues {
-            peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
+            // As the per-address limit and the trusted-proxy check see it: an
+            // IPv4 peer on a dual-stack socket is its IPv4 address, not ::ffff:.
+            peer_ip: HeaderValue::from_str(&peer.ip().to_canonical().to_string()).ok(),
             device: client.map(|c| DeviceValues {
                 fingerprint: headers::encode_value(&c.fingerprint_sha256),
                 subject: headers::encode_value(&c.subject),
