@@ -7,8 +7,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use posture_gate::attestation::claims::{Process, SecurityProduct, Software};
-use posture_gate::catalogue::{Catalogue, ItemRef, Matcher};
+use posture_core::attestation::claims::{Process, SecurityProduct, Software};
+use posture_core::catalogue::{Catalogue, ItemRef, Matcher};
 
 const ITEMS: usize = 10_000;
 

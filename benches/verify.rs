@@ -15,10 +15,10 @@ use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use posture_gate::attestation::Claims;
-use posture_gate::attestation::{NonceCheck, Verifier, VerifierSettings};
-use posture_gate::pki::Pki;
-use posture_gate::test_support::{claims_with_inventory, now, TokenBuilder};
+use posture_core::attestation::Claims;
+use posture_core::attestation::{NonceCheck, Verifier, VerifierSettings};
+use posture_testkit::dev_pki::Pki;
+use posture_testkit::token::{claims_with_inventory, now, TokenBuilder};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 #[global_allocator]

@@ -37,8 +37,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use posture_gate::attestation::sign::{sign_token, SigningKey};
-use posture_gate::test_support::{claims_with_inventory, now};
+use posture_core::attestation::sign::{sign_token, SigningKey};
+use posture_testkit::token::{claims_with_inventory, now};
 
 struct Args {
     url: Uri,

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use posture_gate::attestation::Verified;
-use posture_gate::config::Snapshot;
-use posture_gate::decision::Posture;
-use posture_gate::device::DeviceIdentity;
+use posture_core::attestation::Verified;
+use posture_core::config::Snapshot;
+use posture_core::decision::Posture;
+use posture_core::device::DeviceIdentity;
 use posture_gate::gate::PostureCache;
-use posture_gate::test_support::{claims_with_inventory, now};
+use posture_testkit::token::{claims_with_inventory, now};
 
 /// VmRSS of this process in bytes, from /proc/self/status.
 fn rss_bytes() -> Result<u64> {

@@ -59,11 +59,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::{TcpListener, TcpSocket};
 
-use posture_gate::agent_attest::Credentials;
-use posture_gate::attestation::claims::{Software, SoftwareSource};
+use posture_agent::attest::Credentials;
+use posture_core::attestation::claims::{Software, SoftwareSource};
 use posture_gate::gate::{ATTEST_PATH, CHALLENGE_PATH};
-use posture_gate::pki::Pki;
-use posture_gate::test_support::{claims_with_inventory, now};
+use posture_testkit::dev_pki::Pki;
+use posture_testkit::token::{claims_with_inventory, now};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);

@@ -26,7 +26,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::attestation::sign::{SignError, SigningKey};
+use posture_core::attestation::sign::{SignError, SigningKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {

@@ -30,7 +30,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::revocation::CertId;
 use super::{headers, proxy, GateError, Live, Shared};
-use crate::device::DeviceIdentity;
+use posture_core::device::DeviceIdentity;
 
 /// hyper refuses an HTTP/1 read buffer smaller than this.
 const MIN_H1_BUFFER: usize = 8192;

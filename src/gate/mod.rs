@@ -123,9 +123,9 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex, Semaphore};
 
-use crate::attestation::Verifier;
-use crate::config::snapshot::ServerSettings;
-use crate::config::Snapshot;
+use posture_core::attestation::Verifier;
+use posture_core::config::snapshot::ServerSettings;
+use posture_core::config::Snapshot;
 
 /// What a reload replaces, as one unit.
 pub struct Live {

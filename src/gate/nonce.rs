@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::attestation::{NonceStore, NonceVerdict};
+use posture_core::attestation::{NonceStore, NonceVerdict};
 
 type HmacSha256 = Hmac<Sha256>;
 

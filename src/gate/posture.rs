@@ -28,10 +28,10 @@ use super::nonce::Redeemer;
 use super::proxy::{page_response, Body, Pager};
 use super::revocation::Status;
 use super::{unix_now, Live, Shared};
-use crate::attestation::{NonceCheck, Reason};
-use crate::decision::{self, Denial, Posture};
+use posture_core::attestation::{NonceCheck, Reason};
+use posture_core::decision::{self, Denial, Posture};
 use crate::page::Problem;
-use crate::verdict::{Invalid, Verdict};
+use posture_core::verdict::{Invalid, Verdict};
 
 pub const CHALLENGE_PATH: &str = "/.well-known/posture-gate/challenge";
 pub const ATTEST_PATH: &str = "/.well-known/posture-gate/attest";

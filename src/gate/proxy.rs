@@ -19,12 +19,13 @@ use super::routing::{
 };
 use super::tunnel;
 use super::{unix_now, Live, Shared};
-use crate::attestation::Reason;
-use crate::audit::{self, AttestationEvent, AuditEvent, DecisionEvent, Enforcement};
-use crate::config::snapshot::{Route, ServerSettings};
-use crate::decision::{self, Denial, Outcome, Posture, SegmentResult};
+use posture_core::attestation::Reason;
+use crate::audit;
+use posture_core::audit::{AttestationEvent, AuditEvent, DecisionEvent, Enforcement};
+use posture_core::config::snapshot::{Route, ServerSettings};
+use posture_core::decision::{self, Denial, Outcome, Posture, SegmentResult};
 use crate::page::{self, Format, Lang, PageInput, Problem};
-use crate::verdict::{Decision, Finding};
+use posture_core::verdict::{Decision, Finding};
 
 /// Upstream bodies stream through; the gate's own answers are small and whole.
 pub type Body = Either<Incoming, Full<Bytes>>;

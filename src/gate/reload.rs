@@ -28,8 +28,8 @@ use super::nonce::NonceIssuer;
 use super::revocation::Revocations;
 use super::routing::RouteTable;
 use super::{tls, upstream, Live, Shared};
-use crate::attestation::Verifier;
-use crate::config::{self, ConfigErrors, Snapshot};
+use posture_core::attestation::Verifier;
+use posture_core::config::{self, ConfigErrors, Snapshot};
 
 /// Editors save in bursts (write, rename, chmod): wait for the burst to end.
 const DEBOUNCE: Duration = Duration::from_millis(200);

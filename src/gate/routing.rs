@@ -40,7 +40,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::config::snapshot::Route;
+use posture_core::config::snapshot::Route;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {

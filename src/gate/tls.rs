@@ -29,7 +29,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::config::snapshot::ServerSettings;
+use posture_core::config::snapshot::ServerSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

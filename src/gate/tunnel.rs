@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::listener::ConnInfo;
 use super::{unix_now, Live, Shared};
-use crate::decision::{self, Outcome};
+use posture_core::decision::{self, Outcome};
 
 /// The upgrade a request asks for, narrowed to what its route carries.
 pub(super) struct Offer {

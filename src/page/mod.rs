@@ -13,51 +13,18 @@ mod html;
 mod links;
 mod negotiate;
 mod problem_json;
-pub mod reasons;
 mod steps;
 mod view;
 
-use crate::attestation::claims::Os;
-use crate::attestation::Reason;
-use crate::config::Snapshot;
-use crate::decision::SegmentResult;
+use posture_core::attestation::claims::Os;
+use posture_core::attestation::Reason;
+use posture_core::config::Snapshot;
+use posture_core::decision::SegmentResult;
 
 pub use csp::CONTENT_SECURITY_POLICY;
+pub use posture_core::lang::Lang;
+pub use posture_core::reasons;
 pub use negotiate::negotiate;
-
-/// The language of a page. Dutch unless the client asks for English.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Lang {
-    #[default]
-    Nl,
-    En,
-}
-
-impl Lang {
-    /// The BCP 47 tag, as used in `lang` attributes and `?lang=`.
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Nl => "nl",
-            Lang::En => "en",
-        }
-    }
-
-    /// The language a page offers to switch to.
-    pub fn other(self) -> Lang {
-        match self {
-            Lang::Nl => Lang::En,
-            Lang::En => Lang::Nl,
-        }
-    }
-
-    /// Chooses between the Dutch and the English form of anything.
-    pub fn pick<T>(self, nl: T, en: T) -> T {
-        match self {
-            Lang::Nl => nl,
-            Lang::En => en,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::attestation::Reason;
-use crate::verdict::Decision;
+use posture_core::attestation::Reason;
+use posture_core::verdict::Decision;
 
 use super::view::View;
 

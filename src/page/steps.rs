@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::attestation::claims::{Os, OsFamily};
-use crate::config::Snapshot;
-use crate::verdict::Decision;
+use posture_core::attestation::claims::{Os, OsFamily};
+use posture_core::config::Snapshot;
+use posture_core::verdict::Decision;
 
 use super::view::{os_label, FindingView, UnmetView};
 use super::Lang;

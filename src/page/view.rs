@@ -4,11 +4,11 @@
 
 use http::StatusCode;
 
-use crate::attestation::claims::{Os, OsFamily};
-use crate::attestation::Reason;
-use crate::config::Snapshot;
-use crate::decision::SegmentResult;
-use crate::verdict::{Decision, Finding, ItemKind, Requirement, Unmet};
+use posture_core::attestation::claims::{Os, OsFamily};
+use posture_core::attestation::Reason;
+use posture_core::config::Snapshot;
+use posture_core::decision::SegmentResult;
+use posture_core::verdict::{Decision, Finding, ItemKind, Requirement, Unmet};
 
 use super::steps::{self, Link, Section, Step};
 use super::{links, reasons, Lang, PageInput, Problem};

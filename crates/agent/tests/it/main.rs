@@ -1,0 +1,9 @@
+//! Integration tests of the agent: the collectors against fixture trees,
+//! the posture-agent binary against a real gate on loopback, and its tokens
+//! against an independent JWS implementation. One test binary.
+
+mod support;
+
+mod collect;
+mod e2e;
+mod interop;

@@ -1,0 +1,197 @@
+//! Helpers shared by the agent's socket tests: the real gate on loopback
+//! with the development PKI of `posture_testkit::dev_pki`, fixture roots with and
+//! without Kaspersky, and a runner for the `posture-agent` binary.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use posture_gate::gate::{Gate, GateHandle};
+use posture_testkit::dev_pki::{DeviceCredentials, DeviceKeyType, DevicePaths, DeviceSpec, Pki};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::PrivateKeyDer;
+
+use posture_testkit as common;
+use posture_testkit::{Client, Proto};
+
+/// A dpkg system whose status file lists `kesl` (Kaspersky Endpoint
+/// Security for Linux) as installed, with its process running.
+pub fn kesl_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/linux-root")
+}
+
+/// The same tree without Kaspersky: the fixture copied into a temp dir with
+/// the `kesl` stanza and the kesl process left out.
+pub fn clean_root(dir: &Path) -> PathBuf {
+    let root = dir.join("clean-root");
+    copy_tree(&kesl_root(), &root);
+    let status_path = root.join("var/lib/dpkg/status");
+    let status = std::fs::read_to_string(&status_path).unwrap();
+    let kept: Vec<&str> = status
+        .split("\n\n")
+        .filter(|stanza| !stanza.lines().any(|l| l == "Package: kesl"))
+        .collect();
+    std::fs::write(&status_path, kept.join("\n\n")).unwrap();
+    for entry in std::fs::read_dir(root.join("proc")).unwrap() {
+        let dir = entry.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim().starts_with("kesl") || comm.trim().starts_with("wdserver") {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+    root
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            // The Linux tree these tests copy (/proc's links) only exists
+            // on Linux; elsewhere a link is copied as what it points to.
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
+            #[cfg(not(unix))]
+            std::fs::copy(entry.path(), &target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A running gate with the development PKI of `posture_testkit::dev_pki` (root CA,
+/// device CA, a server certificate for localhost) in a temp dir.
+pub struct AgentGate {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub addr: SocketAddr,
+    pub handle: GateHandle,
+}
+
+impl AgentGate {
+    pub async fn start() -> AgentGate {
+        Self::start_with(|text| text).await
+    }
+
+    /// Starts a gate whose config text went through `edit`.
+    pub async fn start_with(edit: impl FnOnce(String) -> String) -> AgentGate {
+        common::init_tracing();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::generate().unwrap();
+        pki.write(dir.path()).unwrap();
+        std::fs::write(dir.path().join("nonce.key"), [9u8; 32]).unwrap();
+        let text = common::config_text(&[], &common::Settings::default())
+            .replace("server-key.pem", "server.key");
+        let config = dir.path().join("gate.toml");
+        std::fs::write(&config, edit(text)).unwrap();
+        let gate = Gate::bind(config).await.unwrap_or_else(|e| panic!("{e}"));
+        let addr = gate.local_addr();
+        let handle = gate.handle();
+        tokio::spawn(gate.run());
+        AgentGate {
+            dir,
+            pki,
+            addr,
+            handle,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn device(&self, name: &str, key: DeviceKeyType) -> (DeviceCredentials, DevicePaths) {
+        let mut spec = DeviceSpec::new(name, "Leverancier BV");
+        spec.key = key;
+        let creds = self.pki.issue_device_with(spec).unwrap();
+        let paths = creds
+            .write(&self.dir.path().join("devices").join(name))
+            .unwrap();
+        (creds, paths)
+    }
+
+    /// An HTTPS client that presents this device's certificate.
+    pub fn client(&self, device: &DeviceCredentials) -> Client {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.pki.root_cert_der().clone()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(device.key_pem.as_bytes()).unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(device.chain.clone(), key)
+        .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Client {
+            addr: self.addr,
+            config: Arc::new(config),
+            proto: Proto::H1,
+        }
+    }
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
+
+pub async fn agent(args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_posture-agent"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+pub async fn attest(gate: &AgentGate, device: &DevicePaths, extra: &[&str]) -> Run {
+    let url = gate.url();
+    let ca = gate.ca();
+    let mut args = vec![
+        "attest",
+        "--gate",
+        &url,
+        "--cert",
+        s(&device.cert),
+        "--key",
+        s(&device.key),
+        "--ca",
+        s(&ca),
+    ];
+    args.extend_from_slice(extra);
+    agent(&args).await
+}
+
+pub fn header_of(token: &str) -> serde_json::Value {
+    let first = token.trim().split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(first).unwrap()).unwrap()
+}

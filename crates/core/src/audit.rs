@@ -1,0 +1,146 @@
+//! One typed audit event per decision. Every enforcement point (the reverse
+//! proxy now; forward-auth and 802.1X later) builds the same event types, so
+//! the question "where is prohibited software still in use, at which
+//! supplier or agency?" can be answered from one log with one schema.
+//!
+//! Events are serialised as one JSON object each; the server's audit writer
+//! puts them on their way (this crate writes nothing).
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::attestation::Reason;
+use crate::device::DeviceIdentity;
+use crate::verdict::{Decision, Finding, Unmet};
+
+/// Who the device is, as its certificate says.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Device<'a> {
+    pub fingerprint_sha256: &'a str,
+    pub subject: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub organizational_units: &'a [String],
+}
+
+impl<'a> From<&'a DeviceIdentity> for Device<'a> {
+    fn from(d: &'a DeviceIdentity) -> Self {
+        Device {
+            fingerprint_sha256: &d.fingerprint_sha256,
+            subject: &d.subject,
+            organization: d.organization.as_deref(),
+            organizational_units: &d.organizational_units,
+        }
+    }
+}
+
+/// Which door made the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    Proxy,
+    ForwardAuth,
+    Nac,
+}
+
+/// A request for a segment was allowed, warned or denied.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionEvent<'a> {
+    /// Shown on the denial page; absent on a plain allow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<&'a str>,
+    pub enforcement: Enforcement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device<'a>>,
+    pub source: SocketAddr,
+    pub route_host: &'a str,
+    pub route_prefix: &'a str,
+    pub segment: &'a str,
+    pub decision: Decision,
+    /// Why a request was denied without findings: `no_certificate`,
+    /// `no_posture`, `stale_posture`, `catalogue_changed` or an attestation
+    /// reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
+    pub findings: &'a [Finding],
+    #[serde(skip_serializing_if = "<[Unmet]>::is_empty")]
+    pub unmet: &'a [Unmet],
+}
+
+/// An attestation was accepted or refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttestationEvent<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device<'a>>,
+    pub source: SocketAddr,
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// Unix seconds until which the posture is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<i64>,
+    /// Whether the posture was remembered (only for a TLS client certificate).
+    pub remembered: bool,
+    /// Every prohibited item the device reported, per segment.
+    #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
+    pub findings: &'a [Finding],
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditEvent<'a> {
+    Decision(DecisionEvent<'a>),
+    Attestation(AttestationEvent<'a>),
+}
+
+impl AuditEvent<'_> {
+    /// The event as one JSON line (no trailing newline).
+    pub fn to_json(&self) -> String {
+        // serde_json writes only valid UTF-8.
+        String::from_utf8(self.to_json_bytes()).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The event as one JSON line (no trailing newline), as bytes.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Room for a denial with a finding, so the line is one allocation.
+        let mut json = Vec::with_capacity(768);
+        // Serialising these plain structs cannot fail; an empty object would
+        // still be a visible, countable line.
+        if serde_json::to_writer(&mut json, self).is_err() {
+            json.clear();
+            json.extend_from_slice(b"{}");
+        }
+        json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_events_serialise_with_their_kind_and_skip_empty_parts() {
+        let e = AuditEvent::Decision(DecisionEvent {
+            reference: None,
+            enforcement: Enforcement::Proxy,
+            device: None,
+            source: "127.0.0.1:5000".parse().unwrap(),
+            route_host: "app.example",
+            route_prefix: "/",
+            segment: "kantoor",
+            decision: Decision::Deny,
+            reason: Some("no_certificate"),
+            findings: &[],
+            unmet: &[],
+        });
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["event"], "decision");
+        assert_eq!(v["enforcement"], "proxy");
+        assert_eq!(v["decision"], "deny");
+        assert_eq!(v["reason"], "no_certificate");
+        assert!(v.get("findings").is_none() && v.get("device").is_none());
+    }
+}

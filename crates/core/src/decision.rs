@@ -1,0 +1,254 @@
+//! The transport-free decision. The reverse proxy, forward-auth and 802.1X
+//! all call these two functions, so a device is judged the same way at every
+//! door:
+//!
+//! - [`attest`]: a token arrives -> it is verified (spec section 7) and
+//!   assessed once against the catalogue, giving a [`Posture`] to remember and
+//!   the verdict of spec section 5 to answer with;
+//! - [`decide`]: a request for a segment arrives -> the device's remembered
+//!   posture is judged by that segment's policy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand::Rng;
+
+use crate::attestation::claims::Os;
+use crate::attestation::{NonceCheck, Reason, Verified, Verifier};
+use crate::catalogue::Catalogue;
+use crate::config::Snapshot;
+use crate::device::DeviceIdentity;
+pub use crate::policy::SegmentResult;
+use crate::policy::{self, Assessment};
+use crate::verdict::{Decision, Verdict};
+
+/// What the gate remembers about a device between attestations: who it is,
+/// until when, and the assessment of its report. The inventory itself is
+/// not kept (see [`Assessment`]); the verdict to the agent is made before
+/// it is dropped.
+#[derive(Debug, Clone)]
+pub struct Posture {
+    /// SHA-256 of the certificate the attestation was bound to.
+    fingerprint: [u8; 32],
+    /// Unix seconds; the posture must not be used from then on.
+    pub valid_until: i64,
+    /// The catalogue the assessment was made with. A reload that leaves the
+    /// catalogue as it was keeps this very `Arc` (see `gate::reload`); one
+    /// that changes it makes the posture stale, because a report that was
+    /// not kept cannot be matched against the new entries.
+    catalogue: Arc<Catalogue>,
+    assessment: Assessment,
+}
+
+impl Posture {
+    pub fn new(snapshot: &Snapshot, verified: &Verified) -> Posture {
+        Posture {
+            assessment: policy::assess(&snapshot.matcher, &verified.claims),
+            catalogue: Arc::clone(&snapshot.catalogue),
+            fingerprint: verified.device.fingerprint,
+            valid_until: verified.valid_until,
+        }
+    }
+
+    /// Whether this posture was bound to `device`'s certificate.
+    pub fn belongs_to(&self, device: &DeviceIdentity) -> bool {
+        device.fingerprint == self.fingerprint
+    }
+
+    /// Whether the assessment was made with this snapshot's catalogue.
+    pub fn is_current(&self, snapshot: &Snapshot) -> bool {
+        Arc::ptr_eq(&self.catalogue, &snapshot.catalogue)
+    }
+
+    pub fn assessment(&self) -> &Assessment {
+        &self.assessment
+    }
+
+    /// The OS as the device reported it, for the removal steps on a page.
+    pub fn os(&self) -> &Os {
+        &self.assessment.os
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No client certificate at the TLS handshake.
+    NoCertificate,
+    /// The client certificate is revoked by a CRL of the current
+    /// configuration; checked on every request, not only at the handshake.
+    CertificateRevoked,
+    /// CRLs are configured, but none that is current speaks for the client
+    /// certificate: what a new handshake would refuse.
+    RevocationUnknown,
+    /// No attestation remembered for this device.
+    NoPosture,
+    /// The remembered attestation has aged out.
+    StalePosture { valid_until: i64 },
+    /// The catalogue changed since the remembered attestation was assessed:
+    /// the device must report again to be judged against the new entries.
+    CatalogueChanged,
+    /// An attestation sent with the request did not verify.
+    InvalidAttestation(Reason),
+    /// The segment's policy denies this posture.
+    Prohibited(SegmentResult),
+}
+
+impl Denial {
+    /// One word for logs and metrics labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::NoCertificate => "no_certificate",
+            Denial::CertificateRevoked => "cert_revoked",
+            Denial::RevocationUnknown => "revocation_unknown",
+            Denial::NoPosture => "no_posture",
+            Denial::StalePosture { .. } => "stale_posture",
+            Denial::CatalogueChanged => "catalogue_changed",
+            Denial::InvalidAttestation(r) => r.code(),
+            Denial::Prohibited(_) => "prohibited",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    /// Let through, but the upstream and the audit log are told why.
+    Warn(SegmentResult),
+    Deny(Denial),
+}
+
+impl Outcome {
+    pub fn decision(&self) -> Decision {
+        match self {
+            Outcome::Allow => Decision::Allow,
+            Outcome::Warn(_) => Decision::Warn,
+            Outcome::Deny(_) => Decision::Deny,
+        }
+    }
+}
+
+/// Verifies a token and judges it for every segment.
+pub fn attest(
+    snapshot: &Snapshot,
+    verifier: &Verifier,
+    token: &[u8],
+    client_cert_der: Option<&[u8]>,
+    now: i64,
+    nonce: NonceCheck<'_>,
+) -> Result<(Posture, Verdict), Reason> {
+    let verified = verifier.verify(token, client_cert_der, now, nonce)?;
+    let posture = Posture::new(snapshot, &verified);
+    let verdict = verdict(snapshot, &verified.device, &posture, now);
+    Ok((posture, verdict))
+}
+
+/// The verdict of spec section 5 for a posture just made with `snapshot`,
+/// over every segment.
+fn verdict(snapshot: &Snapshot, device: &DeviceIdentity, posture: &Posture, now: i64) -> Verdict {
+    let assessment = &posture.assessment;
+    let today = policy::utc_day(now);
+    let mut decisions = BTreeMap::new();
+    let mut findings = Vec::new();
+    let mut unmet = Vec::new();
+    for (i, seg) in snapshot.segments.iter().enumerate() {
+        let r = policy::evaluate_segment(snapshot, i, device, assessment, today);
+        decisions.insert(seg.name.clone(), r.decision);
+        findings.extend(r.findings);
+        unmet.extend(r.unmet);
+    }
+    Verdict {
+        valid: true,
+        device: device.clone(),
+        valid_until: rfc3339(posture.valid_until),
+        decisions,
+        findings,
+        unmet,
+    }
+}
+
+/// Judges one request for `segment` (an index into `snapshot.segments`).
+/// `client` is the identity of the TLS client certificate, if any; `posture`
+/// what is remembered for it.
+pub fn decide(
+    snapshot: &Snapshot,
+    client: Option<&DeviceIdentity>,
+    posture: Option<&Posture>,
+    segment: usize,
+    now: i64,
+) -> Outcome {
+    let Some(client) = client else {
+        return Outcome::Deny(Denial::NoCertificate);
+    };
+    // A posture belongs to exactly one certificate; callers key their cache
+    // by fingerprint, and this check keeps a mix-up from becoming an allow.
+    let Some(posture) = posture.filter(|p| p.belongs_to(client)) else {
+        return Outcome::Deny(Denial::NoPosture);
+    };
+    if now >= posture.valid_until {
+        return Outcome::Deny(Denial::StalePosture {
+            valid_until: posture.valid_until,
+        });
+    }
+    if !posture.is_current(snapshot) {
+        return Outcome::Deny(Denial::CatalogueChanged);
+    }
+    let result = policy::evaluate_segment(
+        snapshot,
+        segment,
+        client,
+        &posture.assessment,
+        policy::utc_day(now),
+    );
+    match result.decision {
+        Decision::Allow => Outcome::Allow,
+        Decision::Warn => Outcome::Warn(result),
+        Decision::Deny => Outcome::Deny(Denial::Prohibited(result)),
+    }
+}
+
+/// A short reference code for a decision, shown on the denial page and in
+/// the log line, so the service desk can find the record. Crockford base32
+/// without I, L, O, U: easy to read aloud and to type.
+pub fn new_reference() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(12);
+    s.push_str("PG-");
+    for i in 0..8 {
+        if i == 4 {
+            s.push('-');
+        }
+        s.push(ALPHABET[rng.random_range(0..32)] as char);
+    }
+    s
+}
+
+/// RFC 3339 in UTC for a unix time; out-of-range times clamp to the epoch
+/// bounds of `time`, which only a broken clock produces.
+pub fn rfc3339(unix: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_short_readable_and_distinct() {
+        let a = new_reference();
+        let b = new_reference();
+        assert_eq!(a.len(), 12);
+        assert!(a.starts_with("PG-") && a.as_bytes()[7] == b'-');
+        assert!(!a.contains(['I', 'L', 'O', 'U']));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn rfc3339_is_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}

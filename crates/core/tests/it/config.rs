@@ -1,0 +1,1191 @@
+//! Loading configuration files: the example config, a compiled snapshot,
+//! defaults, and one test per validation error asserting file, line, column
+//! and message.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use posture_core::attestation::claims::OsFamily;
+use posture_core::catalogue::{Catalogue, Category};
+use posture_core::config::model::{Action, Sensitivity};
+use posture_core::config::snapshot::DeviceSelector;
+use posture_core::config::{load, load_str, summary, ConfigError, ConfigErrors, Snapshot};
+use time::macros::date;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/config");
+
+/// A temporary directory with the fixture PKI in `pki/` and a config file
+/// `gate.toml` next to it.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        std::fs::create_dir(&pki).unwrap();
+        for entry in std::fs::read_dir(Path::new(FIXTURES).join("pki")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), pki.join(entry.file_name())).unwrap();
+        }
+        Fixture { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("gate.toml")
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn load(&self, text: &str) -> Result<Snapshot, ConfigErrors> {
+        std::fs::write(self.path(), text).unwrap();
+        load(&self.path())
+    }
+
+    fn errors(&self, text: &str) -> Vec<ConfigError> {
+        match self.load(text) {
+            Ok(_) => panic!("config loaded but errors were expected:\n{text}"),
+            Err(ConfigErrors(errors)) => errors,
+        }
+    }
+
+    /// The only error of `text`, asserted to be in the config file at the
+    /// first occurrence of `needle` and to contain `message`.
+    fn single_error(&self, text: &str, needle: &str, message: &str) -> ConfigError {
+        let errors = self.errors(text);
+        assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+        let e = errors.into_iter().next().unwrap();
+        assert_eq!(e.file, self.path());
+        assert_eq!((e.line, e.column), position(text, needle), "{e}");
+        assert!(
+            e.message.contains(message),
+            "{e}\nshould contain: {message}"
+        );
+        e
+    }
+}
+
+/// 1-based line and character column of the first occurrence of `needle`.
+fn position(text: &str, needle: &str) -> (usize, usize) {
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in text"));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap().chars().count() + 1;
+    (line, column)
+}
+
+const POLICY_AND_SEGMENT: &str = r#"
+[[policy]]
+name = "p"
+[[policy.rule]]
+catalogue = "kaspersky"
+action = "deny"
+
+[[segment]]
+name = "s"
+sensitivity = "low"
+policy = "p"
+"#;
+
+const SERVER: &str = r#"
+[server]
+listen = "127.0.0.1:8443"
+cert = "pki/server.pem"
+key = "pki/server.key"
+client_ca = "pki/ca.pem"
+
+[attestation]
+trust_anchors = ["pki/ca.pem"]
+nonce_secret_file = "pki/nonce.key"
+"#;
+
+fn with_base(extra: &str) -> String {
+    format!("{SERVER}{POLICY_AND_SEGMENT}{extra}")
+}
+
+// ---------------------------------------------------------------------------
+// The example config and the compiled snapshot
+
+fn load_example() -> (Fixture, Snapshot) {
+    let fx = Fixture::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gate.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let snapshot = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    (fx, snapshot)
+}
+
+#[test]
+fn the_example_config_loads() {
+    let (fx, s) = load_example();
+    let names: Vec<&str> = s.segments.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["gasten", "kantoor", "projecten", "financien", "beheer"]
+    );
+    let beheer = &s.segments[s.segment_index("beheer").unwrap()];
+    assert_eq!(beheer.sensitivity, Sensitivity::Critical);
+    assert_eq!(s.policies[beheer.policy].name, "streng");
+    assert!(s.policies[beheer.policy].require_antivirus);
+    assert_eq!(beheer.vlan, Some(999));
+    let server = s.server.as_ref().unwrap();
+    assert_eq!(server.listen.to_string(), "0.0.0.0:8443");
+    assert_eq!(server.cert, fx.dir.path().join("pki/server.pem"));
+    // The device CA, not the root that also issued the server certificate.
+    assert_eq!(server.client_ca, fx.dir.path().join("pki/device-ca.pem"));
+    assert_eq!(s.attestation.trust_anchors.len(), 1);
+    assert!(s.attestation.nonce_secret.as_ref().unwrap().len() >= 32);
+    let fin = s
+        .routes
+        .iter()
+        .find(|r| r.path_prefix == "/financien")
+        .unwrap();
+    assert_eq!(fin.host, "portaal.rijk.example");
+    assert_eq!(s.segments[fin.segment].name, "financien");
+    assert_eq!(fin.upstream_ca.as_ref().map(Vec::len), Some(1));
+    assert_eq!(s.exemptions.len(), 2);
+    assert_eq!(s.remediation.service_desk.name, "Servicedesk ICT");
+    assert_eq!(s.remediation.organisations.len(), 1);
+}
+
+#[test]
+fn the_example_summary_shows_segments_routes_policies_and_expiring_exemptions() {
+    let (_fx, s) = load_example();
+    let text = summary(&s, date!(2026 - 11 - 23));
+    for expected in [
+        "Segments (5):",
+        "financien        high     policy streng           VLAN 210",
+        "portaal.rijk.example/financien -> financien (upstream https://fin-app.intern.rijk.example:8443/, own CA)",
+        "intranet.rijk.example/ -> kantoor (upstream http://10.10.1.20:8080/)",
+        "streng: deny kaspersky; min OS linux >= 6.6, macos >= 15, windows >= 10.0.26100; antivirus required",
+        "externen: deny kaspersky [antivirus, management_agent, vpn]; warn kaspersky [password_manager, parental_control]; antivirus required",
+        "gasten: warn kaspersky; antivirus not required",
+        "Exemptions: 2 in total, 0 expired, 1 expiring within 30 days (by 2026-12-23):",
+        "kaspersky expires 2026-12-15: sha256 3fa91c075e88d241906b0cae715f24d8ee139a6047b2c50f813d6a921be407cc, kantoor, reference BIO risicoacceptatie RA-2026-021",
+    ] {
+        assert!(text.contains(expected), "summary lacks {expected:?}:\n{text}");
+    }
+    assert!(!text.contains("lt-0427"), "later exemption listed:\n{text}");
+    assert!(text.lines().count() <= 30, "more than a screen:\n{text}");
+}
+
+#[test]
+fn summary_counts_expired_exemptions_and_lists_only_the_next_30_days() {
+    let (_fx, s) = load_example();
+    // 2027-03-01: the December exemption has expired, the March one is due.
+    let text = summary(&s, date!(2027 - 03 - 01));
+    assert!(text.contains("2 in total, 1 expired, 1 expiring"), "{text}");
+    assert!(
+        text.contains("subject \"CN=lt-0427,O=Leverancier Voorbeeld BV\", projecten"),
+        "{text}"
+    );
+    assert!(!text.contains("2026-12-15"), "{text}");
+    // On the last day it still applies, so it is listed; a day later it is expired.
+    let text = summary(&s, date!(2027 - 03 - 31));
+    assert!(text.contains("1 expired, 1 expiring"), "{text}");
+    let text = summary(&s, date!(2027 - 04 - 01));
+    assert!(text.contains("2 expired, 0 expiring"), "{text}");
+}
+
+#[test]
+fn summary_never_prints_upstream_credentials() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&with_base(
+            "[[route]]\nhost = \"a.example\"\nupstream = \"http://svc:geheim@10.0.0.1:8080/app?token=xyz\"\nsegment = \"s\"\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = summary(&s, date!(2026 - 01 - 01));
+    assert!(
+        text.contains("a.example/ -> s (upstream http://10.0.0.1:8080/app)"),
+        "{text}"
+    );
+    assert!(!text.contains("geheim") && !text.contains("xyz"), "{text}");
+}
+
+#[test]
+fn a_good_config_compiles_into_the_expected_snapshot() {
+    let fx = Fixture::new();
+    let text = r#"
+[server]
+listen = "[::1]:9443"
+cert = "pki/server.pem"
+key = "pki/server.key"
+client_ca = "pki/ca.pem"
+crls = ["pki/crl.pem", "pki/crl.der"]
+upstream_timeout = "5s"
+
+[attestation]
+trust_anchors = ["pki/ca.pem", "pki/ca.pem"]
+max_age = "10m"
+clock_skew = "30s"
+nonce_secret_file = "pki/nonce.key"
+nonce_ttl = "2m"
+posture_cache_capacity = 500
+
+[[policy]]
+name = "open"
+
+[[policy]]
+name = "dicht"
+min_os_version = { windows = "10.0.19045", android = "14" }
+[[policy.rule]]
+catalogue = "kaspersky"
+action = "warn"
+categories = ["vpn", "unclassified"]
+
+[[segment]]
+name = "a"
+sensitivity = "medium"
+policy = "dicht"
+
+[[segment]]
+name = "b"
+sensitivity = "low"
+policy = "open"
+vlan = 4094
+
+[[route]]
+host = "App.Example"
+path_prefix = "/x/"
+upstream = "https://app.internal:8443/base"
+upstream_ca = "pki/ca.pem"
+segment = "b"
+
+[[exemption]]
+device_fingerprint = "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99"
+catalogue = "kaspersky"
+expires = 2027-01-31
+reference = "RA-1"
+segments = ["b", "a"]
+"#;
+    let s = fx.load(text).unwrap_or_else(|e| panic!("{e}"));
+    let dir = fx.dir.path();
+    assert_eq!(s.source.as_deref(), Some(fx.path().as_path()));
+    let server = s.server.as_ref().unwrap();
+    assert_eq!(server.listen.to_string(), "[::1]:9443");
+    assert_eq!(server.key, dir.join("pki/server.key"));
+    assert_eq!(server.client_ca, dir.join("pki/ca.pem"));
+    assert_eq!(
+        server.crls,
+        [dir.join("pki/crl.pem"), dir.join("pki/crl.der")]
+    );
+    assert!(server.crls.iter().all(|p| p.is_absolute()));
+    assert_eq!(server.upstream_timeout, Duration::from_secs(5));
+    assert_eq!(server.idle_timeout, Duration::from_secs(60));
+
+    let a = &s.attestation;
+    assert_eq!(a.trust_anchors.len(), 2);
+    assert_eq!(a.verifier.max_age, Duration::from_secs(600));
+    assert_eq!(a.verifier.clock_skew, Duration::from_secs(30));
+    assert!(a.verifier.require_nonce);
+    assert_eq!(a.nonce_ttl, Duration::from_secs(120));
+    assert_eq!(a.posture_cache_capacity, 500);
+    let secret = std::fs::read(dir.join("pki/nonce.key")).unwrap();
+    assert_eq!(a.nonce_secret.as_deref(), Some(&secret[..secret.len() - 1]));
+
+    assert_eq!(s.policies[0].name, "open");
+    assert!(s.policies[0].rules.is_empty());
+    let dicht = &s.policies[1];
+    assert_eq!(
+        dicht.min_os_version,
+        [
+            (OsFamily::Android, "14".to_string()),
+            (OsFamily::Windows, "10.0.19045".to_string())
+        ]
+    );
+    let rule = &dicht.rules[0];
+    assert_eq!(s.catalogue.entries()[rule.entry].id, "kaspersky");
+    assert_eq!(rule.action, Action::Warn);
+    assert_eq!(
+        rule.categories,
+        Some(vec![Category::Vpn, Category::Unclassified])
+    );
+
+    assert_eq!(s.segments[0].policy, 1);
+    assert_eq!(s.segments[1].policy, 0);
+    assert_eq!(s.segments[1].vlan, Some(4094));
+    assert_eq!(s.segment_index("b"), Some(1));
+    assert_eq!(s.segment_index("c"), None);
+
+    let route = &s.routes[0];
+    assert_eq!(route.host, "app.example");
+    assert_eq!(route.path_prefix, "/x");
+    assert_eq!(route.upstream.to_string(), "https://app.internal:8443/base");
+    assert_eq!(route.upstream_ca.as_ref().map(Vec::len), Some(1));
+    assert_eq!(route.segment, 1);
+
+    let e = &s.exemptions[0];
+    assert_eq!(
+        e.device,
+        DeviceSelector::Fingerprint(
+            "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899".into()
+        )
+    );
+    assert_eq!(e.catalogue_id, "kaspersky");
+    assert_eq!(e.expires, date!(2027 - 01 - 31));
+    assert_eq!(e.reference, "RA-1");
+    assert_eq!(e.segments, Some(vec![1, 0]));
+}
+
+#[test]
+fn load_str_resolves_paths_against_the_given_file() {
+    let fx = Fixture::new();
+    let text = with_base("");
+    let s = load_str(&text, &fx.dir.path().join("does-not-exist.toml")).unwrap();
+    assert_eq!(s.server.unwrap().cert, fx.dir.path().join("pki/server.pem"));
+}
+
+#[test]
+fn defaults_apply_when_settings_are_left_out() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(POLICY_AND_SEGMENT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.server.is_none());
+    let a = &s.attestation;
+    assert_eq!(a.verifier.max_age, Duration::from_secs(15 * 60));
+    assert_eq!(a.verifier.clock_skew, Duration::from_secs(60));
+    assert!(a.verifier.require_nonce);
+    assert_eq!(a.nonce_ttl, Duration::from_secs(5 * 60));
+    assert_eq!(a.posture_cache_capacity, 100_000);
+    assert!(a.trust_anchors.is_empty() && a.nonce_secret.is_none());
+
+    let s = fx.load(&with_base("")).unwrap_or_else(|e| panic!("{e}"));
+    let server = s.server.unwrap();
+    assert_eq!(server.max_connections, 10_000);
+    assert_eq!(server.max_header_bytes, 64 * 1024);
+    assert_eq!(server.header_read_timeout, Duration::from_secs(10));
+    assert!(server.crls.is_empty());
+}
+
+#[test]
+fn builtin_default_denies_every_builtin_entry_on_one_high_segment() {
+    let anchors = vec![rustls_pki_types::CertificateDer::from(vec![0x30, 0x00])];
+    let s = Snapshot::builtin_default(anchors.clone()).unwrap();
+    let builtin = Catalogue::builtin().unwrap();
+    assert!(s.source.is_none() && s.server.is_none() && s.routes.is_empty());
+    assert_eq!(s.segments.len(), 1);
+    assert_eq!(s.segments[0].name, "default");
+    assert_eq!(s.segments[0].sensitivity, Sensitivity::High);
+    assert_eq!(s.segment_index("default"), Some(0));
+    let policy = &s.policies[s.segments[0].policy];
+    let mut denied: Vec<&str> = policy
+        .rules
+        .iter()
+        .filter(|r| r.action == Action::Deny && r.categories.is_none())
+        .map(|r| s.catalogue.entries()[r.entry].id.as_str())
+        .collect();
+    denied.sort_unstable();
+    let mut all: Vec<&str> = builtin.entries().iter().map(|e| e.id.as_str()).collect();
+    all.sort_unstable();
+    assert_eq!(denied, all);
+    assert!(all.contains(&"kaspersky"));
+    assert_eq!(s.attestation.trust_anchors, anchors);
+    assert_eq!(s.attestation.verifier.max_age, Duration::from_secs(900));
+}
+
+// ---------------------------------------------------------------------------
+// Errors from toml and serde
+
+#[test]
+fn an_unreadable_config_file_is_named() {
+    let missing = Path::new("/nonexistent/posture-gate/gate.toml");
+    let ConfigErrors(errors) = load(missing).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].file, missing);
+    assert_eq!((errors[0].line, errors[0].column), (0, 0));
+    assert!(
+        errors[0].message.contains("cannot read config file"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn an_unknown_key_is_an_error_at_the_key() {
+    let fx = Fixture::new();
+    let text = format!("{POLICY_AND_SEGMENT}vlna = 12\n");
+    let e = fx.single_error(&text, "vlna", "unknown field `vlna`");
+    assert_eq!(
+        e.to_string(),
+        format!("{}:{}:1: {}", fx.path().display(), e.line, e.message)
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_an_error_at_the_value() {
+    let fx = Fixture::new();
+    let text = "[attestation]\nrequire_nonce = \"yes\"\n";
+    fx.single_error(text, "\"yes\"", "invalid type");
+}
+
+#[test]
+fn a_bad_duration_is_an_error_at_the_value() {
+    let fx = Fixture::new();
+    let text = "[attestation]\nmax_age = \"fifteen minutes\"\n";
+    fx.single_error(text, "\"fifteen", "bad duration");
+}
+
+#[test]
+fn a_missing_expires_is_explained() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{POLICY_AND_SEGMENT}\n[[exemption]]\ndevice_subject = \"CN=x\"\ncatalogue = \"kaspersky\"\nreference = \"RA-1\"\n"
+    );
+    fx.single_error(
+        &text,
+        "[[exemption]]",
+        "missing field `expires`: every exemption needs the last day it applies",
+    );
+}
+
+#[test]
+fn a_quoted_expires_date_is_explained() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{POLICY_AND_SEGMENT}\n[[exemption]]\ndevice_subject = \"CN=x\"\ncatalogue = \"kaspersky\"\nexpires = \"2027-01-01\"\nreference = \"RA-1\"\n"
+    );
+    fx.single_error(&text, "\"2027-01-01\"", "write a date without quotes");
+}
+
+// ---------------------------------------------------------------------------
+// Names and references
+
+#[test]
+fn duplicate_segment_and_policy_names_are_errors_at_the_second() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{POLICY_AND_SEGMENT}\n[[policy]]\nname = \"p\" # again\n\n[[segment]]\nname = \"s\" # again\nsensitivity = \"high\"\npolicy = \"p\"\n"
+    );
+    let errors = fx.errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(
+        (errors[0].line, errors[0].column),
+        position(&text, "\"p\" # again")
+    );
+    assert_eq!(errors[0].message, "duplicate policy name \"p\"");
+    assert_eq!(
+        (errors[1].line, errors[1].column),
+        position(&text, "\"s\" # again")
+    );
+    assert_eq!(errors[1].message, "duplicate segment name \"s\"");
+}
+
+#[test]
+fn empty_names_are_errors() {
+    let fx = Fixture::new();
+    let text = "[[policy]]\nname = \"\"\n\n[[segment]]\nname = \"\" # seg\nsensitivity = \"low\"\npolicy = \"\"\n";
+    let errors = fx.errors(text);
+    let got: Vec<(usize, usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.column, e.message.as_str()))
+        .collect();
+    // The segment's policy reference "" is unknown too, because "" is never defined.
+    assert_eq!(
+        got,
+        [
+            (2, 8, "policy name must not be empty"),
+            (5, 8, "segment name must not be empty"),
+            (7, 10, "unknown policy \"\" (defined: none)"),
+        ]
+    );
+}
+
+#[test]
+fn a_duplicate_route_is_an_error_even_with_other_case_or_trailing_slash() {
+    let fx = Fixture::new();
+    let text = with_base(
+        "[[route]]\nhost = \"a.example\"\npath_prefix = \"/fin\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\n\
+         [[route]]\nhost = \"A.Example\"\npath_prefix = \"/fin/\"\nupstream = \"http://10.0.0.2\"\nsegment = \"s\"\n",
+    );
+    fx.single_error(
+        &text,
+        "\"A.Example\"",
+        "duplicate route: host \"a.example\" with path_prefix \"/fin\"",
+    );
+}
+
+#[test]
+fn route_prefixes_that_differ_only_in_case_are_duplicates() {
+    let fx = Fixture::new();
+    let text = with_base(
+        "[[route]]\nhost = \"a.example\"\npath_prefix = \"/Fin\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\n\
+         [[route]]\nhost = \"b.example\"\npath_prefix = \"/fin\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\n\
+         [[route]]\nhost = \"a.example\"\npath_prefix = \"/fin\"\nupstream = \"http://10.0.0.2\"\nsegment = \"s\"\n",
+    );
+    let errors = fx.errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0]
+            .message
+            .contains("duplicate route: host \"a.example\" with path_prefix \"/fin\""),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(errors[0].line, text.lines().count() - 3);
+}
+
+#[test]
+fn a_route_to_an_unknown_segment_is_an_error() {
+    let fx = Fixture::new();
+    let text = with_base("[[route]]\nhost = \"a.example\"\nupstream = \"http://10.0.0.1\"\nsegment = \"financien\"\n");
+    fx.single_error(
+        &text,
+        "\"financien\"",
+        "unknown segment \"financien\" (defined: s)",
+    );
+}
+
+#[test]
+fn a_segment_with_an_unknown_policy_is_an_error() {
+    let fx = Fixture::new();
+    let text = format!("{POLICY_AND_SEGMENT}\n[[segment]]\nname = \"t\"\nsensitivity = \"low\"\npolicy = \"streng\"\n");
+    fx.single_error(
+        &text,
+        "\"streng\"",
+        "unknown policy \"streng\" (defined: p)",
+    );
+}
+
+#[test]
+fn a_rule_with_an_unknown_catalogue_id_is_an_error() {
+    let fx = Fixture::new();
+    let text =
+        "[[policy]]\nname = \"p\"\n[[policy.rule]]\ncatalogue = \"kasperski\"\naction = \"deny\"\n";
+    fx.single_error(text, "\"kasperski\"", "unknown catalogue id \"kasperski\"");
+}
+
+#[test]
+fn an_unknown_category_is_an_error() {
+    let fx = Fixture::new();
+    let text = "[[policy]]\nname = \"p\"\n[[policy.rule]]\ncatalogue = \"kaspersky\"\naction = \"deny\"\ncategories = [\"vpn\", \"firewall\"]\n";
+    fx.single_error(text, "\"firewall\"", "unknown category \"firewall\"");
+}
+
+fn exemption(lines: &str) -> String {
+    format!("{POLICY_AND_SEGMENT}\n[[exemption]]\n{lines}\nreference = \"RA-1\"\n")
+}
+
+#[test]
+fn an_exemption_for_an_unknown_catalogue_id_or_segment_is_an_error() {
+    let fx = Fixture::new();
+    let text = exemption("device_subject = \"CN=x\"\ncatalogue = \"eset\"\nexpires = 2027-01-01\nsegments = [\"s\", \"beheer\"]");
+    let errors = fx.errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(
+        (errors[0].line, errors[0].column),
+        position(&text, "\"eset\"")
+    );
+    assert!(errors[0]
+        .message
+        .starts_with("unknown catalogue id \"eset\""));
+    assert_eq!(
+        (errors[1].line, errors[1].column),
+        position(&text, "\"beheer\"")
+    );
+    assert_eq!(errors[1].message, "unknown segment \"beheer\" (defined: s)");
+}
+
+#[test]
+fn an_exemption_needs_exactly_one_device_selector() {
+    let fx = Fixture::new();
+    let text = exemption("catalogue = \"kaspersky\"\nexpires = 2027-01-01");
+    fx.single_error(
+        &text,
+        "\"kaspersky\"\nexpires",
+        "an exemption needs a device: give device_fingerprint or device_subject",
+    );
+    let text = exemption(&format!(
+        "device_fingerprint = \"{}\"\ndevice_subject = \"CN=x\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01",
+        "ab".repeat(32)
+    ));
+    fx.single_error(
+        &text,
+        "\"CN=x\"",
+        "give device_fingerprint or device_subject, not both",
+    );
+}
+
+#[test]
+fn a_fingerprint_that_is_not_64_hex_digits_is_an_error() {
+    let fx = Fixture::new();
+    for bad in ["ab:cd".to_string(), "g".repeat(64), "ab".repeat(33)] {
+        let text = exemption(&format!(
+            "device_fingerprint = \"{bad}\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01"
+        ));
+        fx.single_error(
+            &text,
+            &format!("\"{bad}\""),
+            "is not a SHA-256 fingerprint (64 hex digits, colons allowed)",
+        );
+    }
+}
+
+#[test]
+fn expires_must_be_a_date_not_a_datetime_or_time() {
+    let fx = Fixture::new();
+    for bad in [
+        "2027-01-01T12:00:00",
+        "2027-01-01T12:00:00+01:00",
+        "12:00:00",
+    ] {
+        let text = exemption(&format!(
+            "device_subject = \"CN=x\"\ncatalogue = \"kaspersky\"\nexpires = {bad}"
+        ));
+        fx.single_error(
+            &text,
+            bad,
+            "is not a date; write the last day it applies, like expires = 2026-12-31",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Files the config refers to
+
+#[test]
+fn missing_certificate_files_are_errors_at_the_path_naming_the_file() {
+    let fx = Fixture::new();
+    let text = SERVER.replace("pki/server.pem", "pki/nope.pem");
+    let text = format!("{text}{POLICY_AND_SEGMENT}");
+    let e = fx.single_error(&text, "\"pki/nope.pem\"", "cannot read certificate file ");
+    assert!(
+        e.message
+            .contains(&fx.dir.path().join("pki/nope.pem").display().to_string()),
+        "{e}"
+    );
+}
+
+#[test]
+fn empty_or_wrong_pem_files_are_errors() {
+    let fx = Fixture::new();
+    let pki = fx.dir.path().join("pki");
+    fx.write("empty.pem", b"");
+    fx.write("text.pem", b"hello\n");
+    fx.write(
+        "cert-only.pem",
+        &std::fs::read(pki.join("server.pem")).unwrap(),
+    );
+    fx.write(
+        "key-only.pem",
+        &std::fs::read(pki.join("server.key")).unwrap(),
+    );
+    let cases = [
+        (
+            "\"pki/server.pem\"",
+            "\"empty.pem\"",
+            "certificate file",
+            "is empty",
+        ),
+        (
+            "\"pki/server.key\"",
+            "\"cert-only.pem\"",
+            "private key file",
+            "contains no PEM PRIVATE KEY",
+        ),
+        (
+            "client_ca = \"pki/ca.pem\"",
+            "client_ca = \"text.pem\"",
+            "client CA file",
+            "contains no PEM CERTIFICATE",
+        ),
+        (
+            "[\"pki/ca.pem\"]",
+            "[\"key-only.pem\"]",
+            "trust anchor file",
+            "contains no PEM CERTIFICATE",
+        ),
+    ];
+    for (from, to, what, problem) in cases {
+        let text = format!("{}{POLICY_AND_SEGMENT}", SERVER.replacen(from, to, 1));
+        let needle = &to[to.find('"').unwrap()..];
+        let e = fx.single_error(&text, needle, what);
+        assert!(e.message.contains(problem), "{e}");
+    }
+}
+
+#[test]
+fn crls_may_be_pem_or_der_but_must_be_crls() {
+    let fx = Fixture::new();
+    let ok = SERVER.replace(
+        "client_ca = \"pki/ca.pem\"",
+        "client_ca = \"pki/ca.pem\"\ncrls = [\"pki/crl.pem\", \"pki/crl.der\"]",
+    );
+    fx.load(&format!("{ok}{POLICY_AND_SEGMENT}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bad = SERVER.replace(
+        "client_ca = \"pki/ca.pem\"",
+        "client_ca = \"pki/ca.pem\"\ncrls = [\"pki/crl.pem\", \"pki/ca.pem\"]",
+    );
+    let text = format!("{bad}{POLICY_AND_SEGMENT}");
+    fx.single_error(&text, "\"pki/ca.pem\"]", "contains no PEM X509 CRL");
+    fx.write("garbage.der", &[0x30, 0x03, 0x01, 0x02]);
+    let bad = SERVER.replace(
+        "client_ca = \"pki/ca.pem\"",
+        "client_ca = \"pki/ca.pem\"\ncrls = [\"garbage.der\"]",
+    );
+    let text = format!("{bad}{POLICY_AND_SEGMENT}");
+    fx.single_error(
+        &text,
+        "\"garbage.der\"",
+        "is neither PEM nor a DER certificate revocation list",
+    );
+}
+
+#[test]
+fn a_missing_upstream_ca_is_an_error() {
+    let fx = Fixture::new();
+    let text = with_base("[[route]]\nhost = \"a.example\"\nupstream = \"https://10.0.0.1\"\nupstream_ca = \"pki/internal-ca.pem\"\nsegment = \"s\"\n");
+    fx.single_error(
+        &text,
+        "\"pki/internal-ca.pem\"",
+        "cannot read upstream CA file",
+    );
+}
+
+#[test]
+fn a_short_nonce_secret_is_an_error() {
+    let fx = Fixture::new();
+    fx.write("short.key", b"0123456789\n");
+    let text = with_base("").replace("pki/nonce.key", "short.key");
+    fx.single_error(
+        &text,
+        "\"short.key\"",
+        "holds 10 bytes; at least 32 are needed",
+    );
+}
+
+#[test]
+fn requiring_nonces_with_a_server_needs_a_nonce_secret() {
+    let fx = Fixture::new();
+    // By default: the error points at the server's listen address.
+    let text = with_base("").replace("nonce_secret_file = \"pki/nonce.key\"\n", "");
+    fx.single_error(
+        &text,
+        "\"127.0.0.1:8443\"",
+        "but [attestation] has no nonce_secret_file",
+    );
+    // Written out: at the setting.
+    let text = text.replace("[attestation]\n", "[attestation]\nrequire_nonce = true\n");
+    fx.single_error(&text, "true", "the gate needs it to issue nonces");
+    // Without nonces, or without a server, no secret is needed.
+    let text = text.replace("require_nonce = true", "require_nonce = false");
+    fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let text = "[attestation]\nrequire_nonce = true\n";
+    fx.load(text).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn catalogue_includes_keep_their_own_file_and_line() {
+    let fx = Fixture::new();
+    let broken = fx.write("extra.toml", b"[[entry]\n");
+    let text =
+        format!("[catalogue]\ninclude = [\"extra.toml\", \"missing.toml\"]\n{POLICY_AND_SEGMENT}");
+    let errors = fx.errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[0].file, broken);
+    assert_eq!(errors[0].line, 1);
+    assert_eq!(errors[1].file, fx.path());
+    assert_eq!(
+        (errors[1].line, errors[1].column),
+        position(&text, "\"missing.toml\"")
+    );
+    assert!(
+        errors[1].message.starts_with("cannot read catalogue file "),
+        "{}",
+        errors[1]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Values
+
+#[test]
+fn a_bad_listen_address_is_an_error() {
+    let fx = Fixture::new();
+    let text = with_base("").replace("127.0.0.1:8443", "gate.example:8443");
+    fx.single_error(
+        &text,
+        "\"gate.example:8443\"",
+        "is not an IP address and port",
+    );
+}
+
+fn route(lines: &str) -> String {
+    with_base(&format!("[[route]]\n{lines}\nsegment = \"s\"\n"))
+}
+
+#[test]
+fn upstreams_must_be_http_or_https_urls() {
+    let fx = Fixture::new();
+    let text = route("host = \"a.example\"\nupstream = \"ftp://10.0.0.1\"");
+    fx.single_error(
+        &text,
+        "\"ftp://",
+        "has scheme \"ftp\"; use http:// or https://",
+    );
+    let text = route("host = \"a.example\"\nupstream = \"10.0.0.1:8080\"");
+    fx.single_error(
+        &text,
+        "\"10.0.0.1:8080\"",
+        "must start with http:// or https://",
+    );
+    let text = route("host = \"a.example\"\nupstream = \"http://bad host/\"");
+    fx.single_error(&text, "\"http://bad host/\"", "is not a URL");
+}
+
+#[test]
+fn upstream_ca_on_an_http_upstream_is_an_error() {
+    let fx = Fixture::new();
+    let text =
+        route("host = \"a.example\"\nupstream = \"http://10.0.0.1\"\nupstream_ca = \"pki/ca.pem\"");
+    fx.single_error(
+        &text,
+        "\"pki/ca.pem\"\nsegment",
+        "upstream_ca is set but the upstream is http://",
+    );
+}
+
+#[test]
+fn a_path_prefix_must_start_with_a_slash() {
+    let fx = Fixture::new();
+    let text = route("host = \"a.example\"\npath_prefix = \"fin\"\nupstream = \"http://10.0.0.1\"");
+    fx.single_error(
+        &text,
+        "\"fin\"",
+        "path_prefix \"fin\" must start with \"/\"",
+    );
+}
+
+#[test]
+fn a_host_with_a_port_is_an_error_and_upper_case_is_folded() {
+    let fx = Fixture::new();
+    let text = route("host = \"a.example:443\"\nupstream = \"http://10.0.0.1\"");
+    fx.single_error(&text, "\"a.example:443\"", "has a port");
+    let text = route("host = \"Intranet.RIJK.example\"\nupstream = \"http://10.0.0.1\"");
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.routes[0].host, "intranet.rijk.example");
+}
+
+#[test]
+fn a_vlan_outside_1_to_4094_is_an_error() {
+    let fx = Fixture::new();
+    for bad in ["0", "4095"] {
+        let text = format!("{POLICY_AND_SEGMENT}vlan = {bad}\n");
+        let errors = fx.errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        let (line, column) = position(&text, &format!("vlan = {bad}"));
+        assert_eq!((errors[0].line, errors[0].column), (line, column + 7));
+        assert_eq!(errors[0].message, format!("vlan {bad} is outside 1..=4094"));
+    }
+}
+
+#[test]
+fn min_os_version_needs_os_families_and_dotted_numbers() {
+    let fx = Fixture::new();
+    let text = "[[policy]]\nname = \"p\"\nmin_os_version = { win = \"10\" }\n";
+    fx.single_error(text, "\"10\"", "min_os_version key \"win\" is not an OS family (one of: windows, macos, linux, android, ios, chromeos, other)");
+    let text = "[[policy]]\nname = \"p\"\nmin_os_version = { macos = \"Sonoma\" }\n";
+    fx.single_error(
+        text,
+        "\"Sonoma\"",
+        "minimum OS version \"Sonoma\" is not dotted numbers",
+    );
+}
+
+#[test]
+fn max_age_must_be_positive_and_at_most_a_day() {
+    let fx = Fixture::new();
+    for bad in ["0s", "25h"] {
+        let text = format!("[attestation]\nmax_age = \"{bad}\"\n");
+        fx.single_error(
+            &text,
+            &format!("\"{bad}\""),
+            "max_age must be more than 0 and at most 24h",
+        );
+    }
+    fx.load("[attestation]\nmax_age = \"24h\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn nonce_ttl_is_at_most_five_minutes() {
+    let fx = Fixture::new();
+    let text = "[attestation]\nnonce_ttl = \"10m\"\n";
+    fx.single_error(
+        text,
+        "\"10m\"",
+        "nonce_ttl must be more than 0 and at most 5m",
+    );
+}
+
+#[test]
+fn all_semantic_errors_are_reported_in_file_order() {
+    let fx = Fixture::new();
+    let text = r#"[[route]]
+host = "a.example:80"
+upstream = "gopher://x"
+segment = "nowhere"
+
+[[segment]]
+name = "s"
+sensitivity = "low"
+policy = "missing"
+vlan = 5000
+
+[[policy]]
+name = "p"
+min_os_version = { ios = "x" }
+"#;
+    let errors = fx.errors(text);
+    let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [2, 3, 4, 9, 10, 14], "{errors:#?}");
+    let shown = ConfigErrors(errors).to_string();
+    assert_eq!(shown.lines().count(), 6);
+    assert!(shown
+        .lines()
+        .all(|l| l.starts_with(&format!("{}:", fx.path().display()))));
+}
+
+#[test]
+fn a_policy_key_after_its_rules_gets_a_hint() {
+    let fx = Fixture::new();
+    let text = POLICY_AND_SEGMENT.replace(
+        "action = \"deny\"\n",
+        "action = \"deny\"\nrequire_antivirus = true\n",
+    );
+    fx.single_error(
+        &text,
+        "require_antivirus",
+        "keys after a [[policy.rule]] header belong to that rule",
+    );
+}
+
+#[test]
+fn rules_may_use_ids_from_catalogue_includes() {
+    let fx = Fixture::new();
+    let extra = std::fs::read(Path::new(FIXTURES).join("extra-catalogue.toml")).unwrap();
+    fx.write("extra.toml", &extra);
+    let rule = "[[policy.rule]]\ncatalogue = \"voorbeeld-scanner\"\naction = \"warn\"\n";
+    let policy = format!("[[policy]]\nname = \"p\"\n{rule}");
+    let s = fx
+        .load(&format!(
+            "[catalogue]\ninclude = [\"extra.toml\"]\n\n{policy}"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let entry = s.policies[0].rules[0].entry;
+    assert_eq!(s.catalogue.entries()[entry].id, "voorbeeld-scanner");
+    assert!(s.catalogue.index_of("kaspersky").is_some());
+    // Without the include the id is unknown.
+    fx.single_error(
+        &policy,
+        "\"voorbeeld-scanner\"",
+        "unknown catalogue id \"voorbeeld-scanner\"",
+    );
+}
+
+#[test]
+fn an_empty_route_host_is_an_error() {
+    let fx = Fixture::new();
+    let text = route("host = \"\"\nupstream = \"http://10.0.0.1\"");
+    fx.single_error(&text, "\"\"\nupstream", "host must not be empty");
+}
+
+#[test]
+fn an_exemption_needs_a_reference_and_a_useful_segment_list() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{POLICY_AND_SEGMENT}\n[[exemption]]\ndevice_subject = \"CN=x\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01\nreference = \" \"\n"
+    );
+    fx.single_error(&text, "\" \"", "reference must name the risk acceptance");
+    let text = exemption(
+        "device_subject = \"CN=x\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01\nsegments = []",
+    );
+    fx.single_error(
+        &text,
+        "\"kaspersky\"\nexpires",
+        "segments = [] exempts nowhere",
+    );
+}
+
+#[test]
+fn duplicate_organisation_texts_are_errors() {
+    let fx = Fixture::new();
+    let text = "[[remediation.organisation]]\nname = \"Gemeente Voorbeeld\"\n\n[[remediation.organisation]]\nname = \"Gemeente Voorbeeld\" # twice\n";
+    fx.single_error(
+        text,
+        "\"Gemeente Voorbeeld\" # twice",
+        "duplicate organisation name \"Gemeente Voorbeeld\"",
+    );
+}
+
+#[test]
+fn a_broken_include_does_not_add_unknown_id_errors() {
+    let fx = Fixture::new();
+    fx.write("extra.toml", b"[[entry]\n");
+    let text = "[catalogue]\ninclude = [\"extra.toml\"]\n\n[[policy]]\nname = \"p\"\n[[policy.rule]]\ncatalogue = \"voorbeeld-scanner\"\naction = \"deny\"\n";
+    let errors = fx.errors(text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].file, fx.dir.path().join("extra.toml"));
+}
+
+// ---------------------------------------------------------------------------
+// [server] trusted_proxies and the route's allow_encoded_percent
+
+fn with_trusted_proxies(list: &str) -> String {
+    with_base("").replacen(
+        "client_ca = \"pki/ca.pem\"\n",
+        &format!("client_ca = \"pki/ca.pem\"\ntrusted_proxies = [{list}]\n"),
+        1,
+    )
+}
+
+#[test]
+fn trusted_proxies_are_addresses_or_cidr_blocks() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&with_trusted_proxies(
+            r#""10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1""#,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = summary(&s, date!(2026 - 01 - 01));
+    assert!(
+        text.contains("Trusted proxies (X-Forwarded-For kept): 10.0.0.0/8, 192.0.2.7/32,"),
+        "{text}"
+    );
+    let nets: Vec<String> = s
+        .server
+        .unwrap()
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        nets,
+        ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "::1/128"]
+    );
+    // None by default.
+    let s = fx.load(&with_base("")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.server.unwrap().trusted_proxies.is_empty());
+}
+
+#[test]
+fn a_bad_trusted_proxy_is_reported_at_its_line() {
+    let fx = Fixture::new();
+    for (entry, message) in [
+        ("\"10.0.0.0/33\"", "is not an IP address or CIDR block"),
+        ("\"proxy.example\"", "is not an IP address or CIDR block"),
+        ("\"10.0.0.0/\"", "is not an IP address or CIDR block"),
+        (
+            "\"10.0.0.1/8\"",
+            "has host bits set; did you mean \"10.0.0.0/8\"",
+        ),
+        ("\"2001:db8::1/32\"", "did you mean \"2001:db8::/32\""),
+    ] {
+        let text = with_trusted_proxies(&format!("\"127.0.0.1\", {entry}"));
+        fx.single_error(&text, entry, message);
+    }
+}
+
+// Limits on what one peer may hold, and the upgrades a route carries
+
+#[test]
+fn peer_limits_have_safe_defaults() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&route(
+            "host = \"a.example\"\nupstream = \"http://10.0.0.1\"",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = s.server.unwrap();
+    assert_eq!(server.max_connections_per_ip, 64);
+    assert_eq!(server.body_timeout, Duration::from_secs(20));
+    assert_eq!(server.body_min_rate, 4096);
+    assert_eq!(server.max_body_bytes_in_flight, 64 * 1024 * 1024);
+    assert_eq!(server.max_streams_without_certificate, 8);
+    assert_eq!(s.routes[0].upgrades, ["websocket"]);
+}
+
+#[test]
+fn a_zero_peer_limit_is_an_error_at_its_line() {
+    let fx = Fixture::new();
+    for (line, needle, message) in [
+        (
+            "max_connections_per_ip = 0",
+            "0\n",
+            "max_connections_per_ip must be more than 0",
+        ),
+        (
+            "body_timeout = \"0s\"",
+            "\"0s\"",
+            "body_timeout must be more than 0",
+        ),
+        (
+            "body_min_rate = 0",
+            "0\n",
+            "body_min_rate must be more than 0",
+        ),
+        (
+            "max_streams_without_certificate = 0",
+            "0\n",
+            "max_streams_without_certificate must be more than 0",
+        ),
+        (
+            "max_body_bytes_in_flight = 0",
+            "0\n",
+            "max_body_bytes_in_flight must be at least 1048576",
+        ),
+        (
+            "max_body_bytes_in_flight = 1048575",
+            "1048575",
+            "max_body_bytes_in_flight must be at least 1048576",
+        ),
+    ] {
+        let text = SERVER.replace(
+            "client_ca = \"pki/ca.pem\"",
+            &format!("client_ca = \"pki/ca.pem\"\n{line}"),
+        );
+        let text = format!("{text}{POLICY_AND_SEGMENT}");
+        fx.single_error(&text, needle, message);
+    }
+}
+
+#[test]
+fn allow_encoded_percent_is_a_route_option_off_by_default() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&with_base(
+            "\n[[route]]\nhost = \"a.example\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\n\
+             \n[[route]]\nhost = \"b.example\"\nupstream = \"http://10.0.0.1\"\nsegment = \"s\"\nallow_encoded_percent = true\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let allowed: Vec<bool> = s.routes.iter().map(|r| r.allow_encoded_percent).collect();
+    assert_eq!(allowed, [false, true]);
+}
+
+#[test]
+fn route_upgrades_are_protocol_names_and_never_h2c() {
+    let fx = Fixture::new();
+    let base = "host = \"a.example\"\nupstream = \"http://10.0.0.1\"";
+    let s = fx
+        .load(&route(&format!(
+            "{base}\nupgrades = [\"WebSocket\", \"irc\"]"
+        )))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.routes[0].upgrades, ["websocket", "irc"]);
+    let s = fx
+        .load(&route(&format!("{base}\nupgrades = []")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.routes[0].upgrades.is_empty());
+    let text = route(&format!("{base}\nupgrades = [\"websocket\", \"h2c\"]"));
+    fx.single_error(&text, "\"h2c\"", "would tunnel HTTP requests past the gate");
+    let text = route(&format!("{base}\nupgrades = [\"web socket\"]"));
+    fx.single_error(&text, "\"web socket\"", "is not a protocol name");
+}

@@ -1,0 +1,417 @@
+//! `posture-gate demo`: the embedded default. A throwaway PKI, a small
+//! upstream app on loopback, two demo devices (one clean, one running
+//! Kaspersky) with signed attestations, and the gate in front, so a new user
+//! sees both outcomes within a minute of cloning the repo.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use posture_core::attestation::claims::{
+    Claims, Os, OsFamily, Process, SecurityProduct, SecurityProductKind, Software, SoftwareSource,
+    PROFILE_V1,
+};
+use posture_core::attestation::sign::{sign_token, SigningKey};
+use posture_gate::pki::{DeviceCredentials, Pki};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("demo PKI: {0}")]
+    Pki(#[from] posture_gate::pki::PkiError),
+    #[error("signing a demo attestation: {0}")]
+    Sign(#[from] posture_core::attestation::sign::SignError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Io { what, source }
+}
+
+/// One demo device on disk.
+pub struct DemoDevice {
+    pub name: &'static str,
+    pub dir: PathBuf,
+    credentials: DeviceCredentials,
+    inventory: fn(i64) -> Claims,
+}
+
+impl DemoDevice {
+    /// Signs a fresh attestation (no nonce) and writes it to `attestation.jwt`.
+    pub fn refresh_attestation(&self, now: i64) -> Result<(), DemoError> {
+        let key = SigningKey::from_pem(&self.credentials.key_pem)?;
+        let token = sign_token(&(self.inventory)(now), &self.credentials.chain, &key)?;
+        let path = self.dir.join("attestation.jwt");
+        // Write then rename, so a curl running at that moment never reads half a token.
+        let tmp = self.dir.join(".attestation.jwt.tmp");
+        std::fs::write(&tmp, token).map_err(io(format!("write {}", tmp.display())))?;
+        std::fs::rename(&tmp, &path).map_err(io(format!("write {}", path.display())))
+    }
+}
+
+/// Everything `demo` writes into its directory.
+pub struct DemoFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub devices: Vec<DemoDevice>,
+}
+
+/// Writes the PKI, the devices and `gate.toml` for a gate on `port` in front
+/// of an upstream on `upstream`.
+pub fn prepare(dir: &Path, port: u16, upstream: SocketAddr) -> Result<DemoFiles, DemoError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+    let pki = Pki::generate()?;
+    pki.write(&dir.join("pki"))?;
+    std::fs::copy(dir.join("pki/ca.pem"), dir.join("ca.pem"))
+        .map_err(io(format!("write {}", dir.join("ca.pem").display())))?;
+    let secret: [u8; 32] = rand::random();
+    let secret_file = dir.join("pki/nonce.key");
+    write_private(&secret_file, &secret)?;
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut devices = Vec::new();
+    for (name, org, inventory) in [
+        (
+            "clean",
+            "Ministerie van Voorbeeldzaken",
+            clean_inventory as fn(i64) -> Claims,
+        ),
+        (
+            "kaspersky",
+            "Leverancier Extern BV",
+            kaspersky_inventory as fn(i64) -> Claims,
+        ),
+    ] {
+        let credentials = pki.issue_device(&format!("demo-{name}"), org, Some("Demo"))?;
+        let ddir = dir.join("devices").join(name);
+        credentials.write(&ddir)?;
+        let device = DemoDevice {
+            name,
+            dir: ddir,
+            credentials,
+            inventory,
+        };
+        device.refresh_attestation(now)?;
+        devices.push(device);
+    }
+    let config = dir.join("gate.toml");
+    std::fs::write(&config, demo_config(port, upstream))
+        .map_err(io(format!("write {}", config.display())))?;
+    Ok(DemoFiles {
+        dir: dir.to_path_buf(),
+        config,
+        devices,
+    })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
+    std::fs::write(path, bytes).map_err(io(format!("write {}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(format!("chmod {}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn demo_config(port: u16, upstream: SocketAddr) -> String {
+    format!(
+        r#"# Written by `posture-gate demo`: a throwaway configuration.
+[server]
+listen = "127.0.0.1:{port}"
+cert = "pki/server.pem"
+key = "pki/server.key"
+# The device CA only: the root also issued the server certificate.
+client_ca = "pki/device-ca.pem"
+upstream_timeout = "10s"
+
+[attestation]
+trust_anchors = ["pki/device-ca.pem"]
+max_age = "15m"
+# The demo devices' attestation.jwt files carry no nonce, so curl can post them as they are.
+require_nonce = false
+nonce_secret_file = "pki/nonce.key"
+
+[[segment]]
+name = "financien"
+description = "Financiële administratie (demo-app)"
+sensitivity = "high"
+policy = "streng"
+vlan = 120
+
+[[segment]]
+name = "kantine"
+description = "Kantine-rooster"
+sensitivity = "low"
+policy = "waarschuwen"
+vlan = 10
+
+[[route]]
+host = "localhost"
+path_prefix = "/kantine"
+upstream = "http://{upstream}"
+segment = "kantine"
+
+[[route]]
+host = "localhost"
+path_prefix = "/"
+upstream = "http://{upstream}"
+segment = "financien"
+
+[[policy]]
+name = "streng"
+description = "Geen verboden software"
+rule = [{{ catalogue = "kaspersky", action = "deny" }}]
+
+[[policy]]
+name = "waarschuwen"
+description = "Alleen waarschuwen"
+rule = [{{ catalogue = "kaspersky", action = "warn" }}]
+
+[remediation.service_desk]
+name = "Servicedesk (demo)"
+phone = "+31 70 000 0000"
+email = "servicedesk@example.invalid"
+hours_nl = "Maandag t/m vrijdag 08:00-18:00"
+hours_en = "Monday to Friday 08:00-18:00"
+"#
+    )
+}
+
+fn sw(name: &str, vendor: &str, version: &str, id: &str, source: SoftwareSource) -> Software {
+    Software {
+        name: name.into(),
+        vendor: Some(vendor.into()),
+        version: Some(version.into()),
+        id: Some(id.into()),
+        signer: None,
+        source: Some(source),
+    }
+}
+
+fn base_claims(now: i64, sub: &str, os: Os) -> Claims {
+    Claims {
+        eat_profile: Some(PROFILE_V1.to_owned()),
+        iat: now,
+        exp: None,
+        eat_nonce: None,
+        sub: Some(sub.to_owned()),
+        os,
+        software: Vec::new(),
+        processes: Vec::new(),
+        security_products: Vec::new(),
+    }
+}
+
+fn clean_inventory(now: i64) -> Claims {
+    let mut c = base_claims(
+        now,
+        "demo-clean",
+        Os {
+            family: OsFamily::Linux,
+            name: Some("Debian GNU/Linux 12 (bookworm)".into()),
+            version: Some("12".into()),
+        },
+    );
+    c.software = vec![
+        sw(
+            "firefox-esr",
+            "Debian Mozilla Team",
+            "128.5.0esr-1~deb12u1",
+            "firefox-esr",
+            SoftwareSource::Dpkg,
+        ),
+        sw(
+            "libreoffice-writer",
+            "Debian LibreOffice Maintainers",
+            "4:7.4.7-1+deb12u5",
+            "libreoffice-writer",
+            SoftwareSource::Dpkg,
+        ),
+        sw(
+            "openssh-client",
+            "Debian OpenSSH Maintainers",
+            "1:9.2p1-2+deb12u3",
+            "openssh-client",
+            SoftwareSource::Dpkg,
+        ),
+        sw(
+            "clamav",
+            "ClamAV Team",
+            "1.0.7+dfsg-1~deb12u1",
+            "clamav",
+            SoftwareSource::Dpkg,
+        ),
+    ];
+    c.processes = vec![Process {
+        name: "firefox-esr".into(),
+        path: Some("/usr/lib/firefox-esr/firefox-esr".into()),
+    }];
+    c
+}
+
+fn kaspersky_inventory(now: i64) -> Claims {
+    let mut c = base_claims(
+        now,
+        "demo-kaspersky",
+        Os {
+            family: OsFamily::Windows,
+            name: Some("Windows 11 Pro".into()),
+            version: Some("10.0.22631".into()),
+        },
+    );
+    c.software = vec![
+        sw(
+            "Microsoft Edge",
+            "Microsoft Corporation",
+            "131.0.2903.70",
+            "Microsoft Edge",
+            SoftwareSource::Registry,
+        ),
+        sw(
+            "7-Zip 24.08 (x64)",
+            "Igor Pavlov",
+            "24.08",
+            "7-Zip",
+            SoftwareSource::Registry,
+        ),
+        sw(
+            "Kaspersky Endpoint Security for Windows",
+            "AO Kaspersky Lab",
+            "12.3.0.493",
+            "{6B5E4A2C-AB6C-4E9A-8DE6-1F2B0C8B2C4A}",
+            SoftwareSource::Registry,
+        ),
+    ];
+    c.processes = vec![Process {
+        name: "avp.exe".into(),
+        path: Some(r"C:\Program Files (x86)\Kaspersky Lab\KES.12.3.0\avp.exe".into()),
+    }];
+    c.security_products = vec![SecurityProduct {
+        name: "Kaspersky Endpoint Security for Windows".into(),
+        vendor: None,
+        kind: Some(SecurityProductKind::Antivirus),
+        enabled: Some(true),
+        up_to_date: Some(true),
+    }];
+    c
+}
+
+/// The small app behind the gate: it shows who the gate said the device is.
+pub async fn serve_upstream(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    Ok::<_, std::convert::Infallible>(upstream_page(&req))
+                });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn upstream_page(req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let mut body = String::new();
+    let _ = writeln!(body, "Demo app: you are in.");
+    let _ = writeln!(body, "path:         {}", req.uri().path());
+    for h in [
+        "x-posture-device-subject",
+        "x-posture-device-organization",
+        "x-posture-device-fingerprint",
+        "x-posture-decision",
+        "posture-warning",
+    ] {
+        let _ = writeln!(body, "{h:<31} {}", header(h));
+    }
+    Response::builder()
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// What to try, printed when the demo is up.
+pub fn instructions(files: &DemoFiles, port: u16) -> String {
+    let d = files.dir.display();
+    let url = format!("https://localhost:{port}");
+    let dev = |n: &str| {
+        format!("--cacert {d}/ca.pem --cert {d}/devices/{n}/cert.pem --key {d}/devices/{n}/key.pem")
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "posture-gate demo is running on {url}  (files in {d}; Ctrl-C stops it)\n"
+    );
+    for (n, what) in [
+        ("clean", "a clean device"),
+        ("kaspersky", "a device running Kaspersky"),
+    ] {
+        let _ = writeln!(s, "# {what}: attest, then open the app");
+        let _ = writeln!(
+            s,
+            "curl {} -H 'Content-Type: application/eat+jwt' --data-binary @{d}/devices/{n}/attestation.jwt {url}/.well-known/posture-gate/attest",
+            dev(n)
+        );
+        let _ = writeln!(s, "curl {} {url}/", dev(n));
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "# the Kaspersky device as an API client (application/problem+json), and in English:"
+    );
+    let _ = writeln!(
+        s,
+        "curl {} -H 'Accept: application/json' {url}/",
+        dev("kaspersky")
+    );
+    let _ = writeln!(s, "curl {} -H 'Accept-Language: en' {url}/kantine/   # low-sensitivity segment: allowed with a warning\n", dev("kaspersky"));
+    let _ = writeln!(
+        s,
+        "# the denial page in a browser: import the device certificate, then open {url}/"
+    );
+    let _ = writeln!(
+        s,
+        "openssl pkcs12 -export -in {d}/devices/kaspersky/cert.pem -inkey {d}/devices/kaspersky/key.pem -out {d}/devices/kaspersky/device.p12 -passout pass:demo"
+    );
+    let _ = writeln!(s, "#   (trust {d}/ca.pem in the browser, or accept the warning; without a certificate you see the enrolment page)");
+    let _ = writeln!(s, "\nThe attestation.jwt files are signed again every 5 minutes, so they never go stale while the demo runs.");
+    s
+}
+
+/// Re-signs the demo attestations well before they reach the 15-minute age limit.
+pub async fn keep_attestations_fresh(devices: Vec<DemoDevice>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        for d in &devices {
+            if let Err(e) = d.refresh_attestation(now) {
+                tracing::warn!(device = d.name, error = %e, "could not refresh the demo attestation");
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The README's first command, as a new user runs it: `posture-gate demo`
+//! starts, and the curl commands it prints give the clean device the app and
+//! the Kaspersky device the denial page, and each decision is an audit
+//! line on the gate's standard error.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Runs one printed command line through the shell; returns stdout.
+fn run_printed(line: &str, extra: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} -sS {extra}"))
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The audit event with this reference, from the gate's standard error. The
+/// writer writes in batches a few milliseconds apart, so the line is waited
+/// for (at most 20 s) rather than expected at once.
+fn audit_line(log: &std::path::Path, reference: &str) -> serde_json::Value {
+    let needle = format!("\"reference\":\"{reference}\"");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(&needle)) {
+            let (time, json) = line
+                .split_once("  INFO audit: ")
+                .unwrap_or_else(|| panic!("not an audit line: {line}"));
+            assert!(
+                time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+                "an RFC 3339 UTC time with microseconds: {time}"
+            );
+            return serde_json::from_str(json).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit line with {reference} on the gate's stderr:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_demo_prints_commands_that_show_both_outcomes() {
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "this test needs the `curl` program (apt-get install curl)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stderr.log");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
+        .args([
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the demo starts");
+    let stdout = child.stdout.take().unwrap();
+    let _demo = Demo(child);
+
+    // Read the instructions until the closing line; a thread keeps draining
+    // stdout afterwards, as a terminal would.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let done = line.contains("signed again every 5 minutes");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let curls: Vec<&String> = lines.iter().filter(|l| l.starts_with("curl ")).collect();
+    assert_eq!(curls.len(), 6, "six curl commands: {lines:#?}");
+    for f in [
+        "ca.pem",
+        "gate.toml",
+        "devices/clean/cert.pem",
+        "devices/clean/key.pem",
+        "devices/clean/attestation.jwt",
+        "devices/kaspersky/attestation.jwt",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} written");
+    }
+
+    // Clean device: attest, then the app answers with the identity the gate set.
+    let verdict = run_printed(curls[0], "");
+    let v: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    assert_eq!(v["decisions"]["financien"], "allow", "{v}");
+    let app = run_printed(curls[1], "");
+    assert!(app.contains("Demo app: you are in."), "{app}");
+    assert!(
+        app.contains("x-posture-decision              allow"),
+        "{app}"
+    );
+
+    // Kaspersky device: attested, then refused with the page naming the product.
+    let verdict = run_printed(curls[2], "");
+    let v: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    assert_eq!(v["decisions"]["financien"], "deny", "{v}");
+    assert_eq!(v["findings"][0]["catalog_id"], "kaspersky");
+    let page = run_printed(curls[3], "-w '\\n%{http_code}'");
+    assert!(page.ends_with("403"), "{page}");
+    assert!(page.contains("Kaspersky Endpoint Security for Windows"));
+    assert!(page.contains("12.3.0.493"));
+    assert!(page.contains("<html lang=\"nl\""));
+    // As an API client: problem+json.
+    let problem: serde_json::Value = serde_json::from_str(&run_printed(curls[4], "")).unwrap();
+    assert_eq!(problem["status"], 403);
+    assert_eq!(problem["findings"][0]["catalog_id"], "kaspersky");
+    let reference = problem["reference"].as_str().unwrap();
+    let denial = audit_line(&log, reference);
+    assert_eq!(denial["event"], "decision");
+    assert_eq!(denial["decision"], "deny");
+    assert_eq!(denial["segment"], "financien");
+    assert_eq!(denial["findings"][0]["catalog_id"], "kaspersky");
+    assert_eq!(
+        denial["device"]["organization"], "Leverancier Extern BV",
+        "{denial}"
+    );
+    // The low-sensitivity segment lets it through with a warning.
+    let kantine = run_printed(curls[5], "");
+    assert!(
+        kantine.contains("x-posture-decision              warn"),
+        "{kantine}"
+    );
+}
+
+/// Issue 13: the demo's client CA is the device CA alone, not the root that
+/// also issued the gate's server certificate, so the demo teaches the
+/// configuration a deployment should copy.
+#[test]
+fn the_demo_trusts_only_the_device_ca_for_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gate.toml");
+    let child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
+        .args(["demo", "--dir", dir.path().to_str().unwrap()])
+        .args(["--port", &free_port().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the demo starts");
+    let _demo = Demo(child);
+    // The config is the last file the demo writes before it starts the gate.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let snapshot = loop {
+        if let Ok(snapshot) = posture_core::config::load(&config) {
+            break snapshot;
+        }
+        assert!(Instant::now() < deadline, "the demo wrote no loadable {config:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let server = snapshot.server.as_ref().unwrap();
+    let client_ca = std::fs::read_to_string(&server.client_ca).unwrap();
+    assert_eq!(
+        client_ca,
+        std::fs::read_to_string(dir.path().join("pki/device-ca.pem")).unwrap(),
+        "client_ca = {}",
+        server.client_ca.display()
+    );
+    assert_ne!(
+        client_ca,
+        std::fs::read_to_string(dir.path().join("pki/ca.pem")).unwrap()
+    );
+}

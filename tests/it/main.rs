@@ -1,0 +1,27 @@
+//! Integration tests of the gate over real sockets and real clients (curl,
+//! openssl, Chromium, testssl.sh), in one test binary: one link instead of
+//! one per file keeps the 2-core build of the suite short.
+
+mod support;
+
+mod cli;
+mod demo;
+mod fuzz_found;
+mod gate_audit;
+mod gate_curl;
+mod gate_flood;
+mod gate_hostile;
+mod gate_limits;
+mod gate_loosening;
+mod gate_nonces;
+mod gate_posture;
+mod gate_proxy;
+mod gate_reload;
+mod gate_revocation;
+mod gate_smuggling;
+mod gate_testssl;
+mod gate_tls;
+mod gate_watch;
+mod page;
+mod page_chromium;
+mod pki;

@@ -1,0 +1,1040 @@
+//! The denial page as a contractor and an API client see it: negotiation,
+//! every problem in both languages, the prohibited-software page per OS,
+//! RFC 9457 members, escaping, leaks, and the CSP hash.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use posture_core::attestation::claims::{Os, OsFamily};
+use posture_core::attestation::{Reason, VerifierSettings};
+use posture_core::catalogue::{Catalogue, Matcher};
+use posture_core::config::model::{
+    Action, OrganisationText, RemediationConfig, Sensitivity, ServiceDesk,
+};
+use posture_core::config::snapshot::{
+    AttestationSettings, DeviceSelector, Exemption, Policy, Route, Rule, Segment, ServerSettings,
+};
+use posture_core::config::Snapshot;
+use posture_core::decision::SegmentResult;
+use posture_gate::page::{
+    negotiate, render, Format, Lang, PageInput, Problem, Rendered, CONTENT_SECURITY_POLICY,
+};
+use posture_core::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
+
+const UPSTREAM: &str = "http://10.1.2.3:8080/secret";
+const CONFIG_PATH: &str = "/etc/posture-gate/gate.toml";
+const KEY_PATH: &str = "/etc/posture-gate/private/gate-key.pem";
+const EXEMPTION_REF: &str = "RISK-2026-017";
+const NONCE_SECRET: &str = "nonce-secret-0123456789abcdef0123456789";
+const REFERENCE: &str = "K7M4-Q2XP";
+const DESK_PHONE: &str = "+31 (0)70 123 45 67";
+
+/// The one place that builds a snapshot; swap it for the config loader when
+/// that exists. It carries an upstream, paths, an exemption and a secret
+/// that no page may show.
+fn test_snapshot() -> Snapshot {
+    let catalogue = Catalogue::builtin().expect("the built-in catalogue parses");
+    Snapshot {
+        source: Some(PathBuf::from(CONFIG_PATH)),
+        server: Some(ServerSettings {
+            listen: ([127, 0, 0, 1], 8443).into(),
+            cert: PathBuf::from("/etc/posture-gate/gate.pem"),
+            key: PathBuf::from(KEY_PATH),
+            client_ca: PathBuf::from("/etc/posture-gate/clients-ca.pem"),
+            crls: Vec::new(),
+            max_connections: 100,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 65536,
+            upstream_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
+            max_connections_per_ip: 64,
+            body_timeout: Duration::from_secs(20),
+            body_min_rate: 4096,
+            max_body_bytes_in_flight: 64 << 20,
+            max_streams_without_certificate: 8,
+        }),
+        attestation: AttestationSettings {
+            trust_anchors: Vec::new(),
+            verifier: VerifierSettings {
+                max_age: Duration::from_secs(900),
+                clock_skew: Duration::from_secs(60),
+                require_nonce: true,
+            },
+            nonce_secret: Some(NONCE_SECRET.as_bytes().to_vec()),
+            nonce_ttl: Duration::from_secs(300),
+            posture_cache_capacity: 1000,
+        },
+        matcher: Matcher::new(&catalogue),
+        catalogue: Arc::new(catalogue),
+        segments: vec![Segment {
+            name: "finance".into(),
+            description: "Financiële administratie".into(),
+            sensitivity: Sensitivity::High,
+            policy: 0,
+            vlan: Some(42),
+        }],
+        policies: vec![Policy {
+            name: "strict-policy".into(),
+            description: String::new(),
+            rules: vec![Rule {
+                entry: 0,
+                action: Action::Deny,
+                categories: None,
+            }],
+            min_os_version: vec![(OsFamily::Windows, "10.0.19045".into())],
+            require_antivirus: true,
+        }],
+        routes: vec![Route {
+            host: "finance.intern.example".into(),
+            path_prefix: "/".into(),
+            upstream: UPSTREAM.parse().expect("test URI"),
+            upstream_ca: None,
+            segment: 0,
+            allow_encoded_percent: false,
+            upgrades: vec!["websocket".into()],
+        }],
+        exemptions: vec![Exemption {
+            device: DeviceSelector::Subject("CN=lt-042,O=Leverancier BV".into()),
+            catalogue_id: "kaspersky".into(),
+            expires: time::macros::date!(2026 - 12 - 31),
+            reference: EXEMPTION_REF.into(),
+            segments: None,
+        }],
+        remediation: RemediationConfig {
+            service_desk: ServiceDesk {
+                name: "Servicedesk Rijksportaal".into(),
+                phone: DESK_PHONE.into(),
+                email: "servicedesk@example.nl".into(),
+                url: "https://servicedesk.example.nl/".into(),
+                hours_nl: "Werkdagen van 8.00 tot 18.00 uur".into(),
+                hours_en: "Weekdays from 8:00 to 18:00".into(),
+            },
+            organisations: vec![OrganisationText {
+                name: serde_spanned::Spanned::new(0..0, "Leverancier BV".into()),
+                text_nl: "Bel eerst de IT-afdeling van Leverancier BV: 020 765 43 21.".into(),
+                text_en: "First call the IT department of Leverancier BV: 020 765 43 21.".into(),
+            }],
+        },
+    }
+}
+
+fn finding(name: &str, version: &str, action: Decision) -> Finding {
+    Finding {
+        catalog_id: "kaspersky".into(),
+        segment: "finance".into(),
+        action,
+        item: FindingItem {
+            kind: ItemKind::Software,
+            name: name.into(),
+            vendor: Some("AO Kaspersky Lab".into()),
+            version: Some(version.into()),
+            id: None,
+        },
+        category: "antivirus".into(),
+        exemption: None,
+    }
+}
+
+fn kaspersky_result() -> SegmentResult {
+    SegmentResult {
+        decision: Decision::Deny,
+        findings: vec![finding(
+            "Kaspersky Endpoint Security for Windows",
+            "12.1.0.506",
+            Decision::Deny,
+        )],
+        unmet: Vec::new(),
+    }
+}
+
+fn os(family: OsFamily, name: &str, version: &str) -> Os {
+    Os {
+        family,
+        name: Some(name.into()),
+        version: Some(version.into()),
+    }
+}
+
+struct Case {
+    format: Format,
+    lang: Lang,
+    organization: Option<&'static str>,
+    path: &'static str,
+}
+
+impl Default for Case {
+    fn default() -> Self {
+        Case {
+            format: Format::Html,
+            lang: Lang::Nl,
+            organization: None,
+            path: "/finance/report?year=2026",
+        }
+    }
+}
+
+fn page(problem: Problem<'_>, case: Case) -> Rendered {
+    let snapshot = test_snapshot();
+    render(&PageInput {
+        problem,
+        reference: REFERENCE,
+        format: case.format,
+        lang: case.lang,
+        snapshot: &snapshot,
+        organization: case.organization,
+        path_and_query: case.path,
+    })
+}
+
+fn text(r: &Rendered) -> String {
+    String::from_utf8(r.body.to_vec()).expect("UTF-8 body")
+}
+
+fn json(r: &Rendered) -> Value {
+    assert_eq!(r.content_type, "application/problem+json");
+    serde_json::from_slice(&r.body).expect("problem+json parses")
+}
+
+/// Every problem with its status, the Prohibited ones built from `result`.
+fn all_problems<'a>(result: &'a SegmentResult, device_os: &'a Os) -> Vec<(Problem<'a>, u16)> {
+    let mut all = vec![
+        (Problem::NoCertificate, 403),
+        (Problem::NoPosture, 403),
+        (Problem::StalePosture, 403),
+        (Problem::CatalogueChanged, 403),
+        (
+            Problem::Prohibited {
+                segment: "finance",
+                result,
+                os: Some(device_os),
+            },
+            403,
+        ),
+        (Problem::UnknownHost, 404),
+        (Problem::UpstreamUnavailable, 502),
+        (Problem::UpstreamTimeout, 504),
+        (Problem::PayloadTooLarge, 413),
+        (Problem::BadRequest, 400),
+    ];
+    all.extend(
+        Reason::ALL
+            .into_iter()
+            .map(|r| (Problem::InvalidAttestation(r), 403)),
+    );
+    all
+}
+
+#[test]
+fn negotiation_table() {
+    let browser =
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+    type Row<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Format,
+        Lang,
+    );
+    let table: &[Row<'_>] = &[
+        (None, None, None, Format::Html, Lang::Nl),
+        (Some("*/*"), None, None, Format::Html, Lang::Nl),
+        (
+            Some(browser),
+            Some("nl-NL,nl;q=0.9,en-US;q=0.8,en;q=0.7"),
+            None,
+            Format::Html,
+            Lang::Nl,
+        ),
+        (
+            Some(browser),
+            Some("en-GB,en;q=0.9"),
+            None,
+            Format::Html,
+            Lang::En,
+        ),
+        (
+            Some("application/json"),
+            None,
+            None,
+            Format::ProblemJson,
+            Lang::Nl,
+        ),
+        (
+            Some("application/problem+json"),
+            Some("en"),
+            None,
+            Format::ProblemJson,
+            Lang::En,
+        ),
+        // axios' default: JSON named, */* as a fallback.
+        (
+            Some("application/json, text/plain, */*"),
+            None,
+            None,
+            Format::ProblemJson,
+            Lang::Nl,
+        ),
+        (
+            Some("text/html;q=0.5, application/json"),
+            None,
+            None,
+            Format::ProblemJson,
+            Lang::Nl,
+        ),
+        (
+            Some("application/json;q=0.5, text/html"),
+            None,
+            None,
+            Format::Html,
+            Lang::Nl,
+        ),
+        (
+            Some("application/json;q=0"),
+            None,
+            None,
+            Format::Html,
+            Lang::Nl,
+        ),
+        (
+            Some("APPLICATION/PROBLEM+JSON; charset=utf-8"),
+            None,
+            None,
+            Format::ProblemJson,
+            Lang::Nl,
+        ),
+        (
+            Some("text/*, application/json;q=0.9"),
+            None,
+            None,
+            Format::Html,
+            Lang::Nl,
+        ),
+        (
+            Some("garbage;;;,=,/"),
+            Some(";;,q=x"),
+            Some("&&=&"),
+            Format::Html,
+            Lang::Nl,
+        ),
+        (None, Some("nl-BE"), None, Format::Html, Lang::Nl),
+        (None, Some("en-US"), None, Format::Html, Lang::En),
+        (None, Some("fr-FR, de;q=0.9"), None, Format::Html, Lang::Nl),
+        (
+            None,
+            Some("de-DE, en;q=0.8, nl;q=0.5"),
+            None,
+            Format::Html,
+            Lang::En,
+        ),
+        (
+            None,
+            Some("nl;q=0.4, en;q=0.6"),
+            None,
+            Format::Html,
+            Lang::En,
+        ),
+        (None, Some("en;q=0, nl;q=0.1"), None, Format::Html, Lang::Nl),
+        (None, Some("en;q=0"), None, Format::Html, Lang::Nl),
+        (None, Some("*"), None, Format::Html, Lang::Nl),
+        (None, Some("en"), Some("lang=nl"), Format::Html, Lang::Nl),
+        (
+            None,
+            Some("nl"),
+            Some("year=2026&lang=en"),
+            Format::Html,
+            Lang::En,
+        ),
+        (None, Some("en"), Some("lang=fr"), Format::Html, Lang::En),
+        (
+            Some("application/json"),
+            None,
+            Some("lang=en"),
+            Format::ProblemJson,
+            Lang::En,
+        ),
+    ];
+    for (accept, accept_language, query, format, lang) in table {
+        assert_eq!(
+            negotiate(*accept, *accept_language, *query),
+            (*format, *lang),
+            "Accept: {accept:?}, Accept-Language: {accept_language:?}, query: {query:?}"
+        );
+    }
+}
+
+#[test]
+fn every_problem_renders_in_both_languages_with_status_lang_reference_and_service_desk() {
+    let result = kaspersky_result();
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    for (problem, status) in all_problems(&result, &device_os) {
+        for lang in [Lang::Nl, Lang::En] {
+            let r = page(
+                problem,
+                Case {
+                    lang,
+                    ..Case::default()
+                },
+            );
+            let body = text(&r);
+            assert_eq!(r.status.as_u16(), status, "{body}");
+            assert_eq!(r.content_type, "text/html; charset=utf-8");
+            assert!(
+                body.starts_with("<!DOCTYPE html>\n<html lang=\"")
+                    && body.contains(&format!("<html lang=\"{}\">", lang.code()))
+            );
+            assert!(
+                body.contains(&format!("<code>{REFERENCE}</code>")),
+                "{body}"
+            );
+            assert!(
+                body.contains(DESK_PHONE) && body.contains("href=\"tel:+31701234567\""),
+                "{body}"
+            );
+            assert!(body.contains("servicedesk@example.nl"));
+            assert_eq!(body.matches("<h1>").count(), 1);
+            assert!(body.contains("<main") && body.contains("name=\"viewport\""));
+            let hint = lang.pick("Noem deze referentie", "Quote this reference");
+            assert!(body.contains(hint), "{body}");
+
+            let j = json(&page(
+                problem,
+                Case {
+                    lang,
+                    format: Format::ProblemJson,
+                    ..Case::default()
+                },
+            ));
+            assert_eq!(j["status"], status);
+            assert!(
+                j["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("urn:posture-gate:problem:")),
+                "{j}"
+            );
+            assert!(j["title"].as_str().is_some_and(|t| !t.is_empty()));
+            assert!(j["detail"].as_str().is_some_and(|t| !t.is_empty()));
+            assert_eq!(j["instance"], format!("urn:posture-gate:ref:{REFERENCE}"));
+            assert_eq!(j["reference"], REFERENCE);
+            assert_eq!(j["service_desk"]["phone"], DESK_PHONE);
+        }
+    }
+}
+
+#[test]
+fn the_two_languages_really_differ() {
+    let nl = text(&page(Problem::NoPosture, Case::default()));
+    let en = text(&page(
+        Problem::NoPosture,
+        Case {
+            lang: Lang::En,
+            ..Case::default()
+        },
+    ));
+    assert!(nl.contains("Uw apparaat is nog niet gecontroleerd"));
+    assert!(en.contains("Your device has not been checked yet"));
+    assert!(!en.contains("Uw apparaat"));
+}
+
+#[test]
+fn invalid_attestation_names_the_reason_in_plain_words_and_its_code() {
+    for reason in Reason::ALL {
+        let body = text(&page(
+            Problem::InvalidAttestation(reason),
+            Case {
+                lang: Lang::En,
+                ..Case::default()
+            },
+        ));
+        assert!(
+            body.contains(&format!("<dd>{}</dd>", reason.code())),
+            "{reason:?}"
+        );
+        let j = json(&page(
+            Problem::InvalidAttestation(reason),
+            Case {
+                format: Format::ProblemJson,
+                ..Case::default()
+            },
+        ));
+        assert_eq!(j["type"], "urn:posture-gate:problem:invalid-attestation");
+        assert_eq!(j["reason"], reason.code());
+    }
+    let body = text(&page(
+        Problem::InvalidAttestation(Reason::FutureIat),
+        Case::default(),
+    ));
+    assert!(body.contains("klok van uw apparaat"), "{body}");
+    let body = text(&page(
+        Problem::InvalidAttestation(Reason::NonceReplayed),
+        Case {
+            lang: Lang::En,
+            ..Case::default()
+        },
+    ));
+    assert!(body.contains("has been used before"), "{body}");
+}
+
+#[test]
+fn distinct_pages_for_certificate_posture_and_staleness() {
+    let nocert = text(&page(Problem::NoCertificate, Case::default()));
+    assert!(nocert.contains("apparaatcertificaat aan bij uw organisatie"));
+    assert!(nocert.contains("welk certificaat u wilt gebruiken"));
+    assert!(!nocert.contains("posture-agent attest"));
+    for problem in [
+        Problem::NoPosture,
+        Problem::StalePosture,
+        Problem::CatalogueChanged,
+    ] {
+        let body = text(&page(
+            problem,
+            Case {
+                lang: Lang::En,
+                ..Case::default()
+            },
+        ));
+        assert!(body
+            .contains("posture-agent attest --gate https://HOSTNAME --cert CERTIFICATE --key KEY"));
+        assert!(body.contains("<ol class=\"steps\""));
+    }
+    let stale = text(&page(Problem::StalePosture, Case::default()));
+    assert!(stale.contains("te oud"));
+    let j = json(&page(
+        Problem::StalePosture,
+        Case {
+            format: Format::ProblemJson,
+            ..Case::default()
+        },
+    ));
+    assert_eq!(j["type"], "urn:posture-gate:problem:stale-attestation");
+    let changed = text(&page(Problem::CatalogueChanged, Case::default()));
+    assert!(changed.contains("lijst met software die niet is toegestaan is bijgewerkt"));
+    assert!(!changed.contains("te oud"));
+    let steps = j["remediation"].as_array().expect("remediation steps");
+    assert!(
+        steps.iter().any(|s| s
+            .as_str()
+            .is_some_and(|s| s.contains("posture-agent attest"))),
+        "{j}"
+    );
+}
+
+#[test]
+fn prohibited_page_on_windows_shows_product_version_rationale_and_windows_steps() {
+    let result = kaspersky_result();
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: Some(&device_os),
+    };
+    let body = text(&page(problem, Case::default()));
+    assert!(body.contains("Kaspersky Endpoint Security for Windows"));
+    assert!(body.contains("<dd>12.1.0.506</dd>"));
+    assert!(body.contains("Windows 11 Pro 10.0.22631"));
+    assert!(body.contains("Financiële administratie") && body.contains("finance"));
+    let snapshot = test_snapshot();
+    let entry = kaspersky_entry(&snapshot);
+    assert!(
+        body.contains(&escape(&entry.rationale.nl)),
+        "rationale missing"
+    );
+    for step in &entry.removal_steps(Some(OsFamily::Windows)).nl {
+        assert!(
+            body.contains(&format!("<li>{}", escape(step))),
+            "missing step {step:?}"
+        );
+    }
+    let windows = &entry.removal_steps(Some(OsFamily::Windows)).nl;
+    for step in entry
+        .removal_steps(Some(OsFamily::Linux))
+        .nl
+        .iter()
+        .filter(|s| !windows.contains(s))
+    {
+        assert!(
+            !body.contains(&escape(step)),
+            "Linux step {step:?} on a Windows page"
+        );
+    }
+    assert!(
+        body.contains(&format!(
+            "Zo verwijdert u {} (Windows)",
+            escape(&entry.title.nl)
+        )),
+        "{body}"
+    );
+    assert!(body.contains("posture-agent attest"));
+    // The retry link is the same path and query.
+    assert!(
+        body.contains("href=\"/finance/report?year=2026\""),
+        "{body}"
+    );
+}
+
+#[test]
+fn prohibited_page_on_linux_shows_the_linux_steps_in_english() {
+    let result = kaspersky_result();
+    let device_os = os(OsFamily::Linux, "Ubuntu", "24.04");
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: Some(&device_os),
+    };
+    let body = text(&page(
+        problem,
+        Case {
+            lang: Lang::En,
+            ..Case::default()
+        },
+    ));
+    let snapshot = test_snapshot();
+    let entry = kaspersky_entry(&snapshot);
+    assert!(body.contains(&escape(&entry.rationale.en)));
+    for step in &entry.removal_steps(Some(OsFamily::Linux)).en {
+        assert!(
+            body.contains(&format!("<li>{}", escape(step))),
+            "missing step {step:?}"
+        );
+    }
+    let linux = &entry.removal_steps(Some(OsFamily::Linux)).en;
+    for step in entry
+        .removal_steps(Some(OsFamily::Windows))
+        .en
+        .iter()
+        .filter(|s| !linux.contains(s))
+    {
+        assert!(
+            !body.contains(&escape(step)),
+            "Windows step {step:?} on a Linux page"
+        );
+    }
+    assert!(body.contains(&format!(
+        "How to remove {} (Linux)",
+        escape(&entry.title.en)
+    )));
+}
+
+#[test]
+fn prohibited_problem_json_has_rfc9457_members_and_extensions() {
+    let result = kaspersky_result();
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: Some(&device_os),
+    };
+    let r = page(
+        problem,
+        Case {
+            format: Format::ProblemJson,
+            lang: Lang::En,
+            ..Case::default()
+        },
+    );
+    assert_eq!(r.status.as_u16(), 403);
+    let j = json(&r);
+    assert_eq!(j["type"], "urn:posture-gate:problem:prohibited-software");
+    assert_eq!(j["title"], "Prohibited software found on your device");
+    assert_eq!(j["status"], 403);
+    assert_eq!(j["instance"], "urn:posture-gate:ref:K7M4-Q2XP");
+    assert_eq!(j["segment"], "finance");
+    assert_eq!(j["lang"], "en");
+    let f = &j["findings"][0];
+    assert_eq!(f["catalog_id"], "kaspersky");
+    assert_eq!(f["product"], "Kaspersky Endpoint Security for Windows");
+    assert_eq!(f["version"], "12.1.0.506");
+    assert_eq!(f["category"], "antivirus");
+    assert_eq!(f["action"], "deny");
+    let steps: Vec<&str> = j["remediation"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let snapshot = test_snapshot();
+    let entry = kaspersky_entry(&snapshot);
+    for step in &entry.removal_steps(Some(OsFamily::Windows)).en {
+        assert!(steps.contains(&step.as_str()), "{steps:?}");
+    }
+    assert!(steps.iter().any(|s| s.contains("posture-agent attest")));
+    assert_eq!(j["service_desk"]["name"], "Servicedesk Rijksportaal");
+    assert_eq!(j["service_desk"]["hours"], "Weekdays from 8:00 to 18:00");
+}
+
+#[test]
+fn unknown_os_and_unknown_catalogue_ids_still_get_removal_steps() {
+    let mut result = kaspersky_result();
+    result.findings.push(Finding {
+        catalog_id: "not-in-catalogue".into(),
+        ..finding("Acme Spyware", "1.0", Decision::Deny)
+    });
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: None,
+    };
+    let body = text(&page(
+        problem,
+        Case {
+            lang: Lang::En,
+            ..Case::default()
+        },
+    ));
+    let snapshot = test_snapshot();
+    for step in &kaspersky_entry(&snapshot).removal_steps(None).en {
+        assert!(
+            body.contains(&escape(step)),
+            "missing generic step {step:?}"
+        );
+    }
+    assert!(
+        body.contains(&format!(
+            "How to remove {}</h2>",
+            escape(&kaspersky_entry(&snapshot).title.en)
+        )),
+        "{body}"
+    );
+    assert!(body.contains("How to remove Acme Spyware</h2>"));
+    assert!(body.contains("Remove Acme Spyware from this device"));
+}
+
+#[test]
+fn unmet_requirements_get_their_own_page_with_os_specific_fixes() {
+    let result = SegmentResult {
+        decision: Decision::Deny,
+        findings: Vec::new(),
+        unmet: vec![
+            Unmet {
+                requirement: Requirement::MinOsVersion,
+                segment: "finance".into(),
+                action: Decision::Deny,
+                detail: "windows 10.0.17763".into(),
+            },
+            Unmet {
+                requirement: Requirement::Antivirus,
+                segment: "finance".into(),
+                action: Decision::Deny,
+                detail: "no enabled antivirus".into(),
+            },
+        ],
+    };
+    let device_os = os(
+        OsFamily::Windows,
+        "Windows 10 Enterprise LTSC",
+        "10.0.17763",
+    );
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: Some(&device_os),
+    };
+    let body = text(&page(problem, Case::default()));
+    assert!(body.contains("Uw apparaat voldoet niet aan de eisen"));
+    assert!(body.contains("windows 10.0.17763") && body.contains("no enabled antivirus"));
+    assert!(body.contains("Windows Update") && body.contains("Windows-beveiliging"));
+    assert!(!body.contains("verboden software op uw apparaat"));
+    let j = json(&page(
+        problem,
+        Case {
+            format: Format::ProblemJson,
+            ..Case::default()
+        },
+    ));
+    assert_eq!(j["type"], "urn:posture-gate:problem:requirements-not-met");
+    assert_eq!(j["unmet"][0]["requirement"], "min_os_version");
+    assert_eq!(j["unmet"][1]["requirement"], "antivirus");
+    assert!(j.get("findings").is_none());
+}
+
+#[test]
+fn device_supplied_markup_is_escaped() {
+    let mut result = kaspersky_result();
+    result.findings[0].item.name = "<script>alert(1)</script>".into();
+    result.findings[0].item.version = Some("\"><img src=x onerror=alert(2)>".into());
+    result.findings[0].item.vendor = Some("<b>AO</b>".into());
+    let device_os = Os {
+        family: OsFamily::Windows,
+        name: Some("<svg onload=alert(3)>".into()),
+        version: None,
+    };
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: Some(&device_os),
+    };
+    let body = text(&page(
+        problem,
+        Case {
+            organization: Some("<i>Leverancier BV</i>"),
+            ..Case::default()
+        },
+    ));
+    for raw in ["<script", "<img", "<svg", "<b>", "<i>"] {
+        assert!(!body.contains(raw), "{raw} was not escaped");
+    }
+    assert!(
+        body.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{body}"
+    );
+    // JSON carries the same bytes as data, not markup.
+    let j = json(&page(
+        problem,
+        Case {
+            format: Format::ProblemJson,
+            ..Case::default()
+        },
+    ));
+    assert_eq!(j["findings"][0]["product"], "<script>alert(1)</script>");
+}
+
+#[test]
+fn no_upstream_path_or_internal_config_leaks() {
+    let result = kaspersky_result();
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    let secrets = [
+        UPSTREAM,
+        "10.1.2.3",
+        ":8080",
+        "/secret",
+        CONFIG_PATH,
+        KEY_PATH,
+        "/etc/",
+        EXEMPTION_REF,
+        NONCE_SECRET,
+        "strict-policy",
+        "finance.intern.example",
+    ];
+    for (problem, _) in all_problems(&result, &device_os) {
+        for format in [Format::Html, Format::ProblemJson] {
+            for lang in [Lang::Nl, Lang::En] {
+                let body = text(&page(
+                    problem,
+                    Case {
+                        format,
+                        lang,
+                        organization: Some("Leverancier BV"),
+                        ..Case::default()
+                    },
+                ));
+                for secret in secrets {
+                    assert!(!body.contains(secret), "{secret:?} leaked:\n{body}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_page_is_self_contained_and_its_csp_hash_matches_the_inline_css() {
+    let result = kaspersky_result();
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    for (problem, _) in all_problems(&result, &device_os) {
+        let body = text(&page(problem, Case::default()));
+        for forbidden in [
+            "<script",
+            "<link",
+            "<img",
+            "<iframe",
+            "<form",
+            "src=",
+            "url(",
+            "@import",
+            " style=\"",
+        ] {
+            assert!(!body.contains(forbidden), "{forbidden} in page");
+        }
+        let (_, rest) = body.split_once("<style>").expect("inline style");
+        let (css, _) = rest.split_once("</style>").expect("closed style");
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(css.as_bytes()));
+        assert!(
+            CONTENT_SECURITY_POLICY.contains(&format!("style-src 'sha256-{hash}'")),
+            "{CONTENT_SECURITY_POLICY}"
+        );
+        assert_eq!(body.matches("<style>").count(), 1);
+    }
+    assert!(CONTENT_SECURITY_POLICY.starts_with("default-src 'none'"));
+}
+
+#[test]
+fn language_switch_keeps_the_path_and_other_parameters() {
+    let nl = text(&page(Problem::NoPosture, Case::default()));
+    assert!(nl.contains("href=\"/finance/report?year=2026&#38;lang=en\" hreflang=\"en\" lang=\"en\">English</a>"), "{nl}");
+    let en = text(&page(
+        Problem::NoPosture,
+        Case {
+            lang: Lang::En,
+            path: "/x?lang=en&a=b",
+            ..Case::default()
+        },
+    ));
+    assert!(
+        en.contains("href=\"/x?a=b&#38;lang=nl\" hreflang=\"nl\" lang=\"nl\">Nederlands</a>"),
+        "{en}"
+    );
+}
+
+#[test]
+fn links_never_leave_the_host() {
+    let body = text(&page(
+        Problem::NoPosture,
+        Case {
+            path: "//evil.example/phish",
+            ..Case::default()
+        },
+    ));
+    assert!(!body.contains("evil.example"));
+    assert!(body.contains("href=\"/?lang=en\""));
+    assert!(body.contains("href=\"/\""));
+}
+
+#[test]
+fn organisation_text_is_shown_only_to_that_organisation() {
+    let mine = text(&page(
+        Problem::NoPosture,
+        Case {
+            organization: Some("leverancier bv"),
+            ..Case::default()
+        },
+    ));
+    assert!(mine.contains("Bel eerst de IT-afdeling van Leverancier BV"));
+    assert!(mine.contains("Voor medewerkers van Leverancier BV"));
+    let other = text(&page(
+        Problem::NoPosture,
+        Case {
+            organization: Some("Ander BV"),
+            ..Case::default()
+        },
+    ));
+    assert!(!other.contains("Leverancier BV"));
+    let none = text(&page(Problem::NoCertificate, Case::default()));
+    assert!(!none.contains("Leverancier BV"));
+    let j = json(&page(
+        Problem::NoPosture,
+        Case {
+            organization: Some("Leverancier BV"),
+            lang: Lang::En,
+            format: Format::ProblemJson,
+            ..Case::default()
+        },
+    ));
+    assert_eq!(
+        j["organisation_text"],
+        "First call the IT department of Leverancier BV: 020 765 43 21."
+    );
+}
+
+#[test]
+fn every_page_comes_with_the_csp_and_no_store() {
+    for format in [Format::Html, Format::ProblemJson] {
+        let r = page(
+            Problem::NoPosture,
+            Case {
+                format,
+                ..Case::default()
+            },
+        );
+        let headers: BTreeMap<String, String> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect();
+        assert_eq!(headers["content-type"], r.content_type);
+        assert_eq!(headers["content-security-policy"], CONTENT_SECURITY_POLICY);
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(headers["vary"].contains("Accept-Language"));
+    }
+}
+
+/// Writes every page to target/tmp/page-samples for a look in a browser.
+#[test]
+fn sample_pages_are_written_for_visual_review() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("page-samples");
+    std::fs::create_dir_all(&dir).expect("sample dir");
+    let windows = kaspersky_result();
+    let win_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    let mut mixed = kaspersky_result();
+    mixed.findings.push(finding(
+        "Kaspersky VPN Secure Connection",
+        "5.9",
+        Decision::Warn,
+    ));
+    mixed.unmet.push(Unmet {
+        requirement: Requirement::Antivirus,
+        segment: "finance".into(),
+        action: Decision::Deny,
+        detail: "geen werkende antivirus".into(),
+    });
+    let linux_os = os(OsFamily::Linux, "Ubuntu", "24.04");
+    let samples: Vec<(&str, Problem<'_>, Option<&'static str>)> = vec![
+        (
+            "prohibited",
+            Problem::Prohibited {
+                segment: "finance",
+                result: &windows,
+                os: Some(&win_os),
+            },
+            Some("Leverancier BV"),
+        ),
+        (
+            "prohibited-mixed-linux",
+            Problem::Prohibited {
+                segment: "finance",
+                result: &mixed,
+                os: Some(&linux_os),
+            },
+            None,
+        ),
+        ("no-certificate", Problem::NoCertificate, None),
+        ("no-posture", Problem::NoPosture, None),
+        (
+            "invalid-future-iat",
+            Problem::InvalidAttestation(Reason::FutureIat),
+            None,
+        ),
+        ("upstream-timeout", Problem::UpstreamTimeout, None),
+    ];
+    let mut written = BTreeMap::new();
+    for (name, problem, organization) in samples {
+        for lang in [Lang::Nl, Lang::En] {
+            let body = text(&page(
+                problem,
+                Case {
+                    lang,
+                    organization,
+                    ..Case::default()
+                },
+            ));
+            assert!(body.trim_end().ends_with("</html>"));
+            let file = dir.join(format!("{name}-{}.html", lang.code()));
+            std::fs::write(&file, &body).expect("write sample");
+            written.insert(file, body.len());
+        }
+    }
+    assert_eq!(written.len(), 12);
+}
+
+fn kaspersky_entry(snapshot: &Snapshot) -> &posture_core::catalogue::Entry {
+    let catalogue = &snapshot.catalogue;
+    let index = catalogue
+        .index_of("kaspersky")
+        .expect("built-in kaspersky entry");
+    &catalogue.entries()[index]
+}
+
+/// Askama's HTML escaping of the characters that catalogue steps contain.
+fn escape(s: &str) -> String {
+    s.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}

@@ -1,0 +1,254 @@
+//! The development PKI on disk: files, modes, refusal to overwrite, and
+//! device certificates that openssl and the verifier both accept.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use posture_core::attestation::sign::{key_matches_certificate, SigningKey};
+use posture_core::attestation::{NonceCheck, Verifier, VerifierSettings};
+use posture_core::device::DeviceIdentity;
+use posture_gate::pki::{self, Pki, PkiError};
+use posture_testkit::token::{now, TokenBuilder};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+fn certs(path: &Path) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_file_iter(path)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_writes_every_file_with_private_keys_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = pki::init(dir.path()).unwrap();
+    for p in [
+        &paths.ca_cert,
+        &paths.ca_key,
+        &paths.device_ca_cert,
+        &paths.device_ca_key,
+        &paths.server_cert,
+        &paths.server_key,
+    ] {
+        assert!(p.is_file(), "{}", p.display());
+    }
+    #[cfg(unix)]
+    for key in [&paths.ca_key, &paths.device_ca_key, &paths.server_key] {
+        assert_eq!(mode(key), 0o600, "{}", key.display());
+    }
+    assert_eq!(certs(&paths.ca_cert).len(), 1);
+    assert_eq!(certs(&paths.server_cert).len(), 1);
+}
+
+#[test]
+fn init_refuses_to_overwrite_an_existing_ca_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = pki::init(dir.path()).unwrap();
+    let before = fs::read(&first.ca_key).unwrap();
+    assert!(matches!(
+        pki::init(dir.path()),
+        Err(PkiError::AlreadyExists(_))
+    ));
+    assert_eq!(fs::read(&first.ca_key).unwrap(), before);
+}
+
+#[test]
+fn issue_device_writes_chain_and_key_that_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = pki::init(dir.path()).unwrap();
+    let dev = pki::issue_device(dir.path(), "lt-042", "Supplier BV", Some("IT")).unwrap();
+    assert_eq!(dev.dir, dir.path().join("devices").join("lt-042"));
+    #[cfg(unix)]
+    assert_eq!(mode(&dev.key), 0o600);
+
+    let chain = certs(&dev.cert);
+    assert_eq!(chain.len(), 2, "cert.pem is leaf then device CA");
+    assert_eq!(chain[1], certs(&paths.device_ca_cert)[0]);
+    let id = DeviceIdentity::from_der(chain[0].as_ref()).unwrap();
+    assert_eq!(id.subject, "CN=lt-042,OU=IT,O=Supplier BV");
+
+    let key = SigningKey::from_pem(&fs::read_to_string(&dev.key).unwrap()).unwrap();
+    assert!(key_matches_certificate(&key, chain[0].as_ref()).unwrap());
+
+    // The files on disk make a token the verifier accepts with ca.pem.
+    let anchors = certs(&paths.ca_cert);
+    let verifier = Verifier::new(&anchors, VerifierSettings::default()).unwrap();
+    let token = posture_core::attestation::sign::sign_token(
+        &posture_testkit::token::valid_claims(now()),
+        &chain,
+        &key,
+    )
+    .unwrap();
+    let v = verifier
+        .verify(
+            token.as_bytes(),
+            Some(chain[0].as_ref()),
+            now(),
+            NonceCheck::Skip,
+        )
+        .unwrap();
+    assert_eq!(v.device, id);
+
+    // A second device with the same name would replace its key: refused.
+    assert!(matches!(
+        pki::issue_device(dir.path(), "lt-042", "Supplier BV", None),
+        Err(PkiError::AlreadyExists(_))
+    ));
+}
+
+#[test]
+fn issue_device_refuses_names_with_path_separators() {
+    let dir = tempfile::tempdir().unwrap();
+    pki::init(dir.path()).unwrap();
+    for bad in ["../evil", "a/b", "..", ""] {
+        assert!(
+            matches!(
+                pki::issue_device(dir.path(), bad, "O", None),
+                Err(PkiError::InvalidName(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(!dir.path().join("evil").exists());
+}
+
+#[test]
+fn loaded_pki_issues_devices_the_original_root_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = Pki::generate().unwrap();
+    original.write(dir.path()).unwrap();
+    let loaded = Pki::load(dir.path()).unwrap();
+    assert_eq!(loaded.root_cert_der(), original.root_cert_der());
+    let d = loaded.issue_device("lt-1", "Org", None).unwrap();
+    let verifier = Verifier::new(
+        &[original.root_cert_der().clone()],
+        VerifierSettings::default(),
+    )
+    .unwrap();
+    let token = TokenBuilder::new(&d).build().unwrap();
+    assert!(verifier
+        .verify(token.as_bytes(), None, now(), NonceCheck::Skip)
+        .is_ok());
+}
+
+#[test]
+fn server_certificate_names_localhost_and_loopback() {
+    let pki = Pki::generate().unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(pki.server_cert_der().as_ref()).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    use x509_parser::extensions::GeneralName;
+    let names = &san.value.general_names;
+    assert!(
+        names.contains(&GeneralName::DNSName("localhost")),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&GeneralName::IPAddress(&[127, 0, 0, 1])),
+        "{names:?}"
+    );
+    let v6 = std::net::Ipv6Addr::LOCALHOST.octets();
+    assert!(names.contains(&GeneralName::IPAddress(&v6)), "{names:?}");
+    // webpki agrees it is a server certificate for localhost from the root.
+    let anchor = webpki::anchor_from_trusted_cert(pki.root_cert_der()).unwrap();
+    let ee = webpki::EndEntityCert::try_from(pki.server_cert_der()).unwrap();
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        rustls_pki_types::UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    ee.verify_is_valid_for_subject_name(&name).unwrap();
+    let ip = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    ee.verify_is_valid_for_subject_name(&ip).unwrap();
+}
+
+#[test]
+fn openssl_verifies_the_device_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = pki::init(dir.path()).unwrap();
+    let dev = pki::issue_device(dir.path(), "lt-042", "Supplier BV", None).unwrap();
+    let out = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&paths.ca_cert)
+        .arg("-untrusted")
+        .arg(&paths.device_ca_cert)
+        .arg("-purpose")
+        .arg("sslclient")
+        .arg(&dev.cert)
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs the `openssl` command line tool: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And the server certificate against the root.
+    let out = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&paths.ca_cert)
+        .arg("-purpose")
+        .arg("sslserver")
+        .arg(&paths.server_cert)
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs the `openssl` command line tool: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 13: the gate refuses a client certificate without the clientAuth
+/// EKU (webpki alone would take one without any EKU), so `pki issue-device`
+/// must write it, and the server certificate must be for serverAuth only.
+#[test]
+fn device_certificates_carry_client_auth_and_the_server_certificate_server_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = pki::init(dir.path()).unwrap();
+    let dev = pki::issue_device(dir.path(), "lt-7", "Supplier BV", None).unwrap();
+    let eku = |der: &CertificateDer<'_>| {
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        let ext = cert
+            .extended_key_usage()
+            .unwrap()
+            .expect("an extended key usage extension");
+        (ext.value.client_auth, ext.value.server_auth, ext.value.any)
+    };
+    assert_eq!(eku(&certs(&dev.cert)[0]), (true, false, false), "device");
+    assert_eq!(
+        eku(&certs(&paths.server_cert)[0]),
+        (false, true, false),
+        "server"
+    );
+    // The device CA alone, the gate's client CA, is enough to verify a device.
+    let anchor_der = certs(&paths.device_ca_cert).remove(0);
+    let anchor = webpki::anchor_from_trusted_cert(&anchor_der).unwrap();
+    let leaf = certs(&dev.cert).remove(0);
+    let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        rustls_pki_types::UnixTime::now(),
+        webpki::KeyUsage::required(&[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]),
+        None,
+        None,
+    )
+    .unwrap();
+}
