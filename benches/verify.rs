@@ -17,7 +17,7 @@ use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use posture_core::attestation::Claims;
 use posture_core::attestation::{NonceCheck, Verifier, VerifierSettings};
-use posture_testkit::dev_pki::Pki;
+use posture_testkit::pki::Pki;
 use posture_testkit::token::{claims_with_inventory, now, TokenBuilder};
 use x509_parser::prelude::{FromDer, X509Certificate};
 

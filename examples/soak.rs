@@ -62,7 +62,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use posture_agent::attest::Credentials;
 use posture_core::attestation::claims::{Software, SoftwareSource};
 use posture_gate::gate::{ATTEST_PATH, CHALLENGE_PATH};
-use posture_testkit::dev_pki::Pki;
+use posture_testkit::pki::Pki;
 use posture_testkit::token::{claims_with_inventory, now};
 
 fn main() -> Result<()> {

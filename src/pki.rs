@@ -5,7 +5,9 @@
 //! clientAuth, issued by the device CA). The gate's client CA is the device
 //! CA alone, so the root's other certificates are never client
 //! certificates. All keys P-256 unless a test asks for another. For demos
-//! and tests; production uses the organisation's own PKI.
+//! and tests (the test kit builds its socket-test PKI on this one, with more
+//! server names and CRLs from the device CA); production uses the
+//! organisation's own PKI.
 
 use std::fmt;
 use std::fs;
@@ -17,12 +19,13 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
-    PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
+    PKCS_ECDSA_P384_SHA384, PKCS_ED25519,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -126,7 +129,8 @@ pub enum DeviceIssuer {
 #[derive(Debug, Clone)]
 pub struct DeviceSpec {
     pub name: String,
-    pub org: String,
+    /// `None`: a subject without O, which the gate must still handle.
+    pub org: Option<String>,
     pub ou: Option<String>,
     pub key: DeviceKeyType,
     pub not_before: OffsetDateTime,
@@ -143,7 +147,7 @@ impl DeviceSpec {
         let now = OffsetDateTime::now_utc();
         DeviceSpec {
             name: name.to_owned(),
-            org: org.to_owned(),
+            org: Some(org.to_owned()),
             ou: None,
             key: DeviceKeyType::P256,
             not_before: now - Duration::hours(1),
@@ -163,6 +167,7 @@ pub struct DeviceCredentials {
     pub chain: Vec<CertificateDer<'static>>,
     pub key_pem: String,
     key: Arc<SigningKey>,
+    serial: SerialNumber,
 }
 
 impl fmt::Debug for DeviceCredentials {
@@ -177,6 +182,12 @@ impl fmt::Debug for DeviceCredentials {
 impl DeviceCredentials {
     pub fn signing_key(&self) -> &SigningKey {
         &self.key
+    }
+
+    /// The certificate's serial number: the bytes of the DER INTEGER, as a
+    /// CRL entry names it.
+    pub fn serial(&self) -> &[u8] {
+        self.serial.as_ref()
     }
 
     /// `cert.pem` (leaf, then the device CA, so `curl --cert cert.pem --key
@@ -197,10 +208,17 @@ impl DeviceCredentials {
 
 impl Pki {
     pub fn generate() -> Result<Pki, PkiError> {
+        Self::generate_with_server_names(&[])
+    }
+
+    /// A PKI whose server certificate also covers these DNS names (beside
+    /// localhost and the loopback addresses), for tests that route by host.
+    pub fn generate_with_server_names(names: &[&str]) -> Result<Pki, PkiError> {
         let now = OffsetDateTime::now_utc();
-        Self::generate_with_device_ca_validity(
+        Self::generate_inner(
             now - Duration::hours(1),
             now + Duration::days(5 * 365),
+            names,
         )
     }
 
@@ -208,6 +226,14 @@ impl Pki {
     pub fn generate_with_device_ca_validity(
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
+    ) -> Result<Pki, PkiError> {
+        Self::generate_inner(not_before, not_after, &[])
+    }
+
+    fn generate_inner(
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        server_names: &[&str],
     ) -> Result<Pki, PkiError> {
         let now = OffsetDateTime::now_utc();
         let mut root_params = ca_params("posture-gate development root CA", 1);
@@ -236,7 +262,7 @@ impl Pki {
             der: device_der,
         };
 
-        let (server_der, server_key) = server_cert(&root)?;
+        let (server_der, server_key) = server_cert(&root, server_names)?;
         Ok(Pki {
             root,
             device_ca,
@@ -335,7 +361,8 @@ impl Pki {
             DeviceKeyType::Ed25519 => &PKCS_ED25519,
         };
         let key = KeyPair::generate_for(alg)?;
-        let params = device_params(&spec);
+        let serial = random_serial();
+        let params = device_params(&spec, serial.clone());
         let (cert, chain_tail) = match spec.issuer {
             DeviceIssuer::DeviceCa => (
                 params.signed_by(&key, &self.device_ca.issuer())?,
@@ -354,8 +381,42 @@ impl Pki {
             chain,
             key_pem,
             key: Arc::new(signing_key),
+            serial,
         })
     }
+
+    /// A CRL of the device CA revoking these devices (reason keyCompromise),
+    /// valid from a minute ago for an hour. The devices are named by serial
+    /// alone, so list only devices the device CA issued.
+    pub fn device_crl(
+        &self,
+        revoked: &[&DeviceCredentials],
+    ) -> Result<CertificateRevocationListDer<'static>, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - Duration::minutes(1),
+            next_update: now + Duration::hours(1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|d| RevokedCertParams {
+                    serial_number: d.serial.clone(),
+                    revocation_time: now - Duration::minutes(1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.device_ca.issuer())?;
+        Ok(crl.der().clone())
+    }
+}
+
+/// A CRL as PEM (`X509 CRL`), as the gate's `crls` setting reads it.
+pub fn crl_pem(crl: &CertificateRevocationListDer<'_>) -> String {
+    pem("X509 CRL", crl)
 }
 
 /// `posture-gate pki init DIR`: a fresh PKI; refuses to overwrite a CA key.
@@ -423,7 +484,10 @@ fn ca_params(cn: &str, path_len: u8) -> CertificateParams {
     p
 }
 
-fn server_cert(root: &Ca) -> Result<(CertificateDer<'static>, KeyPair), PkiError> {
+fn server_cert(
+    root: &Ca,
+    extra_names: &[&str],
+) -> Result<(CertificateDer<'static>, KeyPair), PkiError> {
     let now = OffsetDateTime::now_utc();
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -435,6 +499,10 @@ fn server_cert(root: &Ca) -> Result<(CertificateDer<'static>, KeyPair), PkiError
         SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
     ];
+    for name in extra_names.iter().filter(|n| **n != "localhost") {
+        p.subject_alt_names
+            .push(SanType::DnsName((*name).try_into()?));
+    }
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.not_before = now - Duration::hours(1);
@@ -447,10 +515,12 @@ fn server_cert(root: &Ca) -> Result<(CertificateDer<'static>, KeyPair), PkiError
 }
 
 /// Subject in DER order C, O, OU, CN, so RFC 4514 reads CN=…,OU=…,O=….
-fn device_params(spec: &DeviceSpec) -> CertificateParams {
+fn device_params(spec: &DeviceSpec, serial: SerialNumber) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, spec.org.as_str());
+    if let Some(org) = &spec.org {
+        dn.push(DnType::OrganizationName, org.as_str());
+    }
     if let Some(ou) = &spec.ou {
         dn.push(DnType::OrganizationalUnitName, ou.as_str());
     }
@@ -467,7 +537,7 @@ fn device_params(spec: &DeviceSpec) -> CertificateParams {
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     }
     p.use_authority_key_identifier_extension = spec.issuer != DeviceIssuer::SelfSigned;
-    p.serial_number = Some(random_serial());
+    p.serial_number = Some(serial);
     p
 }
 

@@ -13,7 +13,7 @@ use posture_gate::gate::Gate;
 async fn small_gate(routes: &[RouteSpec]) -> TestGate {
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let pki = common::Pki::new(dir.path());
+    let pki = common::TestPki::new(dir.path());
     std::fs::write(dir.path().join("nonce.key"), [7u8; 32]).unwrap();
     let config = dir.path().join("gate.toml");
     let text = config_text(routes, &Settings::default()).replace(

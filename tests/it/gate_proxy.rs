@@ -354,7 +354,7 @@ async fn request_bodies_stream_to_the_upstream() {
 #[tokio::test]
 async fn an_https_upstream_is_trusted_only_through_its_routes_ca() {
     let up_dir = tempfile::tempdir().unwrap();
-    let _up_pki = common::Pki::new(up_dir.path());
+    let _up_pki = common::TestPki::new(up_dir.path());
     let secure = upstream::start_tls("secure", up_dir.path()).await;
     let public = upstream::start("public").await;
     let routes = [RouteSpec {

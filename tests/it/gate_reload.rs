@@ -197,7 +197,7 @@ async fn sighup_reloads_a_config_the_watcher_cannot_see() {
     let elsewhere = tempfile::tempdir().unwrap();
     let real = elsewhere.path().join("real.toml");
     let absolute = |text: String| {
-        ["server.pem", "server-key.pem", "ca.pem", "nonce.key"]
+        ["server.pem", "server.key", "device-ca.pem", "nonce.key"]
             .iter()
             .fold(text, |t, f| {
                 t.replace(

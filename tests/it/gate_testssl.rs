@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use posture_gate::gate::Gate;
-use posture_testkit::dev_pki::Pki;
+use posture_testkit::pki::Pki;
 
 use common::{config_text, RouteSpec, Settings};
 
@@ -70,8 +70,8 @@ async fn start_gate() -> Running {
     }];
     let text = config_text(&routes, &Settings::default())
         .replace("cert = \"server.pem\"", "cert = \"pki/server.pem\"")
-        .replace("key = \"server-key.pem\"", "key = \"pki/server.key\"")
-        .replace("\"ca.pem\"", "\"pki/device-ca.pem\"");
+        .replace("key = \"server.key\"", "key = \"pki/server.key\"")
+        .replace("\"device-ca.pem\"", "\"pki/device-ca.pem\"");
     let config = dir.path().join("gate.toml");
     std::fs::write(&config, text).unwrap();
     let gate = Gate::bind(config).await.unwrap_or_else(|e| panic!("{e}"));

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use posture_gate::gate::Gate;
-use posture_testkit::dev_pki::{DeviceCredentials, DeviceIssuer, DeviceSpec, Pki};
+use posture_testkit::pki::{DeviceCredentials, DeviceIssuer, DeviceSpec, Pki};
 use posture_testkit::token::TokenBuilder;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -111,19 +111,15 @@ async fn start(extra_client_cas: &[CertificateDer<'static>]) -> Door {
     }];
     let text = config_text(&routes, &Settings::default());
     let text = replace_once(&text, "cert = \"server.pem\"", "cert = \"pki/server.pem\"");
+    let text = replace_once(&text, "key = \"server.key\"", "key = \"pki/server.key\"");
     let text = replace_once(
         &text,
-        "key = \"server-key.pem\"",
-        "key = \"pki/server.key\"",
-    );
-    let text = replace_once(
-        &text,
-        "client_ca = \"ca.pem\"",
+        "client_ca = \"device-ca.pem\"",
         "client_ca = \"client-ca.pem\"",
     );
     let text = replace_once(
         &text,
-        "trust_anchors = [\"ca.pem\"]",
+        "trust_anchors = [\"device-ca.pem\"]",
         "trust_anchors = [\"client-ca.pem\"]",
     );
     let config = dir.path().join("gate.toml");

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use common::audit::Captured;
 use common::pki::unix_now;
 use common::upstream::{self, Upstream};
-use common::{config_text, post_token, request, Device, Pki, Proto, RouteSpec, Settings};
+use common::{config_text, post_token, request, Device, Proto, RouteSpec, Settings, TestPki};
 
 const DESK_NAME: &str = "Servicedesk Rijksportaal";
 const DESK_PHONE: &str = "+31 70 123 45 67";
@@ -59,7 +59,7 @@ fn last_denial_reference(audit: &Captured) -> String {
 struct Running {
     _dir: tempfile::TempDir,
     _upstream: Upstream,
-    pki: Pki,
+    pki: TestPki,
     addr: SocketAddr,
     handle: GateHandle,
     dir: PathBuf,
@@ -83,7 +83,7 @@ async fn start_gate() -> Running {
     }];
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let pki = Pki::new(&dir);
+    let pki = TestPki::new(&dir);
     std::fs::write(dir.join("nonce.key"), [7u8; 32]).unwrap();
     let mut text = config_text(&routes, &Settings::default());
     text.push_str(&format!(

@@ -252,3 +252,91 @@ fn device_certificates_carry_client_auth_and_the_server_certificate_server_auth(
     )
     .unwrap();
 }
+
+/// The test PKI asks for the host names its routes use; localhost and the
+/// loopback addresses stay, and localhost is named once.
+#[test]
+fn the_server_certificate_covers_extra_host_names() {
+    let pki = Pki::generate_with_server_names(&["localhost", "finance.test"]).unwrap();
+    let ee = webpki::EndEntityCert::try_from(pki.server_cert_der()).unwrap();
+    for name in ["finance.test", "localhost", "127.0.0.1"] {
+        let name = rustls_pki_types::ServerName::try_from(name).unwrap();
+        ee.verify_is_valid_for_subject_name(&name).unwrap();
+    }
+    let other = rustls_pki_types::ServerName::try_from("office.test").unwrap();
+    assert!(ee.verify_is_valid_for_subject_name(&other).is_err());
+    let (_, cert) = x509_parser::parse_x509_certificate(pki.server_cert_der().as_ref()).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    let localhost = san
+        .value
+        .general_names
+        .iter()
+        .filter(|n| **n == x509_parser::extensions::GeneralName::DNSName("localhost"))
+        .count();
+    assert_eq!(localhost, 1);
+    // The default PKI names no more than before.
+    let plain = Pki::generate().unwrap();
+    let ee = webpki::EndEntityCert::try_from(plain.server_cert_der()).unwrap();
+    let finance = rustls_pki_types::ServerName::try_from("finance.test").unwrap();
+    assert!(ee.verify_is_valid_for_subject_name(&finance).is_err());
+}
+
+/// A device's serial is its certificate's, and the device CA's CRL revokes
+/// exactly the devices it lists: the verifier trusting the device CA refuses
+/// a revoked device's token and still takes another's.
+#[test]
+fn the_device_crl_revokes_the_listed_devices_by_serial() {
+    let pki = Pki::generate().unwrap();
+    let revoked = pki.issue_device("lt-1", "Org", None).unwrap();
+    let kept = pki.issue_device("lt-2", "Org", None).unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(revoked.cert_der.as_ref()).unwrap();
+    assert_eq!(revoked.serial(), leaf.raw_serial());
+    assert_ne!(revoked.serial(), kept.serial());
+
+    let crl = pki.device_crl(&[&revoked]).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref()).unwrap();
+    let (_, device_ca) =
+        x509_parser::parse_x509_certificate(pki.device_ca_cert_der().as_ref()).unwrap();
+    assert_eq!(parsed.issuer(), device_ca.subject());
+    let serials: Vec<&[u8]> = parsed
+        .iter_revoked_certificates()
+        .map(|r| r.raw_serial())
+        .collect();
+    assert_eq!(serials, [revoked.serial()]);
+
+    let verifier = Verifier::new(
+        &[pki.device_ca_cert_der().clone()],
+        VerifierSettings::default(),
+    )
+    .unwrap()
+    .with_crls(&[crl.clone()])
+    .unwrap();
+    let verify = |d: &pki::DeviceCredentials| {
+        let token = TokenBuilder::new(d).build().unwrap();
+        verifier
+            .verify(token.as_bytes(), None, now(), NonceCheck::Skip)
+            .map(|_| ())
+    };
+    assert_eq!(
+        verify(&revoked),
+        Err(posture_core::attestation::Reason::UntrustedChain)
+    );
+    assert_eq!(verify(&kept), Ok(()));
+    // The PEM form reads back as the same CRL.
+    let pem = pki::crl_pem(&crl);
+    let back =
+        rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes()).unwrap();
+    assert_eq!(back, crl);
+}
+
+#[test]
+fn a_device_spec_without_organization_issues_a_subject_without_o() {
+    let pki = Pki::generate().unwrap();
+    let mut spec = pki::DeviceSpec::new("lt-9", "ignored");
+    spec.org = None;
+    spec.ou = Some("Laptops".to_owned());
+    let d = pki.issue_device_with(spec).unwrap();
+    let id = DeviceIdentity::from_der(d.cert_der.as_ref()).unwrap();
+    assert_eq!(id.subject, "CN=lt-9,OU=Laptops");
+    assert_eq!(id.organization, None);
+}

@@ -11,8 +11,9 @@
 //! token        valid attestations and every kind of bad one: TokenBuilder
 //!              with its forgers (`alg: none`, HMAC keyed with the public
 //!              key, raw signatures), claims and inventories of a device
-//! pki          the test PKI: CA, the gate's server certificate, device
-//!              certificates and CRLs, written into a temp dir
+//! pki          the development PKI of posture-gate (re-exported) and
+//!              TestPki: it written into a temp dir, with the test host
+//!              names, device files, CRLs and tokens from JSON
 //! client, conn an HTTPS client with client certificates; raw HTTP/1 and
 //!              HTTP/2 connections for the tests of hostile peers
 //! upstream     an echo upstream that reports what it was sent
@@ -25,9 +26,6 @@ pub mod audit;
 pub mod client;
 pub mod conn;
 pub mod pki;
-/// The development PKI of posture-gate (`posture-gate pki`, the demo), for
-/// the tests of what it issues.
-pub use posture_gate::pki as dev_pki;
 pub mod token;
 pub mod upstream;
 
@@ -40,7 +38,7 @@ use posture_gate::gate::{Gate, GateError, GateHandle};
 use tokio::task::JoinHandle;
 
 pub use client::{request, Answer, Client, Proto};
-pub use pki::{claims, Device, Pki};
+pub use pki::{claims, Device, TestPki};
 
 /// One route of the test config.
 pub struct RouteSpec {
@@ -100,8 +98,8 @@ pub fn config_text(routes: &[RouteSpec], s: &Settings) -> String {
         r#"[server]
 listen = "127.0.0.1:0"
 cert = "server.pem"
-key = "server-key.pem"
-client_ca = "ca.pem"
+key = "server.key"
+client_ca = "device-ca.pem"
 crls = [{crls}]
 max_connections = {max_connections}
 header_read_timeout = "{header_read_timeout}"
@@ -111,7 +109,7 @@ upstream_timeout = "{upstream_timeout}"
 shutdown_grace = "{shutdown_grace}"
 {server_extra}
 [attestation]
-trust_anchors = ["ca.pem"]
+trust_anchors = ["device-ca.pem"]
 require_nonce = {require_nonce}
 nonce_secret_file = "nonce.key"
 {max_age}
@@ -166,7 +164,7 @@ policy = "open"
 
 pub struct TestGate {
     pub dir: tempfile::TempDir,
-    pub pki: Pki,
+    pub pki: TestPki,
     pub config: PathBuf,
     pub addr: SocketAddr,
     pub handle: GateHandle,
@@ -178,7 +176,7 @@ impl TestGate {
     pub async fn start(routes: &[RouteSpec], settings: &Settings) -> TestGate {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::new(dir.path());
+        let pki = TestPki::new(dir.path());
         std::fs::write(dir.path().join("nonce.key"), [7u8; 32]).unwrap();
         let config = dir.path().join("gate.toml");
         std::fs::write(&config, config_text(routes, settings)).unwrap();

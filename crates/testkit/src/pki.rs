@@ -1,22 +1,31 @@
-//! A throwaway PKI for socket tests: one CA that issues the gate's server
-//! certificate, device (client) certificates and attestation chains, and
-//! ES256 posture tokens signed with a device's own key.
+//! The PKI of the tests: the development PKI of posture-gate
+//! (`posture_gate::pki`, the one place that makes certificates), re-exported
+//! for tests that vary a device, and [`TestPki`], that PKI written into a
+//! test's temp dir with what socket tests need on top: a server certificate
+//! for the test host names, device files for curl, CRLs from the device CA,
+//! and ES256 posture tokens from a `serde_json` value.
+//!
+//! The files are those of `posture-gate pki init` (`ca.pem`, `device-ca.pem`,
+//! `server.pem`, `server.key`, ...): clients trust the root (`ca.pem`), which
+//! issued the server certificate; the gate's client CA and attestation trust
+//! anchor is the device CA (`device-ca.pem`), which issues the devices.
 
+use std::cell::Cell;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
-    RevokedCertParams, SerialNumber,
-};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 
-/// Host names the gate's server certificate covers.
+use posture_core::attestation::sign::sign_parts;
+pub use posture_gate::pki::{
+    crl_pem, DeviceCredentials, DeviceIssuer, DeviceKeyType, DevicePaths, DeviceSpec, LeafKeyUsage,
+    Pki, PkiError, PkiPaths,
+};
+
+/// Host names the gate's server certificate covers (besides localhost and
+/// the loopback addresses).
 pub const SERVER_NAMES: &[&str] = &[
     "localhost",
     "finance.test",
@@ -25,172 +34,130 @@ pub const SERVER_NAMES: &[&str] = &[
     "other.test",
 ];
 
-pub struct Pki {
+/// A development PKI written into `dir`, for a gate configured by
+/// [`crate::config_text`].
+pub struct TestPki {
     pub dir: PathBuf,
-    issuer: Issuer<'static, KeyPair>,
+    pki: Pki,
+    pub paths: PkiPaths,
+    /// The root: what clients trust for the gate's server certificate.
     pub ca_der: CertificateDer<'static>,
-    next_serial: std::cell::Cell<u64>,
+    devices: Cell<u32>,
 }
 
+/// A device issued by the device CA, its certificate chain and key also
+/// written as files (`cert_path` holds the leaf then the device CA).
 pub struct Device {
-    pub cert_der: CertificateDer<'static>,
-    pub ca_der: CertificateDer<'static>,
-    key: KeyPair,
-    pub serial: u64,
+    creds: DeviceCredentials,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
 }
 
-impl Pki {
-    /// Writes `ca.pem`, `server.pem` and `server-key.pem` into `dir`.
-    pub fn new(dir: &Path) -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "posture-gate test CA");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Test");
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.key_identifier_method = KeyIdMethod::Sha256;
-        let ca = params.self_signed(&ca_key).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        let pki = Pki {
+impl Deref for TestPki {
+    type Target = Pki;
+
+    fn deref(&self) -> &Pki {
+        &self.pki
+    }
+}
+
+impl TestPki {
+    /// Generates the PKI and writes its files into `dir`.
+    pub fn new(dir: &Path) -> TestPki {
+        let pki = Pki::generate_with_server_names(SERVER_NAMES).unwrap();
+        let paths = pki.write(dir).unwrap();
+        TestPki {
             dir: dir.to_path_buf(),
-            issuer: Issuer::new(params, ca_key),
-            ca_der: ca.der().clone(),
-            next_serial: std::cell::Cell::new(100),
-        };
-        let server_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(
-            SERVER_NAMES
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "gate.test");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let server = params.signed_by(&server_key, &pki.issuer).unwrap();
-        std::fs::write(dir.join("server.pem"), server.pem() + &ca.pem()).unwrap();
-        std::fs::write(dir.join("server-key.pem"), server_key.serialize_pem()).unwrap();
-        pki
+            ca_der: pki.root_cert_der().clone(),
+            pki,
+            paths,
+            devices: Cell::new(0),
+        }
     }
 
+    /// `ca.pem`: the root, which clients trust.
     pub fn ca_path(&self) -> PathBuf {
-        self.dir.join("ca.pem")
+        self.paths.ca_cert.clone()
     }
 
-    /// A device certificate (clientAuth, digitalSignature) with this CN and
-    /// O, written as `<cn>.pem` and `<cn>-key.pem`.
+    /// A device certificate (clientAuth, digitalSignature) with this CN, O
+    /// and OU=Laptops.
     pub fn device(&self, cn: &str, org: &str) -> Device {
-        self.device_with(cn, Some(org))
+        let mut spec = DeviceSpec::new(cn, org);
+        spec.ou = Some("Laptops".to_owned());
+        self.device_from(spec)
     }
 
     /// A device certificate whose subject has no O at all.
     pub fn device_without_organization(&self, cn: &str) -> Device {
-        self.device_with(cn, None)
+        let mut spec = DeviceSpec::new(cn, "");
+        spec.org = None;
+        spec.ou = Some("Laptops".to_owned());
+        self.device_from(spec)
     }
 
-    fn device_with(&self, cn: &str, org: Option<&str>) -> Device {
-        let key = KeyPair::generate().unwrap();
-        let serial = self.next_serial.get();
-        self.next_serial.set(serial + 1);
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        if let Some(org) = org {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, org);
-        }
-        params
-            .distinguished_name
-            .push(DnType::OrganizationalUnitName, "Laptops");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.serial_number = Some(SerialNumber::from(serial));
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let cert_path = self.dir.join(format!("{cn}.pem"));
-        let key_path = self.dir.join(format!("{cn}-key.pem"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    /// A device as `spec` says, its files written under `devices/`.
+    pub fn device_from(&self, spec: DeviceSpec) -> Device {
+        // A numbered directory each: tests may issue two devices of one name.
+        let n = self.devices.get();
+        self.devices.set(n + 1);
+        let dir = self.dir.join("devices").join(format!("{n}-{}", spec.name));
+        let creds = self.pki.issue_device_with(spec).unwrap();
+        let paths = creds.write(&dir).unwrap();
         Device {
-            cert_der: cert.der().clone(),
-            ca_der: self.ca_der.clone(),
-            key,
-            serial,
-            cert_path,
-            key_path,
+            creds,
+            cert_path: paths.cert,
+            key_path: paths.key,
         }
     }
 
-    /// A CRL revoking these devices, valid for an hour, written as PEM.
+    /// A CRL of the device CA revoking these devices, valid for an hour,
+    /// written as PEM into `dir/name`.
     pub fn crl(&self, revoked: &[&Device], name: &str) -> PathBuf {
-        let now = time::OffsetDateTime::now_utc();
-        let params = CertificateRevocationListParams {
-            this_update: now - time::Duration::minutes(1),
-            next_update: now + time::Duration::hours(1),
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: revoked
-                .iter()
-                .map(|d| RevokedCertParams {
-                    serial_number: SerialNumber::from(d.serial),
-                    revocation_time: now - time::Duration::minutes(1),
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        };
-        let crl = params.signed_by(&self.issuer).unwrap();
+        let revoked: Vec<&DeviceCredentials> = revoked.iter().map(|d| &d.creds).collect();
+        let crl = self.pki.device_crl(&revoked).unwrap();
         let path = self.dir.join(name);
-        std::fs::write(&path, crl.pem().unwrap()).unwrap();
+        std::fs::write(&path, crl_pem(&crl)).unwrap();
         path
     }
 }
 
+impl Deref for Device {
+    type Target = DeviceCredentials;
+
+    fn deref(&self) -> &DeviceCredentials {
+        &self.creds
+    }
+}
+
 impl Device {
+    pub fn credentials(&self) -> &DeviceCredentials {
+        &self.creds
+    }
+
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(self.cert_der.as_ref()))
+        hex::encode(sha2::Sha256::digest(self.creds.cert_der.as_ref()))
     }
 
     pub fn private_key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.serialize_der()))
+        PrivateKeyDer::from_pem_slice(self.creds.key_pem.as_bytes()).unwrap()
     }
 
-    /// An ES256 posture token with these claims, `x5c` = [device, CA].
+    /// A posture token with these claims, signed with the device's key
+    /// (ES256 for the default P-256), `x5c` = [device, device CA].
     pub fn token(&self, claims: &Value) -> String {
         let header = json!({
-            "alg": "ES256",
+            "alg": self.creds.signing_key().alg(),
             "typ": "eat+jwt",
-            "x5c": [STANDARD.encode(self.cert_der.as_ref()), STANDARD.encode(self.ca_der.as_ref())],
+            "x5c": crate::token::x5c_value(&self.creds.chain),
         });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, self.key.serialized_der())
-                .unwrap();
-        let signature = key
-            .sign(&SystemRandom::new(), signing_input.as_bytes())
-            .unwrap();
-        format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.as_ref())
+        sign_parts(
+            header.to_string().as_bytes(),
+            claims.to_string().as_bytes(),
+            self.creds.signing_key(),
         )
+        .unwrap()
     }
 }
 

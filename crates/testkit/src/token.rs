@@ -237,7 +237,7 @@ impl<'a> TokenBuilder<'a> {
     }
 }
 
-fn x5c_value(chain: &[CertificateDer<'_>]) -> Value {
+pub(crate) fn x5c_value(chain: &[CertificateDer<'_>]) -> Value {
     Value::Array(
         chain
             .iter()

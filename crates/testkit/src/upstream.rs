@@ -51,15 +51,15 @@ pub async fn start(name: &'static str) -> Upstream {
     start_with(name, None).await
 }
 
-/// An `https://` upstream with the `server.pem` and `server-key.pem` that
-/// [`super::Pki::new`] wrote into `dir` (valid for `localhost`).
+/// An `https://` upstream with the `server.pem` and `server.key` that
+/// [`super::TestPki::new`] wrote into `dir` (valid for `localhost`).
 pub async fn start_tls(name: &'static str, dir: &std::path::Path) -> Upstream {
     use rustls_pki_types::pem::PemObject;
     let chain = rustls_pki_types::CertificateDer::pem_file_iter(dir.join("server.pem"))
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("server-key.pem")).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

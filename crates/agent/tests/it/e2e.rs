@@ -17,7 +17,7 @@ use aws_lc_rs::encoding::AsDer;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{post_token, Answer};
-use posture_testkit::dev_pki::{DeviceKeyType, DevicePaths, Pki};
+use posture_testkit::pki::{DeviceKeyType, DevicePaths, Pki};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -145,7 +145,7 @@ async fn a_refused_token_exits_one_with_the_reason() {
     let other_ca = other.path().join("ca.pem");
     let gate = AgentGate::start_with(|text| {
         text.replace(
-            "trust_anchors = [\"ca.pem\"]",
+            "trust_anchors = [\"device-ca.pem\"]",
             &format!("trust_anchors = [{:?}]", s(&other_ca)),
         )
     })

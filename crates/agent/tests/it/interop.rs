@@ -9,7 +9,7 @@ use agent_common::{agent, clean_root, s, AgentGate};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use posture_testkit::dev_pki::{DeviceCredentials, DeviceKeyType};
+use posture_testkit::pki::{DeviceCredentials, DeviceKeyType};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// A key built only from the `x5c` leaf, the way a third party would: the

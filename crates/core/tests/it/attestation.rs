@@ -12,7 +12,7 @@ use posture_core::attestation::{
     NonceCheck, NonceStore, NonceVerdict, Reason, Verified, Verifier, VerifierSettings,
 };
 use posture_core::device::DeviceIdentity;
-use posture_testkit::dev_pki::{
+use posture_testkit::pki::{
     DeviceCredentials, DeviceIssuer, DeviceKeyType, DeviceSpec, LeafKeyUsage, Pki,
 };
 use posture_testkit::token::{claims_with_inventory, now, valid_claims, TokenBuilder};

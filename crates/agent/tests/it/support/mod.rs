@@ -1,5 +1,5 @@
 //! Helpers shared by the agent's socket tests: the real gate on loopback
-//! with the development PKI of `posture_testkit::dev_pki`, fixture roots with and
+//! with the development PKI of `posture_testkit::pki`, fixture roots with and
 //! without Kaspersky, and a runner for the `posture-agent` binary.
 #![allow(dead_code)]
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use posture_gate::gate::{Gate, GateHandle};
-use posture_testkit::dev_pki::{DeviceCredentials, DeviceKeyType, DevicePaths, DeviceSpec, Pki};
+use posture_testkit::pki::{DeviceCredentials, DeviceKeyType, DevicePaths, DeviceSpec, Pki};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 
@@ -66,7 +66,7 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A running gate with the development PKI of `posture_testkit::dev_pki` (root CA,
+/// A running gate with the development PKI of `posture_testkit::pki` (root CA,
 /// device CA, a server certificate for localhost) in a temp dir.
 pub struct AgentGate {
     pub dir: tempfile::TempDir,
@@ -87,8 +87,7 @@ impl AgentGate {
         let pki = Pki::generate().unwrap();
         pki.write(dir.path()).unwrap();
         std::fs::write(dir.path().join("nonce.key"), [9u8; 32]).unwrap();
-        let text = common::config_text(&[], &common::Settings::default())
-            .replace("server-key.pem", "server.key");
+        let text = common::config_text(&[], &common::Settings::default());
         let config = dir.path().join("gate.toml");
         std::fs::write(&config, edit(text)).unwrap();
         let gate = Gate::bind(config).await.unwrap_or_else(|e| panic!("{e}"));
