@@ -309,7 +309,7 @@ fn the_device_crl_revokes_the_listed_devices_by_serial() {
         VerifierSettings::default(),
     )
     .unwrap()
-    .with_crls(&[crl.clone()])
+    .with_crls(std::slice::from_ref(&crl))
     .unwrap();
     let verify = |d: &pki::DeviceCredentials| {
         let token = TokenBuilder::new(d).build().unwrap();
