@@ -5,12 +5,12 @@
 use std::fs;
 use std::path::Path;
 
-use posture_gate::attestation::claims::{Software, SoftwareSource};
-use posture_gate::attestation::sign::{sign_parts, sign_token};
-use posture_gate::attestation::NonceCheck;
+use posture_core::attestation::claims::{Software, SoftwareSource};
+use posture_core::attestation::sign::{sign_parts, sign_token};
+use posture_core::attestation::NonceCheck;
 use posture_gate::pki::{DeviceSpec, Pki};
-use posture_gate::test_support::claims_with_inventory;
 use posture_gate_fuzz::{fixed_now, fixture, OneNonce, NONCE};
+use posture_testkit::token::claims_with_inventory;
 use time::{Duration, OffsetDateTime};
 
 fn main() {
@@ -25,7 +25,7 @@ fn main() {
     let now = fixed_now();
 
     let mut payloads: Vec<(&str, Vec<u8>)> = Vec::new();
-    let json = |c: &posture_gate::attestation::Claims| serde_json::to_vec(c).unwrap();
+    let json = |c: &posture_core::attestation::Claims| serde_json::to_vec(c).unwrap();
     payloads.push(("valid", json(&claims_with_inventory(now - 10, 2))));
     let mut c = claims_with_inventory(now - 10, 3);
     c.eat_nonce = Some(NONCE.to_owned());

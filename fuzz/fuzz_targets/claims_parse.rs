@@ -8,10 +8,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use posture_gate::attestation::claims::{Claims, PROFILE_V1};
-use posture_gate::attestation::jws;
-use posture_gate::attestation::sign::sign_parts;
-use posture_gate::attestation::{NonceCheck, Reason};
+use posture_core::attestation::claims::{Claims, PROFILE_V1};
+use posture_core::attestation::jws;
+use posture_core::attestation::sign::sign_parts;
+use posture_core::attestation::{NonceCheck, Reason};
 use posture_gate_fuzz::{fixed_now, fixture, OneNonce};
 
 fuzz_target!(|json: &[u8]| {

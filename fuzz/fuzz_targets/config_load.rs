@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use posture_gate::config::{load_str, summary};
+use posture_core::config::{load_str, summary};
 
 fn config_path() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use posture_gate::agent::dpkg::parse_dpkg_status;
+use posture_agent::dpkg::parse_dpkg_status;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use posture_gate::agent::macos::parse_info_plist;
+use posture_agent::macos::parse_info_plist;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(software) = parse_info_plist(data, "Fuzz") {

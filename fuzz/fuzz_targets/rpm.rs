@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use posture_gate::agent::rpm::parse_rpm_qa;
+use posture_agent::rpm::parse_rpm_qa;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

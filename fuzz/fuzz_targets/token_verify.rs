@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use posture_gate::attestation::NonceCheck;
+use posture_core::attestation::NonceCheck;
 use posture_gate_fuzz::{fixed_now, fixture, OneNonce};
 
 fuzz_target!(|data: &[u8]| {
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn fingerprint(der: &[u8]) -> String {
-    posture_gate::device::DeviceIdentity::from_der(der)
+    posture_core::device::DeviceIdentity::from_der(der)
         .map(|d| d.fingerprint_sha256)
         .unwrap_or_default()
 }

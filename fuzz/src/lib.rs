@@ -7,8 +7,8 @@
 
 use std::sync::OnceLock;
 
-use posture_gate::attestation::sign::SigningKey;
-use posture_gate::attestation::{NonceStore, NonceVerdict, Verifier, VerifierSettings};
+use posture_core::attestation::sign::SigningKey;
+use posture_core::attestation::{NonceStore, NonceVerdict, Verifier, VerifierSettings};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
