@@ -131,10 +131,6 @@ impl Deref for Device {
 }
 
 impl Device {
-    pub fn credentials(&self) -> &DeviceCredentials {
-        &self.creds
-    }
-
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(self.creds.cert_der.as_ref()))
