@@ -127,8 +127,8 @@ pub struct Os {
 }
 
 /// Claim `software[].source` (spec section 3): which inventory listed the
-/// item. For people and audit only; matching does not depend on it. Any
-/// value not listed here is `malformed`.
+/// item. Informational: neither matching nor policy reads it. Any value
+/// not listed here is `malformed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SoftwareSource {

@@ -60,8 +60,9 @@ pub struct Compact<'a> {
     /// The second part, still base64url: input of [`parse_payload`], which
     /// must wait until the signature has been checked.
     pub payload_b64: &'a [u8],
-    /// The third part, base64url-decoded: for ES256/ES384 fixed-length r||s
-    /// (RFC 7518 section 3.4), for EdDSA the 64-byte Ed25519 signature.
+    /// The third part, base64url-decoded but otherwise unchecked until
+    /// verification (ECDSA signatures are fixed-length r||s, RFC 7518
+    /// section 3.4).
     pub signature: Vec<u8>,
 }
 

@@ -25,7 +25,8 @@ pub enum Reason {
     BadSignature,
     /// `untrusted_chain`: the `x5c` chain does not lead to a configured
     /// attestation trust anchor, a certificate on it is revoked, or the
-    /// leaf's keyUsage excludes digitalSignature.
+    /// leaf's keyUsage excludes digitalSignature or its extended key usage
+    /// excludes clientAuth.
     #[error("untrusted_chain")]
     UntrustedChain,
     /// `cert_expired`: a certificate on the path is expired or not yet valid

@@ -34,7 +34,7 @@ pub enum SignError {
     #[error("the certificate is not DER-encoded X.509")]
     BadCertificate,
     /// The chain to put in `x5c` is empty or longer than
-    /// [`MAX_X5C`](super::jws::MAX_X5C).
+    /// [`MAX_X5C`].
     #[error("the x5c chain must hold 1 to {MAX_X5C} certificates, leaf first")]
     ChainLength,
     /// The claims or header did not serialise to JSON.

@@ -24,7 +24,10 @@ pub enum ItemRef<'a> {
     SecurityProduct(&'a SecurityProduct),
 }
 
-/// Which kind of identifier made the match.
+/// Which kind of identifier made the match. Every comparison is made on
+/// normalised text (NFKC, lower case, invisible characters removed, ® ™ ©
+/// read as spaces); vendors also lose quotation marks and a trailing
+/// `<e-mail>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatchedBy {
     /// `vendor`: the item's vendor equals a vendor identifier.
