@@ -6,6 +6,10 @@ use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 use x509_parser::x509::AttributeTypeAndValue;
 
+/// A device as its certificate names it: the client certificate where one
+/// was presented, otherwise the `x5c` leaf. Serialises as the `device`
+/// object of the verdict (spec section 5); the byte fingerprint and the OUs
+/// are left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceIdentity {
     /// Lowercase hex SHA-256 of the certificate DER: for people, logs,
@@ -17,7 +21,8 @@ pub struct DeviceIdentity {
     pub fingerprint: [u8; 32],
     /// RFC 4514 string of the subject.
     pub subject: String,
-    /// First O attribute of the subject.
+    /// Value of the first O attribute of the subject, in DER order, that has
+    /// a text form; absent when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
     /// Every OU of the subject, for audit; not part of the wire verdict.
@@ -25,10 +30,14 @@ pub struct DeviceIdentity {
     pub organizational_units: Vec<String>,
 }
 
+/// Why [`DeviceIdentity::from_der`] refused a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
+    /// The bytes do not parse as an X.509 certificate.
     #[error("the device certificate is not DER-encoded X.509")]
     NotX509,
+    /// A certificate parsed, but bytes follow it: the fingerprint would not
+    /// be that certificate's alone.
     #[error("the device certificate has trailing bytes after its DER encoding")]
     TrailingData,
 }
@@ -59,6 +68,8 @@ const SHORT_NAMES: [(&[u8], &str); 9] = [
 ];
 
 impl DeviceIdentity {
+    /// The identity of one DER certificate, e.g. the TLS client certificate.
+    /// Its validity and chain are not checked here.
     pub fn from_der(der: &[u8]) -> Result<DeviceIdentity, DeviceError> {
         let (rest, cert) = X509Certificate::from_der(der).map_err(|_| DeviceError::NotX509)?;
         if !rest.is_empty() {

@@ -4,8 +4,10 @@
 /// reason code). Dutch unless the client asks for English.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Lang {
+    /// Dutch (`nl`), the default.
     #[default]
     Nl,
+    /// English (`en`).
     En,
 }
 
@@ -34,4 +36,3 @@ impl Lang {
         }
     }
 }
-

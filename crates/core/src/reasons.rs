@@ -8,10 +8,15 @@ use crate::lang::Lang;
 
 /// What went wrong and what to do first, in one language.
 pub struct Explanation {
+    /// What went wrong, for a person who does not know what a JWS is; one
+    /// or two sentences.
     pub what: &'static str,
+    /// The first thing that person can do about it, in a sentence or two.
     pub fix: &'static str,
 }
 
+/// The plain words for `reason` in `lang`, as the denial page and the agent
+/// show them next to the code.
 pub fn explain(reason: Reason, lang: Lang) -> Explanation {
     let (what_nl, fix_nl, what_en, fix_en) = texts(reason);
     match lang {

@@ -9,15 +9,23 @@ use crate::attestation::Reason;
 use crate::device::DeviceIdentity;
 
 /// The decision for one segment.
+///
+/// Ordered from mild to strict (`Allow < Warn < Deny`), so the strictest of
+/// several rules is their `max()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
+    /// `allow`: the device may enter; also the action of an exempted finding.
     Allow,
+    /// `warn`: the device may enter; the request is forwarded with a
+    /// `Posture-Warning` header and audited as a warning.
     Warn,
+    /// `deny`: the device may not enter this segment.
     Deny,
 }
 
 impl Decision {
+    /// The wire code: `allow`, `warn` or `deny`.
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Allow => "allow",
@@ -31,20 +39,29 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
+    /// `software`: from claim `software`.
     Software,
+    /// `process`: from claim `processes`.
     Process,
+    /// `security_product`: from claim `security_products`.
     SecurityProduct,
 }
 
 /// The reported item, copied as the device reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FindingItem {
+    /// The claim array the item came from.
     pub kind: ItemKind,
+    /// The item's `name` as reported, unnormalised.
     pub name: String,
+    /// The item's `vendor`; always absent for a process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vendor: Option<String>,
+    /// A software item's `version`; absent for the other kinds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// A software item's `id`, or a process's `path`; absent for a security
+    /// product.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
@@ -52,10 +69,14 @@ pub struct FindingItem {
 /// Prohibited software found on a device, for one segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// Id of the catalogue entry the item matched, e.g. `kaspersky`
+    /// (wire `catalog_id`, spec section 5).
     pub catalog_id: String,
+    /// Name of the segment whose policy acts on the match, as configured.
     pub segment: String,
     /// `deny` or `warn`; `allow` when an exemption waives it.
     pub action: Decision,
+    /// The reported item, copied as the device reported it.
     pub item: FindingItem,
     /// The catalogue category the item matched (antivirus, vpn, ...).
     pub category: String,
@@ -69,21 +90,32 @@ pub struct Finding {
 /// reported software, processes or security products.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unmet {
+    /// Which requirement of the segment's policy is not met.
     pub requirement: Requirement,
+    /// Name of the segment whose policy sets the requirement.
     pub segment: String,
+    /// Always `deny` today: an unmet requirement denies its segment.
     pub action: Decision,
     /// What the device reported, in plain words (e.g. "windows 10.0.17763").
     pub detail: String,
 }
 
+/// A requirement a segment's policy can set, beyond the catalogue; the wire
+/// form is [`Requirement::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Requirement {
+    /// `min_os_version`: the reported `os.version` is below the policy's
+    /// minimum for the device's OS family, or missing or unreadable.
     MinOsVersion,
+    /// `antivirus`: no security product of kind `antivirus` or `edr` is
+    /// reported enabled and up to date (one the catalogue matches does not
+    /// count).
     Antivirus,
 }
 
 impl Requirement {
+    /// The wire code: `min_os_version` or `antivirus`.
     pub fn code(self) -> &'static str {
         match self {
             Requirement::MinOsVersion => "min_os_version",
@@ -95,12 +127,21 @@ impl Requirement {
 /// A valid attestation evaluated against every segment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
+    /// Always `true` here; an invalid token gets [`Invalid`] instead.
     pub valid: bool,
+    /// Who the device is, from its certificate (spec section 7).
     pub device: DeviceIdentity,
     /// RFC 3339.
     pub valid_until: String,
+    /// One decision per configured segment, keyed by segment name (sorted,
+    /// so the JSON is stable).
     pub decisions: BTreeMap<String, Decision>,
+    /// Every match some segment's policy acts on: one per reported item,
+    /// catalogue entry and segment, exempted ones included with action
+    /// `allow`.
     pub findings: Vec<Finding>,
+    /// Unmet requirements per segment; an extension of spec section 5,
+    /// left out of the JSON when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmet: Vec<Unmet>,
 }
@@ -108,11 +149,14 @@ pub struct Verdict {
 /// What an invalid token gets: `{"valid": false, "reason": CODE}`.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Invalid {
+    /// Always `false`.
     pub valid: bool,
+    /// The first check that failed, in the order of spec section 7.
     pub reason: Reason,
 }
 
 impl Invalid {
+    /// The answer for a token refused with `reason` (`valid` false).
     pub fn new(reason: Reason) -> Self {
         Invalid {
             valid: false,

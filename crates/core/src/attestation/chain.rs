@@ -33,8 +33,11 @@ const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 /// The type of the leaf's public key, which decides the signature algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
+    /// EC key on P-256 (secp256r1): signs `ES256`.
     P256,
+    /// EC key on P-384 (secp384r1): signs `ES384`.
     P384,
+    /// Ed25519 key: signs `EdDSA`.
     Ed25519,
     /// RSA or anything else: no JWS algorithm on the allow-list fits.
     Other,
@@ -46,11 +49,16 @@ pub struct ValidatedChain {
     pub leaf_der: Vec<u8>,
     /// DER of the leaf's SubjectPublicKeyInfo, for device binding.
     pub leaf_spki: Vec<u8>,
+    /// Decides which header `alg` can verify (the header must agree).
     pub key_kind: KeyKind,
     /// `None` when the key does not parse for its type: no signature can
     /// verify with it.
     pub key: Option<ParsedPublicKey>,
+    /// The leaf's notAfter, Unix seconds: one bound of `valid_until` (spec
+    /// section 7).
     pub leaf_not_after: i64,
+    /// The device identity of the leaf, computed once per chain: used when
+    /// no client certificate was presented, or it is the leaf itself.
     pub leaf_identity: DeviceIdentity,
     /// Every certificate on the path is valid from `valid_from` to
     /// `valid_to`, both inclusive (as webpki counts).
@@ -64,6 +72,9 @@ impl ValidatedChain {
     }
 }
 
+/// Validates `x5c` chains against one set of attestation trust anchors
+/// (and optional CRLs), with the bounded cache of validated chains. Owned
+/// by a `Verifier`; `Send + Sync`.
 pub struct ChainValidator {
     anchors: Vec<TrustAnchor<'static>>,
     cache: Option<moka::sync::Cache<[u8; 32], Arc<ValidatedChain>>>,
@@ -97,6 +108,8 @@ impl ChainValidator {
         }
     }
 
+    /// Validates the decoded `x5c` (leaf first) at `now`, Unix seconds.
+    /// Errors: `malformed` (DER), `untrusted_chain`, `cert_expired`.
     pub fn validate(&self, x5c: &[Vec<u8>], now: i64) -> Result<Arc<ValidatedChain>, Reason> {
         let Some(cache) = &self.cache else {
             return self.validate_cold(x5c, now).map(Arc::new);

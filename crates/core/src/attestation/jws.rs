@@ -21,8 +21,11 @@ pub const MAX_X5C: usize = 4;
 /// The allow-list of spec section 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Alg {
+    /// `ES256`: ECDSA over P-256 with SHA-256; must be accepted.
     Es256,
+    /// `ES384`: ECDSA over P-384 with SHA-384; the spec allows it.
     Es384,
+    /// `EdDSA`: Ed25519; must be accepted.
     EdDsa,
 }
 
@@ -37,6 +40,7 @@ impl Alg {
         }
     }
 
+    /// The header name, e.g. `EdDSA`; inverse of [`Alg::from_name`].
     pub fn name(self) -> &'static str {
         match self {
             Alg::Es256 => "ES256",
@@ -51,14 +55,22 @@ impl Alg {
 pub struct Compact<'a> {
     /// `header.payload`, the bytes the signature covers.
     pub signing_input: &'a [u8],
+    /// The first part, still base64url: input of [`parse_header`].
     pub header_b64: &'a [u8],
+    /// The second part, still base64url: input of [`parse_payload`], which
+    /// must wait until the signature has been checked.
     pub payload_b64: &'a [u8],
+    /// The third part, base64url-decoded but otherwise unchecked until
+    /// verification (ECDSA signatures are fixed-length r||s, RFC 7518
+    /// section 3.4).
     pub signature: Vec<u8>,
 }
 
 /// The checked protected header.
 #[derive(Debug)]
 pub struct Header {
+    /// The allow-listed `alg`; it must also fit the leaf's key type, which
+    /// is checked with the signature.
     pub alg: Alg,
     /// DER of each `x5c` entry, leaf first.
     pub x5c: Vec<Vec<u8>>,

@@ -23,16 +23,24 @@ use super::jws::MAX_X5C;
 /// Errors never carry key material, only what went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
+    /// The PEM text holds no private key block at all.
     #[error("no private key found in the PEM text (expected PKCS#8 or SEC1 \"EC PRIVATE KEY\")")]
     NoKey,
+    /// A private key that is not P-256, P-384 or Ed25519: RSA (PKCS#8 or a
+    /// PKCS#1 `RSA PRIVATE KEY`), another curve, or DER that does not parse.
     #[error("the private key is not a P-256, P-384 or Ed25519 key this agent can sign with")]
     UnsupportedKey,
+    /// A certificate given to compare with the key is not DER X.509.
     #[error("the certificate is not DER-encoded X.509")]
     BadCertificate,
+    /// The chain to put in `x5c` is empty or longer than
+    /// [`MAX_X5C`].
     #[error("the x5c chain must hold 1 to {MAX_X5C} certificates, leaf first")]
     ChainLength,
+    /// The claims or header did not serialise to JSON.
     #[error("the claims could not be serialised: {0}")]
     Claims(#[from] serde_json::Error),
+    /// aws-lc-rs refused to sign (ECDSA only; Ed25519 signing cannot fail).
     #[error("the signature operation failed")]
     Signing,
 }
@@ -61,6 +69,8 @@ impl SigningKey {
         Self::from_der(&der)
     }
 
+    /// As [`SigningKey::from_pem`], from DER already out of its PEM block.
+    /// PKCS#1 (RSA) and any other form is [`SignError::UnsupportedKey`].
     pub fn from_der(der: &PrivateKeyDer<'_>) -> Result<SigningKey, SignError> {
         match der {
             PrivateKeyDer::Pkcs8(p) => {

@@ -18,10 +18,19 @@ use crate::device::DeviceIdentity;
 /// each device has one leaf.
 pub const DEFAULT_CHAIN_CACHE: u64 = 4096;
 
+/// The time and challenge rules of spec section 3, from the `[attestation]`
+/// section of the gate's configuration (`max_age`, `clock_skew`,
+/// `require_nonce`).
 #[derive(Debug, Clone)]
 pub struct VerifierSettings {
+    /// An `iat` older than this is `stale`; also caps `valid_until`.
+    /// Whole seconds count; default 15 minutes, at most 24 h in config.
     pub max_age: Duration,
+    /// How far `iat` may lie in the future before it is `future_iat`; whole
+    /// seconds count; default 60 s.
     pub clock_skew: Duration,
+    /// Whether a token without `eat_nonce` is `nonce_missing`; default
+    /// true. A present nonce is redeemed either way.
     pub require_nonce: bool,
 }
 
@@ -36,14 +45,28 @@ impl Default for VerifierSettings {
     }
 }
 
+/// Why a [`Verifier`] could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifierError {
+    /// webpki cannot make a trust anchor of this certificate.
     #[error("attestation trust anchor {index} is not a usable certificate: {reason}")]
-    BadTrustAnchor { index: usize, reason: String },
+    BadTrustAnchor {
+        /// 0-based position in the slice given to [`Verifier::new`].
+        index: usize,
+        /// webpki's error, for the operator.
+        reason: String,
+    },
+    /// The anchor list is empty: no token could ever be valid.
     #[error("no attestation trust anchors configured")]
     NoTrustAnchors,
+    /// webpki cannot parse this CRL.
     #[error("CRL {index} does not parse: {reason}")]
-    BadCrl { index: usize, reason: String },
+    BadCrl {
+        /// 0-based position in the slice given to [`Verifier::with_crls`].
+        index: usize,
+        /// webpki's error, for the operator.
+        reason: String,
+    },
 }
 
 /// What the gate's nonce store says about a nonce it is asked to redeem.
@@ -57,23 +80,37 @@ pub enum NonceVerdict {
     Replayed,
 }
 
+/// The nonces the gate issued at its challenge endpoint (spec section 4),
+/// implemented by the server; the verifier only redeems. Called last, once
+/// every other check has passed, so a refused token never uses up a nonce.
 pub trait NonceStore: Send + Sync {
+    /// Redeems `nonce` at `now` (Unix seconds): at most one call per nonce
+    /// may ever answer [`NonceVerdict::Fresh`], however many race.
     fn redeem(&self, nonce: &str, now: i64) -> NonceVerdict;
 }
 
+/// Whether [`Verifier::verify`] checks `eat_nonce`.
 pub enum NonceCheck<'a> {
     /// The offline `verify` command: `eat_nonce` is not looked at at all.
     Skip,
+    /// The gate: redeem the nonce in this store; missing is refused when
+    /// [`VerifierSettings::require_nonce`] is set.
     Check(&'a dyn NonceStore),
 }
 
+/// A token that passed every check of spec section 7.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    /// From the client certificate when one was presented, otherwise from
+    /// the `x5c` leaf (spec section 7); never from the claims.
     pub device: DeviceIdentity,
+    /// The payload, within the limits of spec section 3.
     pub claims: Claims,
+    /// `claims.iat`, Unix seconds.
     pub iat: i64,
     /// Earlier of iat + max_age, exp, leaf notAfter (spec §7).
     pub valid_until: i64,
+    /// The `x5c` leaf's notAfter, Unix seconds.
     pub leaf_not_after: i64,
 }
 
@@ -84,6 +121,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier for tokens whose `x5c` chains to one of `trust_anchors`
+    /// (DER), with a chain cache of [`DEFAULT_CHAIN_CACHE`] entries.
     pub fn new(
         trust_anchors: &[CertificateDer<'_>],
         settings: VerifierSettings,
@@ -151,6 +190,7 @@ impl Verifier {
         Ok(self)
     }
 
+    /// The settings it was built with.
     pub fn settings(&self) -> &VerifierSettings {
         &self.settings
     }

@@ -16,18 +16,29 @@ use crate::attestation::claims::{Process, SecurityProduct, Software};
 /// One inventory item of an attestation.
 #[derive(Debug, Clone, Copy)]
 pub enum ItemRef<'a> {
+    /// Matched by vendor, signer, name, and id (the name when no id).
     Software(&'a Software),
+    /// Matched by the file names of `name` and `path`.
     Process(&'a Process),
+    /// Matched by vendor and name.
     SecurityProduct(&'a SecurityProduct),
 }
 
-/// Which kind of identifier made the match.
+/// Which kind of identifier made the match. Every comparison is made on
+/// normalised text (NFKC, lower case, invisible characters removed, ® ™ ©
+/// read as spaces); vendors also lose quotation marks and a trailing
+/// `<e-mail>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatchedBy {
+    /// `vendor`: the item's vendor equals a vendor identifier.
     Vendor,
+    /// `name`: the item's name starts with the words of a name identifier.
     Name,
+    /// `id`: the item's id (or package name) equals an id identifier.
     Id,
+    /// `signer`: the code signer, or its CN, equals a signer identifier.
     Signer,
+    /// `process`: a process's file name equals a process identifier.
     Process,
 }
 
@@ -44,6 +55,7 @@ impl MatchedBy {
         }
     }
 
+    /// The identifier kind's name as in a catalogue file, e.g. `signer`.
     pub fn as_str(self) -> &'static str {
         match self {
             MatchedBy::Vendor => "vendor",
@@ -60,7 +72,10 @@ impl MatchedBy {
 pub struct Match {
     /// Index into [`Catalogue::entries`].
     pub entry: usize,
+    /// The category of the identifier group that matched.
     pub category: Category,
+    /// The most specific kind of identifier that matched this entry
+    /// (id, then process, name, signer, vendor).
     pub by: MatchedBy,
 }
 
@@ -143,6 +158,8 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Normalises and indexes every identifier of `catalogue`; [`Match`]
+    /// entry indexes refer to this catalogue's [`Catalogue::entries`].
     pub fn new(catalogue: &Catalogue) -> Matcher {
         let mut m = Matcher::default();
         for (entry, e) in catalogue.entries().iter().enumerate() {

@@ -8,7 +8,9 @@ use crate::attestation::claims::OsFamily;
 /// A text in the two languages of the denial page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Localized<T> {
+    /// Dutch; required and non-empty, validated at load.
     pub nl: T,
+    /// English; required and non-empty, validated at load.
     pub en: T,
 }
 
@@ -29,6 +31,7 @@ pub enum IdentifierKind {
 }
 
 impl IdentifierKind {
+    /// The `kind` value in a catalogue file, e.g. `signer`.
     pub fn as_str(self) -> &'static str {
         match self {
             IdentifierKind::Vendor => "vendor",
@@ -43,7 +46,10 @@ impl IdentifierKind {
 /// Identifiers of one kind and category, with where they were found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentifierGroup {
+    /// What the values are compared with.
     pub kind: IdentifierKind,
+    /// The category a match by these values gets; `unclassified` when the
+    /// file leaves it out.
     pub category: Category,
     /// Public material the values were taken from.
     pub source: String,
@@ -61,9 +67,17 @@ pub(crate) struct Removal {
 /// One prohibited product family, such as `kaspersky`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// Unique in the catalogue, only `a-z`, `0-9`, `_` and `-` (validated
+    /// at load); the `catalog_id` of findings and what policies and
+    /// exemptions name. An included file's entry with a built-in id
+    /// replaces the built-in one.
     pub id: String,
+    /// Product family name for the denial page, e.g. `Kaspersky software`.
     pub title: Localized<String>,
+    /// Why it is prohibited, in a paragraph for the denial page.
     pub rationale: Localized<String>,
+    /// Sources of the rationale (official papers, URLs), each non-empty;
+    /// listed on the denial page.
     pub references: Vec<String>,
     pub(crate) removal: Removal,
     pub(crate) identifiers: Vec<IdentifierGroup>,

@@ -17,11 +17,14 @@ use crate::attestation::claims::OsFamily;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}:{column}: {message}", origin.display())]
 pub struct CatalogueError {
+    /// The file as the caller named it; `<built-in>/config/catalogue.toml`
+    /// for the catalogue compiled into the binary.
     pub origin: PathBuf,
     /// 1-based.
     pub line: usize,
     /// 1-based, in characters.
     pub column: usize,
+    /// What is wrong, e.g. duplicate entry id `kaspersky`.
     pub message: String,
 }
 
