@@ -22,10 +22,10 @@ use posture_core::config::snapshot::{
 };
 use posture_core::config::Snapshot;
 use posture_core::decision::SegmentResult;
+use posture_core::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
 use posture_gate::page::{
     negotiate, render, Format, Lang, PageInput, Problem, Rendered, CONTENT_SECURITY_POLICY,
 };
-use posture_core::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
 
 const UPSTREAM: &str = "http://10.1.2.3:8080/secret";
 const CONFIG_PATH: &str = "/etc/posture-gate/gate.toml";
@@ -931,22 +931,38 @@ fn organisation_text_is_shown_only_to_that_organisation() {
     );
 }
 
-#[test]
-fn every_page_comes_with_the_csp_and_no_store() {
-    for format in [Format::Html, Format::ProblemJson] {
-        let r = page(
-            Problem::NoPosture,
-            Case {
-                format,
-                ..Case::default()
-            },
-        );
+/// The headers as the gate sends them with a page (the page module only
+/// renders the body; the response around it is the gate's).
+#[tokio::test]
+async fn every_page_comes_with_the_csp_and_no_store() {
+    use crate::support::{request, upstream, Proto, RouteSpec, Settings, TestGate};
+    let app = upstream::start("finance").await;
+    let routes = [RouteSpec {
+        host: "finance.test",
+        prefix: "/",
+        upstream: app.url(),
+        segment: "finance",
+    }];
+    let gate = TestGate::start(&routes, &Settings::default()).await;
+    // A certificate but no posture: the gate answers with its own page.
+    let device = gate.pki.device("lt-001", "Leverancier BV");
+    let client = gate.client(Some(&device), Proto::H1);
+    for (accept, content_type) in [
+        ("text/html", "text/html; charset=utf-8"),
+        ("application/problem+json", "application/problem+json"),
+    ] {
+        let req = request("GET", "finance.test", "/", Proto::H1)
+            .header("accept", accept)
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let r = client.send(req).await;
+        assert_eq!(r.status, 403, "{accept}");
         let headers: BTreeMap<String, String> = r
-            .headers()
+            .headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
             .collect();
-        assert_eq!(headers["content-type"], r.content_type);
+        assert_eq!(headers["content-type"], content_type);
         assert_eq!(headers["content-security-policy"], CONTENT_SECURITY_POLICY);
         assert_eq!(headers["cache-control"], "no-store");
         assert_eq!(headers["x-content-type-options"], "nosniff");
