@@ -430,20 +430,17 @@ fn web_href(url: &str) -> Option<String> {
     web.then(|| url.to_string())
 }
 
+/// The organization's own text, looked up in the map the config load built
+/// (names compared without case or surrounding space).
 fn organization(
     snapshot: &Snapshot,
     organization: Option<&str>,
     l: Lang,
 ) -> Option<OrganizationView> {
-    let wanted = organization?.trim().to_lowercase();
-    let o = snapshot
-        .remediation
-        .organisations
-        .iter()
-        .find(|o| o.name.get_ref().trim().to_lowercase() == wanted)?;
+    let o = snapshot.remediation.organization(organization?)?;
     let text = l.pick(&o.text_nl, &o.text_en).trim();
     (!text.is_empty()).then(|| OrganizationView {
-        name: o.name.get_ref().trim().to_string(),
+        name: o.name.clone(),
         text: text.to_string(),
     })
 }

@@ -15,10 +15,11 @@ use posture_core::attestation::claims::{Os, OsFamily};
 use posture_core::attestation::{Reason, VerifierSettings};
 use posture_core::catalogue::{Catalogue, Matcher};
 use posture_core::config::model::{
-    Action, OrganisationText, RemediationConfig, Sensitivity, ServiceDesk,
+    OrganizationConfig, RemediationConfig, Sensitivity, ServiceDesk,
 };
 use posture_core::config::snapshot::{
-    AttestationSettings, DeviceSelector, Exemption, Policy, Route, Rule, Segment, ServerSettings,
+    AttestationSettings, DeviceSelector, Exemption, OsVersion, Policy, Remediation, Route, Rule,
+    Segment, ServerSettings,
 };
 use posture_core::config::Snapshot;
 use posture_core::decision::SegmentResult;
@@ -40,14 +41,21 @@ const DESK_PHONE: &str = "+31 (0)70 123 45 67";
 /// that no page may show.
 fn test_snapshot() -> Snapshot {
     let catalogue = Catalogue::builtin().expect("the built-in catalogue parses");
+    let kaspersky = catalogue
+        .index_of("kaspersky")
+        .expect("kaspersky is built in");
     Snapshot {
         source: Some(PathBuf::from(CONFIG_PATH)),
         server: Some(ServerSettings {
             listen: ([127, 0, 0, 1], 8443).into(),
             cert: PathBuf::from("/etc/posture-gate/gate.pem"),
+            cert_chain: Vec::new(),
             key: PathBuf::from(KEY_PATH),
+            private_key: Arc::new(rustls_pki_types::PrivatePkcs8KeyDer::from(Vec::new()).into()),
             client_ca: PathBuf::from("/etc/posture-gate/clients-ca.pem"),
+            client_cas: Vec::new(),
             crls: Vec::new(),
+            revocation_lists: Vec::new(),
             max_connections: 100,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -86,10 +94,13 @@ fn test_snapshot() -> Snapshot {
             description: String::new(),
             rules: vec![Rule {
                 entry: 0,
-                action: Action::Deny,
+                action: Decision::Deny,
                 categories: None,
             }],
-            min_os_version: vec![(OsFamily::Windows, "10.0.19045".into())],
+            min_os_version: vec![(
+                OsFamily::Windows,
+                OsVersion::parse("10.0.19045").expect("a version"),
+            )],
             require_antivirus: true,
         }],
         routes: vec![Route {
@@ -104,11 +115,12 @@ fn test_snapshot() -> Snapshot {
         exemptions: vec![Exemption {
             device: DeviceSelector::Subject("CN=lt-042,O=Leverancier BV".into()),
             catalogue_id: "kaspersky".into(),
+            entry: kaspersky,
             expires: time::macros::date!(2026 - 12 - 31),
             reference: EXEMPTION_REF.into(),
             segments: None,
         }],
-        remediation: RemediationConfig {
+        remediation: Remediation::compile(&RemediationConfig {
             service_desk: ServiceDesk {
                 name: "Servicedesk Rijksportaal".into(),
                 phone: DESK_PHONE.into(),
@@ -117,12 +129,12 @@ fn test_snapshot() -> Snapshot {
                 hours_nl: "Werkdagen van 8.00 tot 18.00 uur".into(),
                 hours_en: "Weekdays from 8:00 to 18:00".into(),
             },
-            organisations: vec![OrganisationText {
+            organizations: vec![OrganizationConfig {
                 name: serde_spanned::Spanned::new(0..0, "Leverancier BV".into()),
                 text_nl: "Bel eerst de IT-afdeling van Leverancier BV: 020 765 43 21.".into(),
                 text_en: "First call the IT department of Leverancier BV: 020 765 43 21.".into(),
             }],
-        },
+        }),
     }
 }
 

@@ -10,8 +10,7 @@
 use time::{Date, OffsetDateTime};
 
 use crate::attestation::claims::{Claims, Os, OsFamily, SecurityProductKind};
-use crate::catalogue::{Catalogue, Category, ItemRef, Match, Matcher};
-use crate::config::model::Action;
+use crate::catalogue::{Category, ItemRef, Match, Matcher};
 use crate::config::snapshot::{DeviceSelector, Exemption, Policy, Snapshot};
 use crate::device::DeviceIdentity;
 use crate::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
@@ -134,7 +133,7 @@ pub fn evaluate_segment(
         let exemption = snapshot
             .exemptions
             .iter()
-            .find(|e| exemption_applies(e, device, entry_id, segment, today));
+            .find(|e| exemption_applies(e, device, m.entry, segment, today));
         let action = match exemption {
             Some(_) => Decision::Allow,
             None => action,
@@ -184,26 +183,23 @@ fn strictest_rule(policy: &Policy, m: &ItemMatch) -> Option<Decision> {
             None => true,
             Some(cats) => m.category == Category::Unclassified || cats.contains(&m.category),
         })
-        .map(|r| match r.action {
-            Action::Deny => Decision::Deny,
-            Action::Warn => Decision::Warn,
-        })
+        .map(|r| r.action)
         .max()
 }
 
 fn exemption_applies(
     e: &Exemption,
     device: &DeviceIdentity,
-    entry_id: &str,
+    entry: usize,
     segment: usize,
     today: Date,
 ) -> bool {
     let device_matches = match &e.device {
-        DeviceSelector::Fingerprint(fp) => *fp == device.fingerprint_sha256,
+        DeviceSelector::Fingerprint(fp) => *fp == device.fingerprint,
         DeviceSelector::Subject(s) => *s == device.subject,
     };
     device_matches
-        && e.catalogue_id == entry_id
+        && e.entry == entry
         && today <= e.expires
         && e.segments.as_ref().is_none_or(|s| s.contains(&segment))
 }
@@ -214,9 +210,9 @@ fn min_os_unmet(policy: &Policy, os: &Os) -> Option<String> {
     let family = os.family;
     let (_, minimum) = policy.min_os_version.iter().find(|(f, _)| *f == family)?;
     let reported = os.version.as_deref().unwrap_or("");
-    match (parse_version(reported), parse_version(minimum)) {
-        (Some(have), Some(need)) if have >= need => None,
-        _ => Some(format!(
+    match minimum.is_met_by(reported) {
+        Some(true) => None,
+        Some(false) | None => Some(format!(
             "{} {} (minimum {})",
             family_label(family),
             if reported.is_empty() {
@@ -233,23 +229,6 @@ fn family_label(f: OsFamily) -> &'static str {
     f.as_str()
 }
 
-/// Dotted numeric version, compared component by component with missing
-/// components as zero ("13" == "13.0"). Anything else is unreadable.
-fn parse_version(v: &str) -> Option<Vec<u64>> {
-    let v = v.trim();
-    if v.is_empty() {
-        return None;
-    }
-    let mut parts: Vec<u64> = v
-        .split('.')
-        .map(|p| p.parse::<u64>().ok())
-        .collect::<Option<_>>()?;
-    while parts.len() > 1 && parts.last() == Some(&0) {
-        parts.pop();
-    }
-    Some(parts)
-}
-
 fn has_working_antivirus(claims: &Claims, matches: &[ItemMatch]) -> bool {
     claims.security_products.iter().any(|p| {
         matches!(
@@ -261,29 +240,4 @@ fn has_working_antivirus(claims: &Claims, matches: &[ItemMatch]) -> bool {
                 .iter()
                 .any(|m| m.item.kind == ItemKind::SecurityProduct && m.item.name == p.name)
     })
-}
-
-/// Every entry of `catalogue` that this assessment's matches refer to.
-pub fn matched_entries<'c>(catalogue: &'c Catalogue, a: &Assessment) -> Vec<&'c str> {
-    let mut ids: Vec<&str> = a
-        .matches
-        .iter()
-        .filter_map(|m| catalogue.entries().get(m.entry).map(|e| e.id.as_str()))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_compare_numerically_and_fail_closed() {
-        assert!(parse_version("10.0.19045") > parse_version("10.0.9999"));
-        assert_eq!(parse_version("13"), parse_version("13.0.0"));
-        assert_eq!(parse_version("13.x"), None);
-        assert_eq!(parse_version(""), None);
-    }
 }

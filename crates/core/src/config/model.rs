@@ -253,9 +253,10 @@ pub struct ExemptionConfig {
 pub struct RemediationConfig {
     #[serde(default)]
     pub service_desk: ServiceDesk,
-    /// Extra text per organisation (the certificate's O), shown on the denial page.
+    /// Extra text per organisation (the certificate's O), shown on the
+    /// denial page. The key is `organisation`, as it always was.
     #[serde(default, rename = "organisation")]
-    pub organisations: Vec<OrganisationText>,
+    pub organizations: Vec<OrganizationConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
@@ -278,7 +279,8 @@ pub struct ServiceDesk {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OrganisationText {
+/// One `[[remediation.organisation]]`: the extra text for its staff.
+pub struct OrganizationConfig {
     pub name: Spanned<String>,
     #[serde(default)]
     pub text_nl: String,

@@ -6,8 +6,9 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::catalogue::Category;
+use crate::verdict::Decision;
 
-use super::model::{Action, Sensitivity};
+use super::model::Sensitivity;
 use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot};
 
 /// Exemptions expiring this many days from today or sooner are listed.
@@ -163,8 +164,9 @@ fn policy_line(s: &Snapshot, p: &Policy) -> String {
                 .get(r.entry)
                 .map_or("?", |e| e.id.as_str());
             let action = match r.action {
-                Action::Deny => "deny",
-                Action::Warn => "warn",
+                Decision::Deny => "deny",
+                Decision::Warn => "warn",
+                Decision::Allow => "allow",
             };
             match &r.categories {
                 None => format!("{action} {id}"),
@@ -224,7 +226,7 @@ fn exemptions(out: &mut String, s: &Snapshot, today: time::Date) {
     .ok();
     for e in soon {
         let device = match &e.device {
-            DeviceSelector::Fingerprint(hex) => format!("sha256 {hex}"),
+            DeviceSelector::Fingerprint(bytes) => format!("sha256 {}", hex::encode(bytes)),
             DeviceSelector::Subject(subject) => format!("subject {subject:?}"),
         };
         let segments = match &e.segments {
