@@ -36,8 +36,9 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     remediation: Vec<String>,
     service_desk: JsonDesk<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    organisation_text: Option<&'a str>,
+    /// The wire name keeps the spelling it has always had.
+    #[serde(rename = "organisation_text", skip_serializing_if = "Option::is_none")]
+    organization_text: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -126,7 +127,7 @@ fn document(v: &View) -> Document<'_> {
             url: v.desk.url.as_deref(),
             hours: v.desk.hours.as_deref(),
         },
-        organisation_text: v.organization.as_ref().map(|o| o.text.as_str()),
+        organization_text: v.organization.as_ref().map(|o| o.text.as_str()),
     }
 }
 

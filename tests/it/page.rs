@@ -908,7 +908,7 @@ fn links_never_leave_the_host() {
 }
 
 #[test]
-fn organisation_text_is_shown_only_to_that_organisation() {
+fn organization_text_is_shown_only_to_that_organization() {
     let mine = text(&page(
         Problem::NoPosture,
         Case {

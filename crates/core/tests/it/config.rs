@@ -1116,7 +1116,7 @@ fn an_exemption_needs_a_reference_and_a_useful_segment_list() {
 }
 
 #[test]
-fn duplicate_organisation_texts_are_errors() {
+fn duplicate_organization_texts_are_errors() {
     let fx = Fixture::new();
     let text = "[[remediation.organisation]]\nname = \"Gemeente Voorbeeld\"\n\n[[remediation.organisation]]\nname = \"Gemeente Voorbeeld\" # twice\n";
     fx.single_error(
