@@ -42,7 +42,7 @@ impl From<ConfigError> for ConfigErrors {
 /// 1-based line and character column of a byte offset in `text`.
 /// Offsets past the end or inside a character are clamped, because spans
 /// come from a parser and must never make error reporting panic.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

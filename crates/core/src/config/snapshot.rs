@@ -330,11 +330,6 @@ impl Remediation {
     pub fn organization(&self, name: &str) -> Option<&OrganizationText> {
         self.organizations.get(&name.trim().to_lowercase())
     }
-
-    /// How many organizations have a text.
-    pub fn organization_count(&self) -> usize {
-        self.organizations.len()
-    }
 }
 
 #[cfg(test)]
@@ -384,7 +379,7 @@ mod tests {
         )
         .unwrap();
         let r = Remediation::compile(&config);
-        assert_eq!(r.organization_count(), 1);
+        assert_eq!(r.organizations.len(), 1);
         let o = r.organization("leverancier BV ").unwrap();
         assert_eq!(o.name, "Leverancier BV");
         assert_eq!(o.text_nl, "eerste");

@@ -12,7 +12,7 @@ use super::model::Sensitivity;
 use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot};
 
 /// Exemptions expiring this many days from today or sooner are listed.
-pub const EXPIRY_WARNING_DAYS: i64 = 30;
+const EXPIRY_WARNING_DAYS: i64 = 30;
 
 pub fn summary(snapshot: &Snapshot, today: time::Date) -> String {
     let mut out = String::new();

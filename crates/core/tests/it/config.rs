@@ -152,7 +152,12 @@ fn the_example_config_loads() {
     assert_eq!(fin.upstream_ca.as_ref().map(Vec::len), Some(1));
     assert_eq!(s.exemptions.len(), 2);
     assert_eq!(s.remediation.service_desk.name, "Servicedesk ICT");
-    assert_eq!(s.remediation.organization_count(), 1);
+    assert_eq!(
+        s.remediation
+            .organization("Leverancier Voorbeeld BV")
+            .map(|o| o.name.as_str()),
+        Some("Leverancier Voorbeeld BV")
+    );
 }
 
 #[test]
