@@ -241,3 +241,119 @@ fn has_working_antivirus(claims: &Claims, matches: &[ItemMatch]) -> bool {
                 .any(|m| m.item.kind == ItemKind::SecurityProduct && m.item.name == p.name)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attestation::claims::Os;
+    use crate::catalogue::Category;
+    use std::path::Path;
+
+    const FINGERPRINT: [u8; 32] = [0xab; 32];
+
+    fn snapshot() -> Snapshot {
+        let text = format!(
+            r#"[[policy]]
+name = "p"
+min_os_version = {{ windows = "10.0.19045" }}
+rule = [{{ catalogue = "kaspersky", action = "deny" }}]
+
+[[segment]]
+name = "s"
+sensitivity = "high"
+policy = "p"
+
+[[exemption]]
+device_fingerprint = "{}"
+catalogue = "kaspersky"
+expires = 2999-12-31
+reference = "RA-7"
+"#,
+            "AB:".repeat(31) + "AB"
+        );
+        crate::config::load_str(&text, Path::new("/etc/posture-gate/gate.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn device(fingerprint: [u8; 32]) -> DeviceIdentity {
+        DeviceIdentity {
+            fingerprint_sha256: hex::encode(fingerprint),
+            fingerprint,
+            subject: "CN=lt-1".into(),
+            organization: None,
+            organizational_units: Vec::new(),
+        }
+    }
+
+    fn kaspersky_on_windows(s: &Snapshot, version: &str) -> Assessment {
+        Assessment {
+            matches: vec![ItemMatch {
+                entry: s.catalogue.index_of("kaspersky").unwrap(),
+                category: Category::Antivirus,
+                item: FindingItem {
+                    kind: ItemKind::Software,
+                    name: "Kaspersky Endpoint Security".into(),
+                    vendor: None,
+                    version: None,
+                    id: None,
+                },
+            }],
+            os: Os {
+                family: OsFamily::Windows,
+                name: None,
+                version: Some(version.into()),
+            },
+            working_antivirus: false,
+        }
+    }
+
+    #[test]
+    fn an_exemption_by_fingerprint_compares_the_certificate_bytes() {
+        let s = snapshot();
+        let today = utc_day(0);
+        let a = kaspersky_on_windows(&s, "10.0.22631");
+        let exempt = evaluate_segment(&s, 0, &device(FINGERPRINT), &a, today);
+        assert_eq!(exempt.decision, Decision::Allow);
+        assert_eq!(exempt.findings[0].exemption.as_deref(), Some("RA-7"));
+        let mut other = FINGERPRINT;
+        other[31] ^= 1;
+        let denied = evaluate_segment(&s, 0, &device(other), &a, today);
+        assert_eq!(denied.decision, Decision::Deny);
+        assert_eq!(denied.findings[0].exemption, None);
+    }
+
+    #[test]
+    fn the_parsed_minimum_os_version_is_met_or_named_in_the_detail() {
+        let s = snapshot();
+        let today = utc_day(0);
+        let newer = evaluate_segment(
+            &s,
+            0,
+            &device(FINGERPRINT),
+            &kaspersky_on_windows(&s, "10.0.22631"),
+            today,
+        );
+        assert!(newer.unmet.is_empty());
+        let older = evaluate_segment(
+            &s,
+            0,
+            &device(FINGERPRINT),
+            &kaspersky_on_windows(&s, "10.0.17763"),
+            today,
+        );
+        assert_eq!(older.decision, Decision::Deny);
+        assert_eq!(older.unmet[0].requirement, Requirement::MinOsVersion);
+        assert_eq!(
+            older.unmet[0].detail,
+            "windows 10.0.17763 (minimum 10.0.19045)"
+        );
+        let unreadable = evaluate_segment(
+            &s,
+            0,
+            &device(FINGERPRINT),
+            &kaspersky_on_windows(&s, "ten"),
+            today,
+        );
+        assert_eq!(unreadable.unmet.len(), 1);
+    }
+}
