@@ -20,7 +20,10 @@ use crate::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unme
 pub struct ItemMatch {
     /// Index into the entries of the catalogue the assessment was made with.
     pub entry: usize,
+    /// The category of the entry the item matched (`Unclassified` for a
+    /// match by vendor or signer alone).
     pub category: Category,
+    /// The item as the device reported it.
     pub item: FindingItem,
 }
 
@@ -30,7 +33,9 @@ pub struct ItemMatch {
 /// of the whole report (100,000 devices must fit in 100 MB).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
+    /// Every reported item that matched the catalogue.
     pub matches: Vec<ItemMatch>,
+    /// The OS the device reported.
     pub os: Os,
     /// An enabled, up-to-date antivirus or EDR that the catalogue does not
     /// match was reported (a policy may require one).
@@ -92,11 +97,14 @@ pub fn assess(matcher: &Matcher, claims: &Claims) -> Assessment {
 /// The outcome of one segment's policy for one posture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentResult {
+    /// The strictest of the findings' actions, or deny when a requirement
+    /// is unmet.
     pub decision: Decision,
     /// Every match the segment's rules act on, exempted ones included (with
     /// action `allow` and the exemption's reference), so the audit log shows
     /// what was waived.
     pub findings: Vec<Finding>,
+    /// The policy's requirements the device does not meet.
     pub unmet: Vec<Unmet>,
 }
 

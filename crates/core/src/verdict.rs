@@ -76,10 +76,14 @@ pub struct Unmet {
     pub detail: String,
 }
 
+/// A requirement a policy may set besides its rules; its wire name is
+/// [`Requirement::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Requirement {
+    /// The OS version is at least the policy's minimum for its family.
     MinOsVersion,
+    /// An enabled, up-to-date antivirus that is not prohibited.
     Antivirus,
 }
 

@@ -11,9 +11,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}:{column}: {message}", file.display())]
 pub struct ConfigError {
+    /// The config file, or the included file the problem is in.
     pub file: PathBuf,
+    /// 1-based; 0 for the file as a whole.
     pub line: usize,
+    /// 1-based, in characters; 0 for the file as a whole.
     pub column: usize,
+    /// What is wrong, in words a network team can act on.
     pub message: String,
 }
 

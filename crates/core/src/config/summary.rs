@@ -14,6 +14,8 @@ use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot};
 /// Exemptions expiring this many days from today or sooner are listed.
 const EXPIRY_WARNING_DAYS: i64 = 30;
 
+/// What `check-config` prints of a loaded snapshot: segments, routes,
+/// policies, and the exemptions that expire within 30 days of `today`.
 pub fn summary(snapshot: &Snapshot, today: time::Date) -> String {
     let mut out = String::new();
     header(&mut out, snapshot);
