@@ -103,7 +103,7 @@ pub fn uninstall_entry(key_name: &str, key: &RegKeyValues) -> Option<Software> {
 /// from the undocumented but stable `productState` bit field of Security
 /// Center: bits 12-15 are the scanner state (1 = on), bits 4-7 the
 /// signature state (0 = up to date, 1 = out of date).
-pub fn decode_product_state(state: u32) -> (bool, bool) {
+fn decode_product_state(state: u32) -> (bool, bool) {
     let enabled = (state >> 12) & 0xF == 1;
     let up_to_date = (state >> 4) & 0xF == 0;
     (enabled, up_to_date)
