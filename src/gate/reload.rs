@@ -460,4 +460,31 @@ mod tests {
         assert_eq!(status(&revoked), Status::Revoked);
         assert_eq!(status(&kept), Status::Good);
     }
+
+    /// A key that parses but does not belong to the certificate passes the
+    /// load; rustls refuses the pair, and the error names both files.
+    #[test]
+    fn a_key_that_does_not_match_the_certificate_is_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path());
+        std::fs::write(dir.path().join("nonce.key"), [7u8; 32]).unwrap();
+        let other = pki.device("lt-other", "Org");
+        let path = dir.path().join("gate.toml");
+        let text = config_text(&[], &Settings::default()).replace(
+            "key = \"server-key.pem\"",
+            &format!("key = {:?}", other.key_path.display().to_string()),
+        );
+        std::fs::write(&path, text).unwrap();
+        let snapshot = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let Err(e) = build_live_blocking(snapshot, Vec::new(), vec![1; 32]) else {
+            panic!("a certificate with another device's key must be refused");
+        };
+        let message = e.to_string();
+        assert!(message.contains("server.pem"), "{message}");
+        assert!(
+            message.contains(&other.key_path.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("cannot be used together"), "{message}");
+    }
 }
