@@ -80,3 +80,4 @@ fn a_posture_assessed_with_another_catalogue_must_be_made_again() {
         Outcome::Deny(Denial::CatalogueChanged)
     );
 }
+
