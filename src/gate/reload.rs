@@ -105,12 +105,13 @@ fn build_live_blocking(
         .server
         .clone()
         .ok_or(ReloadError::NoServer(source))?;
+    // Built from the DER the config load read; no file is opened here.
     let tls = tls::server_config(&settings)?;
-    let crls = tls::read_crl_files(&settings.crls)?;
-    let revocations = Revocations::from_crls(&crls).map_err(|_| ReloadError::Revocations)?;
+    let crls = &settings.revocation_lists;
+    let revocations = Revocations::from_crls(crls).map_err(|_| ReloadError::Revocations)?;
     let attestation = &snapshot.attestation;
     let verifier = Verifier::new(&attestation.trust_anchors, attestation.verifier.clone())
-        .and_then(|v| v.with_crls(&crls))
+        .and_then(|v| v.with_crls(crls))
         .map_err(|e| ReloadError::Verifier(e.to_string()))?;
     let upstreams = snapshot
         .routes
@@ -418,5 +419,72 @@ async fn reload_on_events(shared: Arc<Shared>, mut rx: mpsc::Receiver<()>, mut w
         }
         seen = shared.live.load_full();
         watch.follow(wanted(&shared, &attempt));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::revocation::{CertId, Status};
+    use posture_testkit::{config_text, Pki, Settings};
+
+    /// The TLS front, the revocation set and the verifier are built from
+    /// the DER the config load read: with the certificate, key, client-CA
+    /// and CRL files gone, the live config still builds, and the CRL it
+    /// read still revokes.
+    #[test]
+    fn the_live_config_is_built_without_reading_the_tls_files_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path());
+        std::fs::write(dir.path().join("nonce.key"), [7u8; 32]).unwrap();
+        let revoked = pki.device("lt-revoked", "Org");
+        let kept = pki.device("lt-kept", "Org");
+        let crl = pki.crl(&[&revoked], "revoked.pem");
+        let settings = Settings {
+            crls: vec![crl.clone()],
+            ..Settings::default()
+        };
+        let path = dir.path().join("gate.toml");
+        std::fs::write(&path, config_text(&[], &settings)).unwrap();
+        let snapshot = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        for gone in ["server.pem", "server-key.pem", "ca.pem", "revoked.pem"] {
+            std::fs::remove_file(dir.path().join(gone)).unwrap();
+        }
+        let live = build_live_blocking(snapshot, Vec::new(), vec![1; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let status = |d: &posture_testkit::pki::Device| {
+            let id = CertId::of(&d.cert_der).expect("a certificate");
+            live.revocations.status(&[id], now)
+        };
+        assert_eq!(status(&revoked), Status::Revoked);
+        assert_eq!(status(&kept), Status::Good);
+    }
+
+    /// A key that parses but does not belong to the certificate passes the
+    /// load; rustls refuses the pair, and the error names both files.
+    #[test]
+    fn a_key_that_does_not_match_the_certificate_is_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path());
+        std::fs::write(dir.path().join("nonce.key"), [7u8; 32]).unwrap();
+        let other = pki.device("lt-other", "Org");
+        let path = dir.path().join("gate.toml");
+        let text = config_text(&[], &Settings::default()).replace(
+            "key = \"server-key.pem\"",
+            &format!("key = {:?}", other.key_path.display().to_string()),
+        );
+        std::fs::write(&path, text).unwrap();
+        let snapshot = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let Err(e) = build_live_blocking(snapshot, Vec::new(), vec![1; 32]) else {
+            panic!("a certificate with another device's key must be refused");
+        };
+        let message = e.to_string();
+        assert!(message.contains("server.pem"), "{message}");
+        assert!(
+            message.contains(&other.key_path.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("cannot be used together"), "{message}");
     }
 }

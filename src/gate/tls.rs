@@ -14,7 +14,7 @@
 //! The server picks the cipher suite, in the order of the Dutch NCSC's TLS
 //! guidelines (security level "good"): see [`server_provider`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -25,24 +25,30 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
     ServerConfig, SignatureScheme, SupportedCipherSuite,
 };
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use posture_core::config::snapshot::ServerSettings;
 
+/// The TLS material loaded and checked with the config, refused by rustls
+/// all the same; each names the file it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{}: cannot read certificates: {reason}", path.display())]
-    Certificates { path: PathBuf, reason: String },
-    #[error("{}: cannot read the private key: {reason}", path.display())]
-    Key { path: PathBuf, reason: String },
-    #[error("{}: cannot read the CRL: {reason}", path.display())]
-    Crl { path: PathBuf, reason: String },
-    #[error("{}: no certificate in the file", path.display())]
-    Empty { path: PathBuf },
-    #[error("client certificate verifier: {0}")]
-    Verifier(String),
+    #[error("{}: a client CA certificate is not usable: {reason}", path.display())]
+    ClientCa { path: PathBuf, reason: String },
+    #[error("{} with {}: the certificate and private key cannot be used together: {reason}", cert.display(), key.display())]
+    CertifiedKey {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+    #[error("client certificate verifier (client CA {}, CRLs {crls}): {reason}", client_ca.display())]
+    Verifier {
+        client_ca: PathBuf,
+        /// The CRL files, comma-separated.
+        crls: String,
+        reason: String,
+    },
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -91,39 +97,48 @@ pub const MAX_CLIENT_INTERMEDIATES: usize = 3;
 pub const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// Builds the server config from files; called at start and on each reload,
-/// because CRLs and CAs are fixed once a verifier is built.
+/// Builds the server config from the snapshot's DER (read once at load,
+/// see `ServerSettings`); called at start and on each reload, because CRLs
+/// and CAs are fixed once a verifier is built.
 pub fn server_config(settings: &ServerSettings) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = server_provider();
-    let chain = read_certs(&settings.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| TlsError::Key {
-        path: settings.key.clone(),
-        reason: e.to_string(),
-    })?;
     let mut roots = RootCertStore::empty();
-    for ca in read_certs(&settings.client_ca)? {
-        roots.add(ca).map_err(|e| TlsError::Certificates {
+    for ca in &settings.client_cas {
+        roots.add(ca.clone()).map_err(|e| TlsError::ClientCa {
             path: settings.client_ca.clone(),
             reason: e.to_string(),
         })?;
     }
-    let mut crls = Vec::new();
-    for path in &settings.crls {
-        crls.extend(read_crls(path)?);
-    }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .with_crls(crls)
+        .with_crls(settings.revocation_lists.iter().cloned())
         // An out-of-date CRL no longer says who is revoked: refuse rather
         // than trust a certificate on stale information.
         .enforce_revocation_expiration()
         .allow_unauthenticated()
         .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        .map_err(|e| TlsError::Verifier {
+            client_ca: settings.client_ca.clone(),
+            crls: settings
+                .crls
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason: e.to_string(),
+        })?;
     let verifier = Arc::new(DeviceCertVerifier { inner: verifier });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_single_cert(
+            settings.cert_chain.clone(),
+            settings.private_key.clone_key(),
+        )
+        .map_err(|e| TlsError::CertifiedKey {
+            cert: settings.cert.clone(),
+            key: settings.key.clone(),
+            reason: e.to_string(),
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // The server's preference, not the client's (NCSC guideline; testssl.sh
     // reports its absence as "NOT a cipher order configured").
@@ -218,58 +233,4 @@ fn has_client_auth_eku(cert: &CertificateDer<'_>) -> bool {
         return false;
     };
     matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth)
-}
-
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bad = |reason: String| TlsError::Certificates {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(TlsError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(certs)
-}
-
-/// A CRL file is PEM (one or more `X509 CRL` blocks) or a single DER CRL.
-fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|e| TlsError::Crl {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let pem = CertificateRevocationListDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Crl {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    if !pem.is_empty() {
-        return Ok(pem);
-    }
-    // DER starts with an ASN.1 SEQUENCE tag; anything else is not a CRL.
-    if bytes.first() == Some(&0x30) {
-        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
-    }
-    Err(TlsError::Crl {
-        path: path.to_path_buf(),
-        reason: "neither PEM nor DER".into(),
-    })
-}
-
-/// Every CRL of these files, for the revocation check after the handshake
-/// (see `gate::revocation`); the same reading as the verifier's.
-pub fn read_crl_files(
-    paths: &[PathBuf],
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let mut crls = Vec::new();
-    for path in paths {
-        crls.extend(read_crls(path)?);
-    }
-    Ok(crls)
 }

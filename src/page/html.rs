@@ -6,8 +6,8 @@ use askama::Template;
 use bytes::Bytes;
 
 use super::csp::CSS;
-use super::view::View;
-use super::Lang;
+use super::model::View;
+use posture_core::lang::Lang;
 
 #[derive(Template)]
 #[template(path = "page/denial.html")]
@@ -36,7 +36,7 @@ pub struct Labels {
     pub effect: &'static str,
     pub reported: &'static str,
     pub sources: &'static str,
-    pub for_organisation: &'static str,
+    pub for_organization: &'static str,
     pub help: &'static str,
     pub help_generic: &'static str,
     pub contact: &'static str,
@@ -67,7 +67,7 @@ static NL: Labels = Labels {
     effect: "Gevolg",
     reported: "Uw apparaat meldt",
     sources: "Bron",
-    for_organisation: "Voor medewerkers van",
+    for_organization: "Voor medewerkers van",
     help: "Hulp nodig?",
     help_generic: "Neem contact op met de servicedesk van uw organisatie en noem de referentie hierboven.",
     contact: "Neem contact op met",
@@ -98,7 +98,7 @@ static EN: Labels = Labels {
     effect: "Effect",
     reported: "Your device reports",
     sources: "Source",
-    for_organisation: "For staff of",
+    for_organization: "For staff of",
     help: "Need help?",
     help_generic: "Contact your organisation's service desk and quote the reference above.",
     contact: "Contact",

@@ -5,7 +5,7 @@
 //! or `/\evil.example` would be read by a browser as another host, so such a
 //! target falls back to `/`.
 
-use super::Lang;
+use posture_core::lang::Lang;
 
 /// The request target as a same-origin link: the path and query, or `/`
 /// when it is not a plain absolute path.

@@ -5,7 +5,9 @@
 //! total, ignores what it does not understand, and falls back to HTML in
 //! Dutch, the answer that suits a person in a Dutch organisation best.
 
-use super::{Format, Lang};
+use posture_core::lang::Lang;
+
+use super::input::Format;
 
 /// Picks the format from `Accept` and the language from `?lang=` in the
 /// query, else from `Accept-Language`.

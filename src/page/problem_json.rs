@@ -8,7 +8,7 @@ use serde::Serialize;
 use posture_core::attestation::Reason;
 use posture_core::verdict::Decision;
 
-use super::view::View;
+use super::model::View;
 
 /// Problem types are URNs: stable names that promise no dereferenceable
 /// document, and reveal nothing about where the gate runs.
@@ -36,8 +36,9 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     remediation: Vec<String>,
     service_desk: JsonDesk<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    organisation_text: Option<&'a str>,
+    /// The wire name keeps the spelling it has always had.
+    #[serde(rename = "organisation_text", skip_serializing_if = "Option::is_none")]
+    organization_text: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -113,7 +114,7 @@ fn document(v: &View) -> Document<'_> {
             .unmet
             .iter()
             .map(|u| JsonUnmet {
-                requirement: u.requirement,
+                requirement: u.requirement.code(),
                 detail: &u.detail,
                 action: u.action,
             })
@@ -126,7 +127,7 @@ fn document(v: &View) -> Document<'_> {
             url: v.desk.url.as_deref(),
             hours: v.desk.hours.as_deref(),
         },
-        organisation_text: v.organisation.as_ref().map(|o| o.text.as_str()),
+        organization_text: v.organization.as_ref().map(|o| o.text.as_str()),
     }
 }
 

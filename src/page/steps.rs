@@ -6,62 +6,11 @@ use std::collections::BTreeSet;
 
 use posture_core::attestation::claims::{Os, OsFamily};
 use posture_core::config::Snapshot;
-use posture_core::verdict::Decision;
+use posture_core::lang::Lang;
+use posture_core::verdict::{Decision, Requirement};
 
-use super::view::{os_label, FindingView, UnmetView};
-use super::Lang;
-
-#[derive(Clone, Default)]
-pub struct Section {
-    pub heading: String,
-    pub paragraphs: Vec<String>,
-    /// What the device reported about itself, e.g. "Windows 11 Pro 10.0.22631".
-    pub device: Option<String>,
-    pub findings: Vec<FindingView>,
-    pub unmet: Vec<UnmetView>,
-    pub steps: Vec<Step>,
-    pub after: Vec<String>,
-    pub sources: Vec<Source>,
-}
-
-#[derive(Clone, Default)]
-pub struct Step {
-    pub text: String,
-    /// A command to type, shown as code so it can be copied exactly.
-    pub code: Option<String>,
-    pub note: Option<String>,
-    pub link: Option<Link>,
-}
-
-impl Step {
-    pub fn text(text: &str) -> Step {
-        Step {
-            text: text.to_string(),
-            ..Step::default()
-        }
-    }
-
-    pub fn link(text: &str, link: Link) -> Step {
-        Step {
-            text: text.to_string(),
-            link: Some(link),
-            ..Step::default()
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Link {
-    pub href: String,
-    pub label: String,
-}
-
-/// A reference of a catalogue entry; a link only when it is a web address.
-#[derive(Clone)]
-pub struct Source {
-    pub text: String,
-    pub href: Option<String>,
-}
+use super::labels::os_label;
+use super::model::{FindingView, Link, Section, Source, Step, UnmetView};
 
 fn retry_step(l: Lang, retry: &str, text: &str) -> Step {
     Step::link(
@@ -281,10 +230,10 @@ pub fn requirements(l: Lang, unmet: &[UnmetView], family: Option<OsFamily>) -> S
     let mut seen = BTreeSet::new();
     let steps = unmet
         .iter()
-        .filter(|u| seen.insert(u.requirement))
+        .filter(|u| seen.insert(u.requirement.code()))
         .map(|u| match u.requirement {
-            "min_os_version" => update_os_step(l, family),
-            _ => antivirus_step(l, family),
+            Requirement::MinOsVersion => update_os_step(l, family),
+            Requirement::Antivirus => antivirus_step(l, family),
         })
         .collect();
     Section {

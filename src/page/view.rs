@@ -1,77 +1,23 @@
-//! What a denial says, independent of how it is written down: the HTML
-//! template and the problem+json document are both rendered from a [`View`],
-//! so a person and an API client are always told the same thing.
+//! Builds the [`View`] of a problem: the title, lead and sections for each
+//! kind of denial, the service desk and the organization's own text. The
+//! structs live in `model`, the words for codes in `labels`, the sections
+//! in `steps`; this module only chooses and assembles.
 
 use http::StatusCode;
 
-use posture_core::attestation::claims::{Os, OsFamily};
+use posture_core::attestation::claims::Os;
 use posture_core::attestation::Reason;
 use posture_core::config::Snapshot;
 use posture_core::decision::SegmentResult;
-use posture_core::verdict::{Decision, Finding, ItemKind, Requirement, Unmet};
+use posture_core::lang::Lang;
+use posture_core::reasons;
+use posture_core::verdict::{Decision, Finding, Unmet};
 
-use super::steps::{self, Link, Section, Step};
-use super::{links, reasons, Lang, PageInput, Problem};
-
-pub struct View {
-    pub lang: Lang,
-    pub status: StatusCode,
-    /// The last part of the problem type URN, e.g. `prohibited-software`.
-    pub slug: &'static str,
-    /// A short label above the title, so the kind of page is clear in words.
-    pub kicker: &'static str,
-    pub title: String,
-    pub lead: String,
-    pub sections: Vec<Section>,
-    pub segment: Option<String>,
-    pub reason: Option<Reason>,
-    pub findings: Vec<FindingView>,
-    pub unmet: Vec<UnmetView>,
-    pub reference: String,
-    pub desk: Desk,
-    pub organisation: Option<OrganisationView>,
-    pub switch_href: String,
-}
-
-#[derive(Clone)]
-pub struct FindingView {
-    pub catalog_id: String,
-    pub product: String,
-    pub vendor: Option<String>,
-    pub version: Option<String>,
-    pub category: String,
-    pub category_label: String,
-    pub kind_label: &'static str,
-    pub action: Decision,
-    pub action_label: &'static str,
-}
-
-#[derive(Clone)]
-pub struct UnmetView {
-    pub requirement: &'static str,
-    pub label: &'static str,
-    pub detail: String,
-    pub action: Decision,
-}
-
-/// The service desk from config; empty fields are `None`. Hrefs are only
-/// set when the value has the shape the scheme needs.
-#[derive(Default)]
-pub struct Desk {
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub phone_href: Option<String>,
-    pub email: Option<String>,
-    pub email_href: Option<String>,
-    pub url: Option<String>,
-    pub url_href: Option<String>,
-    pub hours: Option<String>,
-}
-
-pub struct OrganisationView {
-    pub name: String,
-    pub text: String,
-}
+use super::input::{PageInput, Problem};
+use super::labels::{action_label, category_label, kind_label, requirement_label};
+use super::links;
+use super::model::{Desk, FindingView, Link, OrganizationView, Section, Step, UnmetView, View};
+use super::steps;
 
 /// The parts that differ per problem; the rest is common to every page.
 struct Body {
@@ -128,7 +74,7 @@ pub fn build(input: &PageInput<'_>) -> View {
         unmet: body.unmet,
         reference: input.reference.to_string(),
         desk: desk(input.snapshot, l),
-        organisation: organisation(input.snapshot, input.organization, l),
+        organization: organization(input.snapshot, input.organization, l),
         switch_href: links::with_lang(input.path_and_query, l.other()),
     }
 }
@@ -424,75 +370,18 @@ fn finding_view(f: &Finding, l: Lang) -> FindingView {
         version: f.item.version.clone().filter(|v| !v.trim().is_empty()),
         category: f.category.clone(),
         category_label: category_label(&f.category, l),
-        kind_label: match f.item.kind {
-            ItemKind::Software => l.pick("geïnstalleerd programma", "installed program"),
-            ItemKind::Process => l.pick("actief proces", "running process"),
-            ItemKind::SecurityProduct => l.pick("beveiligingsproduct", "security product"),
-        },
+        kind_label: kind_label(f.item.kind, l),
         action: f.action,
-        action_label: match f.action {
-            Decision::Deny => l.pick("blokkeert de toegang", "blocks access"),
-            Decision::Warn => l.pick(
-                "waarschuwing: nu nog toegestaan",
-                "warning: still allowed for now",
-            ),
-            Decision::Allow => l.pick("toegestaan (uitzondering)", "allowed (exemption)"),
-        },
+        action_label: action_label(f.action, l),
     }
-}
-
-/// Category words of the catalogue in plain language; an unknown one is
-/// shown as it is rather than hidden.
-fn category_label(category: &str, l: Lang) -> String {
-    let known = match category {
-        "antivirus" => Some(l.pick(
-            "antivirus of endpointbeveiliging",
-            "antivirus or endpoint protection",
-        )),
-        "management_agent" => Some(l.pick("beheersoftware", "management agent")),
-        "vpn" => Some("VPN"),
-        "password_manager" => Some(l.pick("wachtwoordbeheerder", "password manager")),
-        "parental_control" => Some(l.pick("ouderlijk toezicht", "parental control")),
-        "unclassified" => Some(l.pick("software van deze leverancier", "software by this vendor")),
-        _ => None,
-    };
-    known.map_or_else(|| category.to_string(), str::to_string)
 }
 
 fn unmet_view(u: &Unmet, l: Lang) -> UnmetView {
-    let (requirement, label) = match u.requirement {
-        Requirement::MinOsVersion => (
-            "min_os_version",
-            l.pick(
-                "Het besturingssysteem is te oud",
-                "The operating system is too old",
-            ),
-        ),
-        Requirement::Antivirus => (
-            "antivirus",
-            l.pick(
-                "Er is geen werkende, actuele antivirus",
-                "There is no working, up-to-date antivirus",
-            ),
-        ),
-    };
     UnmetView {
-        requirement,
-        label,
+        requirement: u.requirement,
+        label: requirement_label(u.requirement, l),
         detail: u.detail.clone(),
         action: u.action,
-    }
-}
-
-pub fn os_label(family: OsFamily, l: Lang) -> &'static str {
-    match family {
-        OsFamily::Windows => "Windows",
-        OsFamily::Macos => "macOS",
-        OsFamily::Linux => "Linux",
-        OsFamily::Android => "Android",
-        OsFamily::Ios => "iOS",
-        OsFamily::Chromeos => "ChromeOS",
-        OsFamily::Other => l.pick("een ander besturingssysteem", "another operating system"),
     }
 }
 
@@ -541,20 +430,17 @@ fn web_href(url: &str) -> Option<String> {
     web.then(|| url.to_string())
 }
 
-fn organisation(
+/// The organization's own text, looked up in the map the config load built
+/// (names compared without case or surrounding space).
+fn organization(
     snapshot: &Snapshot,
     organization: Option<&str>,
     l: Lang,
-) -> Option<OrganisationView> {
-    let wanted = organization?.trim().to_lowercase();
-    let o = snapshot
-        .remediation
-        .organisations
-        .iter()
-        .find(|o| o.name.get_ref().trim().to_lowercase() == wanted)?;
+) -> Option<OrganizationView> {
+    let o = snapshot.remediation.organization(organization?)?;
     let text = l.pick(&o.text_nl, &o.text_en).trim();
-    (!text.is_empty()).then(|| OrganisationView {
-        name: o.name.get_ref().trim().to_string(),
+    (!text.is_empty()).then(|| OrganizationView {
+        name: o.name.clone(),
         text: text.to_string(),
     })
 }
@@ -588,15 +474,5 @@ mod tests {
         );
         assert_eq!(mailto_href("a@b.nl?subject=x"), None);
         assert_eq!(mailto_href("nobody"), None);
-    }
-
-    #[test]
-    fn category_words_are_translated_and_unknown_ones_kept() {
-        assert_eq!(category_label("vpn", Lang::Nl), "VPN");
-        assert_eq!(
-            category_label("password_manager", Lang::Nl),
-            "wachtwoordbeheerder"
-        );
-        assert_eq!(category_label("remote_access", Lang::En), "remote_access");
     }
 }

@@ -15,10 +15,11 @@ use posture_core::attestation::claims::{Os, OsFamily};
 use posture_core::attestation::{Reason, VerifierSettings};
 use posture_core::catalogue::{Catalogue, Matcher};
 use posture_core::config::model::{
-    Action, OrganisationText, RemediationConfig, Sensitivity, ServiceDesk,
+    OrganizationConfig, RemediationConfig, Sensitivity, ServiceDesk,
 };
 use posture_core::config::snapshot::{
-    AttestationSettings, DeviceSelector, Exemption, Policy, Route, Rule, Segment, ServerSettings,
+    AttestationSettings, DeviceSelector, Exemption, OsVersion, Policy, Remediation, Route, Rule,
+    Segment, ServerSettings,
 };
 use posture_core::config::Snapshot;
 use posture_core::decision::SegmentResult;
@@ -40,14 +41,21 @@ const DESK_PHONE: &str = "+31 (0)70 123 45 67";
 /// that no page may show.
 fn test_snapshot() -> Snapshot {
     let catalogue = Catalogue::builtin().expect("the built-in catalogue parses");
+    let kaspersky = catalogue
+        .index_of("kaspersky")
+        .expect("kaspersky is built in");
     Snapshot {
         source: Some(PathBuf::from(CONFIG_PATH)),
         server: Some(ServerSettings {
             listen: ([127, 0, 0, 1], 8443).into(),
             cert: PathBuf::from("/etc/posture-gate/gate.pem"),
+            cert_chain: Vec::new(),
             key: PathBuf::from(KEY_PATH),
+            private_key: Arc::new(rustls_pki_types::PrivatePkcs8KeyDer::from(Vec::new()).into()),
             client_ca: PathBuf::from("/etc/posture-gate/clients-ca.pem"),
+            client_cas: Vec::new(),
             crls: Vec::new(),
+            revocation_lists: Vec::new(),
             max_connections: 100,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -86,10 +94,13 @@ fn test_snapshot() -> Snapshot {
             description: String::new(),
             rules: vec![Rule {
                 entry: 0,
-                action: Action::Deny,
+                action: Decision::Deny,
                 categories: None,
             }],
-            min_os_version: vec![(OsFamily::Windows, "10.0.19045".into())],
+            min_os_version: vec![(
+                OsFamily::Windows,
+                OsVersion::parse("10.0.19045").expect("a version"),
+            )],
             require_antivirus: true,
         }],
         routes: vec![Route {
@@ -104,11 +115,12 @@ fn test_snapshot() -> Snapshot {
         exemptions: vec![Exemption {
             device: DeviceSelector::Subject("CN=lt-042,O=Leverancier BV".into()),
             catalogue_id: "kaspersky".into(),
+            entry: kaspersky,
             expires: time::macros::date!(2026 - 12 - 31),
             reference: EXEMPTION_REF.into(),
             segments: None,
         }],
-        remediation: RemediationConfig {
+        remediation: Remediation::compile(&RemediationConfig {
             service_desk: ServiceDesk {
                 name: "Servicedesk Rijksportaal".into(),
                 phone: DESK_PHONE.into(),
@@ -117,12 +129,12 @@ fn test_snapshot() -> Snapshot {
                 hours_nl: "Werkdagen van 8.00 tot 18.00 uur".into(),
                 hours_en: "Weekdays from 8:00 to 18:00".into(),
             },
-            organisations: vec![OrganisationText {
+            organizations: vec![OrganizationConfig {
                 name: serde_spanned::Spanned::new(0..0, "Leverancier BV".into()),
                 text_nl: "Bel eerst de IT-afdeling van Leverancier BV: 020 765 43 21.".into(),
                 text_en: "First call the IT department of Leverancier BV: 020 765 43 21.".into(),
             }],
-        },
+        }),
     }
 }
 
@@ -896,7 +908,7 @@ fn links_never_leave_the_host() {
 }
 
 #[test]
-fn organisation_text_is_shown_only_to_that_organisation() {
+fn organization_text_is_shown_only_to_that_organization() {
     let mine = text(&page(
         Problem::NoPosture,
         Case {
@@ -931,22 +943,38 @@ fn organisation_text_is_shown_only_to_that_organisation() {
     );
 }
 
-#[test]
-fn every_page_comes_with_the_csp_and_no_store() {
-    for format in [Format::Html, Format::ProblemJson] {
-        let r = page(
-            Problem::NoPosture,
-            Case {
-                format,
-                ..Case::default()
-            },
-        );
+/// The headers as the gate sends them with a page (the page module only
+/// renders the body; the response around it is the gate's).
+#[tokio::test]
+async fn every_page_comes_with_the_csp_and_no_store() {
+    use crate::support::{request, upstream, Proto, RouteSpec, Settings, TestGate};
+    let app = upstream::start("finance").await;
+    let routes = [RouteSpec {
+        host: "finance.test",
+        prefix: "/",
+        upstream: app.url(),
+        segment: "finance",
+    }];
+    let gate = TestGate::start(&routes, &Settings::default()).await;
+    // A certificate but no posture: the gate answers with its own page.
+    let device = gate.pki.device("lt-001", "Leverancier BV");
+    let client = gate.client(Some(&device), Proto::H1);
+    for (accept, content_type) in [
+        ("text/html", "text/html; charset=utf-8"),
+        ("application/problem+json", "application/problem+json"),
+    ] {
+        let req = request("GET", "finance.test", "/", Proto::H1)
+            .header("accept", accept)
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let r = client.send(req).await;
+        assert_eq!(r.status, 403, "{accept}");
         let headers: BTreeMap<String, String> = r
-            .headers()
+            .headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
             .collect();
-        assert_eq!(headers["content-type"], r.content_type);
+        assert_eq!(headers["content-type"], content_type);
         assert_eq!(headers["content-security-policy"], CONTENT_SECURITY_POLICY);
         assert_eq!(headers["cache-control"], "no-store");
         assert_eq!(headers["x-content-type-options"], "nosniff");

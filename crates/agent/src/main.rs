@@ -16,6 +16,7 @@ use posture_agent::attest::{attest_once, AttestError, Credentials, GateAnswer};
 use posture_agent::{self as agent, Inventory};
 use posture_core::attestation::claims::OsFamily;
 use posture_core::catalogue::Catalogue;
+use posture_core::verdict::Requirement;
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_DENIED: u8 = 3;
@@ -494,10 +495,12 @@ fn unmet(out: &mut String, v: &serde_json::Value) -> bool {
     }
     say!(out, "\nRequirements this device does not meet:");
     for ((requirement, detail), segments) in by_requirement {
-        let what = match requirement {
-            "antivirus" => "an enabled, up-to-date antivirus that is not prohibited",
-            "min_os_version" => "a minimum operating system version",
-            other => other,
+        let what = match Requirement::from_code(requirement) {
+            Some(Requirement::Antivirus) => {
+                "an enabled, up-to-date antivirus that is not prohibited"
+            }
+            Some(Requirement::MinOsVersion) => "a minimum operating system version",
+            None => requirement,
         };
         say!(out, "  - {what} (for {}): {detail}", segments.join(", "));
     }

@@ -14,7 +14,7 @@ use super::non_empty;
 
 /// The snap (or parallel-install instance) name of a `NAME_REV.snap` file,
 /// or `None` for anything else in the directory (`partial/`, downloads).
-pub fn snap_name_from_file(file_name: &str) -> Option<&str> {
+fn snap_name_from_file(file_name: &str) -> Option<&str> {
     let stem = file_name.strip_suffix(".snap")?;
     let (name, revision) = stem.rsplit_once('_')?;
     // Revisions are numbers; local installs are `x1`, `x2`, ...
@@ -24,7 +24,7 @@ pub fn snap_name_from_file(file_name: &str) -> Option<&str> {
 }
 
 /// The top-level `version:` of a `snap.yaml`, unquoted.
-pub fn parse_snap_yaml_version(yaml: &str) -> Option<String> {
+fn parse_snap_yaml_version(yaml: &str) -> Option<String> {
     let line = yaml.lines().find(|l| l.starts_with("version:"))?;
     let value = line["version:".len()..].trim();
     let value = value

@@ -10,8 +10,7 @@
 use time::{Date, OffsetDateTime};
 
 use crate::attestation::claims::{Claims, Os, OsFamily, SecurityProductKind};
-use crate::catalogue::{Catalogue, Category, ItemRef, Match, Matcher};
-use crate::config::model::Action;
+use crate::catalogue::{Category, ItemRef, Match, Matcher};
 use crate::config::snapshot::{DeviceSelector, Exemption, Policy, Snapshot};
 use crate::device::DeviceIdentity;
 use crate::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
@@ -21,7 +20,10 @@ use crate::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unme
 pub struct ItemMatch {
     /// Index into the entries of the catalogue the assessment was made with.
     pub entry: usize,
+    /// The category of the entry the item matched (`Unclassified` for a
+    /// match by vendor or signer alone).
     pub category: Category,
+    /// The item as the device reported it.
     pub item: FindingItem,
 }
 
@@ -31,7 +33,9 @@ pub struct ItemMatch {
 /// of the whole report (100,000 devices must fit in 100 MB).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
+    /// Every reported item that matched the catalogue.
     pub matches: Vec<ItemMatch>,
+    /// The OS the device reported.
     pub os: Os,
     /// An enabled, up-to-date antivirus or EDR that the catalogue does not
     /// match was reported (a policy may require one).
@@ -93,11 +97,14 @@ pub fn assess(matcher: &Matcher, claims: &Claims) -> Assessment {
 /// The outcome of one segment's policy for one posture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentResult {
+    /// The strictest of the findings' actions, or deny when a requirement
+    /// is unmet.
     pub decision: Decision,
     /// Every match the segment's rules act on, exempted ones included (with
     /// action `allow` and the exemption's reference), so the audit log shows
     /// what was waived.
     pub findings: Vec<Finding>,
+    /// The policy's requirements the device does not meet.
     pub unmet: Vec<Unmet>,
 }
 
@@ -134,7 +141,7 @@ pub fn evaluate_segment(
         let exemption = snapshot
             .exemptions
             .iter()
-            .find(|e| exemption_applies(e, device, entry_id, segment, today));
+            .find(|e| exemption_applies(e, device, m.entry, segment, today));
         let action = match exemption {
             Some(_) => Decision::Allow,
             None => action,
@@ -184,26 +191,23 @@ fn strictest_rule(policy: &Policy, m: &ItemMatch) -> Option<Decision> {
             None => true,
             Some(cats) => m.category == Category::Unclassified || cats.contains(&m.category),
         })
-        .map(|r| match r.action {
-            Action::Deny => Decision::Deny,
-            Action::Warn => Decision::Warn,
-        })
+        .map(|r| r.action)
         .max()
 }
 
 fn exemption_applies(
     e: &Exemption,
     device: &DeviceIdentity,
-    entry_id: &str,
+    entry: usize,
     segment: usize,
     today: Date,
 ) -> bool {
     let device_matches = match &e.device {
-        DeviceSelector::Fingerprint(fp) => *fp == device.fingerprint_sha256,
+        DeviceSelector::Fingerprint(fp) => *fp == device.fingerprint,
         DeviceSelector::Subject(s) => *s == device.subject,
     };
     device_matches
-        && e.catalogue_id == entry_id
+        && e.entry == entry
         && today <= e.expires
         && e.segments.as_ref().is_none_or(|s| s.contains(&segment))
 }
@@ -214,9 +218,9 @@ fn min_os_unmet(policy: &Policy, os: &Os) -> Option<String> {
     let family = os.family;
     let (_, minimum) = policy.min_os_version.iter().find(|(f, _)| *f == family)?;
     let reported = os.version.as_deref().unwrap_or("");
-    match (parse_version(reported), parse_version(minimum)) {
-        (Some(have), Some(need)) if have >= need => None,
-        _ => Some(format!(
+    match minimum.is_met_by(reported) {
+        Some(true) => None,
+        Some(false) | None => Some(format!(
             "{} {} (minimum {})",
             family_label(family),
             if reported.is_empty() {
@@ -233,23 +237,6 @@ fn family_label(f: OsFamily) -> &'static str {
     f.as_str()
 }
 
-/// Dotted numeric version, compared component by component with missing
-/// components as zero ("13" == "13.0"). Anything else is unreadable.
-fn parse_version(v: &str) -> Option<Vec<u64>> {
-    let v = v.trim();
-    if v.is_empty() {
-        return None;
-    }
-    let mut parts: Vec<u64> = v
-        .split('.')
-        .map(|p| p.parse::<u64>().ok())
-        .collect::<Option<_>>()?;
-    while parts.len() > 1 && parts.last() == Some(&0) {
-        parts.pop();
-    }
-    Some(parts)
-}
-
 fn has_working_antivirus(claims: &Claims, matches: &[ItemMatch]) -> bool {
     claims.security_products.iter().any(|p| {
         matches!(
@@ -263,27 +250,118 @@ fn has_working_antivirus(claims: &Claims, matches: &[ItemMatch]) -> bool {
     })
 }
 
-/// Every entry of `catalogue` that this assessment's matches refer to.
-pub fn matched_entries<'c>(catalogue: &'c Catalogue, a: &Assessment) -> Vec<&'c str> {
-    let mut ids: Vec<&str> = a
-        .matches
-        .iter()
-        .filter_map(|m| catalogue.entries().get(m.entry).map(|e| e.id.as_str()))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attestation::claims::Os;
+    use crate::catalogue::Category;
+    use std::path::Path;
+
+    const FINGERPRINT: [u8; 32] = [0xab; 32];
+
+    fn snapshot() -> Snapshot {
+        let text = format!(
+            r#"[[policy]]
+name = "p"
+min_os_version = {{ windows = "10.0.19045" }}
+rule = [{{ catalogue = "kaspersky", action = "deny" }}]
+
+[[segment]]
+name = "s"
+sensitivity = "high"
+policy = "p"
+
+[[exemption]]
+device_fingerprint = "{}"
+catalogue = "kaspersky"
+expires = 2999-12-31
+reference = "RA-7"
+"#,
+            "AB:".repeat(31) + "AB"
+        );
+        crate::config::load_str(&text, Path::new("/etc/posture-gate/gate.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn device(fingerprint: [u8; 32]) -> DeviceIdentity {
+        DeviceIdentity {
+            fingerprint_sha256: hex::encode(fingerprint),
+            fingerprint,
+            subject: "CN=lt-1".into(),
+            organization: None,
+            organizational_units: Vec::new(),
+        }
+    }
+
+    fn kaspersky_on_windows(s: &Snapshot, version: &str) -> Assessment {
+        Assessment {
+            matches: vec![ItemMatch {
+                entry: s.catalogue.index_of("kaspersky").unwrap(),
+                category: Category::Antivirus,
+                item: FindingItem {
+                    kind: ItemKind::Software,
+                    name: "Kaspersky Endpoint Security".into(),
+                    vendor: None,
+                    version: None,
+                    id: None,
+                },
+            }],
+            os: Os {
+                family: OsFamily::Windows,
+                name: None,
+                version: Some(version.into()),
+            },
+            working_antivirus: false,
+        }
+    }
 
     #[test]
-    fn versions_compare_numerically_and_fail_closed() {
-        assert!(parse_version("10.0.19045") > parse_version("10.0.9999"));
-        assert_eq!(parse_version("13"), parse_version("13.0.0"));
-        assert_eq!(parse_version("13.x"), None);
-        assert_eq!(parse_version(""), None);
+    fn an_exemption_by_fingerprint_compares_the_certificate_bytes() {
+        let s = snapshot();
+        let today = utc_day(0);
+        let a = kaspersky_on_windows(&s, "10.0.22631");
+        let exempt = evaluate_segment(&s, 0, &device(FINGERPRINT), &a, today);
+        assert_eq!(exempt.decision, Decision::Allow);
+        assert_eq!(exempt.findings[0].exemption.as_deref(), Some("RA-7"));
+        let mut other = FINGERPRINT;
+        other[31] ^= 1;
+        let denied = evaluate_segment(&s, 0, &device(other), &a, today);
+        assert_eq!(denied.decision, Decision::Deny);
+        assert_eq!(denied.findings[0].exemption, None);
+    }
+
+    #[test]
+    fn the_parsed_minimum_os_version_is_met_or_named_in_the_detail() {
+        let s = snapshot();
+        let today = utc_day(0);
+        let newer = evaluate_segment(
+            &s,
+            0,
+            &device(FINGERPRINT),
+            &kaspersky_on_windows(&s, "10.0.22631"),
+            today,
+        );
+        assert!(newer.unmet.is_empty());
+        let older = evaluate_segment(
+            &s,
+            0,
+            &device(FINGERPRINT),
+            &kaspersky_on_windows(&s, "10.0.17763"),
+            today,
+        );
+        assert_eq!(older.decision, Decision::Deny);
+        assert_eq!(older.unmet[0].requirement, Requirement::MinOsVersion);
+        assert_eq!(
+            older.unmet[0].detail,
+            "windows 10.0.17763 (minimum 10.0.19045)"
+        );
+        let unreadable = evaluate_segment(
+            &s,
+            0,
+            &device(FINGERPRINT),
+            &kaspersky_on_windows(&s, "ten"),
+            today,
+        );
+        assert_eq!(unreadable.unmet.len(), 1);
     }
 }

@@ -115,12 +115,22 @@ pub enum Requirement {
 }
 
 impl Requirement {
-    /// The wire code: `min_os_version` or `antivirus`.
+    /// Every requirement, in the order a page lists them.
+    pub const ALL: [Requirement; 2] = [Requirement::MinOsVersion, Requirement::Antivirus];
+
+    /// The code of the requirement on the wire (the verdict's and the
+    /// problem+json's `requirement`), the one spelling every reader uses.
     pub fn code(self) -> &'static str {
         match self {
             Requirement::MinOsVersion => "min_os_version",
             Requirement::Antivirus => "antivirus",
         }
+    }
+
+    /// The requirement with this [`code`](Requirement::code); `None` for a
+    /// code this build does not know (a newer gate's).
+    pub fn from_code(code: &str) -> Option<Requirement> {
+        Requirement::ALL.into_iter().find(|r| r.code() == code)
     }
 }
 
@@ -162,5 +172,22 @@ impl Invalid {
             valid: false,
             reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `code()` is what pages and the agent print; serde writes the verdict.
+    /// They must be the same word, and every code must read back.
+    #[test]
+    fn requirement_codes_are_the_serde_names_and_read_back() {
+        for r in Requirement::ALL {
+            let json = serde_json::to_value(r).unwrap();
+            assert_eq!(json, serde_json::Value::from(r.code()));
+            assert_eq!(Requirement::from_code(r.code()), Some(r));
+        }
+        assert_eq!(Requirement::from_code("max_os_version"), None);
     }
 }

@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::reg::{parse_reg_export, RegError};
 use posture_agent::dpkg::{parse_dpkg_status, DpkgProblem};
 use posture_agent::macos::{parse_info_plist, scan_applications};
-use posture_agent::windows::{parse_reg_export, parse_security_center_json, RegError};
+use posture_agent::windows::parse_security_center_json;
 // Some of these serve only the tests of a Linux tree, which need unix links.
 #[cfg_attr(not(unix), allow(unused_imports))]
 use posture_agent::{

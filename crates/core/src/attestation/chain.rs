@@ -270,7 +270,7 @@ fn key_kind(cert: &X509Certificate<'_>) -> KeyKind {
 
 /// The JWS verification algorithm of each key type: JWS ECDSA signatures are
 /// fixed-length r||s (RFC 7518 §3.4), not ASN.1.
-pub fn jws_algorithm(kind: KeyKind) -> Option<&'static dyn VerificationAlgorithm> {
+fn jws_algorithm(kind: KeyKind) -> Option<&'static dyn VerificationAlgorithm> {
     match kind {
         KeyKind::P256 => Some(&ECDSA_P256_SHA256_FIXED),
         KeyKind::P384 => Some(&ECDSA_P384_SHA384_FIXED),

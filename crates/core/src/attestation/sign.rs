@@ -110,7 +110,7 @@ impl SigningKey {
     }
 
     /// DER SubjectPublicKeyInfo of the public half.
-    pub fn public_key_spki_der(&self) -> Vec<u8> {
+    fn public_key_spki_der(&self) -> Vec<u8> {
         let der = match self {
             SigningKey::P256(k) | SigningKey::P384(k) => k.public_key().as_der(),
             SigningKey::Ed25519(k) => k.public_key().as_der(),

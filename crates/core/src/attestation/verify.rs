@@ -16,7 +16,7 @@ use crate::device::DeviceIdentity;
 
 /// Chains kept by default; a few thousand devices share a handful of CAs and
 /// each device has one leaf.
-pub const DEFAULT_CHAIN_CACHE: u64 = 4096;
+const DEFAULT_CHAIN_CACHE: u64 = 4096;
 
 /// The time and challenge rules of spec section 3, from the `[attestation]`
 /// section of the gate's configuration (`max_age`, `clock_skew`,

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 use super::model::IdentifierKind;
-use super::normalize::{self, KeyBuf, KeyMode, NormChars, Tokens};
+use super::normalise::{self, KeyBuf, KeyMode, NormChars, Tokens};
 use super::{Catalogue, Category};
 use crate::attestation::claims::{Process, SecurityProduct, Software};
 
@@ -186,7 +186,7 @@ impl Matcher {
             IdentifierKind::Signer => &mut self.signers,
             IdentifierKind::Process => &mut self.processes,
             IdentifierKind::Name => {
-                let words: Box<[Box<str>]> = normalize::name_tokens(value)
+                let words: Box<[Box<str>]> = normalise::name_tokens(value)
                     .into_iter()
                     .map(String::into_boxed_str)
                     .collect();
@@ -204,7 +204,7 @@ impl Matcher {
         } else {
             KeyMode::Plain
         };
-        let key = normalize::normalize_key(value, mode);
+        let key = normalise::normalise_key(value, mode);
         if !key.is_empty() {
             index.insert(key, target);
         }
@@ -266,7 +266,7 @@ impl Matcher {
         };
         let Some(targets) = f
             .key
-            .normalize(s, mode, index.longest)
+            .normalise(s, mode, index.longest)
             .and_then(|k| index.keys.get(k))
         else {
             return;
@@ -282,7 +282,7 @@ impl Matcher {
         let before = f.len();
         self.exact(&self.signers, signer, MatchedBy::Signer, f);
         if f.len() == before && signer.contains('=') {
-            if let Some(cn) = normalize::common_name(signer) {
+            if let Some(cn) = normalise::common_name(signer) {
                 self.exact(&self.signers, cn, MatchedBy::Signer, f);
             }
         }

@@ -10,7 +10,7 @@
 
 mod matcher;
 mod model;
-mod normalize;
+mod normalise;
 mod parse;
 
 use std::fmt;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{Entry, IdentifierGroup, IdentifierKind, Localized, Removal};
-use super::normalize::{self, KeyMode, MAX_KEY_BYTES, MAX_NAME_TOKENS};
+use super::normalise::{self, KeyMode, MAX_KEY_BYTES, MAX_NAME_TOKENS};
 use super::Category;
 use crate::attestation::claims::OsFamily;
 
@@ -284,7 +284,7 @@ fn check_value(kind: IdentifierKind, value: &str) -> Result<String, String> {
     } else {
         KeyMode::Plain
     };
-    let key = normalize::normalize_key(value, mode);
+    let key = normalise::normalise_key(value, mode);
     if key.is_empty() {
         return Err(format!("empty {} identifier", kind.as_str()));
     }
@@ -298,7 +298,7 @@ fn check_value(kind: IdentifierKind, value: &str) -> Result<String, String> {
         return Err("process identifier must be a file name, not a path".into());
     }
     if kind == IdentifierKind::Name {
-        let words = normalize::name_tokens(value);
+        let words = normalise::name_tokens(value);
         if words.is_empty() {
             return Err("name identifier has no letters or digits".into());
         }

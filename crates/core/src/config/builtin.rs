@@ -11,8 +11,9 @@ use crate::catalogue::{Catalogue, Matcher};
 
 use super::compile::catalogue_error;
 use super::error::ConfigErrors;
-use super::model::{Action, AttestationConfig, RemediationConfig, Sensitivity};
-use super::snapshot::{AttestationSettings, Policy, Rule, Segment, Snapshot};
+use super::model::{AttestationConfig, Sensitivity};
+use super::snapshot::{AttestationSettings, Policy, Remediation, Rule, Segment, Snapshot};
+use crate::verdict::Decision;
 
 pub const DEFAULT_NAME: &str = "default";
 
@@ -27,7 +28,7 @@ impl Snapshot {
         let rules = (0..catalogue.entries().len())
             .map(|entry| Rule {
                 entry,
-                action: Action::Deny,
+                action: Decision::Deny,
                 categories: None,
             })
             .collect();
@@ -64,7 +65,7 @@ impl Snapshot {
             }],
             routes: Vec::new(),
             exemptions: Vec::new(),
-            remediation: RemediationConfig::default(),
+            remediation: Remediation::default(),
         })
     }
 }

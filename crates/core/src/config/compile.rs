@@ -18,6 +18,7 @@ use serde_spanned::Spanned;
 use crate::attestation::jws::MAX_TOKEN_BYTES;
 use crate::attestation::VerifierSettings;
 use crate::catalogue::{Catalogue, CatalogueError, Category, Matcher};
+use crate::verdict::Decision;
 
 use super::error::{Collector, ConfigError, ConfigErrors};
 use super::files;
@@ -26,8 +27,8 @@ use super::model::{
     RouteConfig, RuleConfig, SegmentConfig, Sensitivity, ServerConfig,
 };
 use super::snapshot::{
-    AttestationSettings, DeviceSelector, Exemption, Policy, Route, Rule, Segment, ServerSettings,
-    Snapshot,
+    AttestationSettings, DeviceSelector, Exemption, OsVersion, Policy, Remediation, Route, Rule,
+    Segment, ServerSettings, Snapshot,
 };
 use super::values;
 
@@ -94,7 +95,7 @@ pub(crate) fn compile_recording(
     cx.guard_sensitive_segments(&file.segments, &file.policies, &policy_index);
     let routes = cx.routes(&file.routes, &segment_index);
     let exemptions = cx.exemptions(&file.exemptions, catalogue.as_ref(), &segment_index);
-    cx.organisations(&file);
+    cx.organizations(&file);
 
     let Context { c, files: seen, .. } = cx;
     files.extend(seen.into_inner());
@@ -122,7 +123,7 @@ pub(crate) fn compile_recording(
         policies,
         routes,
         exemptions,
-        remediation: file.remediation,
+        remediation: Remediation::compile(&file.remediation),
     })
 }
 
@@ -179,16 +180,17 @@ impl Context<'_> {
         }
     }
 
-    fn check_file(
+    /// Reads the file a path value names (already resolved), reporting a
+    /// failure at the value.
+    fn read<T>(
         &mut self,
         path: &Spanned<PathBuf>,
-        check: impl Fn(&Path) -> Result<(), String>,
-    ) -> PathBuf {
-        let resolved = self.resolve(path);
-        if let Err(message) = check(&resolved) {
-            self.c.at(path.span(), message);
-        }
-        resolved
+        resolved: &Path,
+        read: impl Fn(&Path) -> Result<T, String>,
+    ) -> Option<T> {
+        read(resolved)
+            .map_err(|message| self.c.at(path.span(), message))
+            .ok()
     }
 
     fn catalogue(&mut self, cfg: &CatalogueConfig) -> Option<KnownCatalogue> {
@@ -236,16 +238,21 @@ impl Context<'_> {
             );
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
         });
+        // Read once, here: the TLS front and the revocation set are built
+        // from these bytes and never open the files again.
         let cert = self.resolve(&s.cert);
-        self.certificates(&s.cert, "certificate");
-        let key = self.check_file(&s.key, files::private_key);
+        let cert_chain = self.certificates(&s.cert, "certificate");
+        let key = self.resolve(&s.key);
+        let private_key = self.read(&s.key, &key, files::private_key);
         let client_ca = self.resolve(&s.client_ca);
-        self.certificates(&s.client_ca, "client CA");
-        let crls = s
-            .crls
-            .iter()
-            .map(|p| self.check_file(p, files::crl))
-            .collect();
+        let client_cas = self.read(&s.client_ca, &client_ca, files::client_cas);
+        let mut crls = Vec::new();
+        let mut revocation_lists = Vec::new();
+        for path in &s.crls {
+            let resolved = self.resolve(path);
+            revocation_lists.extend(self.read(path, &resolved, files::crl).unwrap_or_default());
+            crls.push(resolved);
+        }
         let trusted_proxies = s
             .trusted_proxies
             .iter()
@@ -259,9 +266,18 @@ impl Context<'_> {
         ServerSettings {
             listen,
             cert,
+            cert_chain,
             key,
+            // A stand-in only when an error was collected (see the module docs).
+            private_key: Arc::new(
+                private_key.unwrap_or_else(|| {
+                    rustls_pki_types::PrivatePkcs8KeyDer::from(Vec::new()).into()
+                }),
+            ),
             client_ca,
+            client_cas: client_cas.unwrap_or_default(),
             crls,
+            revocation_lists,
             max_connections: s.max_connections,
             header_read_timeout: s.header_read_timeout.0,
             idle_timeout: s.idle_timeout.0,
@@ -470,18 +486,20 @@ impl Context<'_> {
             }
             rules.push(Rule {
                 entry,
-                action: r.action,
+                action: match r.action {
+                    Action::Deny => Decision::Deny,
+                    Action::Warn => Decision::Warn,
+                },
                 categories,
             });
         }
         let mut min_os_version = Vec::new();
         for (family, version) in &p.min_os_version {
-            match values::os_family(family) {
-                Ok(f) => min_os_version.push((f, version.get_ref().clone())),
-                Err(message) => self.c.at(version.span(), message),
-            }
-            if let Err(message) = values::check_os_version(version.get_ref()) {
-                self.c.at(version.span(), message);
+            let family = values::os_family(family).map_err(|m| self.c.at(version.span(), m));
+            let version =
+                OsVersion::parse(version.get_ref()).map_err(|m| self.c.at(version.span(), m));
+            if let (Ok(family), Ok(version)) = (family, version) {
+                min_os_version.push((family, version));
             }
         }
         Policy {
@@ -723,8 +741,7 @@ impl Context<'_> {
         segments: &HashMap<String, usize>,
     ) -> Exemption {
         let device = self.device(e);
-        // Exemptions keep the id, not an index; the lookup only validates it.
-        self.catalogue_id(catalogue, &e.catalogue);
+        let entry = self.catalogue_id(catalogue, &e.catalogue);
         let expires = values::expires_date(e.expires.get_ref()).unwrap_or_else(|m| {
             self.c.at(e.expires.span(), m);
             time::Date::MIN
@@ -750,6 +767,7 @@ impl Context<'_> {
         Exemption {
             device,
             catalogue_id: e.catalogue.get_ref().clone(),
+            entry,
             expires,
             reference: e.reference.get_ref().clone(),
             segments,
@@ -758,11 +776,11 @@ impl Context<'_> {
 
     fn device(&mut self, e: &ExemptionConfig) -> DeviceSelector {
         match (&e.device_fingerprint, &e.device_subject) {
-            (Some(fp), None) => match values::normalise_fingerprint(fp.get_ref()) {
-                Ok(hex) => DeviceSelector::Fingerprint(hex),
+            (Some(fp), None) => match values::fingerprint(fp.get_ref()) {
+                Ok(bytes) => DeviceSelector::Fingerprint(bytes),
                 Err(m) => {
                     self.c.at(fp.span(), m);
-                    DeviceSelector::Fingerprint(String::new())
+                    DeviceSelector::Subject(String::new())
                 }
             },
             (None, Some(subject)) => {
@@ -789,8 +807,8 @@ impl Context<'_> {
         }
     }
 
-    fn organisations(&mut self, file: &FileConfig) {
-        let orgs = &file.remediation.organisations;
+    fn organizations(&mut self, file: &FileConfig) {
+        let orgs = &file.remediation.organizations;
         self.names(orgs.iter().map(|o| &o.name), "organisation");
     }
 }

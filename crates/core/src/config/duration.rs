@@ -4,6 +4,7 @@
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
+/// A duration read from a string such as `15m` (humantime's syntax).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConfigDuration(pub Duration);
 

@@ -11,9 +11,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}:{column}: {message}", file.display())]
 pub struct ConfigError {
+    /// The config file, or the included file the problem is in.
     pub file: PathBuf,
+    /// 1-based; 0 for the file as a whole.
     pub line: usize,
+    /// 1-based, in characters; 0 for the file as a whole.
     pub column: usize,
+    /// What is wrong, in words a network team can act on.
     pub message: String,
 }
 
@@ -42,7 +46,7 @@ impl From<ConfigError> for ConfigErrors {
 /// 1-based line and character column of a byte offset in `text`.
 /// Offsets past the end or inside a character are clamped, because spans
 /// come from a parser and must never make error reporting panic.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

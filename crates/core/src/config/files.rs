@@ -47,37 +47,57 @@ pub fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'stati
     Ok(certs)
 }
 
-/// A PEM private key (PKCS#8, SEC1 or PKCS#1).
-pub fn private_key(path: &Path) -> Result<(), String> {
-    let bytes = read_nonempty(path, "private key")?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map(|_| ())
-        .map_err(|e| match e {
-            rustls_pki_types::pem::Error::NoItemsFound => format!(
-                "private key file {} contains no PEM PRIVATE KEY",
-                path.display()
-            ),
-            other => format!(
-                "private key file {} is not valid PEM: {other}",
-                path.display()
-            ),
-        })
+/// The client-CA bundle: its certificates, each usable as a trust anchor
+/// (what the TLS front's verifier makes of them), so a CA the handshake
+/// could not use is refused at load with the file's name.
+pub fn client_cas(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = certificates(path, "client CA")?;
+    for (i, cert) in certs.iter().enumerate() {
+        if let Err(e) = webpki::anchor_from_trusted_cert(cert) {
+            return Err(format!(
+                "client CA file {}: certificate {} cannot be a trust anchor: {e}",
+                path.display(),
+                i + 1
+            ));
+        }
+    }
+    Ok(certs)
 }
 
-/// One or more CRLs: PEM `X509 CRL` blocks, or a single DER CRL.
-pub fn crl(path: &Path) -> Result<(), String> {
+/// A PEM private key (PKCS#8, SEC1 or PKCS#1), as DER.
+pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = read_nonempty(path, "private key")?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => format!(
+            "private key file {} contains no PEM PRIVATE KEY",
+            path.display()
+        ),
+        other => format!(
+            "private key file {} is not valid PEM: {other}",
+            path.display()
+        ),
+    })
+}
+
+/// One or more CRLs: PEM `X509 CRL` blocks, or a single DER CRL. Each must
+/// parse both for the revocation set (x509-parser) and for the TLS
+/// verifier (webpki), so neither can fail later on a file that loaded.
+pub fn crl(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
     let bytes = read_nonempty(path, "CRL")?;
     let looks_like_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
     if !looks_like_pem {
         return match x509_parser::parse_x509_crl(&bytes) {
-            Ok(([], _)) => Ok(()),
+            Ok(([], _)) => {
+                check_crl_for_tls(path, &bytes, None)?;
+                Ok(vec![CertificateRevocationListDer::from(bytes)])
+            }
             _ => Err(format!(
                 "CRL file {} is neither PEM nor a DER certificate revocation list",
                 path.display()
             )),
         };
     }
-    let mut count = 0;
+    let mut crls = Vec::new();
     for item in CertificateRevocationListDer::pem_slice_iter(&bytes) {
         let der = item.map_err(|e| format!("CRL file {} is not valid PEM: {e}", path.display()))?;
         if x509_parser::parse_x509_crl(der.as_ref()).is_err() {
@@ -86,15 +106,30 @@ pub fn crl(path: &Path) -> Result<(), String> {
                 path.display()
             ));
         }
-        count += 1;
+        check_crl_for_tls(path, der.as_ref(), Some(crls.len() + 1))?;
+        crls.push(der);
     }
-    if count == 0 {
+    if crls.is_empty() {
         return Err(format!(
             "CRL file {} contains no PEM X509 CRL",
             path.display()
         ));
     }
-    Ok(())
+    Ok(crls)
+}
+
+/// webpki is stricter than x509-parser about what a CRL may contain (for
+/// example critical extensions it does not know).
+fn check_crl_for_tls(path: &Path, der: &[u8], block: Option<usize>) -> Result<(), String> {
+    webpki::OwnedCertRevocationList::from_der(der)
+        .map(|_| ())
+        .map_err(|e| {
+            let which = block.map_or(String::new(), |n| format!(" (CRL {n})"));
+            format!(
+                "CRL file {}{which} cannot be used to check client certificates: {e}",
+                path.display()
+            )
+        })
 }
 
 /// The nonce HMAC secret. One trailing line ending is dropped, so a secret

@@ -13,23 +13,32 @@ use std::path::PathBuf;
 
 use super::duration::ConfigDuration;
 
+/// A whole `gate.toml`, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// `[server]`: absent for configs that only `verify` or `check-config`.
     #[serde(default)]
     pub server: Option<ServerConfig>,
+    /// `[attestation]`.
     #[serde(default)]
     pub attestation: AttestationConfig,
+    /// `[catalogue]`.
     #[serde(default)]
     pub catalogue: CatalogueConfig,
+    /// `[[segment]]`, in file order.
     #[serde(default, rename = "segment")]
     pub segments: Vec<SegmentConfig>,
+    /// `[[route]]`, in file order.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    /// `[[policy]]`, in file order.
     #[serde(default, rename = "policy")]
     pub policies: Vec<PolicyConfig>,
+    /// `[[exemption]]`, in file order.
     #[serde(default, rename = "exemption")]
     pub exemptions: Vec<ExemptionConfig>,
+    /// `[remediation]`: the texts of the denial page.
     #[serde(default)]
     pub remediation: RemediationConfig,
 }
@@ -49,16 +58,22 @@ pub struct ServerConfig {
     /// Optional PEM or DER CRLs checked on every client certificate.
     #[serde(default)]
     pub crls: Vec<Spanned<PathBuf>>,
+    /// Connections open at once, in total.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// The longest a client may take to send a request head.
     #[serde(default = "defaults::header_read_timeout")]
     pub header_read_timeout: ConfigDuration,
+    /// How long an idle connection is kept open.
     #[serde(default = "defaults::idle_timeout")]
     pub idle_timeout: ConfigDuration,
+    /// The largest request head accepted, in bytes.
     #[serde(default = "defaults::max_header_bytes")]
     pub max_header_bytes: usize,
+    /// The longest an upstream may take to answer.
     #[serde(default = "defaults::upstream_timeout")]
     pub upstream_timeout: ConfigDuration,
+    /// How long connections may finish after a shutdown begins.
     #[serde(default = "defaults::shutdown_grace")]
     pub shutdown_grace: ConfigDuration,
     /// Addresses or CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`) of proxies
@@ -90,6 +105,7 @@ pub struct ServerConfig {
     pub max_streams_without_certificate: Spanned<u32>,
 }
 
+/// How device attestations are verified and remembered.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttestationConfig {
@@ -100,16 +116,20 @@ pub struct AttestationConfig {
     /// is reported at its line.
     #[serde(default = "defaults::max_age")]
     pub max_age: Spanned<ConfigDuration>,
+    /// How far a device's clock may be ahead of the gate's.
     #[serde(default = "defaults::clock_skew")]
     pub clock_skew: ConfigDuration,
+    /// Whether a token must carry a nonce the gate issued.
     #[serde(default = "defaults::require_nonce")]
     pub require_nonce: Spanned<bool>,
     /// File holding the HMAC secret for gate nonces (at least 32 bytes), so
     /// several gate instances accept each other's challenges.
     #[serde(default)]
     pub nonce_secret_file: Option<Spanned<PathBuf>>,
+    /// How long an issued nonce may be used (at most 5 minutes).
     #[serde(default = "defaults::nonce_ttl")]
     pub nonce_ttl: Spanned<ConfigDuration>,
+    /// Postures remembered at most.
     #[serde(default = "defaults::posture_cache_capacity")]
     pub posture_cache_capacity: u64,
 }
@@ -138,21 +158,31 @@ pub struct CatalogueConfig {
     pub include: Vec<Spanned<PathBuf>>,
 }
 
+/// How much is at stake behind a segment; high and critical segments
+/// must be guarded by a policy that denies something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Sensitivity {
+    /// Little at stake.
     Low,
+    /// More at stake than `low`.
     Medium,
+    /// Much at stake: the policy must deny something.
     High,
+    /// The most at stake: the policy must deny something.
     Critical,
 }
 
+/// One `[[segment]]`: a part of the network a policy guards.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentConfig {
+    /// Unique, non-empty; what routes and exemptions refer to.
     pub name: Spanned<String>,
+    /// For people: shown on the denial page when not empty.
     #[serde(default)]
     pub description: String,
+    /// How much is at stake behind the segment.
     pub sensitivity: Sensitivity,
     /// Name of the `[[policy]]` that guards this segment.
     pub policy: Spanned<String>,
@@ -161,11 +191,13 @@ pub struct SegmentConfig {
     pub vlan: Option<Spanned<u16>>,
 }
 
+/// One `[[route]]`: where requests for a host and path prefix go.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Host name as the client sends it (no port), e.g. `finance.intern.example`.
     pub host: Spanned<String>,
+    /// Starts with `/`; matched on whole path segments.
     #[serde(default = "defaults::path_prefix")]
     pub path_prefix: Spanned<String>,
     /// `http://` or `https://` URL of the upstream app.
@@ -173,6 +205,7 @@ pub struct RouteConfig {
     /// PEM CA bundle to verify an `https://` upstream; the system roots are never used.
     #[serde(default)]
     pub upstream_ca: Option<Spanned<PathBuf>>,
+    /// Name of the `[[segment]]` whose policy guards the route.
     pub segment: Spanned<String>,
     /// Let paths carry `%25` followed by hex (`%2541`), which an upstream
     /// that decodes twice reads as another escape. Off: such paths get 400.
@@ -189,16 +222,22 @@ pub struct RouteConfig {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
 )]
+/// What a policy rule does with a device that has the software.
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// Admit, with a warning to the device and in the audit log.
     Warn,
+    /// Refuse.
     Deny,
 }
 
+/// One `[[policy]]`: what a segment requires of a device.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
+    /// Unique, non-empty; what segments refer to.
     pub name: Spanned<String>,
+    /// For people.
     #[serde(default)]
     pub description: String,
     /// What to do per catalogue id. A policy with no rules denies nothing.
@@ -217,11 +256,13 @@ pub struct PolicyConfig {
     pub allow_empty: bool,
 }
 
+/// One `[[policy.rule]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Catalogue id, e.g. `kaspersky`.
     pub catalogue: Spanned<String>,
+    /// Deny or warn.
     pub action: Action,
     /// Narrow the entry to these categories; absent means all of them. An
     /// empty list is an error: it would turn the rule off without saying so.
@@ -229,6 +270,7 @@ pub struct RuleConfig {
     pub categories: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
+/// One `[[exemption]]`: a waiver of one catalogue entry for one device.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExemptionConfig {
@@ -238,6 +280,7 @@ pub struct ExemptionConfig {
     /// RFC 4514 subject of the device certificate, e.g. `CN=lt-042,O=Supplier BV`.
     #[serde(default)]
     pub device_subject: Option<Spanned<String>>,
+    /// The catalogue id the exemption waives, e.g. `kaspersky`.
     pub catalogue: Spanned<String>,
     /// Last day (inclusive, UTC) on which the exemption applies. Required.
     pub expires: Spanned<toml::value::Datetime>,
@@ -248,100 +291,133 @@ pub struct ExemptionConfig {
     pub segments: Option<Vec<Spanned<String>>>,
 }
 
+/// `[remediation]`: what the denial page tells a person to do.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemediationConfig {
+    /// Who to contact; empty fields are left off the page.
     #[serde(default)]
     pub service_desk: ServiceDesk,
-    /// Extra text per organisation (the certificate's O), shown on the denial page.
+    /// Extra text per organisation (the certificate's O), shown on the
+    /// denial page. The key is `organisation`, as it always was.
     #[serde(default, rename = "organisation")]
-    pub organisations: Vec<OrganisationText>,
+    pub organizations: Vec<OrganizationConfig>,
 }
 
+/// `[remediation.service_desk]`.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceDesk {
+    /// The desk's name.
     #[serde(default)]
     pub name: String,
+    /// A telephone number; a `tel:` link when it has the shape of one.
     #[serde(default)]
     pub phone: String,
+    /// An e-mail address; a `mailto:` link when it is a plain address.
     #[serde(default)]
     pub email: String,
+    /// A web address; a link only for `http://` and `https://`.
     #[serde(default)]
     pub url: String,
     /// Opening hours or other remarks, in Dutch and English.
     #[serde(default)]
     pub hours_nl: String,
+    /// Opening hours or other remarks, in English.
     #[serde(default)]
     pub hours_en: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OrganisationText {
+/// One `[[remediation.organisation]]`: the extra text for its staff.
+pub struct OrganizationConfig {
+    /// The organization, as in the O of device certificates (compared
+    /// without case or surrounding space).
     pub name: Spanned<String>,
+    /// Dutch text.
     #[serde(default)]
     pub text_nl: String,
+    /// English text.
     #[serde(default)]
     pub text_en: String,
 }
 
+/// The defaults of settings a file may leave out.
 pub mod defaults {
     use super::ConfigDuration;
     use serde_spanned::Spanned;
     use std::time::Duration;
 
+    /// The default of `max_connections`.
     pub fn max_connections() -> usize {
         10_000
     }
+    /// The default of `header_read_timeout`.
     pub fn header_read_timeout() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(10))
     }
+    /// The default of `idle_timeout`.
     pub fn idle_timeout() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(60))
     }
+    /// The default of `max_header_bytes`.
     pub fn max_header_bytes() -> usize {
         64 * 1024
     }
+    /// The default of `upstream_timeout`.
     pub fn upstream_timeout() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(30))
     }
+    /// The default of `shutdown_grace`.
     pub fn shutdown_grace() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(30))
     }
+    /// The default of `max_connections_per_ip`.
     pub fn max_connections_per_ip() -> Spanned<usize> {
         Spanned::new(0..0, 64)
     }
+    /// The default of `body_timeout`.
     pub fn body_timeout() -> Spanned<ConfigDuration> {
         Spanned::new(0..0, ConfigDuration(Duration::from_secs(20)))
     }
+    /// The default of `body_min_rate`.
     pub fn body_min_rate() -> Spanned<u64> {
         Spanned::new(0..0, 4096)
     }
+    /// The default of `max_body_bytes_in_flight`.
     pub fn max_body_bytes_in_flight() -> Spanned<usize> {
         Spanned::new(0..0, 64 * 1024 * 1024)
     }
+    /// The default of `max_streams_without_certificate`.
     pub fn max_streams_without_certificate() -> Spanned<u32> {
         Spanned::new(0..0, 8)
     }
+    /// The default of `upgrades`.
     pub fn upgrades() -> Vec<String> {
         vec!["websocket".to_string()]
     }
+    /// The default of `max_age`.
     pub fn max_age() -> Spanned<ConfigDuration> {
         Spanned::new(0..0, ConfigDuration(Duration::from_secs(15 * 60)))
     }
+    /// The default of `clock_skew`.
     pub fn clock_skew() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(60))
     }
+    /// The default of `require_nonce`.
     pub fn require_nonce() -> Spanned<bool> {
         Spanned::new(0..0, true)
     }
+    /// The default of `nonce_ttl`.
     pub fn nonce_ttl() -> Spanned<ConfigDuration> {
         Spanned::new(0..0, ConfigDuration(Duration::from_secs(5 * 60)))
     }
+    /// The default of `posture_cache_capacity`.
     pub fn posture_cache_capacity() -> u64 {
         100_000
     }
+    /// The default of `path_prefix`.
     pub fn path_prefix() -> Spanned<String> {
         Spanned::new(0..0, "/".to_string())
     }

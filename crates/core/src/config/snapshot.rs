@@ -3,6 +3,8 @@
 //! `Arc<Snapshot>` for its whole life, so a reload never changes the rules
 //! under a request in flight.
 
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,23 +12,35 @@ use std::time::Duration;
 use crate::attestation::claims::OsFamily;
 use crate::attestation::VerifierSettings;
 use crate::catalogue::{Catalogue, Category, Matcher};
-use rustls_pki_types::CertificateDer;
+use crate::verdict::Decision;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
-use super::model::{Action, RemediationConfig, Sensitivity};
+use super::model::{RemediationConfig, Sensitivity, ServiceDesk};
 
+/// A compiled configuration; see the module docs.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The file this snapshot was loaded from; `None` for the built-in default.
     pub source: Option<PathBuf>,
+    /// The TLS front; `None` when the config has no `[server]` (enough for
+    /// `verify` and `check-config`).
     pub server: Option<ServerSettings>,
+    /// How attestations are verified and remembered.
     pub attestation: AttestationSettings,
+    /// The merged catalogue of prohibited software.
     pub catalogue: Arc<Catalogue>,
+    /// The matcher built from `catalogue`, index for index.
     pub matcher: Matcher,
+    /// Every segment, in file order.
     pub segments: Vec<Segment>,
+    /// Every policy, in file order.
     pub policies: Vec<Policy>,
+    /// Every route, in file order.
     pub routes: Vec<Route>,
+    /// Every exemption, in file order.
     pub exemptions: Vec<Exemption>,
-    pub remediation: RemediationConfig,
+    /// The texts of the denial page.
+    pub remediation: Remediation,
 }
 
 impl Snapshot {
@@ -36,76 +50,199 @@ impl Snapshot {
     }
 }
 
-/// Paths are absolute (resolved against the config file's directory) and
-/// were readable when the snapshot was built.
+/// The TLS front. Its files are read once, at load: the DER here is what
+/// the server uses, so a file that changes or disappears afterwards cannot
+/// make a running gate or a reload half-read it. Paths are absolute
+/// (resolved against the config file's directory); they are kept to name
+/// the files in messages and for the reloader's file watcher.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
+    /// The address the gate listens on.
     pub listen: std::net::SocketAddr,
+    /// The PEM file of the gate's certificate chain.
     pub cert: PathBuf,
+    /// The certificate chain from `cert`, leaf first, never empty.
+    pub cert_chain: Vec<CertificateDer<'static>>,
+    /// The PEM file of the gate's private key.
     pub key: PathBuf,
+    /// The private key from `key`; shared rather than copied with the
+    /// settings, and its `Debug` does not show it.
+    pub private_key: Arc<PrivateKeyDer<'static>>,
+    /// The PEM bundle of CAs that issue device certificates.
     pub client_ca: PathBuf,
+    /// The certificates of `client_ca`, never empty, each usable as a trust
+    /// anchor.
+    pub client_cas: Vec<CertificateDer<'static>>,
+    /// The CRL files, in config order.
     pub crls: Vec<PathBuf>,
+    /// Every CRL of the `crls` files, in order, each parsed once at load
+    /// (by x509-parser and webpki) so the verifier and the revocation set
+    /// cannot refuse them later.
+    pub revocation_lists: Vec<CertificateRevocationListDer<'static>>,
+    /// Connections open at once, in total.
     pub max_connections: usize,
+    /// The longest a client may take to send a request head.
     pub header_read_timeout: Duration,
+    /// How long an idle connection is kept open.
     pub idle_timeout: Duration,
+    /// The largest request head accepted.
     pub max_header_bytes: usize,
+    /// The longest an upstream may take to answer.
     pub upstream_timeout: Duration,
+    /// How long connections may finish after a shutdown begins.
     pub shutdown_grace: Duration,
     /// Peers whose `X-Forwarded-For` the gate extends rather than replaces.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connections one client IP address may hold at once; never zero.
     pub max_connections_per_ip: usize,
+    /// The longest the gate waits for a body it reads itself.
     pub body_timeout: Duration,
-    /// Bytes per second, never zero.
+    /// The slowest such body, in bytes per second, never zero.
     pub body_min_rate: u64,
+    /// Bytes of such bodies held at once across all connections.
     pub max_body_bytes_in_flight: usize,
+    /// HTTP/2 streams open at once on a connection without a certificate.
     pub max_streams_without_certificate: u32,
 }
 
+/// How attestations are verified and remembered.
 #[derive(Debug, Clone)]
 pub struct AttestationSettings {
     /// DER of every trust anchor certificate, from all `trust_anchors` files.
     pub trust_anchors: Vec<CertificateDer<'static>>,
+    /// Age, clock skew and nonce rules of the verifier.
     pub verifier: VerifierSettings,
     /// The HMAC secret for gate nonces, when configured.
     pub nonce_secret: Option<Vec<u8>>,
+    /// How long an issued nonce may be used.
     pub nonce_ttl: Duration,
+    /// Postures remembered at most.
     pub posture_cache_capacity: u64,
 }
 
+/// A part of the network a policy guards.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    /// Unique, non-empty.
     pub name: String,
+    /// For people: shown on the denial page when not empty.
     pub description: String,
+    /// How much is at stake behind the segment.
     pub sensitivity: Sensitivity,
     /// Index into `Snapshot::policies`.
     pub policy: usize,
+    /// The 802.1X VLAN of the segment, 1 to 4094.
     pub vlan: Option<u16>,
 }
 
+/// What a segment requires of a device.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// Unique, non-empty.
     pub name: String,
+    /// For people.
     pub description: String,
+    /// What to do per catalogue entry.
     pub rules: Vec<Rule>,
-    pub min_os_version: Vec<(OsFamily, String)>,
+    /// The lowest OS version accepted, per OS family (at most one each).
+    pub min_os_version: Vec<(OsFamily, OsVersion)>,
+    /// Whether an enabled, up-to-date antivirus that is not prohibited is
+    /// required.
     pub require_antivirus: bool,
 }
 
+/// One rule of a policy.
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// Index into `Snapshot::catalogue.entries()`.
     pub entry: usize,
-    pub action: Action,
+    /// What a match does: [`Decision::Deny`] or [`Decision::Warn`] (the
+    /// config's `action`), never `Allow`; the strictest rule wins.
+    pub action: Decision,
     /// `None`: every category of the entry.
     pub categories: Option<Vec<Category>>,
 }
 
+/// A minimum OS version, parsed at load: dotted numbers compared part by
+/// part, a missing part counting as zero (`13` is `13.0.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsVersion {
+    /// Never empty.
+    parts: Box<[u64]>,
+    /// As written in the config, for messages.
+    text: String,
+}
+
+impl OsVersion {
+    /// Dotted numbers such as `10.0.19045` or `14`; anything else (empty
+    /// parts, letters, a part beyond `u64`) is refused with a message.
+    pub fn parse(text: &str) -> Result<OsVersion, String> {
+        let refuse =
+            || format!("minimum OS version {text:?} is not dotted numbers like \"10.0.19045\"");
+        if text.is_empty() {
+            return Err(refuse());
+        }
+        let parts = text
+            .split('.')
+            .map(|part| {
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(refuse());
+                }
+                part.parse::<u64>().map_err(|_| {
+                    format!("minimum OS version {text:?} has a part too large to compare")
+                })
+            })
+            .collect::<Result<Box<[u64]>, String>>()?;
+        Ok(OsVersion {
+            parts,
+            text: text.to_string(),
+        })
+    }
+
+    /// The version as written in the config.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether a version a device reported is at least this one; `None`
+    /// when the report is empty or not dotted numbers (the policy treats
+    /// that as not met). No allocation: this runs per request.
+    pub fn is_met_by(&self, reported: &str) -> Option<bool> {
+        let reported = reported.trim();
+        if reported.is_empty() {
+            return None;
+        }
+        let mut order = Ordering::Equal;
+        let mut count = 0;
+        for part in reported.split('.') {
+            // Every part must read, even after the order is known.
+            let have: u64 = part.parse().ok()?;
+            if order == Ordering::Equal {
+                order = have.cmp(self.parts.get(count).unwrap_or(&0));
+            }
+            count += 1;
+        }
+        if order == Ordering::Equal && self.parts.iter().skip(count).any(|p| *p > 0) {
+            order = Ordering::Less;
+        }
+        Some(order != Ordering::Less)
+    }
+}
+
+impl std::fmt::Display for OsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Where requests for one host and path prefix go.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// Lowercase, without port.
     pub host: String,
     /// Starts with `/`; matched on whole path segments.
     pub path_prefix: String,
+    /// The `http://` or `https://` app behind the route.
     pub upstream: http::Uri,
     /// DER certificates to trust for an `https://` upstream.
     pub upstream_ca: Option<Vec<CertificateDer<'static>>>,
@@ -118,22 +255,134 @@ pub struct Route {
     pub upgrades: Vec<String>,
 }
 
+/// The device an exemption is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSelector {
-    /// Lowercase hex SHA-256 of the certificate DER, no separators.
-    Fingerprint(String),
+    /// SHA-256 of the certificate DER, compared with
+    /// `DeviceIdentity::fingerprint`.
+    Fingerprint([u8; 32]),
     /// RFC 4514 subject, compared exactly.
     Subject(String),
 }
 
+/// A waiver of one catalogue entry for one device (a risk acceptance).
 #[derive(Debug, Clone)]
 pub struct Exemption {
+    /// Which device.
     pub device: DeviceSelector,
-    /// Catalogue id.
+    /// Catalogue id, as written (for messages and the summary).
     pub catalogue_id: String,
+    /// Index of that id into `Snapshot::catalogue.entries()`: what the
+    /// policy compares, so no id is compared as text per request.
+    pub entry: usize,
     /// Last day (UTC, inclusive) on which it applies.
     pub expires: time::Date,
+    /// The risk acceptance it rests on; shown in the audit log.
     pub reference: String,
     /// Indexes into `Snapshot::segments`; `None`: every segment.
     pub segments: Option<Vec<usize>>,
+}
+
+/// The texts of the denial page, compiled for a direct lookup per request.
+#[derive(Debug, Clone, Default)]
+pub struct Remediation {
+    /// The service desk as configured.
+    pub service_desk: ServiceDesk,
+    /// Extra text per organization (the certificate's O), keyed by the name
+    /// trimmed and lower-cased; see [`Remediation::organization`].
+    organizations: HashMap<String, OrganizationText>,
+}
+
+/// The extra denial-page text for the staff of one organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationText {
+    /// The name as configured, trimmed.
+    pub name: String,
+    /// Dutch text.
+    pub text_nl: String,
+    /// English text.
+    pub text_en: String,
+}
+
+impl Remediation {
+    /// Compiles the `[remediation]` table. Names are matched without regard
+    /// to case or surrounding space; of two names that then collide, the
+    /// first in the file is kept (as the page always chose it).
+    pub fn compile(config: &RemediationConfig) -> Remediation {
+        let mut organizations = HashMap::new();
+        for o in &config.organizations {
+            let name = o.name.get_ref().trim();
+            organizations
+                .entry(name.to_lowercase())
+                .or_insert_with(|| OrganizationText {
+                    name: name.to_string(),
+                    text_nl: o.text_nl.clone(),
+                    text_en: o.text_en.clone(),
+                });
+        }
+        Remediation {
+            service_desk: config.service_desk.clone(),
+            organizations,
+        }
+    }
+
+    /// The text for the organization (O) of a device certificate.
+    pub fn organization(&self, name: &str) -> Option<&OrganizationText> {
+        self.organizations.get(&name.trim().to_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_versions_parse_dotted_numbers_only() {
+        assert_eq!(
+            OsVersion::parse("10.0.19045").unwrap().as_str(),
+            "10.0.19045"
+        );
+        assert!(OsVersion::parse("14").is_ok());
+        for bad in ["", "10.", ".1", "ten", "10.0 ", "+10", "10..0", "1.-2"] {
+            let err = OsVersion::parse(bad).unwrap_err();
+            assert!(err.contains("is not dotted numbers"), "{bad:?}: {err}");
+        }
+        let err = OsVersion::parse("1.99999999999999999999").unwrap_err();
+        assert!(err.contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn reported_versions_compare_numerically_with_missing_parts_as_zero() {
+        let min = OsVersion::parse("10.0.19045").unwrap();
+        assert_eq!(min.is_met_by("10.0.19045"), Some(true));
+        assert_eq!(min.is_met_by("10.0.22631"), Some(true));
+        assert_eq!(min.is_met_by("10.0.9999"), Some(false));
+        assert_eq!(min.is_met_by("10"), Some(false));
+        assert_eq!(min.is_met_by("11"), Some(true));
+        assert_eq!(min.is_met_by(" 10.0.19045.1 "), Some(true));
+        let min = OsVersion::parse("13").unwrap();
+        assert_eq!(min.is_met_by("13.0.0"), Some(true));
+        assert_eq!(min.is_met_by("12.9"), Some(false));
+        let min = OsVersion::parse("13.0.1").unwrap();
+        assert_eq!(min.is_met_by("13"), Some(false));
+        // Unreadable anywhere is unreadable, even past a deciding part.
+        assert_eq!(min.is_met_by("14.x"), None);
+        assert_eq!(min.is_met_by(""), None);
+        assert_eq!(min.is_met_by("13."), None);
+    }
+
+    #[test]
+    fn organizations_are_found_whatever_their_case_and_the_first_wins() {
+        let config: RemediationConfig = toml::from_str(
+            "[[organisation]]\nname = \" Leverancier BV \"\ntext_nl = \"eerste\"\n\
+             [[organisation]]\nname = \"LEVERANCIER bv\"\ntext_nl = \"tweede\"\n",
+        )
+        .unwrap();
+        let r = Remediation::compile(&config);
+        assert_eq!(r.organizations.len(), 1);
+        let o = r.organization("leverancier BV ").unwrap();
+        assert_eq!(o.name, "Leverancier BV");
+        assert_eq!(o.text_nl, "eerste");
+        assert!(r.organization("Leverancier").is_none());
+    }
 }

@@ -6,13 +6,16 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::catalogue::Category;
+use crate::verdict::Decision;
 
-use super::model::{Action, Sensitivity};
+use super::model::Sensitivity;
 use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot};
 
 /// Exemptions expiring this many days from today or sooner are listed.
-pub const EXPIRY_WARNING_DAYS: i64 = 30;
+const EXPIRY_WARNING_DAYS: i64 = 30;
 
+/// What `check-config` prints of a loaded snapshot: segments, routes,
+/// policies, and the exemptions that expire within 30 days of `today`.
 pub fn summary(snapshot: &Snapshot, today: time::Date) -> String {
     let mut out = String::new();
     header(&mut out, snapshot);
@@ -163,8 +166,9 @@ fn policy_line(s: &Snapshot, p: &Policy) -> String {
                 .get(r.entry)
                 .map_or("?", |e| e.id.as_str());
             let action = match r.action {
-                Action::Deny => "deny",
-                Action::Warn => "warn",
+                Decision::Deny => "deny",
+                Decision::Warn => "warn",
+                Decision::Allow => "allow",
             };
             match &r.categories {
                 None => format!("{action} {id}"),
@@ -224,7 +228,7 @@ fn exemptions(out: &mut String, s: &Snapshot, today: time::Date) {
     .ok();
     for e in soon {
         let device = match &e.device {
-            DeviceSelector::Fingerprint(hex) => format!("sha256 {hex}"),
+            DeviceSelector::Fingerprint(bytes) => format!("sha256 {}", hex::encode(bytes)),
             DeviceSelector::Subject(subject) => format!("subject {subject:?}"),
         };
         let segments = match &e.segments {

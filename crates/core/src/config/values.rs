@@ -104,17 +104,18 @@ pub fn parse_upstream(text: &str) -> Result<http::Uri, String> {
     }
 }
 
-/// A SHA-256 certificate fingerprint as lowercase hex without separators.
+/// A SHA-256 certificate fingerprint: 64 hex digits in either case.
 /// Colons are allowed because that is how `openssl x509 -fingerprint`
 /// prints it.
-pub fn normalise_fingerprint(text: &str) -> Result<String, String> {
+pub fn fingerprint(text: &str) -> Result<[u8; 32], String> {
     let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!(
+    let mut bytes = [0u8; 32];
+    match hex::decode_to_slice(&hex, &mut bytes) {
+        Ok(()) => Ok(bytes),
+        Err(_) => Err(format!(
             "device_fingerprint {text:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)"
-        ));
+        )),
     }
-    Ok(hex.to_ascii_lowercase())
 }
 
 pub fn os_family(name: &str) -> Result<OsFamily, String> {
@@ -129,22 +130,6 @@ pub fn os_family(name: &str) -> Result<OsFamily, String> {
                 names.join(", ")
             )
         })
-}
-
-/// Dotted numbers such as `10.0.19045` or `14`, so versions compare
-/// numerically part by part.
-pub fn check_os_version(version: &str) -> Result<(), String> {
-    let ok = !version.is_empty()
-        && version
-            .split('.')
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "minimum OS version {version:?} is not dotted numbers like \"10.0.19045\""
-        ))
-    }
 }
 
 /// The `expires` of an exemption: a TOML local date, nothing else, so
@@ -202,19 +187,23 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_are_normalised() {
+    fn fingerprints_become_bytes() {
         let colons = "AB:".repeat(31) + "AB";
-        assert_eq!(normalise_fingerprint(&colons).unwrap(), "ab".repeat(32));
-        assert!(normalise_fingerprint("abcd").is_err());
-        assert!(normalise_fingerprint(&"zz".repeat(32)).is_err());
+        assert_eq!(fingerprint(&colons).unwrap(), [0xab; 32]);
+        assert_eq!(fingerprint(&"0f".repeat(32)).unwrap(), [0x0f; 32]);
+        for bad in [
+            "abcd".to_string(),
+            "zz".repeat(32),
+            "ab".repeat(33),
+            "é".repeat(64),
+        ] {
+            let err = fingerprint(&bad).unwrap_err();
+            assert!(err.contains("is not a SHA-256 fingerprint"), "{err}");
+        }
     }
 
     #[test]
-    fn os_versions_are_dotted_numbers() {
-        assert!(check_os_version("10.0.19045").is_ok());
-        assert!(check_os_version("14").is_ok());
-        assert!(check_os_version("10.").is_err());
-        assert!(check_os_version("ten").is_err());
+    fn os_families_are_named() {
         assert_eq!(os_family("macos").unwrap(), OsFamily::Macos);
         assert!(os_family("win").is_err());
     }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use posture_core::attestation::claims::OsFamily;
 use posture_core::catalogue::{Catalogue, Category};
-use posture_core::config::model::{Action, Sensitivity};
+use posture_core::config::model::Sensitivity;
 use posture_core::config::snapshot::DeviceSelector;
 use posture_core::config::{load, load_str, summary, ConfigError, ConfigErrors, Snapshot};
+use posture_core::verdict::Decision;
 use time::macros::date;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/config");
@@ -151,7 +152,12 @@ fn the_example_config_loads() {
     assert_eq!(fin.upstream_ca.as_ref().map(Vec::len), Some(1));
     assert_eq!(s.exemptions.len(), 2);
     assert_eq!(s.remediation.service_desk.name, "Servicedesk ICT");
-    assert_eq!(s.remediation.organisations.len(), 1);
+    assert_eq!(
+        s.remediation
+            .organization("Leverancier Voorbeeld BV")
+            .map(|o| o.name.as_str()),
+        Some("Leverancier Voorbeeld BV")
+    );
 }
 
 #[test]
@@ -293,16 +299,18 @@ segments = ["b", "a"]
     assert_eq!(s.policies[0].name, "open");
     assert!(s.policies[0].rules.is_empty());
     let dicht = &s.policies[1];
+    let min_os: Vec<(OsFamily, &str)> = dicht
+        .min_os_version
+        .iter()
+        .map(|(f, v)| (*f, v.as_str()))
+        .collect();
     assert_eq!(
-        dicht.min_os_version,
-        [
-            (OsFamily::Android, "14".to_string()),
-            (OsFamily::Windows, "10.0.19045".to_string())
-        ]
+        min_os,
+        [(OsFamily::Android, "14"), (OsFamily::Windows, "10.0.19045")]
     );
     let rule = &dicht.rules[0];
     assert_eq!(s.catalogue.entries()[rule.entry].id, "kaspersky");
-    assert_eq!(rule.action, Action::Warn);
+    assert_eq!(rule.action, Decision::Warn);
     assert_eq!(
         rule.categories,
         Some(vec![Category::Vpn, Category::Unclassified])
@@ -325,7 +333,10 @@ segments = ["b", "a"]
     assert_eq!(
         e.device,
         DeviceSelector::Fingerprint(
-            "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899".into()
+            hex::decode("aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899")
+                .unwrap()
+                .try_into()
+                .unwrap()
         )
     );
     assert_eq!(e.catalogue_id, "kaspersky");
@@ -379,7 +390,7 @@ fn builtin_default_denies_every_builtin_entry_on_one_high_segment() {
     let mut denied: Vec<&str> = policy
         .rules
         .iter()
-        .filter(|r| r.action == Action::Deny && r.categories.is_none())
+        .filter(|r| r.action == Decision::Deny && r.categories.is_none())
         .map(|r| s.catalogue.entries()[r.entry].id.as_str())
         .collect();
     denied.sort_unstable();
@@ -901,6 +912,100 @@ fn min_os_version_needs_os_families_and_dotted_numbers() {
 }
 
 #[test]
+fn a_minimum_os_version_is_parsed_at_load_and_a_bad_one_is_an_error_at_its_line() {
+    let fx = Fixture::new();
+    for (bad, message) in [
+        (
+            "10.0.99999999999999999999",
+            "has a part too large to compare",
+        ),
+        ("10..0", "is not dotted numbers"),
+        ("", "is not dotted numbers"),
+    ] {
+        let text =
+            format!("[[policy]]\nname = \"p\"\nmin_os_version = {{ windows = \"{bad}\" }}\n");
+        let e = fx.single_error(&text, &format!("\"{bad}\""), message);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:3:30: minimum OS version", fx.path().display())),
+            "{e}"
+        );
+    }
+    let text = "[[policy]]\nname = \"p\"\nmin_os_version = { windows = \"10.0.19045\" }\n";
+    let s = fx.load(text).unwrap_or_else(|e| panic!("{e}"));
+    let (family, minimum) = &s.policies[0].min_os_version[0];
+    assert_eq!(*family, OsFamily::Windows);
+    assert_eq!(minimum.is_met_by("10.0.22631"), Some(true));
+    assert_eq!(minimum.is_met_by("10.0.17763"), Some(false));
+}
+
+#[test]
+fn an_exemption_fingerprint_is_loaded_as_bytes_and_a_bad_one_is_an_error_at_its_line() {
+    let fx = Fixture::new();
+    let upper = "AB:".repeat(31) + "AB";
+    let text = exemption(&format!(
+        "device_fingerprint = \"{upper}\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01"
+    ));
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.exemptions[0].device,
+        DeviceSelector::Fingerprint([0xab; 32])
+    );
+    // 64 characters, but not 64 hex digits: a multi-byte letter.
+    let bad = "é".repeat(32);
+    let text = exemption(&format!(
+        "device_fingerprint = \"{bad}\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01"
+    ));
+    let e = fx.single_error(&text, &format!("\"{bad}\""), "is not a SHA-256 fingerprint");
+    let (line, column) = position(&text, &format!("\"{bad}\""));
+    assert!(
+        e.to_string().starts_with(&format!(
+            "{}:{line}:{column}: device_fingerprint",
+            fx.path().display()
+        )),
+        "{e}"
+    );
+}
+
+/// The server's TLS files are read once, at load, into the snapshot as
+/// DER: what the TLS front and the revocation set are built from.
+#[test]
+fn the_server_tls_files_are_read_into_the_snapshot_as_der() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+    let fx = Fixture::new();
+    let pki = fx.dir.path().join("pki");
+    let server = SERVER.replace(
+        "client_ca = \"pki/ca.pem\"",
+        "client_ca = \"pki/ca.pem\"\ncrls = [\"pki/crl.pem\", \"pki/crl.der\"]",
+    );
+    let s = fx
+        .load(&format!("{server}{POLICY_AND_SEGMENT}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = s.server.as_ref().unwrap();
+    let certs = |name: &str| -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_file_iter(pki.join(name))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(server.cert_chain, certs("server.pem"));
+    assert_eq!(server.client_cas, certs("ca.pem"));
+    let key = PrivateKeyDer::from_pem_file(pki.join("server.key")).unwrap();
+    assert_eq!(server.private_key.secret_der(), key.secret_der());
+    let mut crls: Vec<CertificateRevocationListDer<'static>> =
+        CertificateRevocationListDer::pem_file_iter(pki.join("crl.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    crls.push(std::fs::read(pki.join("crl.der")).unwrap().into());
+    assert_eq!(server.revocation_lists, crls);
+    // The paths stay, for messages and the file watcher.
+    assert_eq!(server.key, pki.join("server.key"));
+    assert_eq!(server.crls, [pki.join("crl.pem"), pki.join("crl.der")]);
+}
+
+#[test]
 fn max_age_must_be_positive_and_at_most_a_day() {
     let fx = Fixture::new();
     for bad in ["0s", "25h"] {
@@ -1016,7 +1121,7 @@ fn an_exemption_needs_a_reference_and_a_useful_segment_list() {
 }
 
 #[test]
-fn duplicate_organisation_texts_are_errors() {
+fn duplicate_organization_texts_are_errors() {
     let fx = Fixture::new();
     let text = "[[remediation.organisation]]\nname = \"Gemeente Voorbeeld\"\n\n[[remediation.organisation]]\nname = \"Gemeente Voorbeeld\" # twice\n";
     fx.single_error(

@@ -17,6 +17,8 @@ use rustls_pki_types::PrivateKeyDer;
 use posture_testkit as common;
 use posture_testkit::{Client, Proto};
 
+pub mod reg;
+
 /// A dpkg system whose status file lists `kesl` (Kaspersky Endpoint
 /// Security for Linux) as installed, with its process running.
 pub fn kesl_root() -> PathBuf {

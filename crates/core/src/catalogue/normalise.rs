@@ -223,7 +223,7 @@ fn strip_email(s: &str) -> &str {
 /// Feeds the normalised key of `s` to `push`, one char at a time, with
 /// white space collapsed and trimmed. Stops early when `push` says `false`
 /// (no room); returns whether it got to the end.
-fn normalize_with(s: &str, mode: KeyMode, mut push: impl FnMut(char) -> bool) -> bool {
+fn normalise_with(s: &str, mode: KeyMode, mut push: impl FnMut(char) -> bool) -> bool {
     let s = if mode == KeyMode::Vendor {
         strip_email(s)
     } else {
@@ -254,9 +254,9 @@ fn normalize_with(s: &str, mode: KeyMode, mut push: impl FnMut(char) -> bool) ->
 }
 
 /// The normalised key of `s` on the heap, for building indexes.
-pub(crate) fn normalize_key(s: &str, mode: KeyMode) -> String {
+pub(crate) fn normalise_key(s: &str, mode: KeyMode) -> String {
     let mut out = String::with_capacity(s.len());
-    normalize_with(s, mode, |c| {
+    normalise_with(s, mode, |c| {
         out.push(c);
         true
     });
@@ -280,12 +280,12 @@ impl KeyBuf {
     /// The normalised key of `s`, or `None` when it is empty or longer
     /// than `cap` bytes (the longest indexed key: it cannot match, and
     /// stopping early keeps long GUIDs and paths cheap).
-    pub(crate) fn normalize(&mut self, s: &str, mode: KeyMode, cap: usize) -> Option<&str> {
+    pub(crate) fn normalise(&mut self, s: &str, mode: KeyMode, cap: usize) -> Option<&str> {
         let cap = cap.min(MAX_KEY_BYTES);
         self.len = 0;
         let buf = &mut self.buf;
         let len = &mut self.len;
-        let complete = normalize_with(s, mode, |c| {
+        let complete = normalise_with(s, mode, |c| {
             let n = c.len_utf8();
             if *len + n > cap {
                 return false;
@@ -439,7 +439,7 @@ mod tests {
 
     fn key(s: &str, mode: KeyMode) -> Option<String> {
         KeyBuf::new()
-            .normalize(s, mode, MAX_KEY_BYTES)
+            .normalise(s, mode, MAX_KEY_BYTES)
             .map(str::to_owned)
     }
 
@@ -562,10 +562,10 @@ mod tests {
     #[test]
     fn keys_over_the_cap_do_not_normalise() {
         assert_eq!(
-            KeyBuf::new().normalize(" Kesl ", KeyMode::Plain, 4),
+            KeyBuf::new().normalise(" Kesl ", KeyMode::Plain, 4),
             Some("kesl")
         );
-        assert_eq!(KeyBuf::new().normalize("kesl-gui", KeyMode::Plain, 4), None);
+        assert_eq!(KeyBuf::new().normalise("kesl-gui", KeyMode::Plain, 4), None);
     }
 
     #[test]
