@@ -28,9 +28,9 @@ use super::nonce::Redeemer;
 use super::proxy::{page_response, Body, Pager};
 use super::revocation::Status;
 use super::{unix_now, Live, Shared};
+use crate::page::Problem;
 use posture_core::attestation::{NonceCheck, Reason};
 use posture_core::decision::{self, Denial, Posture};
-use crate::page::Problem;
 use posture_core::verdict::{Invalid, Verdict};
 
 pub const CHALLENGE_PATH: &str = "/.well-known/posture-gate/challenge";

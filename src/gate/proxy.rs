@@ -19,12 +19,12 @@ use super::routing::{
 };
 use super::tunnel;
 use super::{unix_now, Live, Shared};
-use posture_core::attestation::Reason;
 use crate::audit;
+use crate::page::{self, Format, Lang, PageInput, Problem};
+use posture_core::attestation::Reason;
 use posture_core::audit::{AttestationEvent, AuditEvent, DecisionEvent, Enforcement};
 use posture_core::config::snapshot::{Route, ServerSettings};
 use posture_core::decision::{self, Denial, Outcome, Posture, SegmentResult};
-use crate::page::{self, Format, Lang, PageInput, Problem};
 use posture_core::verdict::{Decision, Finding};
 
 /// Upstream bodies stream through; the gate's own answers are small and whole.

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use posture_core::attestation::claims::Claims;
 use posture_core::attestation::sign::{key_matches_certificate, sign_token, SigningKey};
 use posture_core::attestation::Reason;
+use posture_core::verdict::Verdict;
 
 /// The largest answer the agent reads from a gate.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -95,7 +96,8 @@ impl Credentials {
 /// What the gate said.
 #[derive(Debug, Clone)]
 pub struct GateAnswer {
-    pub verdict: serde_json::Value,
+    /// The verdict of spec section 5, as the core's type.
+    pub verdict: Verdict,
 }
 
 #[derive(Deserialize)]
@@ -203,8 +205,9 @@ async fn attest_inner(
     let (status, body) = send(&mut sender, req).await?;
     match status {
         StatusCode::OK => {
-            let verdict = serde_json::from_slice(&body)
-                .map_err(|e| AttestError::Http(format!("verdict is not JSON: {e}")))?;
+            let verdict = serde_json::from_slice(&body).map_err(|e| {
+                AttestError::Http(format!("the gate's verdict cannot be read: {e}"))
+            })?;
             Ok(GateAnswer { verdict })
         }
         StatusCode::BAD_REQUEST => match serde_json::from_slice::<Refusal>(&body) {

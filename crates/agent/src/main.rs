@@ -16,7 +16,7 @@ use posture_agent::attest::{attest_once, AttestError, Credentials, GateAnswer};
 use posture_agent::{self as agent, Inventory};
 use posture_core::attestation::claims::OsFamily;
 use posture_core::catalogue::Catalogue;
-use posture_core::verdict::Requirement;
+use posture_core::verdict::{Decision, Finding, ItemKind, Requirement, Unmet, Verdict};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_DENIED: u8 = 3;
@@ -297,12 +297,12 @@ impl Attester {
 /// When to attest again: `every`, or half of what is left of the posture's
 /// validity if that is sooner (but not under a second).
 fn next_attestation(answer: &GateAnswer, every: Duration) -> Duration {
-    let left = answer.verdict["valid_until"]
-        .as_str()
-        .and_then(|s| {
-            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .map(|until| (until - time::OffsetDateTime::now_utc()).whole_seconds());
+    let left = time::OffsetDateTime::parse(
+        &answer.verdict.valid_until,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()
+    .map(|until| (until - time::OffsetDateTime::now_utc()).whole_seconds());
     match left {
         Some(secs) => {
             let half = Duration::from_secs(secs.max(2) as u64 / 2);
@@ -365,24 +365,18 @@ fn emit(text: &str) -> Result<()> {
 /// whether any segment denied.
 fn report(answer: &GateAnswer, os: OsFamily, json: bool) -> ExitCode {
     let v = &answer.verdict;
-    let decisions: Vec<(&str, &str)> = v["decisions"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                // A decision this agent does not know is treated as a denial.
-                .map(|(seg, d)| (seg.as_str(), d.as_str().unwrap_or("deny")))
-                .collect()
-        })
-        .unwrap_or_default();
-    let denied: Vec<&str> = decisions
+    // A decision this agent does not know reads as a denial (see
+    // `Decision`'s Deserialize).
+    let denied: Vec<&str> = v
+        .decisions
         .iter()
-        .filter(|(_, d)| !matches!(*d, "allow" | "warn"))
-        .map(|(seg, _)| *seg)
+        .filter(|(_, d)| **d == Decision::Deny)
+        .map(|(seg, _)| seg.as_str())
         .collect();
     let text = if json {
         format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
     } else {
-        words(v, &decisions, &denied, os)
+        words(v, &denied, os)
     };
     if let Err(e) = emit(&text) {
         tracing::error!("{e:#}");
@@ -402,12 +396,7 @@ macro_rules! say {
     }};
 }
 
-fn words(
-    v: &serde_json::Value,
-    decisions: &[(&str, &str)],
-    denied: &[&str],
-    os: OsFamily,
-) -> String {
+fn words(v: &Verdict, denied: &[&str], os: OsFamily) -> String {
     let mut out = String::new();
     if denied.is_empty() {
         say!(
@@ -421,56 +410,57 @@ fn words(
             denied.join(", ")
         );
     }
-    if let Some(subject) = v["device"]["subject"].as_str() {
-        say!(out, "Device: {subject}");
-    }
+    say!(out, "Device: {}", v.device.subject);
     out.push('\n');
-    for (segment, d) in decisions {
-        let word = match *d {
-            "allow" => "allowed",
-            "warn" => "allowed, with a warning",
-            _ => "DENIED",
+    for (segment, d) in &v.decisions {
+        let word = match d {
+            Decision::Allow => "allowed",
+            Decision::Warn => "allowed, with a warning",
+            Decision::Deny => "DENIED",
         };
         say!(out, "  {segment:<20} {word}");
     }
-    let found = findings(&mut out, v, os);
-    let unmet = unmet(&mut out, v);
+    let found = findings(&mut out, &v.findings, os);
+    let unmet = unmet(&mut out, &v.unmet);
     if found || unmet {
         say!(out, "\nThen run posture-agent attest again.");
     }
-    if let Some(until) = v["valid_until"].as_str() {
-        say!(out, "\nThis posture is valid until {until}.");
-    }
+    say!(out, "\nThis posture is valid until {}.", v.valid_until);
     out
 }
 
 /// Prohibited items and how to remove them; whether there were any.
-fn findings(out: &mut String, v: &serde_json::Value, os: OsFamily) -> bool {
-    let Some(findings) = v["findings"].as_array().filter(|f| !f.is_empty()) else {
+fn findings(out: &mut String, findings: &[Finding], os: OsFamily) -> bool {
+    if findings.is_empty() {
         return false;
-    };
+    }
     let mut seen = std::collections::BTreeSet::new();
     say!(out, "\nFound on this device:");
     for f in findings {
-        let item = &f["item"];
-        let name = item["name"].as_str().unwrap_or("?");
-        let version = item["version"].as_str().unwrap_or("");
-        let kind = item["kind"].as_str().unwrap_or("software");
-        let id = f["catalog_id"].as_str().unwrap_or("?");
-        if !seen.insert((id.to_owned(), name.to_owned(), version.to_owned())) {
+        let item = &f.item;
+        let version = item.version.as_deref().unwrap_or("");
+        if !seen.insert((f.catalog_id.as_str(), item.name.as_str(), version)) {
             continue;
         }
+        let kind = match item.kind {
+            ItemKind::Software => "software",
+            ItemKind::Process => "process",
+            ItemKind::SecurityProduct => "security_product",
+        };
         let version = if version.is_empty() {
             String::new()
         } else {
             format!(" {version}")
         };
-        say!(out, "  - {kind} {name}{version} (prohibited: {id})");
+        say!(
+            out,
+            "  - {kind} {}{version} (prohibited: {})",
+            item.name,
+            f.catalog_id
+        );
     }
-    let ids: std::collections::BTreeSet<&str> = findings
-        .iter()
-        .filter_map(|f| f["catalog_id"].as_str())
-        .collect();
+    let ids: std::collections::BTreeSet<&str> =
+        findings.iter().map(|f| f.catalog_id.as_str()).collect();
     removal_steps(out, &ids, os);
     true
 }
@@ -479,28 +469,26 @@ fn findings(out: &mut String, v: &serde_json::Value, os: OsFamily) -> bool {
 /// version, a working antivirus), once each with the segments that want
 /// them; whether there were any. A denial without a finding must still say
 /// why.
-fn unmet(out: &mut String, v: &serde_json::Value) -> bool {
-    let Some(unmet) = v["unmet"].as_array().filter(|u| !u.is_empty()) else {
+fn unmet(out: &mut String, unmet: &[Unmet]) -> bool {
+    if unmet.is_empty() {
         return false;
-    };
-    let mut by_requirement: std::collections::BTreeMap<(&str, &str), Vec<&str>> =
+    }
+    // By code, so the list reads in the same order whatever the gate sent.
+    type Segments<'a> = (Requirement, Vec<&'a str>);
+    let mut by_requirement: std::collections::BTreeMap<(&str, &str), Segments<'_>> =
         std::collections::BTreeMap::new();
     for u in unmet {
-        let requirement = u["requirement"].as_str().unwrap_or("?");
-        let detail = u["detail"].as_str().unwrap_or("");
-        let segments = by_requirement.entry((requirement, detail)).or_default();
-        if let Some(segment) = u["segment"].as_str() {
-            segments.push(segment);
-        }
+        by_requirement
+            .entry((u.requirement.code(), u.detail.as_str()))
+            .or_insert_with(|| (u.requirement, Vec::new()))
+            .1
+            .push(u.segment.as_str());
     }
     say!(out, "\nRequirements this device does not meet:");
-    for ((requirement, detail), segments) in by_requirement {
-        let what = match Requirement::from_code(requirement) {
-            Some(Requirement::Antivirus) => {
-                "an enabled, up-to-date antivirus that is not prohibited"
-            }
-            Some(Requirement::MinOsVersion) => "a minimum operating system version",
-            None => requirement,
+    for ((_, detail), (requirement, segments)) in by_requirement {
+        let what = match requirement {
+            Requirement::Antivirus => "an enabled, up-to-date antivirus that is not prohibited",
+            Requirement::MinOsVersion => "a minimum operating system version",
         };
         say!(out, "  - {what} (for {}): {detail}", segments.join(", "));
     }
@@ -535,12 +523,18 @@ fn removal_steps(out: &mut String, ids: &std::collections::BTreeSet<&str>, os: O
 mod tests {
     use super::*;
 
+    const FINGERPRINT: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn verdict(json: serde_json::Value) -> Verdict {
+        serde_json::from_value(json).unwrap()
+    }
+
     #[test]
     fn a_denial_for_an_unmet_requirement_says_which_and_where() {
-        let v = serde_json::json!({
+        let v = verdict(serde_json::json!({
             "valid": true,
             "decisions": {"kantoor": "deny", "gasten": "allow", "beheer": "deny"},
-            "device": {"subject": "CN=lt-1"},
+            "device": {"subject": "CN=lt-1", "fingerprint_sha256": FINGERPRINT},
             "findings": [],
             "unmet": [
                 {"requirement": "antivirus", "segment": "kantoor", "action": "deny",
@@ -551,9 +545,8 @@ mod tests {
                  "detail": "windows 10.0.17763 (minimum 10.0.19045)"}
             ],
             "valid_until": "2026-11-23T12:00:00Z"
-        });
-        let decisions = [("beheer", "deny"), ("gasten", "allow"), ("kantoor", "deny")];
-        let text = words(&v, &decisions, &["beheer", "kantoor"], OsFamily::Windows);
+        }));
+        let text = words(&v, &["beheer", "kantoor"], OsFamily::Windows);
         assert!(
             text.contains("DENIED: the gate refuses this device on beheer, kantoor."),
             "{text}"
@@ -573,11 +566,26 @@ mod tests {
         );
     }
 
+    /// A decision word of a newer gate must never read as an admission.
+    #[test]
+    fn a_decision_this_agent_does_not_know_is_a_denial() {
+        let v = verdict(serde_json::json!({"valid": true,
+            "decisions": {"gasten": "allow", "kluis": "quarantine"},
+            "device": {"subject": "CN=lt-1", "fingerprint_sha256": FINGERPRINT},
+            "valid_until": "2026-11-23T12:00:00Z", "findings": []}));
+        assert_eq!(v.decisions["kluis"], Decision::Deny);
+        let text = words(&v, &["kluis"], OsFamily::Linux);
+        assert!(text.contains("  kluis                DENIED"), "{text}");
+    }
+
     #[test]
     fn an_allowed_device_gets_no_remedy() {
-        let v = serde_json::json!({"valid": true, "decisions": {"gasten": "allow"},
-            "findings": [], "unmet": []});
-        let text = words(&v, &[("gasten", "allow")], &[], OsFamily::Linux);
+        let v = verdict(
+            serde_json::json!({"valid": true, "decisions": {"gasten": "allow"},
+            "device": {"subject": "CN=lt-1", "fingerprint_sha256": FINGERPRINT},
+            "valid_until": "2026-11-23T12:00:00Z", "findings": [], "unmet": []}),
+        );
+        let text = words(&v, &[], OsFamily::Linux);
         assert!(text.starts_with("Allowed:"), "{text}");
         assert!(!text.contains("Then run"), "{text}");
     }
@@ -588,7 +596,9 @@ mod tests {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         GateAnswer {
-            verdict: serde_json::json!({ "valid": true, "valid_until": until }),
+            verdict: verdict(serde_json::json!({ "valid": true, "valid_until": until,
+                "device": {"subject": "CN=lt-1", "fingerprint_sha256": FINGERPRINT},
+                "decisions": {}, "findings": [] })),
         }
     }
 
@@ -605,10 +615,9 @@ mod tests {
             next_attestation(&answer_valid_for(-10), every),
             Duration::from_secs(1)
         );
-        let unknown = GateAnswer {
-            verdict: serde_json::json!({ "valid": true }),
-        };
-        assert_eq!(next_attestation(&unknown, every), every);
+        let mut unreadable = answer_valid_for(900);
+        unreadable.verdict.valid_until = "soon".into();
+        assert_eq!(next_attestation(&unreadable, every), every);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Who a device is: derived from its certificate only, never from claims.
 //! Spec section 7, "Device identity".
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 use x509_parser::x509::AttributeTypeAndValue;
@@ -10,7 +10,12 @@ use x509_parser::x509::AttributeTypeAndValue;
 /// was presented, otherwise the `x5c` leaf. Serialises as the `device`
 /// object of the verdict (spec section 5); the byte fingerprint and the OUs
 /// are left out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// It deserialises from that object too (for the agent reading a verdict):
+/// the byte fingerprint is decoded from the hex one, which must be 64 hex
+/// digits, and the OUs are empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WireDevice")]
 pub struct DeviceIdentity {
     /// Lowercase hex SHA-256 of the certificate DER: for people, logs,
     /// headers and config.
@@ -28,6 +33,32 @@ pub struct DeviceIdentity {
     /// Every OU of the subject, for audit; not part of the wire verdict.
     #[serde(skip)]
     pub organizational_units: Vec<String>,
+}
+
+/// The `device` object as it is on the wire.
+#[derive(Deserialize)]
+struct WireDevice {
+    fingerprint_sha256: String,
+    subject: String,
+    #[serde(default)]
+    organization: Option<String>,
+}
+
+impl TryFrom<WireDevice> for DeviceIdentity {
+    type Error = &'static str;
+
+    fn try_from(w: WireDevice) -> Result<Self, Self::Error> {
+        let mut fingerprint = [0u8; 32];
+        hex::decode_to_slice(&w.fingerprint_sha256, &mut fingerprint)
+            .map_err(|_| "fingerprint_sha256 is not 64 hex digits")?;
+        Ok(DeviceIdentity {
+            fingerprint_sha256: w.fingerprint_sha256,
+            fingerprint,
+            subject: w.subject,
+            organization: w.organization,
+            organizational_units: Vec::new(),
+        })
+    }
 }
 
 /// Why [`DeviceIdentity::from_der`] refused a certificate.

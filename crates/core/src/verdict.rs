@@ -2,7 +2,7 @@
 //! `posture-gate verify` prints, and what the denial page and the audit log
 //! are rendered from. One vocabulary everywhere.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 use crate::attestation::Reason;
@@ -24,6 +24,20 @@ pub enum Decision {
     Deny,
 }
 
+/// Reads `allow`, `warn` and `deny`; any other word (a decision of a newer
+/// gate) reads as `deny`, so a reader that does not understand a decision
+/// never takes it for an admission.
+impl<'de> Deserialize<'de> for Decision {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(match word.as_ref() {
+            "allow" => Decision::Allow,
+            "warn" => Decision::Warn,
+            _ => Decision::Deny,
+        })
+    }
+}
+
 impl Decision {
     /// The wire code: `allow`, `warn` or `deny`.
     pub fn as_str(self) -> &'static str {
@@ -36,7 +50,7 @@ impl Decision {
 }
 
 /// Which claim array a finding's item came from (spec section 7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
     /// `software`: from claim `software`.
@@ -48,7 +62,7 @@ pub enum ItemKind {
 }
 
 /// The reported item, copied as the device reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingItem {
     /// The claim array the item came from.
     pub kind: ItemKind,
@@ -67,7 +81,7 @@ pub struct FindingItem {
 }
 
 /// Prohibited software found on a device, for one segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Id of the catalogue entry the item matched, e.g. `kaspersky`
     /// (wire `catalog_id`, spec section 5).
@@ -88,7 +102,7 @@ pub struct Finding {
 /// A segment requirement the device does not meet (minimum OS version, a
 /// working antivirus). Kept apart from `findings`, whose items are always
 /// reported software, processes or security products.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmet {
     /// Which requirement of the segment's policy is not met.
     pub requirement: Requirement,
@@ -102,7 +116,7 @@ pub struct Unmet {
 
 /// A requirement a segment's policy can set, beyond the catalogue; the wire
 /// form is [`Requirement::code`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Requirement {
     /// `min_os_version`: the reported `os.version` is below the policy's
@@ -135,7 +149,8 @@ impl Requirement {
 }
 
 /// A valid attestation evaluated against every segment.
-#[derive(Debug, Clone, Serialize)]
+/// Deserialises too: the agent reads the gate's answer as this type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
     /// Always `true` here; an invalid token gets [`Invalid`] instead.
     pub valid: bool,
@@ -152,7 +167,7 @@ pub struct Verdict {
     pub findings: Vec<Finding>,
     /// Unmet requirements per segment; an extension of spec section 5,
     /// left out of the JSON when empty.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmet: Vec<Unmet>,
 }
 
@@ -189,5 +204,51 @@ mod tests {
             assert_eq!(Requirement::from_code(r.code()), Some(r));
         }
         assert_eq!(Requirement::from_code("max_os_version"), None);
+    }
+
+    /// The agent reads what the gate writes: a verdict survives the trip,
+    /// and the byte fingerprint is rebuilt from the hex one.
+    #[test]
+    fn a_verdict_reads_back_as_the_gate_wrote_it() {
+        let device = DeviceIdentity {
+            fingerprint_sha256: "ab".repeat(32),
+            fingerprint: [0xab; 32],
+            subject: "CN=lt-1,O=Leverancier BV".into(),
+            organization: Some("Leverancier BV".into()),
+            organizational_units: Vec::new(),
+        };
+        let verdict = Verdict {
+            valid: true,
+            device: device.clone(),
+            valid_until: "2026-11-30T12:00:00Z".into(),
+            decisions: BTreeMap::from([("kantoor".to_owned(), Decision::Warn)]),
+            findings: vec![Finding {
+                catalog_id: "kaspersky".into(),
+                segment: "kantoor".into(),
+                action: Decision::Warn,
+                item: FindingItem {
+                    kind: ItemKind::Process,
+                    name: "avp.exe".into(),
+                    vendor: None,
+                    version: None,
+                    id: None,
+                },
+                category: "antivirus".into(),
+                exemption: None,
+            }],
+            unmet: Vec::new(),
+        };
+        let json = serde_json::to_string(&verdict).unwrap();
+        let back: Verdict = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.device, device);
+        assert_eq!(back.decisions, verdict.decisions);
+        assert_eq!(back.findings, verdict.findings);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn a_device_whose_fingerprint_is_not_64_hex_digits_does_not_read() {
+        let bad = r#"{"fingerprint_sha256":"abc","subject":"CN=x"}"#;
+        assert!(serde_json::from_str::<DeviceIdentity>(bad).is_err());
     }
 }
