@@ -19,4 +19,3 @@ pub fn emit(event: &AuditEvent<'_>) {
         None => tracing::info!(target: "audit", "{}", event.to_json()),
     }
 }
-

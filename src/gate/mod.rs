@@ -89,13 +89,13 @@
 //! as another route's, two `Host` headers and a Host with two ports are a
 //! 400 (see the routing module).
 
+mod conn;
 mod headers;
 mod listener;
-mod nonce;
 mod posture;
 mod proxy;
 mod reload;
-mod revocation;
+mod respond;
 mod routing;
 mod tls;
 mod tunnel;
@@ -105,8 +105,6 @@ pub use headers::{
     DECISION, DEVICE_FINGERPRINT, DEVICE_ORGANIZATION, DEVICE_SUBJECT, GATE_OWNED,
     POSTURE_ATTESTATION, POSTURE_WARNING,
 };
-#[doc(hidden)]
-pub use posture::PostureCache;
 pub use posture::{ATTEST_PATH, CHALLENGE_PATH, MAX_TOKEN_BYTES};
 pub use reload::ReloadError;
 pub use routing::{
@@ -126,6 +124,9 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use posture_core::attestation::Verifier;
 use posture_core::config::snapshot::ServerSettings;
 use posture_core::config::Snapshot;
+use posture_core::nonce::{self, NonceIssuer};
+use posture_core::revocation::Revocations;
+use posture_core::store::{MemoryPostures, UsedNonces};
 
 /// What a reload replaces, as one unit.
 pub struct Live {
@@ -135,21 +136,24 @@ pub struct Live {
     pub tls: Arc<rustls::ServerConfig>,
     /// The revoked certificates of this config's CRLs, checked on every
     /// request and attestation, not only at the handshake.
-    revocations: revocation::Revocations,
+    revocations: Revocations,
     /// Every file the config refers to, which the reloader watches.
     files: Vec<PathBuf>,
     pub routes: RouteTable,
     /// One pooled client per route, same index as `snapshot.routes`.
     upstreams: Vec<upstream::UpstreamClient>,
-    nonces: nonce::NonceIssuer,
+    nonces: NonceIssuer,
 }
 
 /// What outlives reloads.
 pub(crate) struct Shared {
     live: ArcSwap<Live>,
     config_path: PathBuf,
-    postures: posture::PostureCache,
-    used_nonces: nonce::UsedNonces,
+    /// The postures remembered per client certificate (behind the core's
+    /// `PostureStore`; a shared store takes this place in issue 15).
+    postures: MemoryPostures,
+    /// The nonces already used (behind the core's `NonceStore`).
+    used_nonces: UsedNonces,
     /// Used when the config names no nonce secret; kept across reloads so
     /// a reload does not invalidate the challenges already handed out.
     fallback_secret: Vec<u8>,
@@ -218,8 +222,8 @@ impl Gate {
         let shared = Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
             config_path,
-            postures: posture::PostureCache::new(capacity),
-            used_nonces: nonce::UsedNonces::new(capacity.saturating_mul(4)),
+            postures: MemoryPostures::new(capacity),
+            used_nonces: UsedNonces::new(capacity.saturating_mul(4)),
             fallback_secret,
             reload_lock: Mutex::new(()),
             shutdown: watch::channel(false).0,

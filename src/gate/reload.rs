@@ -24,12 +24,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::nonce::NonceIssuer;
-use super::revocation::Revocations;
 use super::routing::RouteTable;
 use super::{tls, upstream, Live, Shared};
 use posture_core::attestation::Verifier;
 use posture_core::config::{self, ConfigErrors, Snapshot};
+use posture_core::nonce::NonceIssuer;
+use posture_core::revocation::Revocations;
 
 /// Editors save in bursts (write, rename, chmod): wait for the burst to end.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -147,8 +147,8 @@ async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<Path
     let _serial = shared.reload_lock.lock().await;
     let (loaded, files) = load(shared.config_path.clone()).await;
     let result = match loaded {
-        Ok(mut snapshot) => {
-            keep_catalogue_if_unchanged(&mut snapshot, &shared.live.load().snapshot);
+        Ok(snapshot) => {
+            warn_if_catalogue_changed(&snapshot, &shared.live.load().snapshot);
             build_live(snapshot, files.clone(), &shared.fallback_secret).await
         }
         Err(e) => Err(e),
@@ -173,14 +173,13 @@ fn apply(shared: &Shared, result: Result<Live, ReloadError>) -> Result<(), Reloa
     }
 }
 
-/// Remembered postures hold the assessment made with one catalogue, known by
-/// its `Arc`. A reload that only touches routes, policies or exemptions must
-/// not make every device attest again, so an equal catalogue keeps the old
-/// `Arc`; the matcher built from it is the same, index for index.
-fn keep_catalogue_if_unchanged(new: &mut Snapshot, old: &Snapshot) {
-    if *new.catalogue == *old.catalogue {
-        new.catalogue = Arc::clone(&old.catalogue);
-    } else {
+/// Remembered postures record the digest of the catalogue they were
+/// assessed with (`Posture::is_current`): a reload that only touches routes,
+/// policies or exemptions keeps the digest, and with it every posture; one
+/// that changes the catalogue makes every device attest again, which is
+/// worth a warning.
+fn warn_if_catalogue_changed(new: &Snapshot, old: &Snapshot) {
+    if new.catalogue.digest() != old.catalogue.digest() {
         tracing::warn!(
             "the catalogue changed: every device must attest again before its next request"
         );

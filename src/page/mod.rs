@@ -18,13 +18,14 @@ mod view;
 
 use posture_core::attestation::claims::Os;
 use posture_core::attestation::Reason;
+use posture_core::code::Code;
 use posture_core::config::Snapshot;
-use posture_core::decision::SegmentResult;
+use posture_core::decision::{Denial, SegmentResult};
 
 pub use csp::CONTENT_SECURITY_POLICY;
+pub use negotiate::negotiate;
 pub use posture_core::lang::Lang;
 pub use posture_core::reasons;
-pub use negotiate::negotiate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -66,6 +67,64 @@ pub enum Problem<'a> {
     PayloadTooLarge,
     /// 400, e.g. a path with an encoded slash.
     BadRequest,
+}
+
+impl<'a> Problem<'a> {
+    /// The page for a denial. `segment` is the segment's name, `os` the OS
+    /// the device reported (for the removal steps of a `prohibited` page).
+    pub fn of_denial(denial: &'a Denial, segment: &'a str, os: Option<&'a Os>) -> Problem<'a> {
+        match denial {
+            Denial::Prohibited(result) => Problem::Prohibited {
+                segment,
+                result,
+                os,
+            },
+            // Only `prohibited` has no page of its code alone.
+            other => Problem::of_code(other.code()).unwrap_or(Problem::NoPosture),
+        }
+    }
+
+    /// The page of a code, for every code but `prohibited` (whose page
+    /// shows the findings, see [`Problem::of_denial`]).
+    pub fn of_code(code: Code) -> Option<Problem<'static>> {
+        Some(match code {
+            Code::NoCertificate => Problem::NoCertificate,
+            // The page does not tell the two apart; the audit log does.
+            Code::CertRevoked | Code::RevocationUnknown => Problem::CertificateRefused,
+            Code::NoPosture => Problem::NoPosture,
+            Code::StalePosture => Problem::StalePosture,
+            Code::CatalogueChanged => Problem::CatalogueChanged,
+            Code::Attestation(reason) => Problem::InvalidAttestation(reason),
+            // A store out of reach is a service that is not available.
+            Code::PostureStoreUnavailable | Code::UpstreamUnavailable => {
+                Problem::UpstreamUnavailable
+            }
+            Code::UpstreamTimeout => Problem::UpstreamTimeout,
+            Code::PayloadTooLarge => Problem::PayloadTooLarge,
+            Code::BadRequest => Problem::BadRequest,
+            Code::UnknownHost => Problem::UnknownHost,
+            Code::Prohibited => return None,
+        })
+    }
+
+    /// The code of this problem: the audit event's `reason` for the page.
+    pub fn code(&self) -> Code {
+        match self {
+            Problem::NoCertificate => Code::NoCertificate,
+            // The page does not tell the two apart; the audit log does.
+            Problem::CertificateRefused => Code::CertRevoked,
+            Problem::NoPosture => Code::NoPosture,
+            Problem::StalePosture => Code::StalePosture,
+            Problem::CatalogueChanged => Code::CatalogueChanged,
+            Problem::InvalidAttestation(reason) => Code::Attestation(*reason),
+            Problem::Prohibited { .. } => Code::Prohibited,
+            Problem::UnknownHost => Code::UnknownHost,
+            Problem::UpstreamUnavailable => Code::UpstreamUnavailable,
+            Problem::UpstreamTimeout => Code::UpstreamTimeout,
+            Problem::PayloadTooLarge => Code::PayloadTooLarge,
+            Problem::BadRequest => Code::BadRequest,
+        }
+    }
 }
 
 pub struct PageInput<'a> {
