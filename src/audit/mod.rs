@@ -19,3 +19,4 @@ pub fn emit(event: &AuditEvent<'_>) {
         None => tracing::info!(target: "audit", "{}", event.to_json()),
     }
 }
+

@@ -183,10 +183,7 @@ fn the_demo_trusts_only_the_device_ca_for_client_certificates() {
         if let Ok(snapshot) = posture_core::config::load(&config) {
             break snapshot;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the demo wrote no loadable {config:?}"
-        );
+        assert!(Instant::now() < deadline, "the demo wrote no loadable {config:?}");
         std::thread::sleep(Duration::from_millis(50));
     };
     let server = snapshot.server.as_ref().unwrap();

@@ -22,10 +22,10 @@ use posture_core::config::snapshot::{
 };
 use posture_core::config::Snapshot;
 use posture_core::decision::SegmentResult;
-use posture_core::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
 use posture_gate::page::{
     negotiate, render, Format, Lang, PageInput, Problem, Rendered, CONTENT_SECURITY_POLICY,
 };
+use posture_core::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
 
 const UPSTREAM: &str = "http://10.1.2.3:8080/secret";
 const CONFIG_PATH: &str = "/etc/posture-gate/gate.toml";

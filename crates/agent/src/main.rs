@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use posture_agent::attest::{attest_once, AttestError, Credentials, GateAnswer};
 use posture_agent::{self as agent, Inventory};
+use posture_agent::attest::{attest_once, AttestError, Credentials, GateAnswer};
 use posture_core::attestation::claims::OsFamily;
 use posture_core::catalogue::Catalogue;
 

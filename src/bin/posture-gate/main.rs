@@ -14,9 +14,9 @@ use rustls_pki_types::CertificateDer;
 
 use posture_core::attestation::{NonceCheck, Verifier};
 use posture_core::config::{self, Snapshot};
-use posture_core::decision;
-use posture_core::verdict::Invalid;
 use posture_gate::gate::Gate;
+use posture_core::verdict::Invalid;
+use posture_core::decision;
 use posture_gate::pki;
 
 /// Exit code for usage and configuration errors (clap uses it too).
@@ -231,7 +231,11 @@ fn demo(dir: Option<PathBuf>, port: u16) -> Result<ExitCode> {
             format!("cannot start the gate on port {port} (is it in use? try --port)")
         })?;
         // A closed stdout (the demo piped into `head`) must not stop the gate.
-        let _ = writeln!(std::io::stdout(), "{}", demo::instructions(&files, port));
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            demo::instructions(&files, port)
+        );
         tokio::spawn(demo::keep_attestations_fresh(files.devices));
         gate.run().await.context("the gate stopped with an error")?;
         Ok(ExitCode::SUCCESS)
