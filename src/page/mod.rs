@@ -21,6 +21,7 @@ use posture_core::attestation::Reason;
 use posture_core::code::Code;
 use posture_core::config::Snapshot;
 use posture_core::decision::{Denial, SegmentResult};
+use posture_core::verdict::Decision;
 
 pub use csp::CONTENT_SECURITY_POLICY;
 pub use negotiate::negotiate;
@@ -105,6 +106,46 @@ impl<'a> Problem<'a> {
             Code::UnknownHost => Problem::UnknownHost,
             Code::Prohibited => return None,
         })
+    }
+
+    /// The last part of the problem type URN (`urn:posture-gate:problem:…`),
+    /// derived from the problem's [`Code`]. `prohibited` has three pages:
+    /// prohibited software (a finding that denies, or findings alone),
+    /// requirements not met (unmet requirements without such findings), or
+    /// plain access denied.
+    pub fn slug(&self) -> &'static str {
+        match self.code() {
+            Code::NoCertificate => "no-certificate",
+            Code::CertRevoked | Code::RevocationUnknown => "certificate-refused",
+            Code::NoPosture => "no-attestation",
+            Code::StalePosture => "stale-attestation",
+            Code::CatalogueChanged => "catalogue-changed",
+            Code::Attestation(_) => "invalid-attestation",
+            Code::UnknownHost => "unknown-host",
+            Code::UpstreamUnavailable | Code::PostureStoreUnavailable => "upstream-unavailable",
+            Code::UpstreamTimeout => "upstream-timeout",
+            Code::PayloadTooLarge => "payload-too-large",
+            Code::BadRequest => "bad-request",
+            Code::Prohibited => {
+                let Problem::Prohibited { result, .. } = self else {
+                    return "access-denied";
+                };
+                let mut findings = result
+                    .findings
+                    .iter()
+                    .filter(|f| f.action != Decision::Allow);
+                let any_finding = findings.clone().next().is_some();
+                if findings.any(|f| f.action == Decision::Deny)
+                    || (result.unmet.is_empty() && any_finding)
+                {
+                    "prohibited-software"
+                } else if !result.unmet.is_empty() {
+                    "requirements-not-met"
+                } else {
+                    "access-denied"
+                }
+            }
+        }
     }
 
     /// The code of this problem: the audit event's `reason` for the page.
