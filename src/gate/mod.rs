@@ -1,6 +1,7 @@
 //! The server: a TLS front that identifies devices by client certificate,
-//! keeps their posture, decides per request with `decision::decide`, and
-//! proxies what it admits to the upstream apps of the route.
+//! keeps their posture, judges each request with the core's one
+//! enforcement step (`posture_core::enforce`), and proxies what it admits
+//! to the upstream apps of the route.
 //!
 //! Everything that a reload may change lives in one [`Live`] behind an
 //! `ArcSwap`: each connection takes the TLS config current at accept, each
@@ -50,9 +51,9 @@
 //! - With CRLs configured, rustls checks revocation for the whole chain and
 //!   refuses a certificate whose status is unknown or whose CRL is out of
 //!   date (fail closed). The same CRLs are checked again on every request
-//!   and attestation (`revocation`), so a connection opened before a
-//!   revocation does not keep it out of reach; the `x5c` chain of a token is
-//!   checked against them too (`untrusted_chain`).
+//!   and attestation (`posture_core::revocation`), so a connection opened
+//!   before a revocation does not keep it out of reach; the `x5c` chain of
+//!   a token is checked against them too (`untrusted_chain`).
 //! - Reload reports a [`ReloadError`], which wraps the loader's
 //!   `ConfigErrors` and adds what can fail after validation (unreadable
 //!   certificate or key, an upstream CA that does not parse).

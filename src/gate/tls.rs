@@ -263,7 +263,7 @@ fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
 }
 
 /// Every CRL of these files, for the revocation check after the handshake
-/// (see `gate::revocation`); the same reading as the verifier's.
+/// (see `posture_core::revocation`); the same reading as the verifier's.
 pub fn read_crl_files(
     paths: &[PathBuf],
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {

@@ -92,7 +92,10 @@ pub enum Denial {
     /// No attestation remembered for this device.
     NoPosture,
     /// The remembered attestation has aged out.
-    StalePosture { valid_until: i64 },
+    StalePosture {
+        /// Unix seconds from which the posture was no longer used.
+        valid_until: i64,
+    },
     /// The catalogue changed since the remembered attestation was assessed:
     /// the device must report again to be judged against the new entries.
     CatalogueChanged,
