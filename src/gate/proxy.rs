@@ -22,9 +22,9 @@ use super::{unix_now, Live, Shared};
 use crate::audit;
 use crate::page::{self, Format, Lang, Problem};
 use posture_core::audit::Enforcement;
-use posture_core::config::snapshot::ServerSettings;
-use posture_core::decision::{self, Outcome, Posture};
-use posture_core::enforce::{self, Attestor, Case, Door};
+use posture_core::config::snapshot::{Route, ServerSettings};
+use posture_core::decision::{Outcome, Posture};
+use posture_core::enforce::{self, Attestor, Case, Door, Judgement};
 use posture_core::verdict::Decision;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -52,9 +52,8 @@ pub(super) async fn handle(
     let target = match Target::of(&req, conn, &live.settings) {
         Ok(target) => target,
         Err(why) => {
-            let reference = decision::new_reference();
-            tracing::debug!(peer = %conn.peer, uri = %req.uri(), reference, "bad request: {why}");
-            return pager.refuse(Problem::BadRequest, None, &reference);
+            let why = format_args!("{why}: {}", req.uri());
+            return pager.refuse(Problem::BadRequest, None, &why);
         }
     };
     pager.path_and_query = &target.path_and_query;
@@ -67,21 +66,54 @@ pub(super) async fn handle(
     // 3. The route: host plus longest whole-segment prefix, on the path as
     //    servlet containers and IIS map it (see the routing module).
     let Some(index) = live.routes.lookup(&target.host, target.route_path()) else {
-        let reference = decision::new_reference();
-        tracing::debug!(peer = %conn.peer, host = %target.host, reference, "no route for host");
-        return pager.refuse(Problem::UnknownHost, None, &reference);
+        let why = format_args!("no route for host {}", target.host);
+        return pager.refuse(Problem::UnknownHost, None, &why);
     };
     let route = &live.snapshot.routes[index];
     if target.encoded_percent && !route.allow_encoded_percent {
-        let reference = decision::new_reference();
-        tracing::debug!(peer = %conn.peer, uri = %req.uri(), reference, "bad request: {}", PathError::EncodedPercent);
-        return pager.refuse(Problem::BadRequest, Some(route), &reference);
+        let why = format_args!("{}: {}", PathError::EncodedPercent, req.uri());
+        return pager.refuse(Problem::BadRequest, Some(route), &why);
     }
 
-    // 4. The judgement, the same at every door: revocation by the CRLs of
-    //    this snapshot (a keep-alive connection outlives a CRL update), an
-    //    inline attestation or the remembered posture, the segment's policy.
+    // 4. The judgement, the same at every door (see `judge`).
     let token = req.headers().get(&headers::POSTURE_ATTESTATION).cloned();
+    let judgement = judge(&live, shared, conn, route, token.as_ref(), now).await;
+
+    // 5. Forward, or the denial page.
+    let Outcome::Deny(denial) = &judgement.outcome else {
+        let warning = judgement.warning().map(|w| headers::encode_list(&w));
+        let (decision, valid_until) = (judgement.outcome.decision(), judgement.valid_until());
+        return forward(Forward {
+            req,
+            conn,
+            shared,
+            live: &live,
+            index,
+            target: &target,
+            decision,
+            warning,
+            pager: &pager,
+            valid_until,
+        })
+        .await;
+    };
+    let os = judgement.posture.as_deref().map(Posture::os);
+    let problem = Problem::of_denial(denial, judgement.segment(), os);
+    pager.page(problem, judgement.reference.as_deref().unwrap_or_default())
+}
+
+/// The core's enforcement step for a request on `route`, with this
+/// gate's stores, and its audit events: revocation by the CRLs of this
+/// snapshot (a keep-alive connection outlives a CRL update), an inline
+/// attestation or the remembered posture, the segment's policy.
+async fn judge<'a>(
+    live: &'a Live,
+    shared: &'a Shared,
+    conn: &'a ConnInfo,
+    route: &'a Route,
+    token: Option<&'a HeaderValue>,
+    now: i64,
+) -> Judgement<'a> {
     let judgement = enforce::enforce(Case {
         snapshot: &live.snapshot,
         postures: &shared.postures,
@@ -93,7 +125,7 @@ pub(super) async fn handle(
             route_prefix: &route.path_prefix,
         },
         segment: route.segment,
-        token: token.as_ref().map(HeaderValue::as_bytes),
+        token: token.map(HeaderValue::as_bytes),
         attestor: Attestor {
             verifier: &live.verifier,
             issuer: &live.nonces,
@@ -106,34 +138,7 @@ pub(super) async fn handle(
         audit::emit(&event);
     }
     audit::emit(&judgement.decision_event());
-
-    // 5. Forward, or the denial page.
-    let reference = judgement.reference.as_deref().unwrap_or_default();
-    match &judgement.outcome {
-        Outcome::Allow | Outcome::Warn(_) => {
-            forward(Forward {
-                req,
-                conn,
-                shared,
-                live: &live,
-                index,
-                target: &target,
-                decision: judgement.outcome.decision(),
-                warning: judgement.warning().map(|w| headers::encode_list(&w)),
-                pager: &pager,
-                // What an upgraded connection is judged by until it is judged again.
-                valid_until: judgement.valid_until(),
-            })
-            .await
-        }
-        Outcome::Deny(denial) => {
-            let os = judgement.posture.as_deref().map(Posture::os);
-            pager.page(
-                Problem::of_denial(denial, judgement.segment(), os),
-                reference,
-            )
-        }
-    }
+    judgement
 }
 
 /// A request the judgement let through, and what forwarding it needs.
@@ -179,11 +184,7 @@ async fn forward(f: Forward<'_>) -> Response<Body> {
     };
     let upgrade = offer.is_some();
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let failed = |problem: Problem<'static>, why: &str| {
-        let reference = decision::new_reference();
-        tracing::warn!(reference, upstream = %route.upstream, route_host = %route.host, "upstream failed: {why}");
-        pager.refuse(problem, Some(route), &reference)
-    };
+    let failed = |problem: Problem<'static>, why: &str| pager.refuse(problem, Some(route), &why);
     let Ok(uri) = upstream_uri(&route.upstream, &target.path_and_query) else {
         return failed(Problem::UpstreamUnavailable, "bad upstream URI");
     };

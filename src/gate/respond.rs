@@ -3,6 +3,8 @@
 //! record of every page that shows a reference. A leaf: the proxy and the
 //! posture endpoints answer through it.
 
+use std::fmt;
+
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -14,7 +16,9 @@ use super::Live;
 use crate::audit;
 use crate::page::{self, Format, Lang, PageInput, Problem};
 use posture_core::audit::{AuditEvent, Enforcement, RefusedEvent};
+use posture_core::code::Code;
 use posture_core::config::snapshot::Route;
+use posture_core::decision;
 
 /// Upstream bodies stream through; the gate's own answers are small and whole.
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -51,13 +55,24 @@ impl Pager<'_> {
     /// The page of a request that could not be served (400, 404, 502,
     /// 504), after the audit event that carries its reference, so the
     /// service desk finds every reference a person was shown. `route` is
-    /// the route, once one was found.
+    /// the route, once one was found; `why` goes to the diagnostic log
+    /// (a warning when the fault is the gate's side, 5xx).
     pub fn refuse(
         &self,
         problem: Problem<'_>,
         route: Option<&Route>,
-        reference: &str,
+        why: &dyn fmt::Display,
     ) -> Response<Body> {
+        let reference = &decision::new_reference();
+        let reason = problem.code();
+        let (peer, host) = (self.conn.peer, route.map(|r| r.host.as_str()));
+        match reason {
+            Code::UpstreamUnavailable | Code::UpstreamTimeout => {
+                let upstream = route.map(|r| r.upstream.to_string());
+                tracing::warn!(%peer, reference, %reason, route_host = host, upstream, "upstream failed: {why}");
+            }
+            _ => tracing::debug!(%peer, reference, %reason, route_host = host, "refused: {why}"),
+        }
         let segment = route.and_then(|r| self.live.snapshot.segments.get(r.segment));
         audit::emit(&AuditEvent::Refused(RefusedEvent {
             reference,
@@ -67,7 +82,7 @@ impl Pager<'_> {
             route_host: route.map(|r| r.host.as_str()),
             route_prefix: route.map(|r| r.path_prefix.as_str()),
             segment: segment.map(|s| s.name.as_str()),
-            reason: problem.code(),
+            reason,
         }));
         self.page(problem, reference)
     }
