@@ -404,3 +404,108 @@ where
         store_error,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{Decision, FindingItem, ItemKind, Requirement};
+
+    fn finding(id: &str) -> Finding {
+        Finding {
+            catalog_id: id.into(),
+            segment: "s".into(),
+            action: Decision::Warn,
+            item: FindingItem {
+                kind: ItemKind::Software,
+                name: "x".into(),
+                vendor: None,
+                version: None,
+                id: None,
+            },
+            category: "antivirus".into(),
+            exemption: None,
+        }
+    }
+
+    fn judgement(outcome: Outcome) -> Judgement<'static> {
+        Judgement {
+            outcome,
+            reference: None,
+            posture: None,
+            attestation: None,
+            client: None,
+            door: Door {
+                enforcement: Enforcement::Nac,
+                source: "[2001:db8::1]:1812".parse().unwrap(),
+                route_host: "h",
+                route_prefix: "/",
+            },
+            segment: "s",
+            now: 7,
+        }
+    }
+
+    #[test]
+    fn the_warning_names_each_cause_once_in_order() {
+        let unmet = |requirement| Unmet {
+            requirement,
+            segment: "s".into(),
+            action: Decision::Warn,
+            detail: String::new(),
+        };
+        let result = SegmentResult {
+            decision: Decision::Warn,
+            findings: vec![finding("kaspersky"), finding("acme"), finding("kaspersky")],
+            unmet: vec![unmet(Requirement::MinOsVersion)],
+        };
+        let j = judgement(Outcome::Warn(result.clone()));
+        assert_eq!(
+            j.warning().as_deref(),
+            Some("acme, kaspersky, min_os_version")
+        );
+        assert_eq!(j.result(), Some(&result));
+        assert_eq!(judgement(Outcome::Allow).warning(), None);
+        let denied = judgement(Outcome::Deny(Denial::Prohibited(result)));
+        assert_eq!(denied.warning(), None, "a denial warns nobody");
+    }
+
+    #[test]
+    fn without_a_posture_an_outcome_holds_until_now() {
+        assert_eq!(judgement(Outcome::Allow).valid_until(), 7);
+    }
+
+    #[test]
+    fn the_door_and_code_are_in_the_decision_event() {
+        let j = judgement(Outcome::Deny(Denial::StalePosture { valid_until: 1 }));
+        assert_eq!(j.code(), Some(Code::StalePosture));
+        let v: serde_json::Value = serde_json::from_str(&j.decision_event().to_json()).unwrap();
+        assert_eq!(v["enforcement"], "nac");
+        assert_eq!(v["source"], "[2001:db8::1]:1812");
+        assert_eq!(v["reason"], "stale_posture");
+        assert_eq!(v["decision"], "deny");
+    }
+
+    #[test]
+    fn only_a_presented_certificate_can_be_refused_by_the_crls() {
+        let der = [0x30u8, 0x00];
+        let with = |revocation| Client {
+            identity: None,
+            certificate: Some(&der),
+            revocation,
+        };
+        assert_eq!(with(Status::Good).refused(), None);
+        assert_eq!(
+            with(Status::Revoked).refused(),
+            Some(Denial::CertificateRevoked)
+        );
+        assert_eq!(
+            with(Status::Unknown).refused(),
+            Some(Denial::RevocationUnknown)
+        );
+        let none = Client {
+            revocation: Status::Revoked,
+            ..Client::NONE
+        };
+        assert_eq!(none.refused(), None);
+    }
+}
