@@ -11,8 +11,14 @@
 //! multi-threaded runtime. No runtime is named here.
 //!
 //! Every failure is a [`StoreError`], and every caller fails closed on it:
-//! a posture that cannot be read is no posture, a nonce that cannot be
-//! recorded as used is not accepted.
+//! a posture that cannot be read denies (`posture_store_unavailable`), a
+//! nonce that cannot be recorded as used is not accepted.
+//!
+//! Not to be confused with [`crate::attestation::NonceStore`], the
+//! verifier's synchronous hook for the nonce step of spec section 7: the
+//! enforcement step plugs [`crate::nonce::MacCheck`] in there (the MAC and
+//! expiry) and spends the nonce through this module's [`NonceStore`] once
+//! the token has verified.
 
 mod memory;
 
