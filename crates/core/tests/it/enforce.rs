@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use posture_core::attestation::claims::Software;
 use posture_core::attestation::{Reason, Verifier, VerifierSettings};
-use posture_core::audit::Enforcement;
+use posture_core::audit::{AuditEvent, Enforcement};
 use posture_core::config::model::Action;
 use posture_core::config::Snapshot;
 use posture_core::decision::{Denial, Outcome, Posture};
@@ -149,7 +149,7 @@ impl Fixture {
     }
 }
 
-fn json(event: posture_core::audit::AuditEvent<'_>) -> Value {
+fn json(event: AuditEvent<'_>) -> Value {
     serde_json::from_str(&event.to_json()).unwrap()
 }
 
@@ -478,4 +478,41 @@ fn the_memory_store_keeps_a_posture_until_removed_and_never_an_expired_one() {
     .unwrap();
     let got = run(f.postures.get(&key)).unwrap().unwrap();
     assert!(Arc::ptr_eq(&got, &posture));
+}
+
+/// The allow path of every door: the step adds no allocation to what the
+/// lookup and the decision it wraps make themselves (the proxy's request
+/// path before the step existed), and none for the event it hands out.
+#[test]
+fn an_allowed_request_costs_no_allocation_beyond_lookup_and_decision() {
+    use crate::support::counting;
+    let f = fixture();
+    f.remember(false);
+    let t = now();
+    // Warm up the caches of the store and the clock.
+    for _ in 0..3 {
+        assert_eq!(f.judge(f.client(), None).outcome, Outcome::Allow);
+    }
+    let before = counting::on_this_thread();
+    let posture = run(f.postures.get(&f.identity.fingerprint)).unwrap();
+    let outcome =
+        posture_core::decision::decide(&f.snapshot, Some(&f.identity), posture.as_deref(), 0, t);
+    let baseline = counting::on_this_thread() - before;
+    assert_eq!(outcome, Outcome::Allow);
+
+    let before = counting::on_this_thread();
+    let j = f.judge(f.client(), None);
+    let event = j.decision_event();
+    let judged = counting::on_this_thread() - before;
+    assert!(matches!(event, AuditEvent::Decision(_)));
+    assert_eq!(j.outcome, Outcome::Allow);
+    assert!(
+        judged <= baseline,
+        "the step allocated {judged}, lookup and decision {baseline}"
+    );
+    // The counter does see this thread: a denial's reference is a String.
+    let before = counting::on_this_thread();
+    let denied = f.judge(Client::NONE, None);
+    assert!(denied.reference.is_some());
+    assert!(counting::on_this_thread() > before);
 }
