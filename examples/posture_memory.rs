@@ -1,7 +1,7 @@
 //! How much memory remembered postures take: fills the gate's own posture
-//! cache with N distinct devices, each with a freshly built inventory of M
-//! software items (as a real attestation would arrive), and reports the
-//! resident set size (VmRSS) before and after.
+//! store (the core's `MemoryPostures`) with N distinct devices, each with a
+//! freshly built inventory of M software items (as a real attestation would
+//! arrive), and reports the resident set size (VmRSS) before and after.
 //!
 //! ```text
 //! cargo run --release --example posture_memory -- [devices=100000] [items=50]
@@ -19,7 +19,7 @@ use posture_core::attestation::Verified;
 use posture_core::config::Snapshot;
 use posture_core::decision::Posture;
 use posture_core::device::DeviceIdentity;
-use posture_gate::gate::PostureCache;
+use posture_core::store::MemoryPostures;
 use posture_testkit::token::{claims_with_inventory, now};
 
 /// VmRSS of this process in bytes, from /proc/self/status.
@@ -54,7 +54,7 @@ fn main() -> Result<()> {
     let devices: usize = args.next().map_or(Ok(100_000), |a| a.parse())?;
     let items: usize = args.next().map_or(Ok(50), |a| a.parse())?;
     let snapshot = Snapshot::builtin_default(Vec::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cache = PostureCache::new(devices as u64 * 2);
+    let cache = MemoryPostures::new(devices as u64 * 2);
     let t = now();
     let before = rss_bytes()?;
     for i in 0..devices {
@@ -70,7 +70,7 @@ fn main() -> Result<()> {
             leaf_not_after: t + 86_400,
         };
         let posture = Posture::new(&snapshot, &verified);
-        cache.remember(&fingerprint, Arc::new(posture), t);
+        cache.put_now(&fingerprint, Arc::new(posture), t);
     }
     let count = cache.count();
     anyhow::ensure!(

@@ -4,10 +4,9 @@
 //! without a client certificate), the idle timeout, and the graceful drain
 //! on shutdown.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,22 +14,20 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::revocation::CertId;
-use super::{headers, proxy, GateError, Live, Shared};
-use posture_core::device::DeviceIdentity;
+use super::conn::{conn_info, PerIp, Slot};
+use super::respond;
+use super::{proxy, GateError, Live, Shared};
 
 /// hyper refuses an HTTP/1 read buffer smaller than this.
 const MIN_H1_BUFFER: usize = 8192;
@@ -55,55 +52,6 @@ const LISTEN_BACKLOG: u32 = 4096;
 /// Refused connections are logged at most this often, with a count, so a
 /// flood does not become a flood of log lines.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What the gate knows about a connection, fixed at the handshake.
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    /// The validated client certificate's identity, if one was presented.
-    pub client: Option<DeviceIdentity>,
-    pub client_der: Option<CertificateDer<'static>>,
-    /// Issuer and serial of each presented certificate, leaf first, for the
-    /// revocation check on every request (see `gate::revocation`).
-    pub(super) cert_ids: Vec<CertId>,
-    /// The TLS server name the client asked for, lowercased.
-    pub sni: Option<String>,
-    /// This connection's place under `max_connections` and under
-    /// `max_connections_per_ip`; an upgraded connection holds the
-    /// `ConnInfo` so it keeps counting.
-    _slot: Slot,
-    /// The header values the upstream gets about this connection, encoded
-    /// once here instead of on every request it carries.
-    pub(super) upstream_values: UpstreamValues,
-}
-
-/// See [`ConnInfo::upstream_values`]. Cloning a `HeaderValue` shares its
-/// bytes, so each request costs no encoding and no copy.
-pub(super) struct UpstreamValues {
-    pub peer_ip: Option<HeaderValue>,
-    /// Fingerprint, subject and organisation of the client certificate.
-    pub device: Option<DeviceValues>,
-}
-
-pub(super) struct DeviceValues {
-    pub fingerprint: HeaderValue,
-    pub subject: HeaderValue,
-    pub organization: Option<HeaderValue>,
-}
-
-impl UpstreamValues {
-    fn new(peer: SocketAddr, client: Option<&DeviceIdentity>) -> UpstreamValues {
-        UpstreamValues {
-            // As the per-address limit and the trusted-proxy check see it: an
-            // IPv4 peer on a dual-stack socket is its IPv4 address, not ::ffff:.
-            peer_ip: HeaderValue::from_str(&peer.ip().to_canonical().to_string()).ok(),
-            device: client.map(|c| DeviceValues {
-                fingerprint: headers::encode_value(&c.fingerprint_sha256),
-                subject: headers::encode_value(&c.subject),
-                organization: c.organization.as_deref().map(headers::encode_value),
-            }),
-        }
-    }
-}
 
 /// Binds the listening socket with [`LISTEN_BACKLOG`].
 pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -281,39 +229,6 @@ async fn connection(
     }
 }
 
-fn conn_info(peer: SocketAddr, session: &rustls::ServerConnection, slot: Slot) -> ConnInfo {
-    let client_der = session
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|c| c.clone().into_owned());
-    // rustls validated the certificate; one x509-parser cannot read is
-    // treated as no certificate at all, which is denied.
-    let client = client_der
-        .as_ref()
-        .and_then(|der| match DeviceIdentity::from_der(der) {
-            Ok(identity) => Some(identity),
-            Err(e) => {
-                tracing::warn!(peer = %peer, "unreadable client certificate: {e}");
-                None
-            }
-        });
-    // A certificate whose issuer and serial cannot be read cannot be looked
-    // up: with CRLs configured that is an unknown status, refused.
-    let cert_ids = session
-        .peer_certificates()
-        .map(|chain| chain.iter().map_while(CertId::of).collect())
-        .unwrap_or_default();
-    ConnInfo {
-        cert_ids,
-        upstream_values: UpstreamValues::new(peer, client.as_ref()),
-        peer,
-        client,
-        client_der,
-        sni: session.server_name().map(str::to_ascii_lowercase),
-        _slot: slot,
-    }
-}
-
 /// SIGTERM and SIGINT, for a graceful shutdown. Registered at bind, so a
 /// signal that arrives before `run` is polled is not lost (or fatal).
 pub(super) struct Signals {
@@ -399,19 +314,19 @@ impl Drop for Working {
 
 /// A response body that keeps its request in flight until it is done.
 struct Guarded {
-    inner: proxy::Body,
+    inner: respond::Body,
     _working: Working,
 }
 
 impl Body for Guarded {
     type Data = Bytes;
-    type Error = <proxy::Body as Body>::Error;
+    type Error = <respond::Body as Body>::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        // Both halves of `proxy::Body` are Unpin.
+        // Both halves of `respond::Body` are Unpin.
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 
@@ -421,54 +336,6 @@ impl Body for Guarded {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// A connection's places under both limits, released together when the
-/// connection (or the tunnel it became) ends.
-pub(super) struct Slot {
-    _all: OwnedSemaphorePermit,
-    _ip: IpSlot,
-}
-
-/// Connections held per client address. Touched only at accept and when a
-/// connection ends, never per request.
-#[derive(Default)]
-struct PerIp {
-    counts: std::sync::Mutex<HashMap<IpAddr, usize>>,
-}
-
-impl PerIp {
-    fn try_acquire(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
-        // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
-        let ip = ip.to_canonical();
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(IpSlot {
-            table: self.clone(),
-            ip,
-        })
-    }
-}
-
-struct IpSlot {
-    table: Arc<PerIp>,
-    ip: IpAddr,
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = self.table.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
     }
 }
 

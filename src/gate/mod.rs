@@ -1,6 +1,7 @@
 //! The server: a TLS front that identifies devices by client certificate,
-//! keeps their posture, decides per request with `decision::decide`, and
-//! proxies what it admits to the upstream apps of the route.
+//! keeps their posture, judges each request with the core's one
+//! enforcement step (`posture_core::enforce`), and proxies what it admits
+//! to the upstream apps of the route.
 //!
 //! Everything that a reload may change lives in one [`Live`] behind an
 //! `ArcSwap`: each connection takes the TLS config current at accept, each
@@ -50,9 +51,9 @@
 //! - With CRLs configured, rustls checks revocation for the whole chain and
 //!   refuses a certificate whose status is unknown or whose CRL is out of
 //!   date (fail closed). The same CRLs are checked again on every request
-//!   and attestation (`revocation`), so a connection opened before a
-//!   revocation does not keep it out of reach; the `x5c` chain of a token is
-//!   checked against them too (`untrusted_chain`).
+//!   and attestation (`posture_core::revocation`), so a connection opened
+//!   before a revocation does not keep it out of reach; the `x5c` chain of
+//!   a token is checked against them too (`untrusted_chain`).
 //! - Reload reports a [`ReloadError`], which wraps the loader's
 //!   `ConfigErrors` and adds what can fail after validation (unreadable
 //!   certificate or key, an upstream CA that does not parse).
@@ -89,13 +90,13 @@
 //! as another route's, two `Host` headers and a Host with two ports are a
 //! 400 (see the routing module).
 
+mod conn;
 mod headers;
 mod listener;
-mod nonce;
 mod posture;
 mod proxy;
 mod reload;
-mod revocation;
+mod respond;
 mod routing;
 mod tls;
 mod tunnel;
@@ -105,8 +106,6 @@ pub use headers::{
     DECISION, DEVICE_FINGERPRINT, DEVICE_ORGANIZATION, DEVICE_SUBJECT, GATE_OWNED,
     POSTURE_ATTESTATION, POSTURE_WARNING,
 };
-#[doc(hidden)]
-pub use posture::PostureCache;
 pub use posture::{ATTEST_PATH, CHALLENGE_PATH, MAX_TOKEN_BYTES};
 pub use reload::ReloadError;
 pub use routing::{
@@ -126,6 +125,9 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use posture_core::attestation::Verifier;
 use posture_core::config::snapshot::ServerSettings;
 use posture_core::config::Snapshot;
+use posture_core::nonce::{self, NonceIssuer};
+use posture_core::revocation::Revocations;
+use posture_core::store::{MemoryPostures, UsedNonces};
 
 /// What a reload replaces, as one unit.
 pub struct Live {
@@ -135,21 +137,24 @@ pub struct Live {
     pub tls: Arc<rustls::ServerConfig>,
     /// The revoked certificates of this config's CRLs, checked on every
     /// request and attestation, not only at the handshake.
-    revocations: revocation::Revocations,
+    revocations: Revocations,
     /// Every file the config refers to, which the reloader watches.
     files: Vec<PathBuf>,
     pub routes: RouteTable,
     /// One pooled client per route, same index as `snapshot.routes`.
     upstreams: Vec<upstream::UpstreamClient>,
-    nonces: nonce::NonceIssuer,
+    nonces: NonceIssuer,
 }
 
 /// What outlives reloads.
 pub(crate) struct Shared {
     live: ArcSwap<Live>,
     config_path: PathBuf,
-    postures: posture::PostureCache,
-    used_nonces: nonce::UsedNonces,
+    /// The postures remembered per client certificate (behind the core's
+    /// `PostureStore`; a shared store takes this place in issue 15).
+    postures: MemoryPostures,
+    /// The nonces already used (behind the core's `NonceStore`).
+    used_nonces: UsedNonces,
     /// Used when the config names no nonce secret; kept across reloads so
     /// a reload does not invalidate the challenges already handed out.
     fallback_secret: Vec<u8>,
@@ -218,8 +223,8 @@ impl Gate {
         let shared = Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
             config_path,
-            postures: posture::PostureCache::new(capacity),
-            used_nonces: nonce::UsedNonces::new(capacity.saturating_mul(4)),
+            postures: MemoryPostures::new(capacity),
+            used_nonces: UsedNonces::new(capacity.saturating_mul(4)),
             fallback_secret,
             reload_lock: Mutex::new(()),
             shutdown: watch::channel(false).0,

@@ -1,4 +1,5 @@
-//! The posture endpoints of spec section 4 and the memory of postures.
+//! The posture endpoints of spec section 4. The attestation itself is the
+//! core's (`enforce::attest`), with the stores of `Shared`.
 //!
 //! A posture is remembered under the SHA-256 fingerprint of the TLS client
 //! certificate it was bound to, until its `valid_until`. A token verified on
@@ -13,9 +14,7 @@
 //! within `body_timeout` and at `body_min_rate` at least, or the answer is
 //! 408 and an HTTP/1 connection is closed.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
@@ -23,15 +22,14 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use tokio::sync::SemaphorePermit;
 
-use super::listener::ConnInfo;
-use super::nonce::Redeemer;
-use super::proxy::{page_response, Body, Pager};
-use super::revocation::Status;
+use super::conn::ConnInfo;
+use super::respond::{page_response, Body, Pager};
 use super::{unix_now, Live, Shared};
+use crate::audit;
 use crate::page::Problem;
-use posture_core::attestation::{NonceCheck, Reason};
-use posture_core::decision::{self, Denial, Posture};
-use posture_core::verdict::{Invalid, Verdict};
+use posture_core::enforce::{self, Attestor, Refusal};
+use posture_core::store::NonceStore;
+use posture_core::verdict::Invalid;
 
 pub const CHALLENGE_PATH: &str = "/.well-known/posture-gate/challenge";
 pub const ATTEST_PATH: &str = "/.well-known/posture-gate/attest";
@@ -44,147 +42,6 @@ const MIN_RATE_GRACE: Duration = Duration::from_secs(2);
 /// Seconds a client told "busy" should wait before posting again.
 const RETRY_AFTER: &str = "5";
 
-/// The postures remembered per client certificate. Public only so the
-/// memory benchmark (`examples/posture_memory.rs`) measures the real type.
-#[doc(hidden)]
-pub struct PostureCache {
-    cache: moka::sync::Cache<Key, Arc<Posture>>,
-}
-
-/// The fingerprint as its 32 bytes: no allocation of its own, which counts
-/// at 100,000 devices.
-type Key = [u8; 32];
-
-/// Each posture lives exactly until its own `valid_until`.
-struct UntilValid;
-
-fn remaining(posture: &Posture) -> Duration {
-    Duration::from_secs((posture.valid_until - unix_now()).max(0) as u64)
-}
-
-impl moka::Expiry<Key, Arc<Posture>> for UntilValid {
-    fn expire_after_create(&self, _: &Key, posture: &Arc<Posture>, _: Instant) -> Option<Duration> {
-        Some(remaining(posture))
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &Key,
-        posture: &Arc<Posture>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        // A newer report replaces the old one's lifetime, too.
-        Some(remaining(posture))
-    }
-}
-
-impl PostureCache {
-    pub fn new(capacity: u64) -> PostureCache {
-        PostureCache {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilValid)
-                .build(),
-        }
-    }
-
-    pub fn get(&self, fingerprint: &Key) -> Option<Arc<Posture>> {
-        self.cache.get(fingerprint)
-    }
-
-    pub fn remember(&self, fingerprint: &Key, posture: Arc<Posture>, now: i64) {
-        if posture.valid_until > now {
-            self.cache.insert(*fingerprint, posture);
-        }
-    }
-
-    pub fn count(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
-    }
-}
-
-/// Why a connection's client certificate is refused by the CRLs of `live`
-/// now, if it is. Cheap: one hash lookup per presented certificate.
-pub(super) fn revocation_denial(conn: &ConnInfo, live: &Live, now: i64) -> Option<Denial> {
-    conn.client_der.as_ref()?;
-    match live.revocations.status(&conn.cert_ids, now) {
-        Status::Good => None,
-        Status::Revoked => Some(Denial::CertificateRevoked),
-        Status::Unknown => Some(Denial::RevocationUnknown),
-    }
-}
-
-/// Verifies a token for this connection and remembers the posture when the
-/// connection has a client certificate. The same path serves `attest` and
-/// the inline `Posture-Attestation` header.
-pub(super) fn verify_and_remember(
-    token: &[u8],
-    conn: &ConnInfo,
-    live: &Live,
-    shared: &Shared,
-    now: i64,
-) -> Result<(Arc<Posture>, Verdict), Reason> {
-    verify_recording(token, conn, live, shared, now).map_err(|r| r.reason)
-}
-
-/// Why a token was refused, and whether it was only because the used-nonce
-/// memory was full (then the gate, not the token, is at fault).
-struct Refused {
-    reason: Reason,
-    nonce_memory_full: bool,
-}
-
-fn verify_recording(
-    token: &[u8],
-    conn: &ConnInfo,
-    live: &Live,
-    shared: &Shared,
-    now: i64,
-) -> Result<(Arc<Posture>, Verdict), Refused> {
-    let refused = |reason| Refused {
-        reason,
-        nonce_memory_full: false,
-    };
-    // The token is bound to this connection's certificate (spec §2): one
-    // the current CRLs refuse cannot vouch for a device. The spec's code for
-    // a certificate that does not chain to a trusted anchor is the honest
-    // one on the wire; the audit gets the same.
-    if revocation_denial(conn, live, now).is_some() {
-        super::proxy::audit_attestation(conn, Err(Reason::UntrustedChain));
-        return Err(refused(Reason::UntrustedChain));
-    }
-    let store = Redeemer::new(&live.nonces, &shared.used_nonces);
-    let client_der = conn.client_der.as_ref().map(|c| c.as_ref());
-    // Audited here, so a posted token and an inline header leave the same record.
-    let (posture, verdict) = match decision::attest(
-        &live.snapshot,
-        &live.verifier,
-        token,
-        client_der,
-        now,
-        NonceCheck::Check(&store),
-    ) {
-        Ok(ok) => ok,
-        Err(reason) => {
-            super::proxy::audit_attestation(conn, Err(reason));
-            return Err(Refused {
-                reason,
-                nonce_memory_full: store.full.load(Ordering::Relaxed),
-            });
-        }
-    };
-    super::proxy::audit_attestation(conn, Ok((&posture, &verdict.findings)));
-    let posture = Arc::new(posture);
-    if let Some(client) = &conn.client {
-        shared
-            .postures
-            .remember(&client.fingerprint, posture.clone(), now);
-    }
-    Ok((posture, verdict))
-}
-
 /// Answers the well-known endpoints; `path` is already normalised.
 pub(super) async fn endpoint(
     req: Request<Incoming>,
@@ -196,7 +53,7 @@ pub(super) async fn endpoint(
 ) -> Response<Body> {
     let now = unix_now();
     match (path, req.method()) {
-        (CHALLENGE_PATH, &Method::GET) => challenge(live, shared, now),
+        (CHALLENGE_PATH, &Method::GET) => challenge(live, shared, now).await,
         (ATTEST_PATH, &Method::POST) => attest(req, conn, live, shared, pager, now).await,
         (CHALLENGE_PATH, _) => not_allowed("GET"),
         (ATTEST_PATH, _) => not_allowed("POST"),
@@ -204,9 +61,11 @@ pub(super) async fn endpoint(
     }
 }
 
-fn challenge(live: &Live, shared: &Shared, now: i64) -> Response<Body> {
-    // A nonce handed out now could not be recorded when redeemed.
-    if let Some(retry_after) = shared.used_nonces.full_for(now) {
+async fn challenge(live: &Live, shared: &Shared, now: i64) -> Response<Body> {
+    // A nonce handed out now could not be recorded when redeemed. A store
+    // that cannot say is treated as full: fail closed, retry soon.
+    let full = shared.used_nonces.full_for(now).await.unwrap_or(Some(1));
+    if let Some(retry_after) = full {
         tracing::warn!(
             retry_after,
             "the used-nonce memory is full of live nonces: challenges refused for now"
@@ -273,18 +132,43 @@ async fn attest(
     };
     // Tools that post a token from a file often add a final newline.
     let token = trim_ascii_whitespace(&token);
-    match verify_recording(token, conn, live, shared, now) {
-        Ok((_, verdict)) => json(StatusCode::OK, &verdict),
-        Err(Refused {
-            nonce_memory_full: true,
-            ..
-        }) => nonce_memory_full(shared.used_nonces.full_for(now).unwrap_or(1)),
-        Err(Refused { reason, .. }) => json(StatusCode::BAD_REQUEST, &Invalid::new(reason)),
+    let attestor = Attestor {
+        verifier: &live.verifier,
+        issuer: &live.nonces,
+        nonces: &shared.used_nonces,
+    };
+    let client = conn.client(&live.revocations, now);
+    let attestation = enforce::attest(
+        &live.snapshot,
+        &attestor,
+        &shared.postures,
+        client,
+        token,
+        now,
+    )
+    .await;
+    audit::emit(&attestation.event(client.identity, conn.peer));
+    if let Some(e) = &attestation.store_error {
+        tracing::warn!(peer = %conn.peer, "attestation: {e}");
+    }
+    match &attestation.result {
+        // A verdict the gate could not remember would not admit the device:
+        // the agent is told to retry rather than that all is well.
+        Ok(_) if attestation.store_error.is_some() => nonce_memory_full(1),
+        Ok((_, verdict)) => json(StatusCode::OK, verdict),
+        Err(Refusal {
+            retry_later: true, ..
+        }) => {
+            let retry_after = shared.used_nonces.full_for(now).await;
+            nonce_memory_full(retry_after.ok().flatten().unwrap_or(1))
+        }
+        Err(Refusal { reason, .. }) => json(StatusCode::BAD_REQUEST, &Invalid::new(*reason)),
     }
 }
 
 /// 503: the token may be fine, but its nonce cannot be recorded as used
-/// now, and accepting it unrecorded would let it be replayed.
+/// now, and accepting it unrecorded would let it be replayed (or its
+/// posture could not be remembered).
 fn nonce_memory_full(retry_after: u64) -> Response<Body> {
     text(
         StatusCode::SERVICE_UNAVAILABLE,

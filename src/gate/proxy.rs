@@ -1,34 +1,31 @@
 //! The request path, top to bottom in [`handle`]: target, posture
-//! endpoints, route, inline attestation, decision, audit, then either the
-//! denial page or the upstream.
+//! endpoints, route, judgement (the core's one enforcement step), then
+//! either the upstream or the denial page.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
+use super::conn::ConnInfo;
 use super::headers;
-use super::listener::ConnInfo;
 use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH};
+use super::respond::{Body, Pager};
 use super::routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
 };
 use super::tunnel;
 use super::{unix_now, Live, Shared};
 use crate::audit;
-use crate::page::{self, Format, Lang, PageInput, Problem};
-use posture_core::attestation::Reason;
-use posture_core::audit::{AttestationEvent, AuditEvent, DecisionEvent, Enforcement};
+use crate::page::{self, Format, Lang, Problem};
+use posture_core::audit::Enforcement;
 use posture_core::config::snapshot::{Route, ServerSettings};
-use posture_core::decision::{self, Denial, Outcome, Posture, SegmentResult};
-use posture_core::verdict::{Decision, Finding};
-
-/// Upstream bodies stream through; the gate's own answers are small and whole.
-pub type Body = Either<Incoming, Full<Bytes>>;
+use posture_core::decision::{Outcome, Posture};
+use posture_core::enforce::{self, Attestor, Case, Door, Judgement};
+use posture_core::verdict::Decision;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -43,30 +40,23 @@ pub(super) async fn handle(
     let live = shared.live.load_full();
     let now = unix_now();
     let (format, lang) = negotiate(&req);
-    let organization = conn.client.as_ref().and_then(|c| c.organization.as_deref());
+    let mut pager = Pager {
+        live: &live,
+        conn,
+        format,
+        lang,
+        path_and_query: "/",
+    };
 
     // 1. Which host and which path, normalised before anything looks at them.
     let target = match Target::of(&req, conn, &live.settings) {
         Ok(target) => target,
         Err(why) => {
-            tracing::debug!(peer = %conn.peer, uri = %req.uri(), "bad request: {why}");
-            let pager = Pager {
-                live: &live,
-                format,
-                lang,
-                organization,
-                path_and_query: "/",
-            };
-            return pager.page(Problem::BadRequest, &decision::new_reference());
+            let why = format_args!("{why}: {}", req.uri());
+            return pager.refuse(Problem::BadRequest, None, &why);
         }
     };
-    let pager = Pager {
-        live: &live,
-        format,
-        lang,
-        organization,
-        path_and_query: &target.path_and_query,
-    };
+    pager.path_and_query = &target.path_and_query;
 
     // 2. The posture endpoints answer on every host.
     if matches!(target.path(), CHALLENGE_PATH | ATTEST_PATH) {
@@ -76,140 +66,114 @@ pub(super) async fn handle(
     // 3. The route: host plus longest whole-segment prefix, on the path as
     //    servlet containers and IIS map it (see the routing module).
     let Some(index) = live.routes.lookup(&target.host, target.route_path()) else {
-        tracing::debug!(peer = %conn.peer, host = %target.host, "no route for host");
-        return pager.page(Problem::UnknownHost, &decision::new_reference());
+        let why = format_args!("no route for host {}", target.host);
+        return pager.refuse(Problem::UnknownHost, None, &why);
     };
     let route = &live.snapshot.routes[index];
     if target.encoded_percent && !route.allow_encoded_percent {
-        tracing::debug!(peer = %conn.peer, uri = %req.uri(), "bad request: {}", PathError::EncodedPercent);
-        return pager.page(Problem::BadRequest, &decision::new_reference());
-    }
-    let segment = live
-        .snapshot
-        .segments
-        .get(route.segment)
-        .map_or("", |s| s.name.as_str());
-
-    // 4. Revocation by the CRLs of this snapshot, whatever the handshake
-    //    found: a keep-alive or HTTP/2 connection outlives a CRL update.
-    let revoked = posture::revocation_denial(conn, &live, now);
-
-    // 5. The remembered posture, or a fresh one from an inline attestation.
-    let mut posture = conn
-        .client
-        .as_ref()
-        .and_then(|c| shared.postures.get(&c.fingerprint));
-    let mut invalid = None;
-    if let Some(token) = req.headers().get(&headers::POSTURE_ATTESTATION) {
-        match posture::verify_and_remember(token.as_bytes(), conn, &live, shared, now) {
-            Ok((fresh, _)) => posture = Some(fresh),
-            Err(reason) => invalid = Some(reason),
-        }
+        let why = format_args!("{}: {}", PathError::EncodedPercent, req.uri());
+        return pager.refuse(Problem::BadRequest, Some(route), &why);
     }
 
-    // 6. The decision, shared with every other enforcement point.
-    let outcome = match (revoked, invalid) {
-        (Some(denial), _) => Outcome::Deny(denial),
-        (None, Some(reason)) => Outcome::Deny(Denial::InvalidAttestation(reason)),
-        (None, None) => decision::decide(
-            &live.snapshot,
-            conn.client.as_ref(),
-            posture.as_deref(),
-            route.segment,
-            now,
-        ),
+    // 4. The judgement, the same at every door (see `judge`).
+    let token = req.headers().get(&headers::POSTURE_ATTESTATION).cloned();
+    let judgement = judge(&live, shared, conn, route, token.as_ref(), now).await;
+
+    // 5. Forward, or the denial page.
+    let Outcome::Deny(denial) = &judgement.outcome else {
+        let warning = judgement.warning().map(|w| headers::encode_list(&w));
+        let (decision, valid_until) = (judgement.outcome.decision(), judgement.valid_until());
+        return forward(Forward {
+            req,
+            conn,
+            shared,
+            live: &live,
+            index,
+            target: &target,
+            decision,
+            warning,
+            pager: &pager,
+            valid_until,
+        })
+        .await;
     };
+    let os = judgement.posture.as_deref().map(Posture::os);
+    let problem = Problem::of_denial(denial, judgement.segment(), os);
+    pager.page(problem, judgement.reference.as_deref().unwrap_or_default())
+}
 
-    // 7. Audit, then act on it.
-    let at = AuditRoute { route, segment };
-    // What an upgraded connection is judged by until it is judged again.
-    let valid_until = posture.as_ref().map_or(now, |p| p.valid_until);
-    match outcome {
-        Outcome::Allow => {
-            audit(conn, &at, None, Decision::Allow, None, None);
-            forward(
-                req,
-                conn,
-                shared,
-                &live,
-                index,
-                &target,
-                Decision::Allow,
-                None,
-                &pager,
-                valid_until,
-            )
-            .await
-        }
-        Outcome::Warn(result) => {
-            let reference = decision::new_reference();
-            audit(
-                conn,
-                &at,
-                Some(&reference),
-                Decision::Warn,
-                Some(&result),
-                None,
-            );
-            let warning = warning_value(&result);
-            forward(
-                req,
-                conn,
-                shared,
-                &live,
-                index,
-                &target,
-                Decision::Warn,
-                Some(warning),
-                &pager,
-                valid_until,
-            )
-            .await
-        }
-        Outcome::Deny(denial) => {
-            let reference = decision::new_reference();
-            let os = posture.as_deref().map(Posture::os);
-            let problem = match &denial {
-                Denial::NoCertificate => Problem::NoCertificate,
-                Denial::CertificateRevoked | Denial::RevocationUnknown => {
-                    Problem::CertificateRefused
-                }
-                Denial::NoPosture => Problem::NoPosture,
-                Denial::StalePosture { .. } => Problem::StalePosture,
-                Denial::CatalogueChanged => Problem::CatalogueChanged,
-                Denial::InvalidAttestation(reason) => Problem::InvalidAttestation(*reason),
-                Denial::Prohibited(result) => Problem::Prohibited {
-                    segment,
-                    result,
-                    os,
-                },
-            };
-            let (result, reason) = match &denial {
-                Denial::Prohibited(result) => (Some(result), None),
-                other => (None, Some(other.code())),
-            };
-            audit(conn, &at, Some(&reference), Decision::Deny, result, reason);
-            pager.page(problem, &reference)
-        }
+/// The core's enforcement step for a request on `route`, with this
+/// gate's stores, and its audit events: revocation by the CRLs of this
+/// snapshot (a keep-alive connection outlives a CRL update), an inline
+/// attestation or the remembered posture, the segment's policy.
+async fn judge<'a>(
+    live: &'a Live,
+    shared: &'a Shared,
+    conn: &'a ConnInfo,
+    route: &'a Route,
+    token: Option<&'a HeaderValue>,
+    now: i64,
+) -> Judgement<'a> {
+    let judgement = enforce::enforce(Case {
+        snapshot: &live.snapshot,
+        postures: &shared.postures,
+        client: conn.client(&live.revocations, now),
+        door: Door {
+            enforcement: Enforcement::Proxy,
+            source: conn.peer,
+            route_host: &route.host,
+            route_prefix: &route.path_prefix,
+        },
+        segment: route.segment,
+        token: token.map(HeaderValue::as_bytes),
+        attestor: Attestor {
+            verifier: &live.verifier,
+            issuer: &live.nonces,
+            nonces: &shared.used_nonces,
+        },
+        now,
+    })
+    .await;
+    if let Some(event) = judgement.attestation_event() {
+        audit::emit(&event);
     }
+    audit::emit(&judgement.decision_event());
+    judgement
+}
+
+/// A request the judgement let through, and what forwarding it needs.
+struct Forward<'a> {
+    req: Request<Incoming>,
+    conn: &'a Arc<ConnInfo>,
+    shared: &'a Arc<Shared>,
+    live: &'a Arc<Live>,
+    /// Index into `live.snapshot.routes` and `live.upstreams`.
+    index: usize,
+    target: &'a Target,
+    /// Allow or warn, for `X-Posture-Decision`.
+    decision: Decision,
+    /// `Posture-Warning`, encoded.
+    warning: Option<HeaderValue>,
+    pager: &'a Pager<'a>,
+    valid_until: i64,
 }
 
 /// Sends the request to the route's upstream and streams the answer back;
 /// relays an `Upgrade` the route carries (websockets) by splicing the two
 /// connections into a tunnel valid until `valid_until` (see [`tunnel`]).
-#[allow(clippy::too_many_arguments)]
-async fn forward(
-    mut req: Request<Incoming>,
-    conn: &Arc<ConnInfo>,
-    shared: &Arc<Shared>,
-    live: &Arc<Live>,
-    index: usize,
-    target: &Target,
-    decision: Decision,
-    warning: Option<HeaderValue>,
-    pager: &Pager<'_>,
-    valid_until: i64,
-) -> Response<Body> {
+async fn forward(f: Forward<'_>) -> Response<Body> {
+    let Forward {
+        mut req,
+        conn,
+        shared,
+        live,
+        index,
+        target,
+        decision,
+        warning,
+        pager,
+        valid_until,
+    } = f;
     let route = &live.snapshot.routes[index];
     // Any other `Upgrade` token is dropped with the hop-by-hop headers, and
     // the request goes on as a plain one.
@@ -220,13 +184,9 @@ async fn forward(
     };
     let upgrade = offer.is_some();
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let failed = |problem: Problem<'static>, why: &str| pager.refuse(problem, Some(route), &why);
     let Ok(uri) = upstream_uri(&route.upstream, &target.path_and_query) else {
-        return upstream_failed(
-            pager,
-            route,
-            Problem::UpstreamUnavailable,
-            "bad upstream URI",
-        );
+        return failed(Problem::UpstreamUnavailable, "bad upstream URI");
     };
     let (mut parts, body) = req.into_parts();
     upstream_headers(&mut parts.headers, conn, target, decision, warning, upgrade);
@@ -239,24 +199,15 @@ async fn forward(
     let request = live.upstreams[index].request(Request::from_parts(parts, body));
     let mut response = match tokio::time::timeout(live.settings.upstream_timeout, request).await {
         Ok(Ok(response)) => response,
-        Ok(Err(e)) => {
-            return upstream_failed(pager, route, Problem::UpstreamUnavailable, &e.to_string())
-        }
-        Err(_) => return upstream_failed(pager, route, Problem::UpstreamTimeout, "timed out"),
+        Ok(Err(e)) => return failed(Problem::UpstreamUnavailable, &e.to_string()),
+        Err(_) => return failed(Problem::UpstreamTimeout, "timed out"),
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let (Some(client_side), Some(offer)) = (client_side, &offer) else {
-            return upstream_failed(
-                pager,
-                route,
-                Problem::UpstreamUnavailable,
-                "unasked protocol switch",
-            );
+            return failed(Problem::UpstreamUnavailable, "unasked protocol switch");
         };
         let Some(protocol) = offer.chosen(response.headers()) else {
-            return upstream_failed(
-                pager,
-                route,
+            return failed(
                 Problem::UpstreamUnavailable,
                 "switch to a protocol that was not asked for",
             );
@@ -279,23 +230,12 @@ async fn forward(
         );
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers, true);
-        return Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
+        return Response::from_parts(parts, Either::Right(Full::new(bytes::Bytes::new())));
     }
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
     headers::default_to_private(&mut parts.headers);
     Response::from_parts(parts, Either::Left(body))
-}
-
-fn upstream_failed(
-    pager: &Pager<'_>,
-    route: &Route,
-    problem: Problem<'_>,
-    why: &str,
-) -> Response<Body> {
-    let reference = decision::new_reference();
-    tracing::warn!(reference, upstream = %route.upstream, route_host = %route.host, "upstream failed: {why}");
-    pager.page(problem, &reference)
 }
 
 /// What the upstream sees: no hop-by-hop headers, nothing a client made up
@@ -378,20 +318,6 @@ fn upstream_uri(base: &Uri, path_and_query: &str) -> Result<Uri, http::Error> {
         builder = builder.authority(authority.clone());
     }
     builder.build()
-}
-
-/// `Posture-Warning` for a warned request: the catalogue ids and unmet
-/// requirements behind it, comma-separated, e.g. `kaspersky, min_os_version`.
-fn warning_value(result: &SegmentResult) -> HeaderValue {
-    let mut causes: Vec<&str> = result
-        .findings
-        .iter()
-        .map(|f| f.catalog_id.as_str())
-        .collect();
-    causes.extend(result.unmet.iter().map(|u| u.requirement.code()));
-    causes.sort_unstable();
-    causes.dedup();
-    headers::encode_list(&causes.join(", "))
 }
 
 /// The host and normalised path of a request.
@@ -503,114 +429,6 @@ fn negotiate(req: &Request<Incoming>) -> (Format, Lang) {
         h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
         req.uri().query(),
     )
-}
-
-/// Renders the gate's own pages for one request.
-pub(super) struct Pager<'a> {
-    live: &'a Live,
-    format: Format,
-    lang: Lang,
-    organization: Option<&'a str>,
-    path_and_query: &'a str,
-}
-
-impl Pager<'_> {
-    pub fn page(&self, problem: Problem<'_>, reference: &str) -> Response<Body> {
-        let rendered = page::render(&PageInput {
-            problem,
-            reference,
-            format: self.format,
-            lang: self.lang,
-            snapshot: &self.live.snapshot,
-            organization: self.organization,
-            path_and_query: self.path_and_query,
-        });
-        page_response(rendered.status, rendered.content_type, rendered.body)
-    }
-}
-
-/// A response of the gate itself, with the headers every page carries.
-pub(super) fn page_response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: Bytes,
-) -> Response<Body> {
-    let mut response = Response::new(Either::Right(Full::new(body)));
-    *response.status_mut() = status;
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(page::CONTENT_SECURITY_POLICY),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // The gate speaks only HTTPS: browsers must never try its names in
-    // plain HTTP (one year, as testssl.sh and the NCSC expect). Not for
-    // subdomains: the gate does not know what else runs under its names.
-    h.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=31536000"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    // Pages depend on content and language negotiation.
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Language"),
-    );
-    response
-}
-
-struct AuditRoute<'a> {
-    route: &'a Route,
-    segment: &'a str,
-}
-
-/// One typed audit event per decision.
-fn audit(
-    conn: &ConnInfo,
-    at: &AuditRoute<'_>,
-    reference: Option<&str>,
-    decision: Decision,
-    result: Option<&SegmentResult>,
-    reason: Option<&str>,
-) {
-    audit::emit(&AuditEvent::Decision(DecisionEvent {
-        reference,
-        enforcement: Enforcement::Proxy,
-        device: conn.client.as_ref().map(Into::into),
-        source: conn.peer,
-        route_host: &at.route.host,
-        route_prefix: &at.route.path_prefix,
-        segment: at.segment,
-        decision,
-        reason,
-        findings: result.map_or(&[][..], |r| &r.findings[..]),
-        unmet: result.map_or(&[][..], |r| &r.unmet[..]),
-    }));
-}
-
-/// The audit event of an attestation (posted or inline).
-pub(super) fn audit_attestation(conn: &ConnInfo, result: Result<(&Posture, &[Finding]), Reason>) {
-    let (reason, valid_until, findings) = match result {
-        Ok((posture, findings)) => (None, Some(posture.valid_until), findings),
-        Err(reason) => (Some(reason), None, &[][..]),
-    };
-    audit::emit(&AuditEvent::Attestation(AttestationEvent {
-        device: conn.client.as_ref().map(Into::into),
-        source: conn.peer,
-        valid: reason.is_none(),
-        reason,
-        valid_until,
-        remembered: reason.is_none() && conn.client.is_some(),
-        findings,
-    }));
 }
 
 #[cfg(test)]

@@ -24,12 +24,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::nonce::NonceIssuer;
-use super::revocation::Revocations;
 use super::routing::RouteTable;
 use super::{tls, upstream, Live, Shared};
 use posture_core::attestation::Verifier;
 use posture_core::config::{self, ConfigErrors, Snapshot};
+use posture_core::nonce::NonceIssuer;
+use posture_core::revocation::Revocations;
 
 /// Editors save in bursts (write, rename, chmod): wait for the burst to end.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -148,8 +148,8 @@ async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<Path
     let _serial = shared.reload_lock.lock().await;
     let (loaded, files) = load(shared.config_path.clone()).await;
     let result = match loaded {
-        Ok(mut snapshot) => {
-            keep_catalogue_if_unchanged(&mut snapshot, &shared.live.load().snapshot);
+        Ok(snapshot) => {
+            warn_if_catalogue_changed(&snapshot, &shared.live.load().snapshot);
             build_live(snapshot, files.clone(), &shared.fallback_secret).await
         }
         Err(e) => Err(e),
@@ -174,14 +174,13 @@ fn apply(shared: &Shared, result: Result<Live, ReloadError>) -> Result<(), Reloa
     }
 }
 
-/// Remembered postures hold the assessment made with one catalogue, known by
-/// its `Arc`. A reload that only touches routes, policies or exemptions must
-/// not make every device attest again, so an equal catalogue keeps the old
-/// `Arc`; the matcher built from it is the same, index for index.
-fn keep_catalogue_if_unchanged(new: &mut Snapshot, old: &Snapshot) {
-    if *new.catalogue == *old.catalogue {
-        new.catalogue = Arc::clone(&old.catalogue);
-    } else {
+/// Remembered postures record the digest of the catalogue they were
+/// assessed with (`Posture::is_current`): a reload that only touches routes,
+/// policies or exemptions keeps the digest, and with it every posture; one
+/// that changes the catalogue makes every device attest again, which is
+/// worth a warning.
+fn warn_if_catalogue_changed(new: &Snapshot, old: &Snapshot) {
+    if new.catalogue.digest() != old.catalogue.digest() {
         tracing::warn!(
             "the catalogue changed: every device must attest again before its next request"
         );
@@ -425,8 +424,8 @@ async fn reload_on_events(shared: Arc<Shared>, mut rx: mpsc::Receiver<()>, mut w
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::revocation::{CertId, Status};
-    use posture_testkit::{config_text, Pki, Settings};
+    use posture_core::revocation::{CertId, Status};
+    use posture_testkit::{config_text, Settings, TestPki};
 
     /// The TLS front, the revocation set and the verifier are built from
     /// the DER the config load read: with the certificate, key, client-CA
@@ -435,7 +434,7 @@ mod tests {
     #[test]
     fn the_live_config_is_built_without_reading_the_tls_files_again() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::new(dir.path());
+        let pki = TestPki::new(dir.path());
         std::fs::write(dir.path().join("nonce.key"), [7u8; 32]).unwrap();
         let revoked = pki.device("lt-revoked", "Org");
         let kept = pki.device("lt-kept", "Org");
@@ -447,7 +446,7 @@ mod tests {
         let path = dir.path().join("gate.toml");
         std::fs::write(&path, config_text(&[], &settings)).unwrap();
         let snapshot = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        for gone in ["server.pem", "server-key.pem", "ca.pem", "revoked.pem"] {
+        for gone in ["server.pem", "server.key", "device-ca.pem", "revoked.pem"] {
             std::fs::remove_file(dir.path().join(gone)).unwrap();
         }
         let live = build_live_blocking(snapshot, Vec::new(), vec![1; 32])
@@ -466,12 +465,12 @@ mod tests {
     #[test]
     fn a_key_that_does_not_match_the_certificate_is_refused_naming_both_files() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::new(dir.path());
+        let pki = TestPki::new(dir.path());
         std::fs::write(dir.path().join("nonce.key"), [7u8; 32]).unwrap();
         let other = pki.device("lt-other", "Org");
         let path = dir.path().join("gate.toml");
         let text = config_text(&[], &Settings::default()).replace(
-            "key = \"server-key.pem\"",
+            "key = \"server.key\"",
             &format!("key = {:?}", other.key_path.display().to_string()),
         );
         std::fs::write(&path, text).unwrap();

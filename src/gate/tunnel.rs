@@ -21,9 +21,10 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use super::listener::ConnInfo;
+use super::conn::ConnInfo;
 use super::{unix_now, Live, Shared};
 use posture_core::decision::{self, Outcome};
+use posture_core::store::PostureStore;
 
 /// The upgrade a request asks for, narrowed to what its route carries.
 pub(super) struct Offer {
@@ -132,7 +133,7 @@ where
                 if now < admission.valid_until && Arc::ptr_eq(&current, &admission.live) {
                     continue;
                 }
-                match judge(&admission, &current, now) {
+                match judge(&admission, &current, now).await {
                     Ok(valid_until) => {
                         admission.valid_until = valid_until;
                         idle = current.settings.idle_timeout;
@@ -159,7 +160,7 @@ fn check_interval(idle: Duration) -> Duration {
 
 /// The decision for the tunnel's route under `live`, with the device's
 /// posture as the gate remembers it now: `Ok` with how long it holds.
-fn judge(admission: &Admission, live: &Live, now: i64) -> Result<i64, String> {
+async fn judge(admission: &Admission, live: &Live, now: i64) -> Result<i64, String> {
     let Some(index) = live.routes.lookup(&admission.host, &admission.path) else {
         return Err("no route any more".into());
     };
@@ -171,7 +172,15 @@ fn judge(admission: &Admission, live: &Live, now: i64) -> Result<i64, String> {
         ));
     }
     let client = admission.conn.client.as_ref();
-    let posture = client.and_then(|c| admission.shared.postures.get(&c.fingerprint));
+    let posture = match client {
+        Some(c) => admission
+            .shared
+            .postures
+            .get(&c.fingerprint)
+            .await
+            .map_err(|e| format!("posture store: {e}"))?,
+        None => None,
+    };
     match decision::decide(
         &live.snapshot,
         client,

@@ -3,9 +3,11 @@
 
 use posture_core::attestation::claims::Os;
 use posture_core::attestation::Reason;
+use posture_core::code::Code;
 use posture_core::config::Snapshot;
-use posture_core::decision::SegmentResult;
+use posture_core::decision::{Denial, SegmentResult};
 use posture_core::lang::Lang;
+use posture_core::verdict::Decision;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -47,6 +49,104 @@ pub enum Problem<'a> {
     PayloadTooLarge,
     /// 400, e.g. a path with an encoded slash.
     BadRequest,
+}
+
+impl<'a> Problem<'a> {
+    /// The page for a denial. `segment` is the segment's name, `os` the OS
+    /// the device reported (for the removal steps of a `prohibited` page).
+    pub fn of_denial(denial: &'a Denial, segment: &'a str, os: Option<&'a Os>) -> Problem<'a> {
+        match denial {
+            Denial::Prohibited(result) => Problem::Prohibited {
+                segment,
+                result,
+                os,
+            },
+            // Only `prohibited` has no page of its code alone.
+            other => Problem::of_code(other.code()).unwrap_or(Problem::NoPosture),
+        }
+    }
+
+    /// The page of a code, for every code but `prohibited` (whose page
+    /// shows the findings, see [`Problem::of_denial`]).
+    pub fn of_code(code: Code) -> Option<Problem<'static>> {
+        Some(match code {
+            Code::NoCertificate => Problem::NoCertificate,
+            // The page does not tell the two apart; the audit log does.
+            Code::CertRevoked | Code::RevocationUnknown => Problem::CertificateRefused,
+            Code::NoPosture => Problem::NoPosture,
+            Code::StalePosture => Problem::StalePosture,
+            Code::CatalogueChanged => Problem::CatalogueChanged,
+            Code::Attestation(reason) => Problem::InvalidAttestation(reason),
+            // A store out of reach is a service that is not available.
+            Code::PostureStoreUnavailable | Code::UpstreamUnavailable => {
+                Problem::UpstreamUnavailable
+            }
+            Code::UpstreamTimeout => Problem::UpstreamTimeout,
+            Code::PayloadTooLarge => Problem::PayloadTooLarge,
+            Code::BadRequest => Problem::BadRequest,
+            Code::UnknownHost => Problem::UnknownHost,
+            Code::Prohibited => return None,
+        })
+    }
+
+    /// The last part of the problem type URN (`urn:posture-gate:problem:…`),
+    /// derived from the problem's [`Code`]. `prohibited` has three pages:
+    /// prohibited software (a finding that denies, or findings alone),
+    /// requirements not met (unmet requirements without such findings), or
+    /// plain access denied.
+    pub fn slug(&self) -> &'static str {
+        match self.code() {
+            Code::NoCertificate => "no-certificate",
+            Code::CertRevoked | Code::RevocationUnknown => "certificate-refused",
+            Code::NoPosture => "no-attestation",
+            Code::StalePosture => "stale-attestation",
+            Code::CatalogueChanged => "catalogue-changed",
+            Code::Attestation(_) => "invalid-attestation",
+            Code::UnknownHost => "unknown-host",
+            Code::UpstreamUnavailable | Code::PostureStoreUnavailable => "upstream-unavailable",
+            Code::UpstreamTimeout => "upstream-timeout",
+            Code::PayloadTooLarge => "payload-too-large",
+            Code::BadRequest => "bad-request",
+            Code::Prohibited => {
+                let Problem::Prohibited { result, .. } = self else {
+                    return "access-denied";
+                };
+                let mut findings = result
+                    .findings
+                    .iter()
+                    .filter(|f| f.action != Decision::Allow);
+                let any_finding = findings.clone().next().is_some();
+                if findings.any(|f| f.action == Decision::Deny)
+                    || (result.unmet.is_empty() && any_finding)
+                {
+                    "prohibited-software"
+                } else if !result.unmet.is_empty() {
+                    "requirements-not-met"
+                } else {
+                    "access-denied"
+                }
+            }
+        }
+    }
+
+    /// The code of this problem: the audit event's `reason` for the page.
+    pub fn code(&self) -> Code {
+        match self {
+            Problem::NoCertificate => Code::NoCertificate,
+            // The page does not tell the two apart; the audit log does.
+            Problem::CertificateRefused => Code::CertRevoked,
+            Problem::NoPosture => Code::NoPosture,
+            Problem::StalePosture => Code::StalePosture,
+            Problem::CatalogueChanged => Code::CatalogueChanged,
+            Problem::InvalidAttestation(reason) => Code::Attestation(*reason),
+            Problem::Prohibited { .. } => Code::Prohibited,
+            Problem::UnknownHost => Code::UnknownHost,
+            Problem::UpstreamUnavailable => Code::UpstreamUnavailable,
+            Problem::UpstreamTimeout => Code::UpstreamTimeout,
+            Problem::PayloadTooLarge => Code::PayloadTooLarge,
+            Problem::BadRequest => Code::BadRequest,
+        }
+    }
 }
 
 pub struct PageInput<'a> {

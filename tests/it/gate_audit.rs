@@ -82,6 +82,68 @@ async fn each_decision_is_one_audit_event_and_a_denial_reference_is_on_the_page(
     assert_eq!(attestations[0]["findings"][0]["catalog_id"], "kaspersky");
 }
 
+/// The reference on a page, e.g. `PG-7K2M-Q9XD`.
+fn reference_on(page: &str) -> String {
+    let at = page.find("PG-").expect("the page shows a reference");
+    page[at..at + 12].to_string()
+}
+
+/// Every page that shows a reference has an audit event with it: a request
+/// the gate cannot route (404), a malformed one (400) and one whose upstream
+/// is down (502), not only the decisions.
+#[tokio::test(flavor = "current_thread")]
+async fn the_references_on_404_400_and_502_pages_are_in_audit_events() {
+    let (captured, _guard) = common::audit::capture();
+    let up = upstream::start("public").await;
+    let routes = [RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: up.url(),
+        segment: "open",
+    }];
+    let gate = TestGate::start(&routes, &Settings::default()).await;
+    let device = gate.pki.device("lt-503", "Org");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let client = gate.client(Some(&device), Proto::H1);
+
+    let unknown = client.get("other.test", "/").await;
+    assert_eq!(unknown.status, 404);
+    let malformed = client.get("public.test", "/x%2Fy").await;
+    assert_eq!(malformed.status, 400);
+    up.stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let failed = gate
+        .client(Some(&device), Proto::H1)
+        .get("public.test", "/")
+        .await;
+    assert_eq!(failed.status, 502);
+
+    let events = captured.audit_events();
+    for (answer, reason, routed) in [
+        (&unknown, "unknown_host", false),
+        (&malformed, "bad_request", false),
+        (&failed, "upstream_unavailable", true),
+    ] {
+        let reference = reference_on(&answer.text());
+        let with_it: Vec<_> = events
+            .iter()
+            .filter(|e| e["reference"] == reference.as_str())
+            .collect();
+        assert_eq!(with_it.len(), 1, "{reference}: {events:#?}");
+        let e = with_it[0];
+        assert_eq!(e["event"], "refused", "{e}");
+        assert_eq!(e["reason"], reason, "{e}");
+        assert_eq!(e["enforcement"], "proxy");
+        assert_eq!(e["device"]["fingerprint_sha256"], device.fingerprint());
+        assert!(e["source"].as_str().unwrap().starts_with("127.0.0.1:"));
+        assert_eq!(e.get("segment").is_some(), routed, "{e}");
+        if routed {
+            assert_eq!(e["route_host"], "public.test");
+            assert_eq!(e["segment"], "open");
+        }
+    }
+}
+
 #[tokio::test]
 async fn idle_connections_are_closed() {
     let settings = Settings {

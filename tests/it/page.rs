@@ -1066,3 +1066,58 @@ fn escape(s: &str) -> String {
         .replace('"', "&#34;")
         .replace('\'', "&#39;")
 }
+
+/// The problem type names the problem by the vocabulary of codes
+/// (`Problem::slug`, derived from `Problem::code`), for every problem and
+/// for each of the three pages of a `prohibited` denial.
+#[test]
+fn the_problem_type_is_derived_from_the_code() {
+    let result = kaspersky_result();
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    let unmet_only = SegmentResult {
+        decision: Decision::Deny,
+        findings: Vec::new(),
+        unmet: vec![Unmet {
+            requirement: Requirement::Antivirus,
+            segment: "finance".into(),
+            action: Decision::Deny,
+            detail: String::new(),
+        }],
+    };
+    let nothing = SegmentResult {
+        decision: Decision::Deny,
+        findings: Vec::new(),
+        unmet: Vec::new(),
+    };
+    let mut problems: Vec<Problem<'_>> = all_problems(&result, &device_os)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    problems.push(Problem::CertificateRefused);
+    for result in [&unmet_only, &nothing] {
+        problems.push(Problem::Prohibited {
+            segment: "finance",
+            result,
+            os: None,
+        });
+    }
+    let mut slugs = std::collections::BTreeSet::new();
+    for problem in problems {
+        let r = page(
+            problem,
+            Case {
+                format: Format::ProblemJson,
+                ..Case::default()
+            },
+        );
+        let j = json(&r);
+        assert_eq!(
+            j["type"],
+            format!("urn:posture-gate:problem:{}", problem.slug()),
+            "{}",
+            problem.code()
+        );
+        slugs.insert(problem.slug());
+    }
+    assert!(slugs.contains("requirements-not-met") && slugs.contains("access-denied"));
+}

@@ -11,16 +11,21 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::attestation::Reason;
+use crate::code::Code;
 use crate::device::DeviceIdentity;
 use crate::verdict::{Decision, Finding, Unmet};
 
 /// Who the device is, as its certificate says.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Device<'a> {
+    /// Lowercase hex SHA-256 of the certificate.
     pub fingerprint_sha256: &'a str,
+    /// RFC 4514 subject.
     pub subject: &'a str,
+    /// The first O of the subject.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<&'a str>,
+    /// Every OU of the subject.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub organizational_units: &'a [String],
 }
@@ -40,8 +45,11 @@ impl<'a> From<&'a DeviceIdentity> for Device<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {
+    /// The reverse proxy.
     Proxy,
+    /// Forward-auth for an existing proxy.
     ForwardAuth,
+    /// 802.1X through FreeRADIUS.
     Nac,
 }
 
@@ -51,32 +59,75 @@ pub struct DecisionEvent<'a> {
     /// Shown on the denial page; absent on a plain allow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<&'a str>,
+    /// The door.
     pub enforcement: Enforcement,
+    /// The client certificate's identity, when there was a readable one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device<'a>>,
+    /// The peer address.
     pub source: SocketAddr,
+    /// The route's host.
     pub route_host: &'a str,
+    /// The route's path prefix.
     pub route_prefix: &'a str,
+    /// The route's segment.
     pub segment: &'a str,
+    /// Allow, warn or deny.
     pub decision: Decision,
     /// Why a request was denied without findings: `no_certificate`,
     /// `no_posture`, `stale_posture`, `catalogue_changed` or an attestation
-    /// reason code.
+    /// reason code; `prohibited` is told by the findings and unmet
+    /// requirements instead.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
+    pub reason: Option<Code>,
+    /// The prohibited items behind a warning or a denial.
     #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
     pub findings: &'a [Finding],
+    /// The requirements not met behind a warning or a denial.
     #[serde(skip_serializing_if = "<[Unmet]>::is_empty")]
     pub unmet: &'a [Unmet],
+}
+
+/// A request the gate could not serve before or after any decision: a
+/// malformed request (400), an unknown host (404), an upstream that failed
+/// (502) or timed out (504). The reference on the page the client saw is
+/// here, so the service desk finds every page in the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedEvent<'a> {
+    /// Shown on the page.
+    pub reference: &'a str,
+    /// The door.
+    pub enforcement: Enforcement,
+    /// The client certificate's identity, when there was a readable one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device<'a>>,
+    /// The peer address.
+    pub source: SocketAddr,
+    /// The route's host, once a route was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_host: Option<&'a str>,
+    /// The route's path prefix, once a route was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_prefix: Option<&'a str>,
+    /// The route's segment, once a route was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<&'a str>,
+    /// `bad_request`, `unknown_host`, `upstream_unavailable` or
+    /// `upstream_timeout`.
+    pub reason: Code,
 }
 
 /// An attestation was accepted or refused.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttestationEvent<'a> {
+    /// The client certificate's identity, when there was a readable one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device<'a>>,
+    /// The peer address.
     pub source: SocketAddr,
+    /// Whether the token verified.
     pub valid: bool,
+    /// Why it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
     /// Unix seconds until which the posture is used.
@@ -89,11 +140,16 @@ pub struct AttestationEvent<'a> {
     pub findings: &'a [Finding],
 }
 
+/// One line of the audit log; `event` names its kind.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum AuditEvent<'a> {
+    /// A request for a segment was judged.
     Decision(DecisionEvent<'a>),
+    /// A token was verified (posted or inline).
     Attestation(AttestationEvent<'a>),
+    /// A request could not be served (400, 404, 502, 504).
+    Refused(RefusedEvent<'a>),
 }
 
 impl AuditEvent<'_> {
@@ -132,7 +188,7 @@ mod tests {
             route_prefix: "/",
             segment: "kantoor",
             decision: Decision::Deny,
-            reason: Some("no_certificate"),
+            reason: Some(Code::NoCertificate),
             findings: &[],
             unmet: &[],
         });

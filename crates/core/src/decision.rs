@@ -9,13 +9,13 @@
 //!   posture is judged by that segment's policy.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use rand::Rng;
 
 use crate::attestation::claims::Os;
 use crate::attestation::{NonceCheck, Reason, Verified, Verifier};
-use crate::catalogue::Catalogue;
+use crate::catalogue::CatalogueDigest;
+use crate::code::Code;
 use crate::config::Snapshot;
 use crate::device::DeviceIdentity;
 pub use crate::policy::SegmentResult;
@@ -32,19 +32,21 @@ pub struct Posture {
     fingerprint: [u8; 32],
     /// Unix seconds; the posture must not be used from then on.
     pub valid_until: i64,
-    /// The catalogue the assessment was made with. A reload that leaves the
-    /// catalogue as it was keeps this very `Arc` (see `gate::reload`); one
-    /// that changes it makes the posture stale, because a report that was
-    /// not kept cannot be matched against the new entries.
-    catalogue: Arc<Catalogue>,
+    /// The content hash of the catalogue the assessment was made with. A
+    /// reload that leaves the catalogue as it was has the same digest, so
+    /// the posture stays current (in this process or in a shared store);
+    /// one that changes it makes the posture stale, because a report that
+    /// was not kept cannot be matched against the new entries.
+    catalogue: CatalogueDigest,
     assessment: Assessment,
 }
 
 impl Posture {
+    /// The posture of a verified token, assessed with `snapshot`'s catalogue.
     pub fn new(snapshot: &Snapshot, verified: &Verified) -> Posture {
         Posture {
             assessment: policy::assess(&snapshot.matcher, &verified.claims),
-            catalogue: Arc::clone(&snapshot.catalogue),
+            catalogue: snapshot.catalogue.digest(),
             fingerprint: verified.device.fingerprint,
             valid_until: verified.valid_until,
         }
@@ -57,9 +59,15 @@ impl Posture {
 
     /// Whether the assessment was made with this snapshot's catalogue.
     pub fn is_current(&self, snapshot: &Snapshot) -> bool {
-        Arc::ptr_eq(&self.catalogue, &snapshot.catalogue)
+        self.catalogue == snapshot.catalogue.digest()
     }
 
+    /// The digest of the catalogue the assessment was made with.
+    pub fn catalogue_digest(&self) -> CatalogueDigest {
+        self.catalogue
+    }
+
+    /// What the report was found to contain, per catalogue entry.
     pub fn assessment(&self) -> &Assessment {
         &self.assessment
     }
@@ -84,7 +92,10 @@ pub enum Denial {
     /// No attestation remembered for this device.
     NoPosture,
     /// The remembered attestation has aged out.
-    StalePosture { valid_until: i64 },
+    StalePosture {
+        /// Unix seconds from which the posture was no longer used.
+        valid_until: i64,
+    },
     /// The catalogue changed since the remembered attestation was assessed:
     /// the device must report again to be judged against the new entries.
     CatalogueChanged,
@@ -92,33 +103,40 @@ pub enum Denial {
     InvalidAttestation(Reason),
     /// The segment's policy denies this posture.
     Prohibited(SegmentResult),
+    /// The posture store could not be asked: refused, never guessed.
+    PostureStoreUnavailable,
 }
 
 impl Denial {
-    /// One word for logs and metrics labels.
-    pub fn code(&self) -> &'static str {
+    /// The code of this denial, for the audit log, the page and metrics.
+    pub fn code(&self) -> Code {
         match self {
-            Denial::NoCertificate => "no_certificate",
-            Denial::CertificateRevoked => "cert_revoked",
-            Denial::RevocationUnknown => "revocation_unknown",
-            Denial::NoPosture => "no_posture",
-            Denial::StalePosture { .. } => "stale_posture",
-            Denial::CatalogueChanged => "catalogue_changed",
-            Denial::InvalidAttestation(r) => r.code(),
-            Denial::Prohibited(_) => "prohibited",
+            Denial::NoCertificate => Code::NoCertificate,
+            Denial::CertificateRevoked => Code::CertRevoked,
+            Denial::RevocationUnknown => Code::RevocationUnknown,
+            Denial::NoPosture => Code::NoPosture,
+            Denial::StalePosture { .. } => Code::StalePosture,
+            Denial::CatalogueChanged => Code::CatalogueChanged,
+            Denial::InvalidAttestation(r) => Code::Attestation(*r),
+            Denial::Prohibited(_) => Code::Prohibited,
+            Denial::PostureStoreUnavailable => Code::PostureStoreUnavailable,
         }
     }
 }
 
+/// What a request for a segment comes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// Let through.
     Allow,
     /// Let through, but the upstream and the audit log are told why.
     Warn(SegmentResult),
+    /// Refused, for this reason.
     Deny(Denial),
 }
 
 impl Outcome {
+    /// The decision word of spec section 5.
     pub fn decision(&self) -> Decision {
         match self {
             Outcome::Allow => Decision::Allow,
@@ -145,7 +163,12 @@ pub fn attest(
 
 /// The verdict of spec section 5 for a posture just made with `snapshot`,
 /// over every segment.
-fn verdict(snapshot: &Snapshot, device: &DeviceIdentity, posture: &Posture, now: i64) -> Verdict {
+pub(crate) fn verdict(
+    snapshot: &Snapshot,
+    device: &DeviceIdentity,
+    posture: &Posture,
+    now: i64,
+) -> Verdict {
     let assessment = &posture.assessment;
     let today = policy::utc_day(now);
     let mut decisions = BTreeMap::new();

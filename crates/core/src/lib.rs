@@ -17,6 +17,8 @@
 //! config/       the file model, validation with file:line:column, the
 //!               compiled Snapshot
 //! device        device identity from a certificate (fingerprint, subject, O, OU)
+//! revocation    the CRLs' revoked (issuer, serial) pairs, checked on every
+//!               request and attestation at every door
 //! policy        (assessment, snapshot, segment, day) -> decision + findings
 //! decision      Posture (what is remembered about a device), Outcome, Denial
 //! enforce       the one step every door calls -> Judgement (outcome,
@@ -27,6 +29,7 @@
 //!               metrics)
 //! audit         the typed audit events (the writer lives with the server)
 //! verdict       the verdict of spec section 5 (Serialize and Deserialize)
+//! nonce         gate nonces: stateless HMAC issue and check (spec section 4)
 //! lang, reasons the two languages, and every reason code in plain words
 //! ```
 //!
@@ -38,10 +41,15 @@
 pub mod attestation;
 pub mod audit;
 pub mod catalogue;
+pub mod code;
 pub mod config;
 pub mod decision;
 pub mod device;
+pub mod enforce;
 pub mod lang;
+pub mod nonce;
 pub mod policy;
 pub mod reasons;
+pub mod revocation;
+pub mod store;
 pub mod verdict;

@@ -8,6 +8,7 @@
 //! normalisation, display names on whole words from the start, never by a
 //! loose prefix or substring (spec section 6).
 
+mod digest;
 mod matcher;
 mod model;
 mod normalise;
@@ -19,6 +20,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use digest::CatalogueDigest;
 pub use matcher::{ItemRef, Match, MatchedBy, Matcher};
 pub use model::{Entry, IdentifierGroup, IdentifierKind, Localized};
 pub use parse::CatalogueError;
@@ -88,9 +90,19 @@ impl FromStr for Category {
 }
 
 /// An ordered list of entries; [`Match::entry`] indexes into it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Its content hash ([`Catalogue::digest`]) is computed whenever the entries
+/// change, i.e. once per load, never on the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalogue {
     entries: Vec<Entry>,
+    digest: CatalogueDigest,
+}
+
+impl Default for Catalogue {
+    fn default() -> Catalogue {
+        Catalogue::of(Vec::new())
+    }
 }
 
 impl Catalogue {
@@ -101,7 +113,14 @@ impl Catalogue {
 
     /// Parses a catalogue file; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Catalogue, CatalogueError> {
-        parse::parse(text, origin).map(|entries| Catalogue { entries })
+        parse::parse(text, origin).map(Catalogue::of)
+    }
+
+    fn of(entries: Vec<Entry>) -> Catalogue {
+        Catalogue {
+            digest: digest::digest(&entries),
+            entries,
+        }
     }
 
     /// Adds the entries of `other`: one with the id of an existing entry
@@ -113,12 +132,22 @@ impl Catalogue {
                 None => self.entries.push(entry),
             }
         }
+        self.digest = digest::digest(&self.entries);
     }
 
+    /// The content hash of the entries: equal for equal catalogues, in any
+    /// process, so a remembered posture can say which catalogue it was
+    /// assessed with (see `decision::Posture::is_current`).
+    pub fn digest(&self) -> CatalogueDigest {
+        self.digest
+    }
+
+    /// The entries, in order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
+    /// The index of the entry with this id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.entries.iter().position(|e| e.id == id)
     }

@@ -411,3 +411,46 @@ fn matcher_is_send_and_sync() {
     check::<Matcher>();
     check::<Catalogue>();
 }
+
+#[test]
+fn the_same_content_has_the_same_digest_across_builds() {
+    assert_eq!(small().digest(), small().digest());
+    let (a, b) = (Catalogue::builtin().unwrap(), Catalogue::builtin().unwrap());
+    assert_eq!(a.digest(), b.digest());
+    // Merged to the same entries, by another way: still the same content.
+    let mut merged = Catalogue::builtin().unwrap();
+    merged.merge(small());
+    let mut again = Catalogue::builtin().unwrap();
+    again.merge(small());
+    again.merge(small());
+    assert_eq!(merged.digest(), again.digest());
+    assert_ne!(merged.digest(), a.digest());
+}
+
+#[test]
+fn a_changed_entry_changes_the_digest() {
+    let base = small().digest();
+    let changes = [
+        ("values = [\"acmed.exe\"]", "values = [\"acmed2.exe\"]"),
+        ("kind = \"process\"", "kind = \"name\""),
+        ("category = \"vpn\"", "category = \"antivirus\""),
+        ("en = \"Because.\"", "en = \"Because!\""),
+        ("nl = [\"Verwijder het.\"]", "nl = [\"Verwijder het!\"]"),
+        (
+            "references = [\"ref 1\"]",
+            "references = [\"ref 1\", \"ref 2\"]",
+        ),
+    ];
+    for (from, to) in changes {
+        assert!(SMALL.contains(from), "{from}");
+        let changed = Catalogue::from_toml_str(&SMALL.replace(from, to), Path::new("c.toml"))
+            .unwrap_or_else(|e| panic!("{to}: {e}"));
+        assert_ne!(changed.digest(), base, "{from} -> {to}");
+    }
+    // Moving text from one string to the next is a change, too: the
+    // encoding is length-prefixed.
+    let shifted = SMALL.replace("values = [\"Acme Corp\"]", "values = [\"Acme\", \"Corp\"]");
+    let shifted = Catalogue::from_toml_str(&shifted, Path::new("s.toml")).unwrap();
+    assert_ne!(shifted.digest(), base);
+    assert_ne!(Catalogue::default().digest(), base);
+}

@@ -1,7 +1,11 @@
 //! The decision over remembered postures: who a posture belongs to, when it
 //! ages out, and which catalogue it was assessed with.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use posture_core::attestation::Verified;
+use posture_core::catalogue::Catalogue;
 use posture_core::config::Snapshot;
 use posture_core::decision::{decide, Denial, Outcome, Posture};
 use posture_core::device::DeviceIdentity;
@@ -65,18 +69,41 @@ fn a_posture_is_stale_from_valid_until_on() {
     );
 }
 
-/// Postures know their catalogue by `Arc`: one built anew, even with the
-/// same content, is another catalogue (a reload keeps the old `Arc` when
-/// the content is equal; see `gate::reload`).
+/// Postures know their catalogue by its content hash: a snapshot built
+/// anew with the same catalogue (a reload that kept it, another replica)
+/// keeps them current; one with a changed catalogue does not.
 #[test]
 fn a_posture_assessed_with_another_catalogue_must_be_made_again() {
-    let (old, new) = (snapshot(), snapshot());
+    let (old, same) = (snapshot(), snapshot());
     let a = identity("lt-a");
     let t = now();
     let p = posture_of(&old, &a, t);
-    assert!(p.is_current(&old) && !p.is_current(&new));
+    assert!(p.is_current(&old) && p.is_current(&same));
+    assert_eq!(decide(&same, Some(&a), Some(&p), 0, t), Outcome::Allow);
+
+    let mut changed = snapshot();
+    let mut catalogue = (*changed.catalogue).clone();
+    catalogue.merge(Catalogue::from_toml_str(EXTRA_ENTRY, Path::new("extra.toml")).unwrap());
+    changed.catalogue = Arc::new(catalogue);
+    assert!(!p.is_current(&changed));
     assert_eq!(
-        decide(&new, Some(&a), Some(&p), 0, t),
+        decide(&changed, Some(&a), Some(&p), 0, t),
         Outcome::Deny(Denial::CatalogueChanged)
     );
 }
+
+const EXTRA_ENTRY: &str = r#"
+[[entry]]
+id = "voorbeeld"
+title = { nl = "Voorbeeld", en = "Example" }
+rationale = { nl = "Omdat.", en = "Because." }
+references = []
+
+[entry.removal.generic]
+nl = ["Verwijder het."]
+en = ["Remove it."]
+
+[[entry.identifier]]
+kind = "vendor"
+values = ["Voorbeeld BV"]
+"#;

@@ -8,3 +8,4 @@ mod attestation;
 mod catalogue;
 mod config;
 mod decision;
+mod enforce;

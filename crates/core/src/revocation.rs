@@ -1,4 +1,4 @@
-//! Revocation after the handshake.
+//! Revocation after the handshake, the same at every door.
 //!
 //! rustls checks the CRLs once, at the handshake. A keep-alive or HTTP/2
 //! connection opened before a device was revoked would otherwise be served
@@ -19,6 +19,8 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
+use crate::decision::Denial;
+
 /// One certificate as a CRL names it: the DER of its issuer's name and its
 /// serial number (the bytes of the INTEGER, as in the CRL entry).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,6 +30,7 @@ pub struct CertId {
 }
 
 impl CertId {
+    /// The issuer and serial of a certificate; `None` when it does not parse.
     pub fn of(der: &CertificateDer<'_>) -> Option<CertId> {
         let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
         Some(CertId {
@@ -40,6 +43,8 @@ impl CertId {
 /// What the current CRLs say about a connection's certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Not revoked, and a current CRL speaks for it (or no CRLs are
+    /// configured, or no certificate was presented).
     Good,
     /// A certificate of the chain is on a CRL of its issuer.
     Revoked,
@@ -64,11 +69,24 @@ pub struct Revocations {
     by_issuer: HashMap<Box<[u8]>, IssuerList>,
 }
 
+/// A configured CRL that is not a CRL.
 #[derive(Debug, thiserror::Error)]
 #[error("a CRL does not parse")]
 pub struct CrlParseError;
 
+impl Status {
+    /// The denial this status means for a request, if any.
+    pub fn denial(self) -> Option<Denial> {
+        match self {
+            Status::Good => None,
+            Status::Revoked => Some(Denial::CertificateRevoked),
+            Status::Unknown => Some(Denial::RevocationUnknown),
+        }
+    }
+}
+
 impl Revocations {
+    /// Compiles the revoked serials of every CRL, by issuer.
     pub fn from_crls(
         crls: &[CertificateRevocationListDer<'_>],
     ) -> Result<Revocations, CrlParseError> {

@@ -1,0 +1,145 @@
+//! One vocabulary of codes: why a request was refused or could not be
+//! served. The same word is the audit event's `reason`, the name behind the
+//! denial page's problem type, and (later) the metrics label, so a count in
+//! a dashboard, a line in the audit log and the page a person saw can be
+//! matched by their code.
+//!
+//! The attestation codes are the spec's own (section 5, [`Reason`]); they
+//! are wrapped, not typed out a second time.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::attestation::Reason;
+
+/// Why a request was refused or could not be served.
+///
+/// Serialised as its snake_case word ([`Code::as_str`]); an attestation
+/// reason as the spec's code, e.g. `nonce_replayed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    /// No client certificate at the TLS handshake.
+    NoCertificate,
+    /// The client certificate is on a CRL of the current configuration.
+    #[serde(rename = "cert_revoked")]
+    CertRevoked,
+    /// CRLs are configured, but none that is current speaks for the client
+    /// certificate.
+    RevocationUnknown,
+    /// No attestation remembered for this device.
+    NoPosture,
+    /// The remembered attestation has aged out.
+    StalePosture,
+    /// The catalogue changed since the device's posture was assessed.
+    CatalogueChanged,
+    /// The segment's policy denies the device's posture (the findings and
+    /// unmet requirements say why).
+    Prohibited,
+    /// The posture store could not be asked (a shared store out of reach):
+    /// refused, never guessed.
+    PostureStoreUnavailable,
+    /// The request is malformed (Host, path, encoded separators).
+    BadRequest,
+    /// No route for the request's host and path.
+    UnknownHost,
+    /// The upstream could not be reached or answered nonsense.
+    UpstreamUnavailable,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// A body larger than the gate reads.
+    PayloadTooLarge,
+    /// An attestation sent with the request did not verify: the spec's
+    /// reason code.
+    #[serde(untagged)]
+    Attestation(Reason),
+}
+
+impl Code {
+    /// Every code, for tests and label sets.
+    pub fn all() -> impl Iterator<Item = Code> {
+        [
+            Code::NoCertificate,
+            Code::CertRevoked,
+            Code::RevocationUnknown,
+            Code::NoPosture,
+            Code::StalePosture,
+            Code::CatalogueChanged,
+            Code::Prohibited,
+            Code::PostureStoreUnavailable,
+            Code::BadRequest,
+            Code::UnknownHost,
+            Code::UpstreamUnavailable,
+            Code::UpstreamTimeout,
+            Code::PayloadTooLarge,
+        ]
+        .into_iter()
+        .chain(Reason::ALL.into_iter().map(Code::Attestation))
+    }
+
+    /// The code as one word, as it is serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NoCertificate => "no_certificate",
+            Code::CertRevoked => "cert_revoked",
+            Code::RevocationUnknown => "revocation_unknown",
+            Code::NoPosture => "no_posture",
+            Code::StalePosture => "stale_posture",
+            Code::CatalogueChanged => "catalogue_changed",
+            Code::Prohibited => "prohibited",
+            Code::PostureStoreUnavailable => "posture_store_unavailable",
+            Code::BadRequest => "bad_request",
+            Code::UnknownHost => "unknown_host",
+            Code::UpstreamUnavailable => "upstream_unavailable",
+            Code::UpstreamTimeout => "upstream_timeout",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::Attestation(reason) => reason.code(),
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Reason> for Code {
+    fn from(reason: Reason) -> Code {
+        Code::Attestation(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_display_and_as_str_agree_for_every_code() {
+        for code in Code::all() {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
+            assert_eq!(code.to_string(), code.as_str());
+        }
+    }
+
+    #[test]
+    fn codes_are_distinct_words_and_attestation_codes_are_the_specs() {
+        let words: Vec<&str> = Code::all().map(Code::as_str).collect();
+        let mut unique = words.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), words.len(), "{words:?}");
+        assert!(words
+            .iter()
+            .all(|w| w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        assert_eq!(
+            Code::Attestation(Reason::NonceReplayed).as_str(),
+            "nonce_replayed"
+        );
+        assert_eq!(Code::CertRevoked.as_str(), "cert_revoked");
+    }
+}
