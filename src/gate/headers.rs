@@ -15,11 +15,11 @@ use percent_encoding::{AsciiSet, CONTROLS};
 /// The device's certificate SHA-256 fingerprint, lowercase hex.
 pub const DEVICE_FINGERPRINT: HeaderName = HeaderName::from_static("x-posture-device-fingerprint");
 /// The RFC 4514 subject of the device certificate, percent-encoded by
-/// [`encode_value`]: percent-decode it (UTF-8) to get the RFC 4514 string.
+/// `encode_value`: percent-decode it (UTF-8) to get the RFC 4514 string.
 /// Its commas, the RDN separators, are encoded too (`%2C`), so the value is
 /// never read as a list.
 pub const DEVICE_SUBJECT: HeaderName = HeaderName::from_static("x-posture-device-subject");
-/// The first O of the device certificate, percent-encoded by [`encode_value`].
+/// The first O of the device certificate, percent-encoded by `encode_value`.
 pub const DEVICE_ORGANIZATION: HeaderName =
     HeaderName::from_static("x-posture-device-organization");
 /// `allow` or `warn`: a denied request never reaches an upstream.
@@ -31,7 +31,7 @@ pub const POSTURE_ATTESTATION: HeaderName = HeaderName::from_static("posture-att
 
 /// Every header the gate asserts. A client that sends one is trying to speak
 /// for the gate: they are removed before anything is forwarded, in every
-/// spelling that folds to one of them ([`remove_client_claims`]).
+/// spelling that folds to one of them (`remove_client_claims`).
 pub const GATE_OWNED: [HeaderName; 6] = [
     DEVICE_FINGERPRINT,
     DEVICE_SUBJECT,

@@ -7,7 +7,7 @@
 /// The inline CSS, inserted verbatim into the `<style>` element.
 pub const CSS: &str = include_str!("../../templates/page/page.css");
 
-/// The policy to send with every page. The hash is that of [`CSS`]; a test
+/// The policy to send with every page. The hash is that of `CSS`; a test
 /// recomputes it, so an edited stylesheet with a stale hash fails the build
 /// instead of shipping an unstyled page.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'sha256-rqZYxW0ANSgDhUEHHxxRJ3OgouKxhPwEmS9ua+9ybXE='; img-src data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";

@@ -38,6 +38,8 @@
 //! Functions are pure over bytes and types, so they are tested without
 //! sockets and fuzzed.
 
+#![warn(missing_docs)]
+
 pub mod attestation;
 pub mod audit;
 pub mod catalogue;

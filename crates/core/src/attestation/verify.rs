@@ -122,7 +122,7 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier for tokens whose `x5c` chains to one of `trust_anchors`
-    /// (DER), with a chain cache of [`DEFAULT_CHAIN_CACHE`] entries.
+    /// (DER), with a chain cache of 4096 entries.
     pub fn new(
         trust_anchors: &[CertificateDer<'_>],
         settings: VerifierSettings,

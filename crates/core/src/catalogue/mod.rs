@@ -35,9 +35,14 @@ const BUILTIN: &str = include_str!("../../../../config/catalogue.toml");
 pub enum Category {
     /// Antivirus or endpoint protection (including EDR).
     Antivirus,
+    /// `management_agent`: the vendor's remote management agent (for
+    /// Kaspersky, the Network Agent of Security Center).
     ManagementAgent,
+    /// `vpn`: the vendor's VPN client (e.g. Kaspersky VPN Secure Connection).
     Vpn,
+    /// `password_manager`: the vendor's password manager.
     PasswordManager,
+    /// `parental_control`: the vendor's parental control (e.g. Safe Kids).
     ParentalControl,
     /// Matched only by vendor or signer, product unknown. Always included
     /// when a policy narrows an entry to categories: fail closed.
@@ -45,6 +50,7 @@ pub enum Category {
 }
 
 impl Category {
+    /// Every category, in the order pages and summaries list them.
     pub const ALL: [Category; 6] = [
         Category::Antivirus,
         Category::ManagementAgent,
