@@ -41,8 +41,6 @@ pub enum PkiError {
     },
     #[error("{0} already exists; refusing to overwrite it")]
     AlreadyExists(PathBuf),
-    #[error("device name {0:?} must be 1 to 64 of A-Z a-z 0-9 . _ - and not start with '.'")]
-    InvalidName(String),
     #[error("{path}: no usable {what} in PEM")]
     BadPem { path: PathBuf, what: &'static str },
     #[error("{path}: the CA certificate's subject cannot be reproduced for issuing: {why}")]
@@ -62,6 +60,19 @@ pub struct PkiPaths {
     pub device_ca_key: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+}
+
+impl PkiPaths {
+    fn in_dir(dir: &Path) -> PkiPaths {
+        PkiPaths {
+            ca_cert: dir.join("ca.pem"),
+            ca_key: dir.join("ca.key"),
+            device_ca_cert: dir.join("device-ca.pem"),
+            device_ca_key: dir.join("device-ca.key"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
 }
 
 /// Where [`DeviceCredentials::write`] put its files.
@@ -290,18 +301,26 @@ impl Pki {
     }
 
     /// ca.pem, ca.key, device-ca.pem, device-ca.key, server.pem, server.key;
-    /// keys 0600. Replaces existing files (see [`init`] for the careful one).
+    /// keys 0600. Replaces existing files (see [`Pki::write_new`] for the
+    /// careful one).
     pub fn write(&self, dir: &Path) -> Result<PkiPaths, PkiError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let paths = PkiPaths {
-            ca_cert: dir.join("ca.pem"),
-            ca_key: dir.join("ca.key"),
-            device_ca_cert: dir.join("device-ca.pem"),
-            device_ca_key: dir.join("device-ca.key"),
-            server_cert: dir.join("server.pem"),
-            server_key: dir.join("server.key"),
-        };
+        let paths = PkiPaths::in_dir(dir);
         self.write_to(&paths, Secret::Replace)?;
+        Ok(paths)
+    }
+
+    /// The same files, but never over an existing key: a CA key that is
+    /// already there stays, and the write fails with
+    /// [`PkiError::AlreadyExists`] (what `posture-gate pki init` promises).
+    pub fn write_new(&self, dir: &Path) -> Result<PkiPaths, PkiError> {
+        let paths = PkiPaths::in_dir(dir);
+        if paths.ca_key.exists() {
+            return Err(PkiError::AlreadyExists(paths.ca_key));
+        }
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        // create_new on every key closes the race with a second writer.
+        self.write_to(&paths, Secret::NewOnly)?;
         Ok(paths)
     }
 
@@ -417,55 +436,6 @@ impl Pki {
 /// A CRL as PEM (`X509 CRL`), as the gate's `crls` setting reads it.
 pub fn crl_pem(crl: &CertificateRevocationListDer<'_>) -> String {
     pem("X509 CRL", crl)
-}
-
-/// `posture-gate pki init DIR`: a fresh PKI; refuses to overwrite a CA key.
-pub fn init(dir: &Path) -> Result<PkiPaths, PkiError> {
-    let ca_key = dir.join("ca.key");
-    if ca_key.exists() {
-        return Err(PkiError::AlreadyExists(ca_key));
-    }
-    let pki = Pki::generate()?;
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let paths = PkiPaths {
-        ca_cert: dir.join("ca.pem"),
-        ca_key,
-        device_ca_cert: dir.join("device-ca.pem"),
-        device_ca_key: dir.join("device-ca.key"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-    };
-    // create_new on every key closes the race with a second `init`.
-    pki.write_to(&paths, Secret::NewOnly)?;
-    Ok(paths)
-}
-
-/// `posture-gate pki issue-device`: writes DIR/devices/NAME/{cert.pem,key.pem}.
-pub fn issue_device(
-    dir: &Path,
-    name: &str,
-    org: &str,
-    ou: Option<&str>,
-) -> Result<DevicePaths, PkiError> {
-    validate_name(name)?;
-    let pki = Pki::load(dir)?;
-    let creds = pki.issue_device(name, org, ou)?;
-    creds.write(&dir.join("devices").join(name))
-}
-
-/// A name becomes a directory: no separators, no `..`, no hidden files.
-fn validate_name(name: &str) -> Result<(), PkiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(PkiError::InvalidName(name.to_owned()))
-    }
 }
 
 fn ca_params(cn: &str, path_len: u8) -> CertificateParams {
@@ -680,16 +650,6 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_that_could_escape_the_devices_dir_are_refused() {
-        for bad in ["", "..", ".hidden", "a/b", "a\\b", "x y", &"a".repeat(65)] {
-            assert!(validate_name(bad).is_err(), "{bad:?}");
-        }
-        for ok in ["lt-042", "host.example", "A_1"] {
-            assert!(validate_name(ok).is_ok(), "{ok:?}");
-        }
-    }
 
     #[test]
     fn pem_lines_are_64_columns() {

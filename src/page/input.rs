@@ -107,25 +107,10 @@ impl<'a> Problem<'a> {
             Code::UpstreamTimeout => "upstream-timeout",
             Code::PayloadTooLarge => "payload-too-large",
             Code::BadRequest => "bad-request",
-            Code::Prohibited => {
-                let Problem::Prohibited { result, .. } = self else {
-                    return "access-denied";
-                };
-                let mut findings = result
-                    .findings
-                    .iter()
-                    .filter(|f| f.action != Decision::Allow);
-                let any_finding = findings.clone().next().is_some();
-                if findings.any(|f| f.action == Decision::Deny)
-                    || (result.unmet.is_empty() && any_finding)
-                {
-                    "prohibited-software"
-                } else if !result.unmet.is_empty() {
-                    "requirements-not-met"
-                } else {
-                    "access-denied"
-                }
-            }
+            Code::Prohibited => match self {
+                Problem::Prohibited { result, .. } => ProhibitedPage::of(result).slug(),
+                _ => ProhibitedPage::AccessDenied.slug(),
+            },
         }
     }
 
@@ -145,6 +130,45 @@ impl<'a> Problem<'a> {
             Problem::UpstreamTimeout => Code::UpstreamTimeout,
             Problem::PayloadTooLarge => Code::PayloadTooLarge,
             Problem::BadRequest => Code::BadRequest,
+        }
+    }
+}
+
+/// The three pages of a `prohibited` denial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProhibitedPage {
+    /// A finding that denies, or findings alone: `prohibited-software`.
+    ProhibitedSoftware,
+    /// Unmet requirements without a finding that denies:
+    /// `requirements-not-met`.
+    RequirementsNotMet,
+    /// Neither (a policy that denies without either): `access-denied`.
+    AccessDenied,
+}
+
+impl ProhibitedPage {
+    /// The page for this segment result.
+    pub fn of(result: &SegmentResult) -> ProhibitedPage {
+        let mut findings = result
+            .findings
+            .iter()
+            .filter(|f| f.action != Decision::Allow);
+        let any_finding = findings.clone().next().is_some();
+        if findings.any(|f| f.action == Decision::Deny) || (result.unmet.is_empty() && any_finding)
+        {
+            ProhibitedPage::ProhibitedSoftware
+        } else if !result.unmet.is_empty() {
+            ProhibitedPage::RequirementsNotMet
+        } else {
+            ProhibitedPage::AccessDenied
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            ProhibitedPage::ProhibitedSoftware => "prohibited-software",
+            ProhibitedPage::RequirementsNotMet => "requirements-not-met",
+            ProhibitedPage::AccessDenied => "access-denied",
         }
     }
 }

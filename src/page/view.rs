@@ -13,7 +13,7 @@ use posture_core::lang::Lang;
 use posture_core::reasons;
 use posture_core::verdict::{Decision, Finding, Unmet};
 
-use super::input::{PageInput, Problem};
+use super::input::{PageInput, Problem, ProhibitedPage};
 use super::labels::{action_label, category_label, kind_label, requirement_label};
 use super::links;
 use super::model::{Desk, FindingView, Link, OrganizationView, Section, Step, UnmetView, View};
@@ -22,7 +22,6 @@ use super::steps;
 /// The parts that differ per problem; the rest is common to every page.
 struct Body {
     status: StatusCode,
-    slug: &'static str,
     kicker: &'static str,
     title: String,
     lead: String,
@@ -34,16 +33,9 @@ struct Body {
 }
 
 impl Body {
-    fn new(
-        status: StatusCode,
-        slug: &'static str,
-        kicker: &'static str,
-        title: &str,
-        lead: &str,
-    ) -> Body {
+    fn new(status: StatusCode, kicker: &'static str, title: &str, lead: &str) -> Body {
         Body {
             status,
-            slug,
             kicker,
             title: title.to_string(),
             lead: lead.to_string(),
@@ -63,7 +55,7 @@ pub fn build(input: &PageInput<'_>) -> View {
     View {
         lang: l,
         status: body.status,
-        slug: body.slug,
+        slug: input.problem.slug(),
         kicker: body.kicker,
         title: body.title,
         lead: body.lead,
@@ -86,7 +78,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         Problem::NoCertificate => {
             let mut b = Body::new(
                 StatusCode::FORBIDDEN,
-                "no-certificate",
                 denied,
                 l.pick("Uw apparaat heeft geen certificaat laten zien", "Your device did not present a certificate"),
                 l.pick(
@@ -100,7 +91,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         Problem::CertificateRefused => {
             let mut b = Body::new(
                 StatusCode::FORBIDDEN,
-                "certificate-refused",
                 denied,
                 l.pick("Het certificaat van uw apparaat wordt niet meer aanvaard", "Your device's certificate is no longer accepted"),
                 l.pick(
@@ -114,7 +104,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         Problem::NoPosture => {
             let mut b = Body::new(
                 StatusCode::FORBIDDEN,
-                "no-attestation",
                 denied,
                 l.pick("Uw apparaat is nog niet gecontroleerd", "Your device has not been checked yet"),
                 l.pick(
@@ -128,7 +117,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         Problem::StalePosture => {
             let mut b = Body::new(
                 StatusCode::FORBIDDEN,
-                "stale-attestation",
                 denied,
                 l.pick("De controle van uw apparaat is verlopen", "Your device's check has expired"),
                 l.pick(
@@ -142,7 +130,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         Problem::CatalogueChanged => {
             let mut b = Body::new(
                 StatusCode::FORBIDDEN,
-                "catalogue-changed",
                 denied,
                 l.pick(
                     "Uw apparaat moet opnieuw worden gecontroleerd",
@@ -162,7 +149,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         }
         Problem::UnknownHost => Body::new(
             StatusCode::NOT_FOUND,
-            "unknown-host",
             l.pick("Niet gevonden", "Not found"),
             l.pick("Dit adres is hier niet bekend", "This address is not known here"),
             l.pick(
@@ -173,7 +159,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         Problem::UpstreamUnavailable => unavailable(
             l,
             StatusCode::BAD_GATEWAY,
-            "upstream-unavailable",
             l.pick("De toepassing is niet bereikbaar", "The application cannot be reached"),
             l.pick(
                 "Uw apparaat is toegelaten, maar de toepassing achter deze toegangscontrole antwoordt niet. Dat ligt niet aan u.",
@@ -184,7 +169,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         Problem::UpstreamTimeout => unavailable(
             l,
             StatusCode::GATEWAY_TIMEOUT,
-            "upstream-timeout",
             l.pick("De toepassing reageert niet op tijd", "The application did not respond in time"),
             l.pick(
                 "Uw apparaat is toegelaten, maar de toepassing achter deze toegangscontrole gaf niet op tijd antwoord. Dat ligt niet aan u.",
@@ -194,7 +178,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         ),
         Problem::PayloadTooLarge => Body::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
             l.pick("Niet verwerkt", "Not processed"),
             l.pick("Wat u verstuurde is te groot", "What you sent is too large"),
             l.pick(
@@ -204,7 +187,6 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
         ),
         Problem::BadRequest => Body::new(
             StatusCode::BAD_REQUEST,
-            "bad-request",
             l.pick("Niet verwerkt", "Not processed"),
             l.pick("Dit verzoek kan niet worden verwerkt", "This request cannot be processed"),
             l.pick(
@@ -219,7 +201,6 @@ fn invalid(l: Lang, reason: Reason, retry: &str, denied: &'static str) -> Body {
     let e = reasons::explain(reason, l);
     let mut b = Body::new(
         StatusCode::FORBIDDEN,
-        "invalid-attestation",
         denied,
         l.pick(
             "Het rapport van uw apparaat is afgekeurd",
@@ -232,17 +213,9 @@ fn invalid(l: Lang, reason: Reason, retry: &str, denied: &'static str) -> Body {
     b
 }
 
-fn unavailable(
-    l: Lang,
-    status: StatusCode,
-    slug: &'static str,
-    title: &str,
-    lead: &str,
-    retry: &str,
-) -> Body {
+fn unavailable(l: Lang, status: StatusCode, title: &str, lead: &str, retry: &str) -> Body {
     let mut b = Body::new(
         status,
-        slug,
         l.pick("Tijdelijk niet beschikbaar", "Temporarily unavailable"),
         title,
         lead,
@@ -286,12 +259,10 @@ fn prohibited(
     let unmet: Vec<UnmetView> = result.unmet.iter().map(|u| unmet_view(u, l)).collect();
     let place = segment_label(snapshot, segment);
     let family = os.map(|o| o.family);
-    let mut b = if findings.iter().any(|f| f.action == Decision::Deny)
-        || (unmet.is_empty() && !findings.is_empty())
-    {
+    let page = ProhibitedPage::of(result);
+    let mut b = if page == ProhibitedPage::ProhibitedSoftware {
         Body::new(
             StatusCode::FORBIDDEN,
-            "prohibited-software",
             denied,
             l.pick("Er staat verboden software op uw apparaat", "Prohibited software found on your device"),
             &l.pick(
@@ -299,10 +270,9 @@ fn prohibited(
                 format!("Your device has software that is not allowed for {place}. That is why you have no access. Remove the software, have your device checked again, then try again."),
             ),
         )
-    } else if !unmet.is_empty() {
+    } else if page == ProhibitedPage::RequirementsNotMet {
         Body::new(
             StatusCode::FORBIDDEN,
-            "requirements-not-met",
             denied,
             l.pick("Uw apparaat voldoet niet aan de eisen", "Your device does not meet the requirements"),
             &l.pick(
@@ -313,7 +283,6 @@ fn prohibited(
     } else {
         Body::new(
             StatusCode::FORBIDDEN,
-            "access-denied",
             denied,
             l.pick("U heeft geen toegang", "You have no access"),
             &l.pick(

@@ -2,6 +2,7 @@
 //! errors to exit codes. No decisions are made here.
 
 mod demo;
+mod pki;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,6 @@ use posture_core::config::{self, Snapshot};
 use posture_core::decision;
 use posture_core::verdict::Invalid;
 use posture_gate::gate::Gate;
-use posture_gate::pki;
 
 /// Exit code for usage and configuration errors (clap uses it too).
 const EXIT_USAGE: u8 = 2;
