@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use posture_core::attestation::sign::SigningKey;
-use posture_core::attestation::{NonceStore, NonceVerdict, Verifier, VerifierSettings};
+use posture_core::attestation::{NonceRedeemer, NonceVerdict, Verifier, VerifierSettings};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
@@ -55,7 +55,7 @@ pub fn fixture() -> &'static Fixture {
 /// Redeems [`NONCE`] as fresh, calls everything else unknown.
 pub struct OneNonce;
 
-impl NonceStore for OneNonce {
+impl NonceRedeemer for OneNonce {
     fn redeem(&self, nonce: &str, _now: i64) -> NonceVerdict {
         if nonce == NONCE {
             NonceVerdict::Fresh

@@ -22,7 +22,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::attestation::{NonceStore as Redeem, NonceVerdict};
+use crate::attestation::{NonceRedeemer, NonceVerdict};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -128,7 +128,7 @@ impl<'a> MacCheck<'a> {
     }
 }
 
-impl Redeem for MacCheck<'_> {
+impl NonceRedeemer for MacCheck<'_> {
     fn redeem(&self, nonce: &str, now: i64) -> NonceVerdict {
         match self.issuer.check(nonce, now) {
             Some(expires_at) => {

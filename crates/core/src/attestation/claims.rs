@@ -38,7 +38,7 @@ pub struct Claims {
     )]
     pub exp: Option<i64>,
     /// The nonce from the gate's challenge endpoint (spec section 4),
-    /// redeemed once through a [`NonceStore`](super::NonceStore). Required
+    /// redeemed once through a [`NonceRedeemer`](super::NonceRedeemer). Required
     /// only when the gate requires challenges (`nonce_missing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eat_nonce: Option<String>,

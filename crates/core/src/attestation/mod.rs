@@ -12,5 +12,5 @@ pub mod verify;
 pub use claims::Claims;
 pub use reason::Reason;
 pub use verify::{
-    NonceCheck, NonceStore, NonceVerdict, Verified, Verifier, VerifierError, VerifierSettings,
+    NonceCheck, NonceRedeemer, NonceVerdict, Verified, Verifier, VerifierError, VerifierSettings,
 };

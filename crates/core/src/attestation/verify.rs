@@ -83,7 +83,7 @@ pub enum NonceVerdict {
 /// The nonces the gate issued at its challenge endpoint (spec section 4),
 /// implemented by the server; the verifier only redeems. Called last, once
 /// every other check has passed, so a refused token never uses up a nonce.
-pub trait NonceStore: Send + Sync {
+pub trait NonceRedeemer: Send + Sync {
     /// Redeems `nonce` at `now` (Unix seconds): at most one call per nonce
     /// may ever answer [`NonceVerdict::Fresh`], however many race.
     fn redeem(&self, nonce: &str, now: i64) -> NonceVerdict;
@@ -95,7 +95,7 @@ pub enum NonceCheck<'a> {
     Skip,
     /// The gate: redeem the nonce in this store; missing is refused when
     /// [`VerifierSettings::require_nonce`] is set.
-    Check(&'a dyn NonceStore),
+    Check(&'a dyn NonceRedeemer),
 }
 
 /// A token that passed every check of spec section 7.

@@ -14,8 +14,8 @@
 //! a posture that cannot be read denies (`posture_store_unavailable`), a
 //! nonce that cannot be recorded as used is not accepted.
 //!
-//! Not to be confused with [`crate::attestation::NonceStore`], the
-//! verifier's synchronous hook for the nonce step of spec section 7: the
+//! The verifier's own hook for the nonce step of spec section 7 is
+//! synchronous, [`crate::attestation::NonceRedeemer`]: the
 //! enforcement step plugs [`crate::nonce::MacCheck`] in there (the MAC and
 //! expiry) and spends the nonce through this module's [`NonceStore`] once
 //! the token has verified.

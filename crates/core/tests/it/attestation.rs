@@ -9,7 +9,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use posture_core::attestation::claims::{Process, MAX_ARRAY_ITEMS};
 use posture_core::attestation::{
-    NonceCheck, NonceStore, NonceVerdict, Reason, Verified, Verifier, VerifierSettings,
+    NonceCheck, NonceRedeemer, NonceVerdict, Reason, Verified, Verifier, VerifierSettings,
 };
 use posture_core::device::DeviceIdentity;
 use posture_testkit::pki::{
@@ -103,7 +103,7 @@ impl TestNonces {
     }
 }
 
-impl NonceStore for TestNonces {
+impl NonceRedeemer for TestNonces {
     fn redeem(&self, nonce: &str, now: i64) -> NonceVerdict {
         let mut issued = self.issued.lock().unwrap();
         match issued.get_mut(nonce) {
