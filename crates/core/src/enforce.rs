@@ -119,8 +119,9 @@ pub struct Judgement<'a> {
     /// The posture the request was judged by, if there was one: remembered,
     /// or fresh from an inline token.
     pub posture: Option<Arc<Posture>>,
-    /// The inline token's attestation, when the request carried one.
-    pub attestation: Option<Attestation>,
+    /// The inline token's attestation, when the request carried one (boxed:
+    /// rare, and large next to the rest).
+    pub attestation: Option<Box<Attestation>>,
     client: Option<&'a DeviceIdentity>,
     door: Door<'a>,
     segment: &'a str,
@@ -230,11 +231,13 @@ where
     let mut attestation = None;
     let mut unreadable = false;
     if let Some(token) = token {
-        let attested = attest(snapshot, &attestor, postures, client, token, now).await;
+        // Boxed: an inline token is rare, and its verification would
+        // otherwise make the future of every request as large as its own.
+        let attested = Box::pin(attest(snapshot, &attestor, postures, client, token, now)).await;
         if let Ok((fresh, _)) = &attested.result {
             posture = Some(fresh.clone());
         }
-        attestation = Some(attested);
+        attestation = Some(Box::new(attested));
     } else if let Some(identity) = client.identity {
         match postures.get(&identity.fingerprint).await {
             Ok(remembered) => posture = remembered,
