@@ -16,6 +16,8 @@
 //! page/    the denial page and problem+json, in Dutch and English (askama)
 //! audit/   the audit writer that the core's typed events go to
 //! pki      the development PKI behind `posture-gate pki` and `demo`
+//! store/   the stores the gate keeps postures and used nonces in: memory,
+//!          or Redis shared by every replica (issue 15)
 //! ```
 //!
 //! The `posture-gate` binary (src/bin/posture-gate) adds the commands:
@@ -28,3 +30,4 @@ pub mod audit;
 pub mod gate;
 pub mod page;
 pub mod pki;
+pub mod store;

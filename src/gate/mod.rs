@@ -20,8 +20,8 @@
 //!   closed at once, so the backlog (4096, capped by somaxconn) never fills
 //!   with clients that will time out. Refusals are logged once a second.
 //! - The TLS handshake is bounded by `header_read_timeout`.
-//! - `listen`, `max_connections`, `max_body_bytes_in_flight` and
-//!   `posture_cache_capacity` are fixed at bind; a reload that changes them
+//! - `listen`, `max_connections`, `max_body_bytes_in_flight`,
+//!   `posture_cache_capacity` and `[store]` are fixed at bind; a reload that changes them
 //!   logs a warning and keeps the old ones. The other limits apply to new
 //!   connections (and requests) after a reload.
 //! - The `attest` body, the only body the gate reads itself, must come
@@ -106,7 +106,7 @@ pub use headers::{
     DECISION, DEVICE_FINGERPRINT, DEVICE_ORGANIZATION, DEVICE_SUBJECT, GATE_OWNED,
     POSTURE_ATTESTATION, POSTURE_WARNING,
 };
-pub use posture::{ATTEST_PATH, CHALLENGE_PATH, MAX_TOKEN_BYTES};
+pub use posture::{ATTEST_PATH, CHALLENGE_PATH, MAX_TOKEN_BYTES, READY_PATH};
 pub use reload::ReloadError;
 pub use routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
@@ -124,10 +124,13 @@ use tokio::sync::{watch, Mutex, Semaphore};
 
 use posture_core::attestation::Verifier;
 use posture_core::config::snapshot::ServerSettings;
+use posture_core::config::snapshot::StoreSettings;
 use posture_core::config::Snapshot;
 use posture_core::nonce::{self, NonceIssuer};
 use posture_core::revocation::Revocations;
 use posture_core::store::{MemoryPostures, UsedNonces};
+
+use crate::store::{Nonces, Postures, RedisStore};
 
 /// What a reload replaces, as one unit.
 pub struct Live {
@@ -151,10 +154,12 @@ pub(crate) struct Shared {
     live: ArcSwap<Live>,
     config_path: PathBuf,
     /// The postures remembered per client certificate (behind the core's
-    /// `PostureStore`; a shared store takes this place in issue 15).
-    postures: MemoryPostures,
-    /// The nonces already used (behind the core's `NonceStore`).
-    used_nonces: UsedNonces,
+    /// `PostureStore`): in memory or in Redis, chosen from `[store]` at
+    /// bind.
+    postures: Postures,
+    /// The nonces already used (behind the core's `NonceStore`), in the
+    /// same store as the postures.
+    used_nonces: Nonces,
     /// Used when the config names no nonce secret; kept across reloads so
     /// a reload does not invalidate the challenges already handed out.
     fallback_secret: Vec<u8>,
@@ -179,6 +184,8 @@ pub enum GateError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] crate::store::redis::SetupError),
 }
 
 /// The server, bound and ready to run.
@@ -210,6 +217,16 @@ impl Gate {
             );
         }
         let capacity = snapshot.attestation.posture_cache_capacity;
+        let (postures, used_nonces) = match &snapshot.store {
+            StoreSettings::Memory => (
+                Postures::Memory(MemoryPostures::new(capacity)),
+                Nonces::Memory(UsedNonces::new(capacity.saturating_mul(4))),
+            ),
+            StoreSettings::Redis(settings) => {
+                let redis = RedisStore::new(settings)?;
+                (Postures::Redis(redis.clone()), Nonces::Redis(redis))
+            }
+        };
         let live = reload::build_live(snapshot, files, &fallback_secret).await?;
         let addr = live.settings.listen;
         let listener = listener::bind(addr).map_err(|source| GateError::Bind { addr, source })?;
@@ -223,8 +240,8 @@ impl Gate {
         let shared = Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
             config_path,
-            postures: MemoryPostures::new(capacity),
-            used_nonces: UsedNonces::new(capacity.saturating_mul(4)),
+            postures,
+            used_nonces,
             fallback_secret,
             reload_lock: Mutex::new(()),
             shutdown: watch::channel(false).0,
@@ -279,9 +296,16 @@ impl GateHandle {
         self.shared.shutdown.send_replace(true);
     }
 
-    /// How many device postures are remembered (after pending evictions).
+    /// How many device postures are remembered in this process (for
+    /// Redis: in the near cache), after pending evictions.
     pub fn posture_count(&self) -> u64 {
         self.shared.postures.count()
+    }
+
+    /// `Ok` when the posture store can be used now, else why not: what
+    /// the readiness endpoint answers.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.shared.postures.ready().await
     }
 
     /// The snapshot currently serving.

@@ -33,6 +33,11 @@ use posture_core::verdict::Invalid;
 
 pub const CHALLENGE_PATH: &str = "/.well-known/posture-gate/challenge";
 pub const ATTEST_PATH: &str = "/.well-known/posture-gate/attest";
+/// Readiness, for load balancers and Kubernetes: 200 `ready` when the
+/// posture store can be used (always, for the memory store), else 503 with
+/// the reason in a line of plain text. Answered on every host, with or
+/// without a client certificate; it says nothing about any device.
+pub const READY_PATH: &str = "/.well-known/posture-gate/ready";
 /// Spec section 4: the body limit of `attest` is the token limit.
 pub const MAX_TOKEN_BYTES: usize = 1024 * 1024;
 const TOKEN_MEDIA_TYPE: &str = "application/eat+jwt";
@@ -55,9 +60,28 @@ pub(super) async fn endpoint(
     match (path, req.method()) {
         (CHALLENGE_PATH, &Method::GET) => challenge(live, shared, now).await,
         (ATTEST_PATH, &Method::POST) => attest(req, conn, live, shared, pager, now).await,
+        (READY_PATH, &Method::GET | &Method::HEAD) => ready(shared).await,
+        (READY_PATH, _) => not_allowed("GET"),
         (CHALLENGE_PATH, _) => not_allowed("GET"),
         (ATTEST_PATH, _) => not_allowed("POST"),
         _ => pager.page(Problem::UnknownHost, ""),
+    }
+}
+
+async fn ready(shared: &Shared) -> Response<Body> {
+    match shared.postures.ready().await {
+        Ok(()) => text(StatusCode::OK, "ready\n", []),
+        Err(why) => {
+            let mut response = page_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                Bytes::from(format!("not ready: {why}\n")),
+            );
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use super::conn::ConnInfo;
 use super::headers;
-use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH};
+use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH, READY_PATH};
 use super::respond::{Body, Pager};
 use super::routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
@@ -58,8 +58,8 @@ pub(super) async fn handle(
     };
     pager.path_and_query = &target.path_and_query;
 
-    // 2. The posture endpoints answer on every host.
-    if matches!(target.path(), CHALLENGE_PATH | ATTEST_PATH) {
+    // 2. The posture endpoints (and readiness) answer on every host.
+    if matches!(target.path(), CHALLENGE_PATH | ATTEST_PATH | READY_PATH) {
         return posture::endpoint(req, target.path(), conn, &live, shared, &pager).await;
     }
 

@@ -150,6 +150,9 @@ async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<Path
     let result = match loaded {
         Ok(snapshot) => {
             warn_if_catalogue_changed(&snapshot, &shared.live.load().snapshot);
+            if snapshot.store != shared.live.load().snapshot.store {
+                tracing::warn!("[store] changes take effect after a restart");
+            }
             build_live(snapshot, files.clone(), &shared.fallback_secret).await
         }
         Err(e) => Err(e),

@@ -135,6 +135,7 @@ fn test_snapshot() -> Snapshot {
                 text_en: "First call the IT department of Leverancier BV: 020 765 43 21.".into(),
             }],
         }),
+        store: Default::default(),
     }
 }
 

@@ -52,6 +52,27 @@ impl Posture {
         }
     }
 
+    /// A posture from its parts, as a shared store keeps them
+    /// ([`crate::store::wire`]).
+    pub(crate) fn from_parts(
+        fingerprint: [u8; 32],
+        valid_until: i64,
+        catalogue: CatalogueDigest,
+        assessment: Assessment,
+    ) -> Posture {
+        Posture {
+            fingerprint,
+            valid_until,
+            catalogue,
+            assessment,
+        }
+    }
+
+    /// The fingerprint of the certificate this posture was bound to.
+    pub fn fingerprint(&self) -> &[u8; 32] {
+        &self.fingerprint
+    }
+
     /// Whether this posture was bound to `device`'s certificate.
     pub fn belongs_to(&self, device: &DeviceIdentity) -> bool {
         device.fingerprint == self.fingerprint

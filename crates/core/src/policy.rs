@@ -16,7 +16,8 @@ use crate::device::DeviceIdentity;
 use crate::verdict::{Decision, Finding, FindingItem, ItemKind, Requirement, Unmet};
 
 /// One reported item that matched a catalogue entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ItemMatch {
     /// Index into the entries of the catalogue the assessment was made with.
     pub entry: usize,
@@ -31,7 +32,10 @@ pub struct ItemMatch {
 /// matches, the OS and whether an allowed antivirus works. The gate keeps
 /// this, not the inventory: a posture then costs a few hundred bytes instead
 /// of the whole report (100,000 devices must fit in 100 MB).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialisable for a shared store's wire encoding ([`crate::store::wire`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Assessment {
     /// Every reported item that matched the catalogue.
     pub matches: Vec<ItemMatch>,
@@ -137,7 +141,13 @@ pub fn evaluate_segment(
         let Some(action) = strictest_rule(policy, m) else {
             continue;
         };
-        let entry_id = snapshot.catalogue.entries()[m.entry].id.as_str();
+        // An index from a shared store is checked, never trusted to be in
+        // range: a rule matched it, so the entry exists in this catalogue.
+        let entry_id = snapshot
+            .catalogue
+            .entries()
+            .get(m.entry)
+            .map_or("", |e| e.id.as_str());
         let exemption = snapshot
             .exemptions
             .iter()

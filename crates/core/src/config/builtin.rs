@@ -66,6 +66,7 @@ impl Snapshot {
             routes: Vec::new(),
             exemptions: Vec::new(),
             remediation: Remediation::default(),
+            store: Default::default(),
         })
     }
 }

@@ -24,11 +24,12 @@ use super::error::{Collector, ConfigError, ConfigErrors};
 use super::files;
 use super::model::{
     Action, AttestationConfig, CatalogueConfig, ExemptionConfig, FileConfig, PolicyConfig,
-    RouteConfig, RuleConfig, SegmentConfig, Sensitivity, ServerConfig,
+    RouteConfig, RuleConfig, SegmentConfig, Sensitivity, ServerConfig, StoreConfig, StoreFailure,
+    StoreKind,
 };
 use super::snapshot::{
-    AttestationSettings, DeviceSelector, Exemption, OsVersion, Policy, Remediation, Route, Rule,
-    Segment, ServerSettings, Snapshot,
+    AttestationSettings, DeviceSelector, Exemption, OsVersion, Policy, RedisSettings, Remediation,
+    Route, Rule, Segment, ServerSettings, Snapshot, StoreSettings,
 };
 use super::values;
 
@@ -96,6 +97,7 @@ pub(crate) fn compile_recording(
     let routes = cx.routes(&file.routes, &segment_index);
     let exemptions = cx.exemptions(&file.exemptions, catalogue.as_ref(), &segment_index);
     cx.organizations(&file);
+    let store = cx.store(&file.store, &file.segments);
 
     let Context { c, files: seen, .. } = cx;
     files.extend(seen.into_inner());
@@ -124,6 +126,7 @@ pub(crate) fn compile_recording(
         routes,
         exemptions,
         remediation: Remediation::compile(&file.remediation),
+        store,
     })
 }
 
@@ -225,6 +228,194 @@ impl Context<'_> {
             catalogue,
             complete,
         })
+    }
+
+    /// `[store]`: a Redis store is checked as far as it can be without
+    /// connecting (the URL, the files, the timeouts), so what cannot work
+    /// is reported at its line rather than as an outage after start.
+    fn store(&mut self, s: &StoreConfig, segments: &[SegmentConfig]) -> StoreSettings {
+        let kind = s.kind.as_ref().map_or(StoreKind::Memory, |k| *k.get_ref());
+        if kind == StoreKind::Memory {
+            let redis_only = [
+                ("url", s.url.as_ref().map(|v| v.span())),
+                ("ca", s.ca.as_ref().map(|v| v.span())),
+                ("cert", s.cert.as_ref().map(|v| v.span())),
+                ("key", s.key.as_ref().map(|v| v.span())),
+                ("username", s.username.as_ref().map(|v| v.span())),
+                ("password_file", s.password_file.as_ref().map(|v| v.span())),
+            ];
+            for (name, span) in redis_only {
+                if let Some(span) = span {
+                    self.c.at(
+                        span,
+                        format!("{name} is a setting of kind = \"redis\"; this store is memory"),
+                    );
+                }
+            }
+            return StoreSettings::Memory;
+        }
+        let kind_span = s.kind.as_ref().map_or(0..0, |k| k.span());
+        let (url, tls) = match &s.url {
+            None => {
+                self.c.at(
+                    kind_span.clone(),
+                    "kind = \"redis\" needs a url (redis://host:port)",
+                );
+                (String::new(), false)
+            }
+            Some(url) => match values::redis_url(url.get_ref()) {
+                Ok(tls) => (url.get_ref().clone(), tls),
+                Err(m) => {
+                    self.c.at(url.span(), m);
+                    (String::new(), false)
+                }
+            },
+        };
+        let mut ca_pem = None;
+        if let Some(ca) = &s.ca {
+            let path = self.resolve(ca);
+            if let Some(()) = self.read(ca, &path, |p| {
+                files::certificates(p, "Redis CA").map(|_| ())
+            }) {
+                ca_pem = self.read(ca, &path, |p| {
+                    std::fs::read(p)
+                        .map_err(|e| format!("cannot read Redis CA file {}: {e}", p.display()))
+                });
+            }
+            if !tls {
+                self.c.at(ca.span(), "ca is only used with a rediss:// url");
+            }
+        } else if tls {
+            let span = s.url.as_ref().map_or(kind_span.clone(), |u| u.span());
+            self.c.at(
+                span,
+                "a rediss:// url needs ca = \"file.pem\", the CA bundle that issued the Redis \
+                 server's certificate (the system roots are never used)",
+            );
+        }
+        let mut client_pem = None;
+        match (&s.cert, &s.key) {
+            (Some(cert), Some(key)) => {
+                let cert_path = self.resolve(cert);
+                let key_path = self.resolve(key);
+                let c = self.read(cert, &cert_path, |p| {
+                    files::certificates(p, "Redis client certificate")?;
+                    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+                });
+                let k = self.read(key, &key_path, |p| {
+                    files::private_key(p)?;
+                    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+                });
+                if !tls {
+                    self.c.at(
+                        cert.span(),
+                        "cert and key are only used with a rediss:// url",
+                    );
+                }
+                client_pem = c.zip(k);
+            }
+            (Some(one), None) | (None, Some(one)) => {
+                self.c
+                    .at(one.span(), "cert and key go together: give both or neither");
+            }
+            (None, None) => {}
+        }
+        let password = s.password_file.as_ref().and_then(|path| {
+            let resolved = self.resolve(path);
+            self.read(path, &resolved, files::redis_password)
+        });
+        let key_prefix = s
+            .key_prefix
+            .as_ref()
+            .map_or_else(|| "posture-gate:".to_string(), |p| p.get_ref().clone());
+        if let Some(p) = &s.key_prefix {
+            if p.get_ref().is_empty() || p.get_ref().chars().any(|c| c.is_control() || c == ' ') {
+                self.c.at(
+                    p.span(),
+                    "key_prefix must not be empty nor hold spaces or control characters",
+                );
+            }
+        }
+        let mut duration = |v: &Option<Spanned<super::duration::ConfigDuration>>,
+                            name: &str,
+                            default: Duration,
+                            max: Duration| {
+            let Some(v) = v else { return default };
+            let d = v.get_ref().0;
+            if d.is_zero() || d > max {
+                self.c.at(
+                    v.span(),
+                    format!(
+                        "{name} must be more than 0 and at most {}",
+                        humantime::format_duration(max)
+                    ),
+                );
+            }
+            d
+        };
+        let connect_timeout = duration(
+            &s.connect_timeout,
+            "connect_timeout",
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        let command_timeout = duration(
+            &s.command_timeout,
+            "command_timeout",
+            Duration::from_millis(250),
+            Duration::from_secs(10),
+        );
+        let propagation = duration(
+            &s.propagation,
+            "propagation",
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        let mut count = |v: Option<(std::ops::Range<usize>, u64)>, name: &str, default: u64| {
+            let Some((span, n)) = v else { return default };
+            if n == 0 {
+                self.c.at(span, format!("{name} must be more than 0"));
+            }
+            n
+        };
+        let pool_size = count(
+            s.pool_size
+                .as_ref()
+                .map(|v| (v.span(), *v.get_ref() as u64)),
+            "pool_size",
+            1,
+        );
+        let near_cache_capacity = count(
+            s.near_cache_capacity
+                .as_ref()
+                .map(|v| (v.span(), *v.get_ref())),
+            "near_cache_capacity",
+            100_000,
+        );
+        let sensitive = segments
+            .iter()
+            .any(|seg| seg.sensitivity >= Sensitivity::High);
+        let (on_store_failure, on_store_failure_explicit) = match &s.on_store_failure {
+            Some(v) => (*v.get_ref(), true),
+            None if sensitive => (StoreFailure::Deny, false),
+            None => (StoreFailure::Local, false),
+        };
+        StoreSettings::Redis(Box::new(RedisSettings {
+            url,
+            tls,
+            ca_pem,
+            client_pem,
+            username: s.username.as_ref().map(|u| u.get_ref().clone()),
+            password,
+            key_prefix,
+            connect_timeout,
+            command_timeout,
+            pool_size: usize::try_from(pool_size).unwrap_or(1).min(64),
+            near_cache_capacity,
+            propagation,
+            on_store_failure,
+            on_store_failure_explicit,
+        }))
     }
 
     fn server(&mut self, s: &ServerConfig) -> ServerSettings {

@@ -154,6 +154,25 @@ pub fn nonce_secret(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The Redis password. One trailing line ending is dropped (as for the
+/// nonce secret); it must be UTF-8 without control characters, which the
+/// protocol's AUTH would carry badly.
+pub fn redis_password(path: &Path) -> Result<String, String> {
+    let mut bytes = read_nonempty(path, "Redis password")?;
+    if bytes.ends_with(b"\r\n") {
+        bytes.truncate(bytes.len() - 2);
+    } else if bytes.ends_with(b"\n") {
+        bytes.truncate(bytes.len() - 1);
+    }
+    match String::from_utf8(bytes) {
+        Ok(p) if !p.is_empty() && !p.chars().any(char::is_control) => Ok(p),
+        _ => Err(format!(
+            "Redis password file {} must hold one line of text",
+            path.display()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,84 @@ pub struct FileConfig {
     /// `[remediation]`: the texts of the denial page.
     #[serde(default)]
     pub remediation: RemediationConfig,
+    /// `[store]`: where postures and used nonces are kept (issue 15).
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// Which store keeps postures and used nonces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In this process only: one gate, lost on restart.
+    #[default]
+    Memory,
+    /// A Redis (or Valkey) server shared by every replica.
+    Redis,
+}
+
+/// What a gate does with an attestation it cannot write to the shared
+/// store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreFailure {
+    /// Refuse it (503, retry later): nothing is admitted that the other
+    /// replicas cannot see.
+    Deny,
+    /// Keep it in this gate's near cache only (and its nonce in this
+    /// gate's memory), until the store is back.
+    Local,
+}
+
+/// `[store]`: where postures and used nonces are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` (the default) or `redis`.
+    #[serde(default)]
+    pub kind: Option<Spanned<StoreKind>>,
+    /// `redis://host:port[/db]` or `rediss://host:port[/db]`; required for
+    /// `redis`. No password in it: see `password_file`.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// PEM bundle of CAs that issue the Redis server's certificate;
+    /// required for `rediss://` (the system roots are never used).
+    #[serde(default)]
+    pub ca: Option<Spanned<PathBuf>>,
+    /// PEM client certificate for `rediss://`, with `key`.
+    #[serde(default)]
+    pub cert: Option<Spanned<PathBuf>>,
+    /// PEM private key of `cert`.
+    #[serde(default)]
+    pub key: Option<Spanned<PathBuf>>,
+    /// The ACL user name (Redis 6+); absent: `default`.
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
+    /// File holding the password (one trailing line ending dropped).
+    #[serde(default)]
+    pub password_file: Option<Spanned<PathBuf>>,
+    /// Prefix of every key and channel the gate uses.
+    #[serde(default)]
+    pub key_prefix: Option<Spanned<String>>,
+    /// The longest a connection to Redis may take to open.
+    #[serde(default)]
+    pub connect_timeout: Option<Spanned<ConfigDuration>>,
+    /// The longest any one Redis command may take, reconnects included.
+    #[serde(default)]
+    pub command_timeout: Option<Spanned<ConfigDuration>>,
+    /// Multiplexed connections for commands.
+    #[serde(default)]
+    pub pool_size: Option<Spanned<usize>>,
+    /// Postures kept in this gate's near cache at most.
+    #[serde(default)]
+    pub near_cache_capacity: Option<Spanned<u64>>,
+    /// The longest a new posture takes to reach every replica.
+    #[serde(default)]
+    pub propagation: Option<Spanned<ConfigDuration>>,
+    /// `deny` or `local`; the default is `deny` when any segment is
+    /// `high` or `critical`, else `local`.
+    #[serde(default)]
+    pub on_store_failure: Option<Spanned<StoreFailure>>,
 }
 
 /// The TLS front of `posture-gate serve`.

@@ -15,7 +15,7 @@ use crate::catalogue::{Catalogue, Category, Matcher};
 use crate::verdict::Decision;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
-use super::model::{RemediationConfig, Sensitivity, ServiceDesk};
+use super::model::{RemediationConfig, Sensitivity, ServiceDesk, StoreFailure};
 
 /// A compiled configuration; see the module docs.
 #[derive(Debug)]
@@ -41,6 +41,68 @@ pub struct Snapshot {
     pub exemptions: Vec<Exemption>,
     /// The texts of the denial page.
     pub remediation: Remediation,
+    /// Where postures and used nonces are kept.
+    pub store: StoreSettings,
+}
+
+/// Where postures and used nonces are kept (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreSettings {
+    /// In this process (the default).
+    #[default]
+    Memory,
+    /// A Redis server shared by every replica.
+    Redis(Box<RedisSettings>),
+}
+
+/// A Redis store, checked: its files are read at load, so a running gate
+/// never reads them again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://`, without user or password.
+    pub url: String,
+    /// Whether `url` is `rediss://`.
+    pub tls: bool,
+    /// PEM bytes of the CA bundle for `rediss://` (already parsed once).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM bytes of the client certificate and its key, for `rediss://`.
+    pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// The password from `password_file`; never shown by `Debug`.
+    pub password: Option<String>,
+    /// Prefix of every key and channel.
+    pub key_prefix: String,
+    /// The longest a connection may take to open.
+    pub connect_timeout: Duration,
+    /// The longest any one command may take.
+    pub command_timeout: Duration,
+    /// Multiplexed connections for commands.
+    pub pool_size: usize,
+    /// Postures in the near cache at most.
+    pub near_cache_capacity: u64,
+    /// The longest a new posture takes to reach every replica: a near
+    /// cache entry is asked of Redis again after this long.
+    pub propagation: Duration,
+    /// What an attestation that cannot be stored comes to.
+    pub on_store_failure: StoreFailure,
+    /// Whether `on_store_failure` was written (else derived from the
+    /// segments' sensitivity).
+    pub on_store_failure_explicit: bool,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("key_prefix", &self.key_prefix)
+            .field("command_timeout", &self.command_timeout)
+            .field("propagation", &self.propagation)
+            .field("on_store_failure", &self.on_store_failure)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Snapshot {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::catalogue::Category;
 use crate::verdict::Decision;
 
-use super::model::Sensitivity;
-use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot};
+use super::model::{Sensitivity, StoreFailure};
+use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot, StoreSettings};
 
 /// Exemptions expiring this many days from today or sooner are listed.
 const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -83,6 +83,61 @@ fn header(out: &mut String, s: &Snapshot) {
         .ok();
     }
     writeln!(out, "Catalogue: {} entries", s.catalogue.entries().len()).ok();
+    store(out, &s.store);
+}
+
+/// The store, without the password (only whether one is set).
+fn store(out: &mut String, store: &StoreSettings) {
+    let StoreSettings::Redis(r) = store else {
+        writeln!(
+            out,
+            "Store: memory (this process only: postures are lost on restart and not shared \
+             with other replicas)"
+        )
+        .ok();
+        return;
+    };
+    let tls = match (r.tls, &r.client_pem) {
+        (false, _) => "no TLS",
+        (true, None) => "TLS with the configured CA",
+        (true, Some(_)) => "TLS with the configured CA and a client certificate",
+    };
+    let auth = match (&r.username, &r.password) {
+        (Some(u), Some(_)) => format!("user {u} with a password from a file"),
+        (None, Some(_)) => "a password from a file".to_string(),
+        (Some(u), None) => format!("user {u} without a password"),
+        (None, None) => "no password".to_string(),
+    };
+    writeln!(
+        out,
+        "Store: redis {} ({tls}, {auth}), key prefix {:?}, connect timeout {}, command timeout {}, \
+         {} connection(s)",
+        r.url,
+        r.key_prefix,
+        human(r.connect_timeout),
+        human(r.command_timeout),
+        r.pool_size
+    )
+    .ok();
+    let failure = match r.on_store_failure {
+        StoreFailure::Deny => "deny (attestations refused with 503 until Redis is back)",
+        StoreFailure::Local => "local (attestations kept by this gate only until Redis is back)",
+    };
+    let why = if r.on_store_failure_explicit {
+        "as configured"
+    } else if r.on_store_failure == StoreFailure::Deny {
+        "default: a segment is high or critical"
+    } else {
+        "default: no segment is high or critical"
+    };
+    writeln!(
+        out,
+        "  near cache {} postures; a new posture reaches every replica within {}; \
+         on store failure: {failure} ({why})",
+        r.near_cache_capacity,
+        human(r.propagation)
+    )
+    .ok();
 }
 
 fn sensitivity(s: Sensitivity) -> &'static str {

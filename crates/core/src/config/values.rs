@@ -107,6 +107,50 @@ pub fn parse_upstream(text: &str) -> Result<http::Uri, String> {
 /// A SHA-256 certificate fingerprint: 64 hex digits in either case.
 /// Colons are allowed because that is how `openssl x509 -fingerprint`
 /// prints it.
+/// A Redis URL: `redis://host[:port][/db]` or `rediss://...`; `Ok(true)`
+/// for `rediss://`. A password in the URL is refused (it would show in
+/// every copy of the config): `password_file` holds it.
+pub fn redis_url(text: &str) -> Result<bool, String> {
+    let (tls, rest) = if let Some(rest) = text.strip_prefix("rediss://") {
+        (true, rest)
+    } else if let Some(rest) = text.strip_prefix("redis://") {
+        (false, rest)
+    } else {
+        return Err(format!(
+            "store url {text:?} must start with redis:// or rediss://"
+        ));
+    };
+    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.contains('@') {
+        return Err(format!(
+            "store url {text:?} holds a user or password: write username = \"...\" and \
+             password_file = \"...\" instead"
+        ));
+    }
+    if authority.is_empty() || authority.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "store url {text:?} has no host, or more than host, port and db"
+        ));
+    }
+    let port = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((_, "")) => None,
+            Some((_, after)) => Some(after.strip_prefix(':').unwrap_or("")),
+            None => Some(""),
+        },
+        None => authority.split_once(':').map(|(_, p)| p),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+        return Err(format!("store url {text:?} has a port that is not 1-65535"));
+    }
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return Err(format!(
+            "store url {text:?}: the path must be a database number"
+        ));
+    }
+    Ok(tls)
+}
+
 pub fn fingerprint(text: &str) -> Result<[u8; 32], String> {
     let hex: String = text.chars().filter(|c| *c != ':').collect();
     let mut bytes = [0u8; 32];

@@ -21,6 +21,7 @@
 //! the token has verified.
 
 mod memory;
+pub mod wire;
 
 use std::future::Future;
 use std::sync::Arc;

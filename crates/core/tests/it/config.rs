@@ -1294,3 +1294,174 @@ fn route_upgrades_are_protocol_names_and_never_h2c() {
     let text = route(&format!("{base}\nupgrades = [\"web socket\"]"));
     fx.single_error(&text, "\"web socket\"", "is not a protocol name");
 }
+
+// ---------------------------------------------------------------------------
+// [store] (issue 15)
+
+use posture_core::config::model::StoreFailure;
+use posture_core::config::snapshot::StoreSettings;
+
+fn redis_of(snapshot: &Snapshot) -> &posture_core::config::snapshot::RedisSettings {
+    match &snapshot.store {
+        StoreSettings::Redis(r) => r,
+        StoreSettings::Memory => panic!("expected a redis store"),
+    }
+}
+
+#[test]
+fn the_store_is_memory_unless_redis_is_asked_for() {
+    let fx = Fixture::new();
+    let s = fx.load(&with_base("")).unwrap();
+    assert_eq!(s.store, StoreSettings::Memory);
+    let s = fx.load(&with_base("[store]\nkind = \"memory\"\n")).unwrap();
+    assert_eq!(s.store, StoreSettings::Memory);
+    assert!(summary(&s, date!(2026 - 01 - 01)).contains("Store: memory"));
+}
+
+#[test]
+fn a_redis_store_compiles_with_defaults_and_is_explained_without_its_password() {
+    let fx = Fixture::new();
+    fx.write("redis.pass", b"s3cret-pass\n");
+    let s = fx
+        .load(&with_base(
+            "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379/2\"\n\
+             username = \"gate\"\npassword_file = \"redis.pass\"\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = redis_of(&s);
+    assert_eq!(r.url, "redis://127.0.0.1:6379/2");
+    assert!(!r.tls);
+    assert_eq!(r.password.as_deref(), Some("s3cret-pass"));
+    assert_eq!(r.key_prefix, "posture-gate:");
+    assert_eq!(r.command_timeout, Duration::from_millis(250));
+    assert_eq!(r.propagation, Duration::from_secs(1));
+    // The only segment is low: the default keeps attestations locally.
+    assert_eq!(r.on_store_failure, StoreFailure::Local);
+    let text = summary(&s, date!(2026 - 01 - 01));
+    assert!(
+        text.contains("Store: redis redis://127.0.0.1:6379/2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("user gate with a password from a file"),
+        "{text}"
+    );
+    assert!(text.contains("within 1s"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(!format!("{s:?}").contains("s3cret"));
+}
+
+#[test]
+fn on_store_failure_defaults_to_deny_when_a_segment_is_sensitive() {
+    let fx = Fixture::new();
+    let text = with_base("[store]\nkind = \"redis\"\nurl = \"redis://localhost\"\n")
+        .replace("sensitivity = \"low\"", "sensitivity = \"high\"");
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(redis_of(&s).on_store_failure, StoreFailure::Deny);
+    assert!(summary(&s, date!(2026 - 01 - 01)).contains("default: a segment is high or critical"));
+    let s = fx
+        .load(&text.replace(
+            "url = \"redis://localhost\"\n",
+            "url = \"redis://localhost\"\non_store_failure = \"local\"\n",
+        ))
+        .unwrap();
+    assert_eq!(redis_of(&s).on_store_failure, StoreFailure::Local);
+}
+
+#[test]
+fn a_rediss_store_reads_its_ca_and_client_certificate() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&with_base(
+            "[store]\nkind = \"redis\"\nurl = \"rediss://redis.intern:6380\"\n\
+             ca = \"pki/ca.pem\"\ncert = \"pki/server.pem\"\nkey = \"pki/server.key\"\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = redis_of(&s);
+    assert!(r.tls);
+    assert!(r
+        .ca_pem
+        .as_ref()
+        .is_some_and(|p| p.starts_with(b"-----BEGIN")));
+    assert!(r.client_pem.is_some());
+}
+
+#[test]
+fn a_store_that_cannot_work_is_an_error_at_its_line() {
+    let fx = Fixture::new();
+    let base = "[store]\nkind = \"redis\"\n";
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "url = \"http://redis:6379\"\n",
+            "\"http://",
+            "must start with redis:// or rediss://",
+        ),
+        (
+            "url = \"redis://u:pw@redis:6379\"\n",
+            "\"redis://u:pw",
+            "holds a user or password",
+        ),
+        (
+            "url = \"redis://redis:0\"\n",
+            "\"redis://redis:0",
+            "port that is not 1-65535",
+        ),
+        (
+            "url = \"rediss://redis:6380\"\n",
+            "\"rediss://",
+            "needs ca = ",
+        ),
+        (
+            "url = \"rediss://redis:6380\"\nca = \"pki/none.pem\"\n",
+            "\"pki/none.pem",
+            "cannot read Redis CA file",
+        ),
+        (
+            "url = \"redis://redis\"\npassword_file = \"none.pass\"\n",
+            "\"none.pass",
+            "cannot read Redis password file",
+        ),
+        (
+            "url = \"redis://redis\"\ncommand_timeout = \"0s\"\n",
+            "\"0s",
+            "command_timeout must be more than 0",
+        ),
+        (
+            "url = \"redis://redis\"\nconnect_timeout = \"0s\"\n",
+            "\"0s",
+            "connect_timeout must be more than 0",
+        ),
+        (
+            "url = \"redis://redis\"\npropagation = \"0s\"\n",
+            "\"0s",
+            "propagation must be more than 0",
+        ),
+        (
+            "url = \"redis://redis\"\nnear_cache_capacity = 0\n",
+            "0\n",
+            "near_cache_capacity must be more than 0",
+        ),
+        (
+            "url = \"rediss://redis\"\nca = \"pki/ca.pem\"\ncert = \"pki/device-ca.pem\"\n",
+            "\"pki/device-ca.pem",
+            "cert and key go together",
+        ),
+        (
+            "password = \"inline\"\nurl = \"redis://r\"\n",
+            "password =",
+            "unknown field",
+        ),
+    ];
+    for (extra, needle, message) in cases {
+        let text = with_base(&format!("{base}{extra}"));
+        fx.single_error(&text, needle, message);
+    }
+    // No url at all: at the kind.
+    fx.single_error(&with_base(base), "\"redis\"", "needs a url");
+    // Redis settings on a memory store are a slip, not silently ignored.
+    fx.single_error(
+        &with_base("[store]\nurl = \"redis://r\"\n"),
+        "\"redis://r",
+        "is a setting of kind = \"redis\"",
+    );
+}

@@ -107,3 +107,87 @@ en = ["Remove it."]
 kind = "vendor"
 values = ["Voorbeeld BV"]
 "#;
+
+// ---------------------------------------------------------------------------
+// The shared store's encoding (issue 15): read back as written, or refused.
+
+use posture_core::store::wire::{decode_posture, encode_posture, WireError, POSTURE_V1};
+
+#[test]
+fn a_stored_posture_decodes_to_the_same_decisions() {
+    let s = snapshot();
+    let a = identity("lt-a");
+    let t = now();
+    let mut claims = valid_claims(t);
+    claims.software.push(
+        serde_json::from_value(serde_json::json!({
+            "name": "Kaspersky Endpoint Security", "vendor": "AO Kaspersky Lab"
+        }))
+        .unwrap(),
+    );
+    let verified = Verified {
+        device: a.clone(),
+        claims,
+        iat: t,
+        valid_until: t + 900,
+        leaf_not_after: t + 86_400,
+    };
+    for p in [posture_of(&s, &a, t), Posture::new(&s, &verified)] {
+        let bytes = encode_posture(&p);
+        assert_eq!(bytes[0], POSTURE_V1);
+        let back = decode_posture(&bytes, &a.fingerprint).unwrap();
+        assert_eq!(back.valid_until, p.valid_until);
+        assert_eq!(back.assessment(), p.assessment());
+        assert!(back.is_current(&s));
+        assert_eq!(
+            decide(&s, Some(&a), Some(&back), 0, t),
+            decide(&s, Some(&a), Some(&p), 0, t)
+        );
+    }
+    let denied = decode_posture(
+        &encode_posture(&Posture::new(&s, &verified)),
+        &a.fingerprint,
+    );
+    assert!(matches!(
+        decide(&s, Some(&a), Some(&denied.unwrap()), 0, t),
+        Outcome::Deny(Denial::Prohibited(_))
+    ));
+}
+
+#[test]
+fn a_stored_value_that_is_not_what_this_gate_writes_is_refused() {
+    let s = snapshot();
+    let (a, b) = (identity("lt-a"), identity("lt-b"));
+    let bytes = encode_posture(&posture_of(&s, &a, now()));
+    // Under another certificate's key.
+    assert_eq!(
+        decode_posture(&bytes, &b.fingerprint).unwrap_err(),
+        WireError::WrongFingerprint
+    );
+    // Another version: a later gate's layout is absent, never misread.
+    let mut v2 = bytes.clone();
+    v2[0] = 2;
+    assert_eq!(
+        decode_posture(&v2, &a.fingerprint).unwrap_err(),
+        WireError::Version(Some(2))
+    );
+    assert_eq!(
+        decode_posture(&[], &a.fingerprint).unwrap_err(),
+        WireError::Version(None)
+    );
+    // Garbage, truncation, and a field this version does not know.
+    for bad in [
+        b"\x01not json".to_vec(),
+        bytes[..bytes.len() - 5].to_vec(),
+        [&bytes[..bytes.len() - 1], b",\"extra\":1}"].concat(),
+    ] {
+        assert!(
+            matches!(
+                decode_posture(&bad, &a.fingerprint),
+                Err(WireError::Malformed(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(&bad)
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! The stores the gate keeps postures and used nonces in, chosen from
+//! `[store]` at bind: in this process ([`Postures::Memory`]), or in a Redis
+//! server shared by every replica ([`redis::RedisStore`]). Each is an enum
+//! over the two, implementing the core's traits, so the request path
+//! awaits one concrete future and nothing is boxed per request.
+
+pub mod redis;
+
+use std::sync::Arc;
+
+use posture_core::decision::Posture;
+use posture_core::store::{
+    Fingerprint, MemoryPostures, NonceStore, NonceUse, PostureStore, StoreError, UsedNonces,
+};
+
+pub use self::redis::RedisStore;
+
+/// The postures remembered per client certificate.
+pub enum Postures {
+    /// In this process.
+    Memory(MemoryPostures),
+    /// In Redis, behind this gate's near cache.
+    Redis(Arc<RedisStore>),
+}
+
+/// The nonces already used.
+pub enum Nonces {
+    /// In this process.
+    Memory(UsedNonces),
+    /// In Redis (and, with `on_store_failure = "local"`, in this process
+    /// while Redis is out of reach).
+    Redis(Arc<RedisStore>),
+}
+
+impl Postures {
+    /// How many postures this gate holds in memory (for Redis: in its near
+    /// cache), after pending evictions.
+    pub fn count(&self) -> u64 {
+        match self {
+            Postures::Memory(m) => m.count(),
+            Postures::Redis(r) => r.near_count(),
+        }
+    }
+
+    /// `Ok` when the store can be used now; otherwise why not, in a few
+    /// words (for the readiness endpoint).
+    pub async fn ready(&self) -> Result<(), String> {
+        match self {
+            Postures::Memory(_) => Ok(()),
+            Postures::Redis(r) => r.ready().await,
+        }
+    }
+}
+
+impl PostureStore for Postures {
+    async fn get(&self, fingerprint: &Fingerprint) -> Result<Option<Arc<Posture>>, StoreError> {
+        match self {
+            Postures::Memory(m) => Ok(m.get_now(fingerprint)),
+            Postures::Redis(r) => r.get_posture(fingerprint).await,
+        }
+    }
+
+    async fn put(
+        &self,
+        fingerprint: &Fingerprint,
+        posture: Arc<Posture>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Postures::Memory(m) => {
+                m.put_now(fingerprint, posture, now);
+                Ok(())
+            }
+            Postures::Redis(r) => r.put_posture(fingerprint, posture, now).await,
+        }
+    }
+
+    async fn remove(&self, fingerprint: &Fingerprint) -> Result<(), StoreError> {
+        match self {
+            Postures::Memory(m) => m.remove(fingerprint).await,
+            Postures::Redis(r) => r.remove_posture(fingerprint).await,
+        }
+    }
+}
+
+impl NonceStore for Nonces {
+    async fn use_once(
+        &self,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<NonceUse, StoreError> {
+        match self {
+            Nonces::Memory(m) => Ok(m.use_now(nonce, expires_at, now)),
+            Nonces::Redis(r) => r.use_nonce(nonce, expires_at, now).await,
+        }
+    }
+
+    async fn full_for(&self, now: i64) -> Result<Option<u64>, StoreError> {
+        match self {
+            Nonces::Memory(m) => Ok(m.full_for_now(now)),
+            Nonces::Redis(r) => Ok(r.nonces_full_for(now)),
+        }
+    }
+}
