@@ -25,3 +25,4 @@ mod gate_watch;
 mod page;
 mod page_chromium;
 mod pki;
+mod store_redis;

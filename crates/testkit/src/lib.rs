@@ -18,6 +18,7 @@
 //!              HTTP/2 connections for the tests of hostile peers
 //! upstream     an echo upstream that reports what it was sent
 //! audit        captures the audit events of a test
+//! redis        a real redis-server for the shared-store tests
 //! ```
 //!
 //! Every file a test needs is made here, in a temp dir.
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod client;
 pub mod conn;
 pub mod pki;
+pub mod redis;
 pub mod token;
 pub mod upstream;
 
@@ -64,6 +66,8 @@ pub struct Settings {
     pub server_extra: String,
     /// More lines for every `[[route]]`, e.g. `"upgrades = [\"echo\"]\n"`.
     pub route_extra: String,
+    /// Tables appended after the routes, e.g. a `[store]`.
+    pub extra: String,
 }
 
 impl Default for Settings {
@@ -80,6 +84,7 @@ impl Default for Settings {
             max_age: None,
             server_extra: String::new(),
             route_extra: String::new(),
+            extra: String::new(),
         }
     }
 }
@@ -159,6 +164,8 @@ policy = "open"
             r.host, r.prefix, r.upstream, r.segment, s.route_extra
         ));
     }
+    text.push('\n');
+    text.push_str(&s.extra);
     text
 }
 
@@ -200,6 +207,25 @@ impl TestGate {
         Client::new(self.addr, &self.pki.ca_der, device, proto)
     }
 
+    /// Another gate in the same directory (same PKI, so the same devices
+    /// and nonce secret), with its own config file `name`: a replica.
+    pub async fn replica(&self, name: &str, routes: &[RouteSpec], settings: &Settings) -> Replica {
+        let config = self.dir.path().join(name);
+        std::fs::write(&config, config_text(routes, settings)).unwrap();
+        let gate = Gate::bind(config.clone())
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = gate.local_addr();
+        let handle = gate.handle();
+        let task = tokio::spawn(gate.run());
+        Replica {
+            config,
+            addr,
+            handle,
+            task,
+        }
+    }
+
     /// Fetches a challenge, signs a report with the device's key and posts
     /// it over the device's own TLS connection.
     pub async fn attest(&self, device: &Device, kaspersky: bool) -> Answer {
@@ -212,6 +238,21 @@ impl TestGate {
         let client = self.client(Some(device), Proto::H1);
         let nonce = challenge(&client).await;
         device.token(&claims(Some(&nonce), kaspersky))
+    }
+}
+
+/// A second gate beside a [`TestGate`] (see [`TestGate::replica`]).
+pub struct Replica {
+    pub config: PathBuf,
+    pub addr: SocketAddr,
+    pub handle: GateHandle,
+    pub task: JoinHandle<Result<(), GateError>>,
+}
+
+impl Replica {
+    /// A client of this replica, trusting `of`'s PKI.
+    pub fn client(&self, of: &TestGate, device: Option<&Device>, proto: Proto) -> Client {
+        Client::new(self.addr, &of.pki.ca_der, device, proto)
     }
 }
 
