@@ -496,3 +496,20 @@ async fn a_value_the_gates_did_not_write_is_never_trusted() {
     redis.command(&[b"SET", key.as_bytes(), good.as_bytes()]);
     assert_eq!(outcome(&at_b, "finance.test").await, (200, String::new()));
 }
+
+#[tokio::test]
+async fn a_memory_store_is_always_ready_and_readiness_takes_only_get() {
+    let up = upstream::start("app").await;
+    let gate = TestGate::start(&routes(up.url()), &Settings::default()).await;
+    let anonymous = gate.client(None, Proto::H2);
+    assert_eq!(ready(&anonymous).await, (200, "ready\n".to_string()));
+    let req = request(
+        "POST",
+        "public.test",
+        "/.well-known/posture-gate/ready",
+        Proto::H2,
+    )
+    .body(Full::default())
+    .unwrap();
+    assert_eq!(anonymous.send(req).await.status, 405);
+}

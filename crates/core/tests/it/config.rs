@@ -1465,3 +1465,26 @@ fn a_store_that_cannot_work_is_an_error_at_its_line() {
         "is a setting of kind = \"redis\"",
     );
 }
+
+#[test]
+fn the_example_store_block_uncommented_loads() {
+    let fx = Fixture::new();
+    fx.write("pki/redis.pass", b"example\n");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gate.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let start = text.find("# [store]\n").expect("the example shows [store]");
+    let end = start + text[start..].find("\n\n").unwrap();
+    let block: String = text[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let text = format!("{}\n{block}", &text[..start]) + &text[end..];
+    let text = text.replace("pki/redis-ca.pem", "pki/ca.pem");
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let r = redis_of(&s);
+    assert_eq!(r.url, "rediss://redis.intern.example:6380");
+    assert_eq!(r.on_store_failure, StoreFailure::Deny);
+    assert_eq!(r.password.as_deref(), Some("example"));
+}
