@@ -187,10 +187,14 @@ impl RedisStore {
     }
 
     /// Runs one command on the next connection, bounded by the command
-    /// timeout, and keeps the up/down state (logging its changes).
-    async fn run<T, F, Fut>(&self, probe: bool, f: F) -> Result<T, StoreError>
+    /// timeout, and keeps the up/down state (logging its changes). A read
+    /// (`retry_read`) whose connection turns out to have been dropped (a
+    /// server or balancer that closes idle connections; the first command
+    /// after that fails, redis-rs#1415) is tried once more on the
+    /// reconnected one, within the same timeout.
+    async fn run<T, F, Fut>(&self, probe: bool, retry_read: bool, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         if !probe && self.resting() {
@@ -200,8 +204,14 @@ impl RedisStore {
             )));
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let connection = self.connections[i].clone();
-        match tokio::time::timeout(self.command_timeout, f(connection)).await {
+        let connection = &self.connections[i];
+        let attempt = async {
+            match f(connection.clone()).await {
+                Err(e) if retry_read && e.is_connection_dropped() => f(connection.clone()).await,
+                done => done,
+            }
+        };
+        match tokio::time::timeout(self.command_timeout, attempt).await {
             Ok(Ok(v)) => {
                 self.mark_up();
                 Ok(v)
@@ -262,11 +272,11 @@ impl RedisStore {
                 return Ok(Some(near.posture.clone()));
             }
         }
-        let key = self.posture_key(fingerprint);
+        let key = &self.posture_key(fingerprint);
         let read = self
-            .run(false, |mut c| async move {
+            .run(false, true, |mut c| async move {
                 redis::cmd("GET")
-                    .arg(&key)
+                    .arg(key)
                     .query_async::<Option<Vec<u8>>>(&mut c)
                     .await
             })
@@ -328,12 +338,12 @@ impl RedisStore {
         let value = encode_posture(&posture);
         let message = format!("{}:{}", self.instance, hex::encode(fingerprint));
         let until = posture.valid_until;
-        let channel = &self.channel;
+        let (key, value, message, channel) = (&key, &value, &message, &self.channel);
         let written = self
-            .run(false, |mut c| async move {
+            .run(false, false, |mut c| async move {
                 redis::pipe()
                     .cmd("SET")
-                    .arg(&key)
+                    .arg(key)
                     .arg(value)
                     .arg("EXAT")
                     .arg(until)
@@ -377,11 +387,11 @@ impl RedisStore {
         self.near.invalidate(fingerprint);
         let key = self.posture_key(fingerprint);
         let message = format!("{}:{}", self.instance, hex::encode(fingerprint));
-        let channel = &self.channel;
-        self.run(false, |mut c| async move {
+        let (key, message, channel) = (&key, &message, &self.channel);
+        self.run(false, false, |mut c| async move {
             redis::pipe()
                 .cmd("DEL")
-                .arg(&key)
+                .arg(key)
                 .ignore()
                 .cmd("PUBLISH")
                 .arg(channel)
@@ -404,10 +414,11 @@ impl RedisStore {
         // At least a second from now, so a nonce at the edge of its life
         // is still recorded rather than refused by Redis.
         let until_ms = expires_at.max(now + 1).saturating_mul(1000);
+        let key = &key;
         let set = self
-            .run(false, |mut c| async move {
+            .run(false, false, |mut c| async move {
                 redis::cmd("SET")
-                    .arg(&key)
+                    .arg(key)
                     .arg(1)
                     .arg("NX")
                     .arg("PXAT")
@@ -438,7 +449,7 @@ impl RedisStore {
     /// `Ok` when Redis answers a PING within the command timeout and the
     /// invalidation channel is subscribed; otherwise why not.
     pub async fn ready(&self) -> Result<(), String> {
-        self.run(true, |mut c| async move {
+        self.run(true, true, |mut c| async move {
             redis::cmd("PING").query_async::<String>(&mut c).await
         })
         .await

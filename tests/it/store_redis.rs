@@ -513,3 +513,28 @@ async fn a_memory_store_is_always_ready_and_readiness_takes_only_get() {
     .unwrap();
     assert_eq!(anonymous.send(req).await.status, 405);
 }
+
+/// Invalidations sent while a gate's subscriber was disconnected are lost:
+/// once it has subscribed again, its near cache is flushed.
+#[tokio::test]
+async fn the_near_cache_is_flushed_when_the_invalidation_channel_reconnects() {
+    let redis = RedisServer::start();
+    let (a, _b, _up) = two_gates(&redis, "").await;
+    let device = a.pki.device("lt-1512", "Org");
+    assert_eq!(a.attest(&device, false).await.status, 200);
+    assert_eq!(a.handle.posture_count(), 1);
+    let killed = redis.command(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"]);
+    assert!(killed.starts_with(':'), "{killed}");
+    let start = Instant::now();
+    while a.handle.posture_count() != 0 {
+        assert!(start.elapsed() < GUARD, "the near cache was not flushed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until_ready_is(&a.client(None, Proto::H1), 200).await;
+    // Flushed, not forgotten: Redis still has the posture.
+    assert_eq!(
+        outcome(&a.client(Some(&device), Proto::H1), "finance.test").await,
+        (200, String::new())
+    );
+    assert_eq!(a.handle.posture_count(), 1);
+}
