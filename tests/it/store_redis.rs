@@ -449,6 +449,16 @@ async fn rediss_with_a_password_works_and_a_wrong_password_is_not_ready() {
     )
     .await;
     assert_ne!(status, 200);
+
+    // A CA that did not issue the Redis server's certificate: the
+    // connection is refused (only the configured CA is trusted).
+    let other_ca = store(
+        &redis.url(),
+        "ca = \"device-ca.pem\"\npassword_file = \"redis.pass\"\n",
+    );
+    let untrusted = kit.replica("tls-other-ca.toml", &routes, &other_ca).await;
+    let (status, why) = ready(&untrusted.client(&kit, None, Proto::H1)).await;
+    assert_eq!(status, 503, "{why}");
 }
 
 #[tokio::test]
@@ -537,4 +547,25 @@ async fn the_near_cache_is_flushed_when_the_invalidation_channel_reconnects() {
         (200, String::new())
     );
     assert_eq!(a.handle.posture_count(), 1);
+}
+
+/// The store is fixed at bind: a reload that changes `[store]` is taken
+/// (with a warning), and the running store stays.
+#[tokio::test]
+async fn a_reload_that_changes_the_store_keeps_the_running_one() {
+    let redis = RedisServer::start();
+    let (a, b, up) = two_gates(&redis, "").await;
+    std::fs::write(
+        &a.config,
+        config_text(&routes(up.url()), &Settings::default()),
+    )
+    .unwrap();
+    a.handle.reload_now().await.expect("the reload is taken");
+    let device = a.pki.device("lt-1513", "Org");
+    assert_eq!(a.attest(&device, false).await.status, 200);
+    assert_eq!(
+        outcome(&b.client(&a, Some(&device), Proto::H1), "finance.test").await,
+        (200, String::new()),
+        "A still writes to Redis"
+    );
 }
