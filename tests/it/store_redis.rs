@@ -238,6 +238,10 @@ impl Drop for Process {
 }
 
 fn serve(config: &std::path::Path) -> Process {
+    serve_logging(config, Stdio::null())
+}
+
+fn serve_logging(config: &std::path::Path, stderr: Stdio) -> Process {
     Process(
         Command::new(env!("CARGO_BIN_EXE_posture-gate"))
             .arg("serve")
@@ -245,7 +249,7 @@ fn serve(config: &std::path::Path) -> Process {
             .arg(config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("posture-gate runs"),
     )
@@ -568,4 +572,45 @@ async fn a_reload_that_changes_the_store_keeps_the_running_one() {
         (200, String::new()),
         "A still writes to Redis"
     );
+}
+
+/// A gate process through an outage: the outage is logged once however
+/// many requests meet it, and its end once.
+#[tokio::test]
+async fn an_outage_is_logged_once_and_its_end_once() {
+    let mut redis = RedisServer::start();
+    let up = upstream::start("app").await;
+    let routes = routes(up.url());
+    let kit = TestGate::start(&routes, &Settings::default()).await;
+    let port = free_port();
+    let config = kit.dir.path().join("logging.toml");
+    let text = config_text(&routes, &store(&redis.url(), "")).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    let log = kit.dir.path().join("gate.log");
+    let gate = serve_logging(&config, std::fs::File::create(&log).unwrap().into());
+    let addr = ([127, 0, 0, 1], port).into();
+    let device = kit.pki.device("lt-1514", "Org");
+    let client = Client::new(addr, &kit.pki.ca_der, Some(&device), Proto::H1);
+    until_serving(&client).await;
+
+    redis.stop();
+    until_ready_is(&client, 503).await;
+    for _ in 0..10 {
+        let (status, _) = outcome(&client, "finance.test").await;
+        assert_ne!(status, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.restart();
+    until_ready_is(&client, 200).await;
+    for _ in 0..3 {
+        ready(&client).await;
+    }
+    drop(gate);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("the Redis store is out of reach"), 1, "{text}");
+    assert_eq!(count("the Redis store is reachable again"), 1, "{text}");
 }
