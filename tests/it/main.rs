@@ -16,6 +16,7 @@ mod gate_loosening;
 mod gate_nonces;
 mod gate_posture;
 mod gate_proxy;
+mod gate_proxy_protocol;
 mod gate_reload;
 mod gate_revocation;
 mod gate_smuggling;
