@@ -23,6 +23,7 @@ mod gate_smuggling;
 mod gate_testssl;
 mod gate_tls;
 mod gate_watch;
+mod kubernetes;
 mod page;
 mod page_chromium;
 mod pki;
