@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::conn::{conn_info, PerIp, Slot};
-use super::proxy_header::{self, Origin};
+use super::proxy_header::{self, HeaderError, Origin};
 use super::respond;
 use super::{proxy, GateError, Live, Shared};
 
@@ -191,6 +191,11 @@ async fn from_balancer(
     let deadline = Instant::now() + live.settings.header_read_timeout;
     let origin = match tokio::time::timeout_at(deadline, proxy_header::read(&mut stream)).await {
         Ok(Ok(origin)) => origin,
+        Ok(Err(HeaderError::Closed)) => {
+            // A plain TCP health check of the balancer: not a refusal.
+            tracing::debug!(balancer = %balancer, "closed before its PROXY header");
+            return;
+        }
         Ok(Err(e)) => {
             shared.proxy_refusals.note(balancer, &e);
             return;
@@ -206,6 +211,7 @@ async fn from_balancer(
         Origin::Client(client) => client,
         Origin::Local => balancer,
     };
+    tracing::debug!(balancer = %balancer, peer = %peer, "PROXY v2 header read");
     let Some(ip_slot) = per_ip.try_acquire(peer.ip(), live.settings.max_connections_per_ip) else {
         tracing::debug!(peer = %peer, balancer = %balancer, "max_connections_per_ip reached, closing");
         return;

@@ -24,7 +24,8 @@
 //!   each connection with a PROXY protocol v2 header, read before the TLS
 //!   handshake and within the same `header_read_timeout` (see
 //!   `proxy_header`); without a valid one the connection is closed, counted
-//!   and logged (once a second). The client address it names is then the
+//!   and logged (once a second), except one closed before its first byte
+//!   (a balancer's TCP health check), which is only closed. The client address it names is then the
 //!   connection's peer everywhere: audit `source`, `X-Forwarded-For`,
 //!   `trusted_proxies` and `max_connections_per_ip`. The balancer's own
 //!   address is not counted per address (it carries every client); a

@@ -18,7 +18,9 @@
 //! for `PROXY` + UNSPEC; the gate refuses instead, so a misconfigured
 //! balancer shows up as refused connections, never as every client sharing
 //! the balancer's address. TLV contents (ALPN, authority, CRC32C, ...) are
-//! not used; their framing must be sound.
+//! not used; their framing must be sound. A connection closed before its
+//! first byte (a balancer's plain TCP health check) is [`HeaderError::Closed`],
+//! which the listener does not count as a refusal.
 
 use std::net::SocketAddr;
 
@@ -46,6 +48,10 @@ pub(super) enum Origin {
 /// Why a header was refused.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum HeaderError {
+    /// Closed before its first byte: what a balancer's plain TCP health
+    /// check does. Nothing was sent, so nothing was refused.
+    #[error("closed before sending anything")]
+    Closed,
     #[error("the connection ended or failed before a whole PROXY v2 header: {0}")]
     Read(#[source] std::io::Error),
     #[error("a PROXY protocol v1 (text) header; only v2 is accepted")]
@@ -64,7 +70,13 @@ pub(super) enum HeaderError {
 /// The caller bounds the time.
 pub(super) async fn read<R: AsyncRead + Unpin>(io: &mut R) -> Result<Origin, HeaderError> {
     let mut fixed = [0u8; FIXED_BYTES];
-    io.read_exact(&mut fixed).await.map_err(HeaderError::Read)?;
+    let first = io.read(&mut fixed).await.map_err(HeaderError::Read)?;
+    if first == 0 {
+        return Err(HeaderError::Closed);
+    }
+    io.read_exact(&mut fixed[first..])
+        .await
+        .map_err(HeaderError::Read)?;
     if fixed[..v2::PROTOCOL_PREFIX.len()] != *v2::PROTOCOL_PREFIX {
         return Err(if fixed.starts_with(b"PROXY ") {
             HeaderError::Version1
@@ -214,7 +226,12 @@ mod tests {
                 b"PROXY TCP4 203.0.113.7 192.0.2.1 4242 443\r\n".to_vec(),
                 |e| matches!(e, HeaderError::Version1),
             ),
-            ("empty", Vec::new(), |e| matches!(e, HeaderError::Read(_))),
+            ("nothing at all", Vec::new(), |e| {
+                matches!(e, HeaderError::Closed)
+            }),
+            ("one byte", SIG[..1].to_vec(), |e| {
+                matches!(e, HeaderError::Read(_))
+            }),
             ("cut in the signature", good[..7].to_vec(), |e| {
                 matches!(e, HeaderError::Read(_))
             }),
@@ -315,7 +332,11 @@ mod tests {
         for h in &valid {
             for cut in 0..h.len() {
                 let (result, _) = parse(&h[..cut]).await;
-                assert!(result.is_err(), "prefix of {cut} bytes accepted");
+                match result {
+                    Err(HeaderError::Closed) => assert_eq!(cut, 0),
+                    Err(_) => {}
+                    Ok(origin) => panic!("prefix of {cut} bytes accepted: {origin:?}"),
+                }
             }
             for i in 0..h.len() {
                 for bit in 0..8 {
