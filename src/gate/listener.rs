@@ -1,5 +1,6 @@
 //! Accepting connections: the connection limits (in all and per client
-//! address), the TLS handshake with its timeout, the HTTP/1.1 + HTTP/2
+//! address), the PROXY protocol v2 header of a listed balancer, the TLS
+//! handshake with its timeout, the HTTP/1.1 + HTTP/2
 //! server with its header limits (and tighter HTTP/2 limits for a peer
 //! without a client certificate), the idle timeout, and the graceful drain
 //! on shutdown.
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::conn::{conn_info, PerIp, Slot};
+use super::proxy_header::{self, HeaderError, Origin};
 use super::respond;
 use super::{proxy, GateError, Live, Shared};
 
@@ -94,6 +96,26 @@ pub(super) async fn serve(
             _ = signals.recv() => break,
         };
         let live = shared.live.load_full();
+        if behind_a_balancer(&live.settings.proxy_protocol_from, peer) {
+            // The balancer's address stands for every client behind it, so
+            // it is not counted per address; the client's address is, once
+            // the header has named it.
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                refusals.note(peer, "max_connections");
+                drop(stream);
+                continue;
+            };
+            connections.spawn(from_balancer(
+                stream,
+                peer,
+                permit,
+                per_ip.clone(),
+                live,
+                shared.clone(),
+                graceful.watcher(),
+            ));
+            continue;
+        }
         // Over a limit: close at once rather than queue a client that would
         // time out anyway. The address is checked first, so one address
         // cannot take the last free places from everybody else.
@@ -112,9 +134,11 @@ pub(super) async fn serve(
             _all: permit,
             _ip: ip_slot,
         };
+        let deadline = Instant::now() + live.settings.header_read_timeout;
         connections.spawn(connection(
             stream,
             peer,
+            deadline,
             live,
             shared.clone(),
             graceful.watcher(),
@@ -144,9 +168,108 @@ async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
+fn behind_a_balancer(balancers: &[ipnet::IpNet], peer: SocketAddr) -> bool {
+    !balancers.is_empty() && {
+        let ip = peer.ip().to_canonical();
+        balancers.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// A connection from a `proxy_protocol_from` peer: its PROXY v2 header,
+/// within the time the TLS handshake has too (one deadline for both), then
+/// the client's place under the per-address limit, then the connection as
+/// the client's.
+async fn from_balancer(
+    mut stream: TcpStream,
+    balancer: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    per_ip: Arc<PerIp>,
+    live: Arc<Live>,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+) {
+    let deadline = Instant::now() + live.settings.header_read_timeout;
+    let origin = match tokio::time::timeout_at(deadline, proxy_header::read(&mut stream)).await {
+        Ok(Ok(origin)) => origin,
+        Ok(Err(HeaderError::Closed)) => {
+            // A plain TCP health check of the balancer: not a refusal.
+            tracing::debug!(balancer = %balancer, "closed before its PROXY header");
+            return;
+        }
+        Ok(Err(e)) => {
+            shared.proxy_refusals.note(balancer, &e);
+            return;
+        }
+        Err(_) => {
+            shared
+                .proxy_refusals
+                .note(balancer, &"no whole PROXY v2 header in time");
+            return;
+        }
+    };
+    let peer = match origin {
+        Origin::Client(client) => client,
+        Origin::Local => balancer,
+    };
+    tracing::debug!(balancer = %balancer, peer = %peer, "PROXY v2 header read");
+    let Some(ip_slot) = per_ip.try_acquire(peer.ip(), live.settings.max_connections_per_ip) else {
+        tracing::debug!(peer = %peer, balancer = %balancer, "max_connections_per_ip reached, closing");
+        return;
+    };
+    let slot = Slot {
+        _all: permit,
+        _ip: ip_slot,
+    };
+    connection(stream, peer, deadline, live, shared, watcher, slot).await;
+}
+
+/// Connections from `proxy_protocol_from` peers closed for their header:
+/// counted, and logged at most once a second with the count, since a
+/// misconfigured balancer would otherwise log every connection.
+#[derive(Default)]
+pub(super) struct ProxyRefusals {
+    total: AtomicU64,
+    /// Milliseconds since `EPOCH` of the last warning, plus one (0: never).
+    logged: AtomicU64,
+}
+
+impl ProxyRefusals {
+    pub(super) fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    fn note(&self, balancer: SocketAddr, why: &dyn std::fmt::Display) {
+        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = epoch().elapsed().as_millis() as u64 + 1;
+        let last = self.logged.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= REFUSAL_LOG_INTERVAL.as_millis() as u64;
+        if due
+            && self
+                .logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                balancer = %balancer,
+                refused = total,
+                "connection from a proxy_protocol_from peer closed: {why}"
+            );
+        } else {
+            tracing::debug!(balancer = %balancer, "PROXY header refused: {why}");
+        }
+    }
+}
+
+/// A fixed instant for [`ProxyRefusals`], which keeps its times as numbers.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
+    deadline: Instant,
     live: Arc<Live>,
     shared: Arc<Shared>,
     watcher: Watcher,
@@ -155,18 +278,17 @@ async fn connection(
     let settings = &live.settings;
     let _ = stream.set_nodelay(true);
     let acceptor = TlsAcceptor::from(live.tls.clone());
-    let tls =
-        match tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(peer = %peer, "TLS handshake timed out");
-                return;
-            }
-        };
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            return;
+        }
+    };
     let conn = Arc::new(conn_info(peer, tls.get_ref().1, slot));
     let known = conn.client_der.is_some();
     let activity = Arc::new(Activity::new());

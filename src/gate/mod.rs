@@ -20,6 +20,18 @@
 //!   closed at once, so the backlog (4096, capped by somaxconn) never fills
 //!   with clients that will time out. Refusals are logged once a second.
 //! - The TLS handshake is bounded by `header_read_timeout`.
+//! - A peer in `[server] proxy_protocol_from` (an L4 balancer) must start
+//!   each connection with a PROXY protocol v2 header, read before the TLS
+//!   handshake and within the same `header_read_timeout` (see
+//!   `proxy_header`); without a valid one the connection is closed, counted
+//!   and logged (once a second), except one closed before its first byte
+//!   (a balancer's TCP health check), which is only closed. The client address it names is then the
+//!   connection's peer everywhere: audit `source`, `X-Forwarded-For`,
+//!   `trusted_proxies` and `max_connections_per_ip`. The balancer's own
+//!   address is not counted per address (it carries every client); a
+//!   `LOCAL` header (its health check) keeps and counts the balancer's
+//!   address. No other peer's bytes are ever read as a PROXY header: from
+//!   them a header is just a failed TLS handshake.
 //! - `listen`, `max_connections`, `max_body_bytes_in_flight`,
 //!   `posture_cache_capacity` and `[store]` are fixed at bind; a reload that changes them
 //!   logs a warning and keeps the old ones. The other limits apply to new
@@ -95,6 +107,7 @@ mod headers;
 mod listener;
 mod posture;
 mod proxy;
+mod proxy_header;
 mod reload;
 mod respond;
 mod routing;
@@ -171,6 +184,8 @@ pub(crate) struct Shared {
     /// The part of `bodies` that peers without a client certificate may
     /// take (half), so they can never crowd out devices that attest.
     unknown_bodies: Semaphore,
+    /// Connections from `proxy_protocol_from` peers closed for their header.
+    proxy_refusals: listener::ProxyRefusals,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +262,7 @@ impl Gate {
             shutdown: watch::channel(false).0,
             bodies,
             unknown_bodies,
+            proxy_refusals: Default::default(),
         });
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.
@@ -306,6 +322,12 @@ impl GateHandle {
     /// the readiness endpoint answers.
     pub async fn ready(&self) -> Result<(), String> {
         self.shared.postures.ready().await
+    }
+
+    /// Connections from `proxy_protocol_from` peers closed because their
+    /// PROXY v2 header was missing, malformed, too long or too late.
+    pub fn proxy_header_refusals(&self) -> u64 {
+        self.shared.proxy_refusals.total()
     }
 
     /// The snapshot currently serving.

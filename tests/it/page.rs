@@ -68,6 +68,7 @@ fn test_snapshot() -> Snapshot {
             body_min_rate: 4096,
             max_body_bytes_in_flight: 64 << 20,
             max_streams_without_certificate: 8,
+            proxy_protocol_from: Vec::new(),
         }),
         attestation: AttestationSettings {
             trust_anchors: Vec::new(),

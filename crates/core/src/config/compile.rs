@@ -453,6 +453,15 @@ impl Context<'_> {
                     .ok()
             })
             .collect();
+        let proxy_protocol_from = s
+            .proxy_protocol_from
+            .iter()
+            .filter_map(|p| {
+                values::proxy_protocol_peer(p.get_ref())
+                    .map_err(|m| self.c.at(p.span(), m))
+                    .ok()
+            })
+            .collect();
         let limits = self.server_limits(s);
         ServerSettings {
             listen,
@@ -481,6 +490,7 @@ impl Context<'_> {
             body_min_rate: limits.body_min_rate,
             max_body_bytes_in_flight: limits.max_body_bytes_in_flight,
             max_streams_without_certificate: limits.max_streams_without_certificate,
+            proxy_protocol_from,
         }
     }
 

@@ -181,6 +181,12 @@ pub struct ServerConfig {
     /// certificate (connections with one get hyper's default of 200).
     #[serde(default = "defaults::max_streams_without_certificate")]
     pub max_streams_without_certificate: Spanned<u32>,
+    /// Addresses or CIDR blocks of L4 balancers that start every connection
+    /// with a PROXY protocol v2 header carrying the client's address. A
+    /// connection from them without a valid header is closed; from any
+    /// other peer no header is read. Empty (the default): off.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<Spanned<String>>,
 }
 
 /// How device attestations are verified and remembered.

@@ -165,6 +165,9 @@ pub struct ServerSettings {
     pub max_body_bytes_in_flight: usize,
     /// HTTP/2 streams open at once on a connection without a certificate.
     pub max_streams_without_certificate: u32,
+    /// Peers whose connections start with a PROXY protocol v2 header; the
+    /// client address it carries replaces theirs. Empty: off.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 /// How attestations are verified and remembered.

@@ -59,6 +59,19 @@ fn header(out: &mut String, s: &Snapshot) {
             )
             .ok();
         }
+        if !server.proxy_protocol_from.is_empty() {
+            let nets: Vec<String> = server
+                .proxy_protocol_from
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            writeln!(
+                out,
+                "PROXY protocol v2 required from (client address taken from it): {}",
+                nets.join(", ")
+            )
+            .ok();
+        }
     }
     let a = &s.attestation;
     let nonces = if a.verifier.require_nonce {

@@ -40,17 +40,28 @@ pub fn normalise_host(host: &str) -> Result<String, String> {
 /// whose host bits are zero, so a typo such as `10.0.0.1/8` is caught
 /// rather than silently trusting the whole `/8`.
 pub fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    address_block("trusted proxy", text)
+}
+
+/// One `proxy_protocol_from` entry, checked as a `trusted_proxies` entry:
+/// a host bit set by mistake would let a whole block claim any client
+/// address.
+pub fn proxy_protocol_peer(text: &str) -> Result<ipnet::IpNet, String> {
+    address_block("proxy_protocol_from entry", text)
+}
+
+fn address_block(what: &str, text: &str) -> Result<ipnet::IpNet, String> {
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         return Ok(ipnet::IpNet::from(ip));
     }
     let net = text.parse::<ipnet::IpNet>().map_err(|_| {
         format!(
-            "trusted proxy {text:?} is not an IP address or CIDR block, like \"10.0.0.0/8\" or \"2001:db8::/32\""
+            "{what} {text:?} is not an IP address or CIDR block, like \"10.0.0.0/8\" or \"2001:db8::/32\""
         )
     })?;
     if net.trunc() != net {
         return Err(format!(
-            "trusted proxy {text:?} has host bits set; did you mean \"{}\"?",
+            "{what} {text:?} has host bits set; did you mean \"{}\"?",
             net.trunc()
         ));
     }

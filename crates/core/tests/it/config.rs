@@ -1199,6 +1199,61 @@ fn a_bad_trusted_proxy_is_reported_at_its_line() {
     }
 }
 
+fn with_proxy_protocol_from(list: &str) -> String {
+    with_base("").replacen(
+        "client_ca = \"pki/ca.pem\"\n",
+        &format!("client_ca = \"pki/ca.pem\"\nproxy_protocol_from = [{list}]\n"),
+        1,
+    )
+}
+
+#[test]
+fn proxy_protocol_from_is_off_by_default_and_takes_addresses_or_blocks() {
+    let fx = Fixture::new();
+    let s = fx.load(&with_base("")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.server.unwrap().proxy_protocol_from.is_empty());
+    let text = summary(&fx.load(&with_base("")).unwrap(), date!(2026 - 01 - 01));
+    assert!(!text.contains("PROXY protocol"), "{text}");
+
+    let s = fx
+        .load(&with_proxy_protocol_from(
+            r#""10.0.0.0/16", "192.0.2.7", "fd00::/8""#,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = summary(&s, date!(2026 - 01 - 01));
+    assert!(
+        text.contains("PROXY protocol v2 required from (client address taken from it): 10.0.0.0/16, 192.0.2.7/32, fd00::/8"),
+        "{text}"
+    );
+    let nets: Vec<String> = s
+        .server
+        .unwrap()
+        .proxy_protocol_from
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/16", "192.0.2.7/32", "fd00::/8"]);
+}
+
+#[test]
+fn a_bad_proxy_protocol_peer_is_reported_at_its_line() {
+    let fx = Fixture::new();
+    for (entry, message) in [
+        (
+            "\"lb.example\"",
+            "proxy_protocol_from entry \"lb.example\" is not an IP address or CIDR block",
+        ),
+        ("\"10.0.0.0/40\"", "is not an IP address or CIDR block"),
+        (
+            "\"10.1.2.3/16\"",
+            "has host bits set; did you mean \"10.1.0.0/16\"",
+        ),
+    ] {
+        let text = with_proxy_protocol_from(&format!("\"127.0.0.1\", {entry}"));
+        fx.single_error(&text, entry, message);
+    }
+}
+
 // Limits on what one peer may hold, and the upgrades a route carries
 
 #[test]
