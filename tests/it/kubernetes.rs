@@ -570,7 +570,7 @@ fn the_configmaps_gate_toml_loads_with_the_mounted_files() {
     assert_eq!(redis.password.as_deref(), Some("stand-in"));
     assert_eq!(
         redis.on_store_failure,
-        posture_core::config::snapshot::StoreFailure::Deny
+        posture_core::config::model::StoreFailure::Deny
     );
 
     // The PROXY protocol variant the comments describe loads too.
