@@ -614,3 +614,72 @@ async fn an_outage_is_logged_once_and_its_end_once() {
     assert_eq!(count("the Redis store is out of reach"), 1, "{text}");
     assert_eq!(count("the Redis store is reachable again"), 1, "{text}");
 }
+
+/// The issue's own setup: two gate PROCESSES on different ports, sharing
+/// one Redis and nothing else (each has its own near cache and its own
+/// connections). Attested at A, admitted at B; Kaspersky reported at B,
+/// denied at A within the bound; a nonce used at A is replayed at B.
+#[tokio::test]
+async fn two_gate_processes_share_postures_bound_and_nonces() {
+    let redis = RedisServer::start();
+    let up = upstream::start("app").await;
+    let routes = routes(up.url());
+    // Only for the PKI, the nonce secret and the directory.
+    let kit = TestGate::start(&routes, &Settings::default()).await;
+    let mut gates = Vec::new();
+    let mut addrs = Vec::new();
+    for name in ["a", "b"] {
+        let port = free_port();
+        let config = kit.dir.path().join(format!("process-{name}.toml"));
+        let text = config_text(&routes, &store(&redis.url(), "")).replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        std::fs::write(&config, text).unwrap();
+        gates.push(serve(&config));
+        addrs.push(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let client =
+        |at: usize, d: Option<&Device>| Client::new(addrs[at], &kit.pki.ca_der, d, Proto::H1);
+    until_serving(&client(0, None)).await;
+    until_serving(&client(1, None)).await;
+    let device = kit.pki.device("lt-1590", "Org");
+    let (at_a, at_b) = (client(0, Some(&device)), client(1, Some(&device)));
+
+    // Attested at A: admitted at B.
+    assert_eq!(outcome(&at_b, "finance.test").await.1, "no-attestation");
+    let nonce = common::challenge(&at_a).await;
+    let clean = device.token(&common::claims(Some(&nonce), false));
+    let answer = post_token(&at_a, "public.test", &clean).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(outcome(&at_b, "finance.test").await, (200, String::new()));
+    assert_eq!(outcome(&at_a, "finance.test").await, (200, String::new()));
+
+    // The nonce A accepted is spent at B too.
+    let replayed = post_token(&at_b, "public.test", &clean).await;
+    assert_eq!(replayed.status, 400, "{}", replayed.text());
+    assert_eq!(replayed.json()["reason"], "nonce_replayed");
+
+    // Kaspersky reported at B: denied at A within the bound.
+    let nonce = common::challenge(&at_b).await;
+    let kaspersky = device.token(&common::claims(Some(&nonce), true));
+    let answer = post_token(&at_b, "public.test", &kaspersky).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let reported = Instant::now();
+    let took = loop {
+        let sent = reported.elapsed();
+        let (status, kind) = outcome(&at_a, "finance.test").await;
+        if status == 403 {
+            assert_eq!(kind, "prohibited-software");
+            break sent;
+        }
+        assert_eq!(status, 200, "{kind}");
+        assert!(
+            sent <= PROPAGATION,
+            "still allowed at A {sent:?} after the report at B"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    println!("store_redis: two processes, Kaspersky at B denied at A by the request sent {took:?} after B's answer");
+    drop(gates);
+}
