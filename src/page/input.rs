@@ -43,6 +43,9 @@ pub enum Problem<'a> {
     UnknownHost,
     /// 502
     UpstreamUnavailable,
+    /// 503: the posture store is out of reach, so the gate cannot judge the
+    /// device now (it was not admitted); try again shortly.
+    StoreUnavailable,
     /// 504
     UpstreamTimeout,
     /// 413
@@ -78,9 +81,8 @@ impl<'a> Problem<'a> {
             Code::CatalogueChanged => Problem::CatalogueChanged,
             Code::Attestation(reason) => Problem::InvalidAttestation(reason),
             // A store out of reach is a service that is not available.
-            Code::PostureStoreUnavailable | Code::UpstreamUnavailable => {
-                Problem::UpstreamUnavailable
-            }
+            Code::PostureStoreUnavailable => Problem::StoreUnavailable,
+            Code::UpstreamUnavailable => Problem::UpstreamUnavailable,
             Code::UpstreamTimeout => Problem::UpstreamTimeout,
             Code::PayloadTooLarge => Problem::PayloadTooLarge,
             Code::BadRequest => Problem::BadRequest,
@@ -103,7 +105,8 @@ impl<'a> Problem<'a> {
             Code::CatalogueChanged => "catalogue-changed",
             Code::Attestation(_) => "invalid-attestation",
             Code::UnknownHost => "unknown-host",
-            Code::UpstreamUnavailable | Code::PostureStoreUnavailable => "upstream-unavailable",
+            Code::UpstreamUnavailable => "upstream-unavailable",
+            Code::PostureStoreUnavailable => "store-unavailable",
             Code::UpstreamTimeout => "upstream-timeout",
             Code::PayloadTooLarge => "payload-too-large",
             Code::BadRequest => "bad-request",
@@ -127,6 +130,7 @@ impl<'a> Problem<'a> {
             Problem::Prohibited { .. } => Code::Prohibited,
             Problem::UnknownHost => Code::UnknownHost,
             Problem::UpstreamUnavailable => Code::UpstreamUnavailable,
+            Problem::StoreUnavailable => Code::PostureStoreUnavailable,
             Problem::UpstreamTimeout => Code::UpstreamTimeout,
             Problem::PayloadTooLarge => Code::PayloadTooLarge,
             Problem::BadRequest => Code::BadRequest,

@@ -166,6 +166,16 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
             ),
             retry,
         ),
+        Problem::StoreUnavailable => unavailable(
+            l,
+            StatusCode::SERVICE_UNAVAILABLE,
+            l.pick("Uw apparaat kan nu niet worden beoordeeld", "Your device cannot be checked right now"),
+            l.pick(
+                "De toegangscontrole kan de gegevens over de controle van apparaten even niet bereiken, en laat daarom niemand door wiens controle zij niet kent. Dat ligt niet aan u of uw apparaat.",
+                "The access check cannot reach its records of device checks for a moment, so it lets no one through whose check it does not know. This is not your fault, nor your device's.",
+            ),
+            retry,
+        ),
         Problem::UpstreamTimeout => unavailable(
             l,
             StatusCode::GATEWAY_TIMEOUT,

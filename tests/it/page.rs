@@ -234,6 +234,7 @@ fn all_problems<'a>(result: &'a SegmentResult, device_os: &'a Os) -> Vec<(Proble
         ),
         (Problem::UnknownHost, 404),
         (Problem::UpstreamUnavailable, 502),
+        (Problem::StoreUnavailable, 503),
         (Problem::UpstreamTimeout, 504),
         (Problem::PayloadTooLarge, 413),
         (Problem::BadRequest, 400),

@@ -356,9 +356,9 @@ async fn redis_down_serves_the_near_cache_refuses_the_rest_and_recovers() {
     );
     // What A cannot judge is refused, not guessed, and nothing hangs.
     let (status, kind) = outcome(&at_a(&unknown), "finance.test").await;
-    // The page module answers posture_store_unavailable as it answers an
-    // unreachable upstream.
-    assert_eq!((status, kind.as_str()), (502, "upstream-unavailable"));
+    // Its own page: 503, the device was not judged (not "admitted, but the
+    // application does not answer").
+    assert_eq!((status, kind.as_str()), (503, "store-unavailable"));
     // "deny": an attestation that cannot be shared is refused, retry later.
     let answer = a.attest(&unknown, false).await;
     assert_eq!(answer.status, 503, "{}", answer.text());
@@ -393,7 +393,7 @@ async fn with_local_failure_an_attestation_during_an_outage_holds_at_that_gate_o
     let (status, kind) = outcome(&b.client(&a, Some(&device), Proto::H1), "finance.test").await;
     assert_eq!(
         (status, kind.as_str()),
-        (502, "upstream-unavailable"),
+        (503, "store-unavailable"),
         "B cannot know of it"
     );
 }
