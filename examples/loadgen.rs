@@ -255,9 +255,7 @@ impl Signer {
             }
             let challenge: serde_json::Value =
                 serde_json::from_slice(&body).context("challenge: not JSON")?;
-            let nonce = challenge["nonce"]
-                .as_str()
-                .context("challenge: no nonce")?;
+            let nonce = challenge["nonce"].as_str().context("challenge: no nonce")?;
             claims.eat_nonce = Some(nonce.to_owned());
         }
         let token = sign_token(&claims, &self.chain, &self.key)?;
