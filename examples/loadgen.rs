@@ -16,9 +16,10 @@
 //! target adds when it is not saturated.
 //!
 //! With `--attest-inventory N` it first posts a signed attestation (a clean
-//! Linux inventory of N items, no nonce) over the same client certificate,
-//! so the load runs against a remembered posture. Output: one line of
-//! tab-separated results, `label rps p50_ms p99_ms max_ms requests errors`.
+//! Linux inventory of N items; no nonce unless `--nonce`) over the same
+//! client certificate, so the load runs against a remembered posture.
+//! Output: one line of tab-separated results,
+//! `label rps p50_ms p99_ms max_ms requests errors`.
 //!
 //! With `--attest-only` (and `--cert`/`--key`), each connection instead
 //! posts attestation after attestation to `/.well-known/posture-gate/attest`,
