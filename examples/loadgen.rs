@@ -7,7 +7,7 @@
 //! ```text
 //! loadgen --url https://localhost:8443/ --ca ca.pem --cert cert.pem --key key.pem \
 //!         [--attest-inventory 50] --connections 32 --duration 10 --warmup 2 --label gate \
-//!         [--rate 5000]
+//!         [--rate 5000] [--attest-only [--nonce]]
 //! ```
 //!
 //! Without `--rate`, each connection sends its next request as soon as the
@@ -16,18 +16,29 @@
 //! target adds when it is not saturated.
 //!
 //! With `--attest-inventory N` it first posts a signed attestation (a clean
-//! Linux inventory of N items, no nonce) over the same client certificate,
-//! so the load runs against a remembered posture. Output: one line of
-//! tab-separated results, `label rps p50_ms p99_ms max_ms requests errors`.
+//! Linux inventory of N items; no nonce unless `--nonce`) over the same
+//! client certificate, so the load runs against a remembered posture.
+//! Output: one line of tab-separated results,
+//! `label rps p50_ms p99_ms max_ms requests errors`.
+//!
+//! With `--attest-only` (and `--cert`/`--key`), each connection instead
+//! posts attestation after attestation to `/.well-known/posture-gate/attest`,
+//! each a report of `--attest-inventory` items (default 50) signed afresh
+//! (with the current `iat`) just before it is sent; only a `200` counts,
+//! anything else is an error. With `--nonce` as well, each attestation first
+//! fetches a challenge on the same connection and signs its nonce, so the
+//! gate also spends the nonce in its store; the latency is then of the pair.
+//! The figures are attestations per second, not requests.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::{Request, Uri};
+use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -38,6 +49,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use posture_core::attestation::sign::{sign_token, SigningKey};
+use posture_gate::gate::{ATTEST_PATH, CHALLENGE_PATH};
 use posture_testkit::token::{claims_with_inventory, now};
 
 struct Args {
@@ -53,6 +65,10 @@ struct Args {
     threads: usize,
     /// Requests per second over all connections; `None`: as fast as answers come.
     rate: Option<f64>,
+    /// Post attestations instead of proxied GETs.
+    attest_only: bool,
+    /// With `attest_only`: fetch a challenge and sign its nonce first.
+    nonce: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -68,6 +84,8 @@ fn parse_args() -> Result<Args> {
         label: "target".into(),
         threads: 2,
         rate: None,
+        attest_only: false,
+        nonce: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -90,6 +108,8 @@ fn parse_args() -> Result<Args> {
                 }
                 args.rate = Some(rate);
             }
+            "--attest-only" => args.attest_only = true,
+            "--nonce" => args.nonce = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -190,28 +210,82 @@ fn tls_config(args: &Args) -> Result<Arc<ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Posts a signed report of a clean device over the client certificate.
-async fn attest(target: &Target, args: &Args, items: usize) -> Result<()> {
-    let (cert, key) = match (&args.cert, &args.key) {
-        (Some(c), Some(k)) => (c, k),
-        _ => bail!("--attest-inventory needs --cert and --key"),
-    };
-    let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
-    let key = SigningKey::from_pem(&std::fs::read_to_string(key)?)?;
-    let token = sign_token(&claims_with_inventory(now(), items), &chain, &key)?;
-    let mut sender = target.connect().await?;
-    let req = Request::post("/.well-known/posture-gate/attest")
-        .header("host", &target.authority)
-        .header("content-type", "application/eat+jwt")
-        .body(Full::new(Bytes::from(token)))?;
-    let response = sender.send_request(req).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    if !status.is_success() {
-        bail!("attest: {status}: {}", String::from_utf8_lossy(&body));
-    }
-    Ok(())
+/// Signs reports of a clean device with the client certificate's key.
+struct Signer {
+    chain: Vec<CertificateDer<'static>>,
+    key: SigningKey,
+    items: usize,
+    /// Fetch a challenge and sign its nonce first.
+    nonce: bool,
 }
+
+impl Signer {
+    fn load(args: &Args) -> Result<Signer> {
+        let (cert, key) = match (&args.cert, &args.key) {
+            (Some(c), Some(k)) => (c, k),
+            _ => bail!("attesting needs --cert and --key"),
+        };
+        Ok(Signer {
+            chain: CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?,
+            key: SigningKey::from_pem(&std::fs::read_to_string(key)?)?,
+            items: args.attest_inventory.unwrap_or(50),
+            nonce: args.nonce,
+        })
+    }
+
+    /// One attestation on this connection, signed now (after the
+    /// challenge, with `nonce`); `Err` says why it was not a 200.
+    async fn attest(
+        &self,
+        sender: &mut http1::SendRequest<Full<Bytes>>,
+        target: &Target,
+    ) -> Result<()> {
+        let mut claims = claims_with_inventory(now(), self.items);
+        if self.nonce {
+            let req = Request::get(CHALLENGE_PATH)
+                .header("host", &target.authority)
+                .body(Full::default())?;
+            // hyper's client may not have taken in the end of the last
+            // answer yet: wait until it can send.
+            sender.ready().await?;
+            let response = sender.send_request(req).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            if status != StatusCode::OK {
+                bail!("challenge: {status}: {}", String::from_utf8_lossy(&body));
+            }
+            let challenge: serde_json::Value =
+                serde_json::from_slice(&body).context("challenge: not JSON")?;
+            let nonce = challenge["nonce"].as_str().context("challenge: no nonce")?;
+            claims.eat_nonce = Some(nonce.to_owned());
+        }
+        let token = sign_token(&claims, &self.chain, &self.key)?;
+        let req = Request::post(ATTEST_PATH)
+            .header("host", &target.authority)
+            .header("content-type", "application/eat+jwt")
+            .body(Full::new(Bytes::from(token)))?;
+        sender.ready().await?;
+        let response = sender.send_request(req).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if status != StatusCode::OK {
+            bail!("attest: {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(())
+    }
+}
+
+/// What each connection sends, again and again.
+#[derive(Clone)]
+enum Op {
+    /// A GET of `--url`, proxied by the gate.
+    Get,
+    /// An attestation (`--attest-only`).
+    Attest(Arc<Signer>),
+}
+
+/// The first error of the run, printed once (later ones are only counted).
+static REPORTED: AtomicBool = AtomicBool::new(false);
 
 struct Tally {
     histogram: Histogram<u64>,
@@ -226,6 +300,7 @@ struct Tally {
 /// the target adds, without the queueing of a saturated machine.
 async fn worker(
     target: Target,
+    op: Op,
     measure_from: Instant,
     end: Instant,
     period: Option<Duration>,
@@ -246,12 +321,23 @@ async fn worker(
             pace.tick().await;
         }
         let started = Instant::now();
-        let ok = match sender.send_request(target.get()).await {
-            Ok(response) => {
-                let ok = response.status().is_success();
-                ok && response.into_body().collect().await.is_ok()
-            }
-            Err(_) => false,
+        let ok = match &op {
+            Op::Get => match sender.send_request(target.get()).await {
+                Ok(response) => {
+                    let ok = response.status().is_success();
+                    ok && response.into_body().collect().await.is_ok()
+                }
+                Err(_) => false,
+            },
+            Op::Attest(signer) => match signer.attest(&mut sender, &target).await {
+                Ok(()) => true,
+                Err(e) => {
+                    if !REPORTED.swap(true, Ordering::Relaxed) {
+                        eprintln!("loadgen {}: {e:#}", target.addr);
+                    }
+                    false
+                }
+            },
         };
         if started >= measure_from {
             if ok {
@@ -271,14 +357,26 @@ async fn worker(
 
 async fn run(args: Args) -> Result<()> {
     let target = Target::new(&args)?;
-    if let Some(items) = args.attest_inventory {
-        attest(&target, &args, items).await?;
-    }
-    // Fail fast, before the clock starts, if the target is not serving.
+    let op = if args.attest_only {
+        Op::Attest(Arc::new(Signer::load(&args)?))
+    } else {
+        Op::Get
+    };
+    // Fail fast, before the clock starts, if the target is not serving
+    // (for GETs, after the attestation the posture comes from).
     let mut probe = target.connect().await?;
-    let status = probe.send_request(target.get()).await?.status();
-    if !status.is_success() {
-        bail!("{}: the first request got {status}", args.url);
+    match &op {
+        Op::Attest(signer) => signer.attest(&mut probe, &target).await?,
+        Op::Get => {
+            if args.attest_inventory.is_some() {
+                Signer::load(&args)?.attest(&mut probe, &target).await?;
+            }
+            probe.ready().await?;
+            let status = probe.send_request(target.get()).await?.status();
+            if !status.is_success() {
+                bail!("{}: the first request got {status}", args.url);
+            }
+        }
     }
     drop(probe);
     let start = Instant::now();
@@ -289,7 +387,13 @@ async fn run(args: Args) -> Result<()> {
             let period = args
                 .rate
                 .map(|r| Duration::from_secs_f64(args.connections as f64 / r));
-            tokio::spawn(worker(target.clone(), measure_from, end, period))
+            tokio::spawn(worker(
+                target.clone(),
+                op.clone(),
+                measure_from,
+                end,
+                period,
+            ))
         })
         .collect();
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
