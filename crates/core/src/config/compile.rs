@@ -207,10 +207,9 @@ impl Context<'_> {
         let mut complete = true;
         for include in &cfg.include {
             let path = self.resolve(include);
-            let text = match std::fs::read_to_string(&path) {
+            let text = match files::read_text(&path, "catalogue") {
                 Ok(t) => t,
-                Err(e) => {
-                    let msg = format!("cannot read catalogue file {}: {e}", path.display());
+                Err(msg) => {
                     self.c.at(include.span(), msg);
                     complete = false;
                     continue;
@@ -277,10 +276,7 @@ impl Context<'_> {
             if let Some(()) = self.read(ca, &path, |p| {
                 files::certificates(p, "Redis CA").map(|_| ())
             }) {
-                ca_pem = self.read(ca, &path, |p| {
-                    std::fs::read(p)
-                        .map_err(|e| format!("cannot read Redis CA file {}: {e}", p.display()))
-                });
+                ca_pem = self.read(ca, &path, |p| files::read_bounded(p, "Redis CA"));
             }
             if !tls {
                 self.c.at(ca.span(), "ca is only used with a rediss:// url");
@@ -300,11 +296,11 @@ impl Context<'_> {
                 let key_path = self.resolve(key);
                 let c = self.read(cert, &cert_path, |p| {
                     files::certificates(p, "Redis client certificate")?;
-                    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+                    files::read_bounded(p, "Redis client certificate")
                 });
                 let k = self.read(key, &key_path, |p| {
                     files::private_key(p)?;
-                    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+                    files::read_bounded(p, "Redis client key")
                 });
                 if !tls {
                     self.c.at(

@@ -13,9 +13,39 @@ use std::path::Path;
 /// would weaken it (RFC 2104 section 3).
 pub const MIN_NONCE_SECRET_BYTES: usize = 32;
 
+/// The most any file a config names may hold. Far above any certificate
+/// bundle, CRL or catalogue; what it stops is a path that names a device or
+/// a runaway file (`/dev/zero`, a log), which would otherwise be read until
+/// memory runs out.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a whole file a config names, at most [`MAX_FILE_BYTES`].
+pub fn read_bounded(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {what} file {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "{what} file {} is larger than {} MiB",
+            path.display(),
+            MAX_FILE_BYTES / (1024 * 1024)
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub fn read_text(path: &Path, what: &str) -> Result<String, String> {
+    String::from_utf8(read_bounded(path, what)?)
+        .map_err(|_| format!("{what} file {} is not UTF-8 text", path.display()))
+}
+
 fn read_nonempty(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read {what} file {}: {e}", path.display()))?;
+    let bytes = read_bounded(path, what)?;
     if bytes.is_empty() {
         return Err(format!("{what} file {} is empty", path.display()));
     }

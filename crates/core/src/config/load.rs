@@ -10,11 +10,11 @@ use super::snapshot::Snapshot;
 
 /// Loads, validates and compiles the config file at `path`.
 pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let text = super::files::read_text(path, "config").map_err(|message| ConfigError {
         file: path.to_path_buf(),
         line: 0,
         column: 0,
-        message: format!("cannot read config file: {e}"),
+        message,
     })?;
     load_str(&text, path)
 }

@@ -793,6 +793,25 @@ fn requiring_nonces_with_a_server_needs_a_nonce_secret() {
     fx.load(text).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// A path that names a device (or a runaway file) is refused at its line
+/// after a bounded read, instead of being read until memory runs out.
+#[test]
+fn a_file_that_never_ends_is_refused_at_its_line() {
+    let fx = Fixture::new();
+    let text = format!("[catalogue]\ninclude = [\"/dev/zero\"]\n{POLICY_AND_SEGMENT}");
+    fx.single_error(
+        &text,
+        "\"/dev/zero\"",
+        "catalogue file /dev/zero is larger than 64 MiB",
+    );
+    let ConfigErrors(errors) = load(Path::new("/dev/zero")).unwrap_err();
+    assert!(
+        errors[0].message.contains("larger than 64 MiB"),
+        "{}",
+        errors[0]
+    );
+}
+
 #[test]
 fn catalogue_includes_keep_their_own_file_and_line() {
     let fx = Fixture::new();
