@@ -81,7 +81,7 @@ impl<'a> Problem<'a> {
             Code::CatalogueChanged => Problem::CatalogueChanged,
             Code::Attestation(reason) => Problem::InvalidAttestation(reason),
             // A store out of reach is a service that is not available.
-            Code::PostureStoreUnavailable => Problem::StoreUnavailable,
+            Code::PostureStoreUnavailable | Code::NonceNotRecorded => Problem::StoreUnavailable,
             Code::UpstreamUnavailable => Problem::UpstreamUnavailable,
             Code::UpstreamTimeout => Problem::UpstreamTimeout,
             Code::PayloadTooLarge => Problem::PayloadTooLarge,
@@ -106,7 +106,7 @@ impl<'a> Problem<'a> {
             Code::Attestation(_) => "invalid-attestation",
             Code::UnknownHost => "unknown-host",
             Code::UpstreamUnavailable => "upstream-unavailable",
-            Code::PostureStoreUnavailable => "store-unavailable",
+            Code::PostureStoreUnavailable | Code::NonceNotRecorded => "store-unavailable",
             Code::UpstreamTimeout => "upstream-timeout",
             Code::PayloadTooLarge => "payload-too-large",
             Code::BadRequest => "bad-request",

@@ -90,3 +90,38 @@ async fn a_full_nonce_memory_refuses_rather_than_forgets() {
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert!(refused.headers.contains_key("retry-after"));
 }
+
+/// An inline token (`Posture-Attestation` on an ordinary request) whose nonce
+/// cannot be recorded is refused as the gate's own trouble: 503 "cannot be
+/// checked right now", not a 403 telling the device its report is bad.
+#[tokio::test]
+async fn an_inline_token_whose_nonce_cannot_be_recorded_gets_503_not_403() {
+    let up = upstream::start("app").await;
+    let gate = small_gate(&[RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: up.url(),
+        segment: "open",
+    }])
+    .await;
+    let device = gate.pki.device("lt-1102", "Org");
+    let client = gate.client(Some(&device), Proto::H1);
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        tokens.push(gate.fresh_token(&device, false).await);
+    }
+    for token in &tokens[..4] {
+        assert_eq!(post_token(&client, "public.test", token).await.status, 200);
+    }
+    let req = common::request("GET", "public.test", "/", Proto::H1)
+        .header("accept", "application/problem+json")
+        .header("posture-attestation", tokens[4].as_str())
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let answer = client.send(req).await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(
+        answer.json()["type"],
+        "urn:posture-gate:problem:store-unavailable"
+    );
+}

@@ -40,6 +40,11 @@ pub enum Code {
     /// The posture store could not be asked (a shared store out of reach):
     /// refused, never guessed.
     PostureStoreUnavailable,
+    /// A token sent with the request may be fine, but its nonce could not be
+    /// recorded as used now (the used-nonce memory is full, or its store is
+    /// out of reach): refused, since an unrecorded nonce could be used
+    /// again; the device may try again shortly.
+    NonceNotRecorded,
     /// The request is malformed (Host, path, encoded separators).
     BadRequest,
     /// No route for the request's host and path.
@@ -68,6 +73,7 @@ impl Code {
             Code::CatalogueChanged,
             Code::Prohibited,
             Code::PostureStoreUnavailable,
+            Code::NonceNotRecorded,
             Code::BadRequest,
             Code::UnknownHost,
             Code::UpstreamUnavailable,
@@ -89,6 +95,7 @@ impl Code {
             Code::CatalogueChanged => "catalogue_changed",
             Code::Prohibited => "prohibited",
             Code::PostureStoreUnavailable => "posture_store_unavailable",
+            Code::NonceNotRecorded => "nonce_not_recorded",
             Code::BadRequest => "bad_request",
             Code::UnknownHost => "unknown_host",
             Code::UpstreamUnavailable => "upstream_unavailable",

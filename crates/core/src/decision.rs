@@ -126,6 +126,9 @@ pub enum Denial {
     Prohibited(SegmentResult),
     /// The posture store could not be asked: refused, never guessed.
     PostureStoreUnavailable,
+    /// An inline token's nonce could not be recorded as used now: refused
+    /// (an unrecorded nonce could be used twice); try again shortly.
+    NonceNotRecorded,
 }
 
 impl Denial {
@@ -141,6 +144,7 @@ impl Denial {
             Denial::InvalidAttestation(r) => Code::Attestation(*r),
             Denial::Prohibited(_) => Code::Prohibited,
             Denial::PostureStoreUnavailable => Code::PostureStoreUnavailable,
+            Denial::NonceNotRecorded => Code::NonceNotRecorded,
         }
     }
 }

@@ -244,13 +244,18 @@ where
             Err(_) => unreadable = true,
         }
     }
+    // A refusal that is the gate's (its nonce memory), not the token's, is
+    // told as such: the device did nothing wrong and may try again.
     let invalid = attestation
         .as_ref()
         .and_then(|a| a.result.as_ref().err())
-        .map(|refusal| refusal.reason);
+        .map(|refusal| match refusal.retry_later {
+            true => Denial::NonceNotRecorded,
+            false => Denial::InvalidAttestation(refusal.reason),
+        });
     let outcome = match (client.refused(), invalid) {
         (Some(denial), _) => Outcome::Deny(denial),
-        (None, Some(reason)) => Outcome::Deny(Denial::InvalidAttestation(reason)),
+        (None, Some(denial)) => Outcome::Deny(denial),
         (None, None) if unreadable && client.identity.is_some() => {
             Outcome::Deny(Denial::PostureStoreUnavailable)
         }
