@@ -337,9 +337,4 @@ impl GateHandle {
 }
 
 /// Seconds since the Unix epoch; the clock all decisions use.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use posture_core::decision::unix_now;

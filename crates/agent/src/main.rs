@@ -16,6 +16,7 @@ use posture_agent::attest::{attest_once, AttestError, Credentials, GateAnswer};
 use posture_agent::{self as agent, Inventory};
 use posture_core::attestation::claims::OsFamily;
 use posture_core::catalogue::Catalogue;
+use posture_core::decision::unix_now as now;
 use posture_core::verdict::{Decision, Finding, ItemKind, Requirement, Unmet, Verdict};
 
 const EXIT_ERROR: u8 = 1;
@@ -161,10 +162,6 @@ fn inventory(source: &Source) -> Result<Inventory> {
         tracing::warn!(collector = w.collector, "{}", w.message);
     }
     Ok(inv)
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// A label for people (`sub`); the device's identity is its certificate.

@@ -272,6 +272,15 @@ pub fn new_reference() -> String {
     s
 }
 
+/// Seconds since the Unix epoch; the clock every decision, store and door
+/// uses. 0 if the system clock is before 1970 (only a broken one is).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// RFC 3339 in UTC for a unix time; out-of-range times clamp to the epoch
 /// bounds of `time`, which only a broken clock produces.
 pub fn rfc3339(unix: i64) -> String {

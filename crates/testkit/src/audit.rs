@@ -43,7 +43,6 @@ impl Captured {
     }
 
     /// The `decision` events so far, oldest first.
-    #[allow(dead_code)] // not every test binary that includes `common` uses it
     pub fn decisions(&self) -> Vec<Value> {
         self.audit_events()
             .into_iter()

@@ -157,9 +157,7 @@ impl Device {
     }
 }
 
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+pub use posture_core::decision::unix_now;
 
 /// A clean Linux inventory, with Kaspersky Endpoint Security for Linux
 /// added when `kaspersky` is set.

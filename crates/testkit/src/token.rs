@@ -1,8 +1,6 @@
 //! Token building for tests, benchmarks and the demo: valid attestations and
 //! every kind of bad one the verifier must refuse (spec §5 reason codes).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -18,13 +16,8 @@ use posture_core::attestation::claims::{
 use posture_core::attestation::sign::{SignError, SigningKey};
 use posture_gate::pki::DeviceCredentials;
 
-/// Unix seconds now; 0 if the clock is before 1970.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+/// Unix seconds now: the core's clock.
+pub use posture_core::decision::unix_now as now;
 
 /// `n` distinct, plausible software items of a Linux workstation.
 pub fn inventory(n: usize) -> Vec<Software> {

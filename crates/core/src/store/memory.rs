@@ -20,15 +20,8 @@ pub struct MemoryPostures {
 /// Each posture lives exactly until its own `valid_until`.
 struct UntilValid;
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn remaining(posture: &Posture) -> Duration {
-    Duration::from_secs((posture.valid_until - unix_now()).max(0) as u64)
+    Duration::from_secs((posture.valid_until - crate::decision::unix_now()).max(0) as u64)
 }
 
 impl moka::Expiry<Fingerprint, Arc<Posture>> for UntilValid {

@@ -1,7 +1,6 @@
 //! Helpers shared by the agent's socket tests: the real gate on loopback
 //! with the development PKI of `posture_testkit::pki`, fixture roots with and
 //! without Kaspersky, and a runner for the `posture-agent` binary.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
