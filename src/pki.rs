@@ -63,7 +63,8 @@ pub struct PkiPaths {
 }
 
 impl PkiPaths {
-    fn in_dir(dir: &Path) -> PkiPaths {
+    /// Where [`Pki::write`] and [`Pki::write_new`] put the files in `dir`.
+    pub fn in_dir(dir: &Path) -> PkiPaths {
         PkiPaths {
             ca_cert: dir.join("ca.pem"),
             ca_key: dir.join("ca.key"),

@@ -223,7 +223,9 @@ async fn forward(f: Forward<'_>) -> Response<Body> {
                 shared: shared.clone(),
                 live: live.clone(),
                 host: target.host.clone(),
-                path: target.path().to_string(),
+                // The path the request was routed on, so a re-check judges
+                // the same route.
+                path: target.route_path().to_string(),
                 protocol,
                 valid_until,
             },

@@ -171,6 +171,12 @@ async fn judge(admission: &Admission, live: &Live, now: i64) -> Result<i64, Stri
             admission.protocol
         ));
     }
+    // A certificate revoked since the upgrade closes the tunnel, as the
+    // enforcement step would refuse a new request.
+    let seen = admission.conn.client(&live.revocations, now);
+    if let Some(denial) = seen.refused() {
+        return Err(format!("denied ({})", denial.code()));
+    }
     let client = admission.conn.client.as_ref();
     let posture = match client {
         Some(c) => admission

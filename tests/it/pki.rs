@@ -40,14 +40,7 @@ fn pki_command(args: &[&str]) -> Result<String, String> {
 /// `posture-gate pki init DIR`, and the files it says it wrote.
 fn init(dir: &Path) -> Result<PkiPaths, String> {
     let said = pki_command(&["init", dir.to_str().unwrap()])?;
-    let paths = PkiPaths {
-        ca_cert: dir.join("ca.pem"),
-        ca_key: dir.join("ca.key"),
-        device_ca_cert: dir.join("device-ca.pem"),
-        device_ca_key: dir.join("device-ca.key"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-    };
+    let paths = PkiPaths::in_dir(dir);
     for shown in [
         &paths.ca_cert,
         &paths.ca_key,
