@@ -11,9 +11,10 @@
 //!
 //! In order (the reverse proxy's order before this step existed):
 //!
-//! 1. An inline token (spec section 7) is verified first. A valid one
-//!    replaces whatever was remembered, and is remembered itself when the
-//!    client has a certificate; an invalid one denies with its reason.
+//! 1. An inline token (spec section 7) is verified first, when the client
+//!    showed a certificate (without one the request is denied anyway, so a
+//!    token is not even looked at). A valid one replaces whatever was
+//!    remembered, and is remembered; an invalid one denies with its reason.
 //!    Without a token, the remembered posture is looked up.
 //! 2. A certificate the CRLs refuse is denied, whatever else holds.
 //! 3. [`decision::decide`] judges the posture for the segment.
@@ -230,6 +231,10 @@ where
     let mut posture = None;
     let mut attestation = None;
     let mut unreadable = false;
+    // Without a client certificate the request is denied whatever a token
+    // says, and nothing could be remembered: such a peer gets no signature
+    // check and no spent nonce for free.
+    let token = token.filter(|_| client.identity.is_some());
     if let Some(token) = token {
         // Boxed: an inline token is rare, and its verification would
         // otherwise make the future of every request as large as its own.
@@ -256,9 +261,7 @@ where
     let outcome = match (client.refused(), invalid) {
         (Some(denial), _) => Outcome::Deny(denial),
         (None, Some(denial)) => Outcome::Deny(denial),
-        (None, None) if unreadable && client.identity.is_some() => {
-            Outcome::Deny(Denial::PostureStoreUnavailable)
-        }
+        (None, None) if unreadable => Outcome::Deny(Denial::PostureStoreUnavailable),
         (None, None) => {
             decision::decide(snapshot, client.identity, posture.as_deref(), segment, now)
         }
