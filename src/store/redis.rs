@@ -428,6 +428,9 @@ impl RedisStore {
             })
             .await;
         match set {
+            // A nonce spent at this gate during an outage ("local") is in
+            // its own memory only; Redis would take it as new.
+            Ok(Some(_)) if self.local_nonces.was_used(nonce, now) => Ok(NonceUse::AlreadyUsed),
             Ok(Some(_)) => Ok(NonceUse::Used),
             Ok(None) => Ok(NonceUse::AlreadyUsed),
             Err(StoreError::Unavailable(_)) if self.on_failure == StoreFailure::Local => {
@@ -487,7 +490,9 @@ impl RedisStore {
 /// Whether an error means Redis is out of reach (rather than that it
 /// answered with an error).
 fn is_outage(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+    // Unrecoverable: a wrong password or a broken handshake, which would
+    // otherwise send every request into a new connection attempt.
+    e.is_io_error() || e.is_unrecoverable_error()
 }
 
 fn client(settings: &RedisSettings) -> RedisResult<redis::Client> {

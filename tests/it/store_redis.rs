@@ -398,6 +398,26 @@ async fn with_local_failure_an_attestation_during_an_outage_holds_at_that_gate_o
     );
 }
 
+/// A nonce spent at a gate during an outage ("local") was recorded only in
+/// that gate's memory; once Redis is back it must still be spent there.
+#[tokio::test]
+async fn a_nonce_used_during_an_outage_is_not_accepted_again_after_it() {
+    let mut redis = RedisServer::start();
+    let (a, _b, _up) = two_gates(&redis, "on_store_failure = \"local\"\n").await;
+    let device = a.pki.device("lt-1509", "Org");
+    let client = a.client(Some(&device), Proto::H1);
+    let token = a.fresh_token(&device, false).await;
+    redis.stop();
+    until_ready_is(&a.client(None, Proto::H1), 503).await;
+    let answer = post_token(&client, "public.test", &token).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    redis.restart();
+    until_ready_is(&a.client(None, Proto::H1), 200).await;
+    let again = post_token(&client, "public.test", &token).await;
+    assert_eq!(again.status, 400, "{}", again.text());
+    assert_eq!(again.json()["reason"], "nonce_replayed");
+}
+
 #[tokio::test]
 async fn rediss_with_a_password_works_and_a_wrong_password_is_not_ready() {
     let up = upstream::start("app").await;

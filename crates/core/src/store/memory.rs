@@ -170,6 +170,14 @@ impl UsedNonces {
         NonceUse::Used
     }
 
+    /// Whether `nonce` was used and has not expired by `now`.
+    pub fn was_used(&self, nonce: &str, now: i64) -> bool {
+        self.lock()
+            .expires
+            .get(nonce)
+            .is_some_and(|&expires| expires > now)
+    }
+
     /// [`NonceStore::full_for`] without a future.
     pub fn full_for_now(&self, now: i64) -> Option<u64> {
         let mut used = self.lock();
