@@ -129,6 +129,10 @@ pub struct RedisStore {
     epoch: Instant,
     /// Whether the invalidation channel is subscribed now.
     subscribed: AtomicBool,
+    /// Milliseconds since `epoch` of the last readiness PING: anyone may ask
+    /// for readiness, without a certificate, so Redis is asked at most once
+    /// per [`PROBE_INTERVAL`] and other askers get the state it left.
+    probed_at: AtomicU64,
     /// Dropped with the store, which ends the subscriber task.
     _stop: tokio::sync::watch::Sender<()>,
 }
@@ -174,6 +178,7 @@ impl RedisStore {
             local_nonces: UsedNonces::new(LOCAL_NONCES),
             up: AtomicBool::new(true),
             failed_at: AtomicU64::new(0),
+            probed_at: AtomicU64::new(0),
             epoch: Instant::now(),
             subscribed: AtomicBool::new(false),
             _stop: stop,
@@ -452,11 +457,24 @@ impl RedisStore {
     /// `Ok` when Redis answers a PING within the command timeout and the
     /// invalidation channel is subscribed; otherwise why not.
     pub async fn ready(&self) -> Result<(), String> {
-        self.run(true, true, |mut c| async move {
-            redis::cmd("PING").query_async::<String>(&mut c).await
-        })
-        .await
-        .map_err(|e| format!("redis store: {e}"))?;
+        let now = self.millis();
+        let last = self.probed_at.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= PROBE_INTERVAL.as_millis() as u64;
+        // `max(1)`: 0 means "never probed".
+        let probe = due
+            && self
+                .probed_at
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if probe {
+            self.run(true, true, |mut c| async move {
+                redis::cmd("PING").query_async::<String>(&mut c).await
+            })
+            .await
+            .map_err(|e| format!("redis store: {e}"))?;
+        } else if !self.up.load(Ordering::Relaxed) {
+            return Err(format!("redis store: Redis {} did not answer", self.url));
+        }
         if !self.subscribed.load(Ordering::Relaxed) {
             return Err("redis store: the invalidation channel is not subscribed".to_string());
         }

@@ -703,3 +703,32 @@ async fn two_gate_processes_share_postures_bound_and_nonces() {
     println!("store_redis: two processes, Kaspersky at B denied at A by the request sent {took:?} after B's answer");
     drop(gates);
 }
+
+/// Readiness answers anyone, without a certificate: however often it is
+/// asked, Redis is PINGed at most once per probe interval (500 ms).
+#[tokio::test]
+async fn readiness_asks_redis_at_most_once_per_interval() {
+    let redis = RedisServer::start();
+    let (a, _b, _up) = two_gates(&redis, "").await;
+    let anonymous = a.client(None, Proto::H1);
+    let pings = || -> u64 {
+        let stats = redis.command(&[b"INFO", b"commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let before = pings();
+    let started = Instant::now();
+    for _ in 0..200 {
+        assert_eq!(ready(&anonymous).await.0, 200);
+    }
+    let intervals = started.elapsed().as_millis() as u64 / 500;
+    let asked = pings() - before;
+    assert!(
+        asked <= intervals + 2,
+        "{asked} PINGs for 200 readiness requests in {:?}",
+        started.elapsed()
+    );
+}
