@@ -54,6 +54,12 @@ use posture_core::decision::Posture;
 use posture_core::store::wire::{decode_posture, encode_posture};
 use posture_core::store::{Fingerprint, NonceUse, StoreError, UsedNonces};
 
+/// The most of a stored posture a gate reads. Four times the largest token
+/// (spec: 1 MiB), whose assessment is always smaller; what it stops is a
+/// value planted under the prefix (Redis allows 512 MB) costing every
+/// replica that much memory on every request of that device.
+pub const MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
+
 /// After a failed call, the time other calls answer from the near cache
 /// (or fail) without asking Redis.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -280,14 +286,25 @@ impl RedisStore {
         let key = &self.posture_key(fingerprint);
         let read = self
             .run(false, true, |mut c| async move {
-                redis::cmd("GET")
+                // The length first, and never more than the cap read.
+                redis::pipe()
+                    .cmd("STRLEN")
                     .arg(key)
-                    .query_async::<Option<Vec<u8>>>(&mut c)
+                    .cmd("GETRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(MAX_VALUE_BYTES)
+                    .query_async::<(usize, Vec<u8>)>(&mut c)
                     .await
             })
             .await;
         let bytes = match read {
-            Ok(bytes) => bytes,
+            Ok((0, _)) => None,
+            Ok((len, _)) if len > MAX_VALUE_BYTES => {
+                tracing::warn!(%key, len, "refused a stored posture: larger than {MAX_VALUE_BYTES} bytes");
+                None
+            }
+            Ok((_, bytes)) => Some(bytes),
             // Stale is better than nothing during an outage: the entry
             // still holds until its own valid_until (moka drops it then).
             Err(StoreError::Unavailable(_)) if cached.is_some() => {
@@ -300,7 +317,7 @@ impl RedisStore {
             Ok(p) if p.valid_until > now => Some(Arc::new(p)),
             Ok(_) => None,
             Err(e) => {
-                tracing::warn!(key = %self.posture_key(fingerprint), "refused a stored posture: {e}");
+                tracing::warn!(%key, "refused a stored posture: {e}");
                 None
             }
         });

@@ -501,6 +501,9 @@ async fn a_value_the_gates_did_not_write_is_never_trusted() {
         format!("posture-gate:posture:{}", hex(&other)).as_bytes(),
     ]);
     let later_version = format!("\u{2}{}", &good[1..]);
+    // The good value, made larger than a gate reads by trailing white
+    // space that JSON would accept: refused by its length alone.
+    let oversized = format!("{good}{}", " ".repeat(4 * 1024 * 1024));
     let at_b = b.client(&a, Some(&device), Proto::H1);
     // B has never served the device, so each request asks Redis.
     for (what, value) in [
@@ -508,6 +511,7 @@ async fn a_value_the_gates_did_not_write_is_never_trusted() {
         ("a later version", later_version.as_str()),
         ("another device's posture", others.as_str()),
         ("empty", ""),
+        ("larger than the cap", oversized.as_str()),
     ] {
         assert_eq!(
             redis.command(&[b"SET", key.as_bytes(), value.as_bytes()]),
