@@ -12,6 +12,15 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, CONTROLS};
 
+/// Whether `ip` (an IPv4-mapped IPv6 address read as IPv4) is in one of
+/// `nets`: the test of `trusted_proxies` and `proxy_protocol_from`.
+pub fn listed(nets: &[ipnet::IpNet], ip: std::net::IpAddr) -> bool {
+    !nets.is_empty() && {
+        let ip = ip.to_canonical();
+        nets.iter().any(|net| net.contains(&ip))
+    }
+}
+
 /// The device's certificate SHA-256 fingerprint, lowercase hex.
 pub const DEVICE_FINGERPRINT: HeaderName = HeaderName::from_static("x-posture-device-fingerprint");
 /// The RFC 4514 subject of the device certificate, percent-encoded by

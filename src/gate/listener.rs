@@ -169,10 +169,7 @@ async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 fn behind_a_balancer(balancers: &[ipnet::IpNet], peer: SocketAddr) -> bool {
-    !balancers.is_empty() && {
-        let ip = peer.ip().to_canonical();
-        balancers.iter().any(|net| net.contains(&ip))
-    }
+    super::headers::listed(balancers, peer.ip())
 }
 
 /// A connection from a `proxy_protocol_from` peer: its PROXY v2 header,

@@ -400,10 +400,7 @@ impl Target {
             path_and_query.push('?');
             path_and_query.push_str(query);
         }
-        let trusted_peer = !settings.trusted_proxies.is_empty() && {
-            let ip = conn.peer.ip().to_canonical();
-            settings.trusted_proxies.iter().any(|net| net.contains(&ip))
-        };
+        let trusted_peer = headers::listed(&settings.trusted_proxies, conn.peer.ip());
         Ok(Target {
             host,
             path_and_query,

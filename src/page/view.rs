@@ -270,8 +270,8 @@ fn prohibited(
     let place = segment_label(snapshot, segment);
     let family = os.map(|o| o.family);
     let page = ProhibitedPage::of(result);
-    let mut b = if page == ProhibitedPage::ProhibitedSoftware {
-        Body::new(
+    let mut b = match page {
+        ProhibitedPage::ProhibitedSoftware => Body::new(
             StatusCode::FORBIDDEN,
             denied,
             l.pick("Er staat verboden software op uw apparaat", "Prohibited software found on your device"),
@@ -279,9 +279,8 @@ fn prohibited(
                 format!("Op uw apparaat staat software die niet is toegestaan voor {place}. Daarom krijgt u geen toegang. Verwijder de software, laat uw apparaat opnieuw controleren en probeer het dan opnieuw."),
                 format!("Your device has software that is not allowed for {place}. That is why you have no access. Remove the software, have your device checked again, then try again."),
             ),
-        )
-    } else if page == ProhibitedPage::RequirementsNotMet {
-        Body::new(
+        ),
+        ProhibitedPage::RequirementsNotMet => Body::new(
             StatusCode::FORBIDDEN,
             denied,
             l.pick("Uw apparaat voldoet niet aan de eisen", "Your device does not meet the requirements"),
@@ -289,9 +288,8 @@ fn prohibited(
                 format!("Voor {place} moet uw apparaat aan eisen voldoen die het nu niet haalt. Los de punten hieronder op, laat uw apparaat opnieuw controleren en probeer het dan opnieuw."),
                 format!("{} requires your device to meet requirements it does not meet now. Fix the points below, have your device checked again, then try again.", capitalise(&place)),
             ),
-        )
-    } else {
-        Body::new(
+        ),
+        ProhibitedPage::AccessDenied => Body::new(
             StatusCode::FORBIDDEN,
             denied,
             l.pick("U heeft geen toegang", "You have no access"),
@@ -299,7 +297,7 @@ fn prohibited(
                 format!("Uw apparaat heeft geen toegang tot {place}. Neem contact op met de servicedesk en noem de referentie op deze pagina."),
                 format!("Your device has no access to {place}. Contact the service desk and quote the reference on this page."),
             ),
-        )
+        ),
     };
     b.segment = Some(segment.to_string());
     if !findings.is_empty() {

@@ -108,7 +108,7 @@ impl moka::Expiry<Fingerprint, Near> for UntilValid {
 }
 
 fn remaining(posture: &Posture) -> Duration {
-    Duration::from_secs((posture.valid_until - crate::gate::unix_now()).max(0) as u64)
+    posture.time_left(crate::gate::unix_now())
 }
 
 /// The Redis store; see the module docs.

@@ -73,6 +73,12 @@ impl Posture {
         &self.fingerprint
     }
 
+    /// How long this posture may still be used from `now` (zero once it
+    /// has aged out): what every store keeps it for.
+    pub fn time_left(&self, now: i64) -> std::time::Duration {
+        std::time::Duration::from_secs(self.valid_until.saturating_sub(now).max(0) as u64)
+    }
+
     /// Whether this posture was bound to `device`'s certificate.
     pub fn belongs_to(&self, device: &DeviceIdentity) -> bool {
         device.fingerprint == self.fingerprint

@@ -21,7 +21,7 @@ pub struct MemoryPostures {
 struct UntilValid;
 
 fn remaining(posture: &Posture) -> Duration {
-    Duration::from_secs((posture.valid_until - crate::decision::unix_now()).max(0) as u64)
+    posture.time_left(crate::decision::unix_now())
 }
 
 impl moka::Expiry<Fingerprint, Arc<Posture>> for UntilValid {
