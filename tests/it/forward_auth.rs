@@ -1,0 +1,466 @@
+//! Forward-auth over real sockets, with the proxy played by a plain HTTP
+//! client that sends what nginx, Caddy or Traefik would send (the real
+//! proxies are in `forward_auth_nginx` and `forward_auth_caddy`): who may
+//! ask, the certificate header verified like a TLS client certificate, the
+//! answers and headers each proxy needs, the pages kept by reference, the
+//! posture endpoints through the proxy, and the original target normalised
+//! as the reverse proxy normalises its own.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use tokio::net::TcpSocket;
+
+use crate::support as common;
+use common::client::Answer;
+use common::pki::{Device, TestPki};
+use common::upstream::{self, Upstream};
+use common::{claims, RouteSpec, Settings, TestGate};
+
+const AUTHZ: &str = "/.well-known/posture-gate/authz";
+
+/// A gate with two routes on one host, `/public` (open) and `/secret`
+/// (finance, Kaspersky denied), and forward-auth for one nginx on
+/// 127.0.0.1 and one Traefik on 127.0.0.3.
+async fn world() -> (TestGate, Upstream) {
+    let app = upstream::start("app").await;
+    let routes = [
+        RouteSpec {
+            host: "public.test",
+            prefix: "/public",
+            upstream: app.url(),
+            segment: "open",
+        },
+        RouteSpec {
+            host: "public.test",
+            prefix: "/secret",
+            upstream: app.url(),
+            segment: "finance",
+        },
+    ];
+    let settings = Settings {
+        extra: "[forward_auth]\n\
+                listen = \"127.0.0.1:0\"\n\
+                [[forward_auth.proxy]]\n\
+                name = \"nginx-test\"\n\
+                kind = \"nginx\"\n\
+                from = [\"127.0.0.1\"]\n\
+                [[forward_auth.proxy]]\n\
+                name = \"traefik-test\"\n\
+                kind = \"traefik\"\n\
+                from = [\"127.0.0.3/32\"]\n"
+            .to_string(),
+        ..Settings::default()
+    };
+    (TestGate::start(&routes, &settings).await, app)
+}
+
+/// nginx's `$ssl_client_escaped_cert`: the PEM, percent-encoded.
+fn escaped_pem(device: &Device) -> String {
+    let text = pem_of(device.cert_der.as_ref());
+    utf8_percent_encode(&text, NON_ALPHANUMERIC).to_string()
+}
+
+fn pem_of(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+/// Traefik's `X-Forwarded-Tls-Client-Cert`: base64 DER, `,`-separated.
+fn traefik_chain(device: &Device) -> String {
+    use base64::Engine;
+    device
+        .chain
+        .iter()
+        .map(|c| base64::engine::general_purpose::STANDARD.encode(c.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One HTTP/1.1 request to the forward-auth listener from `from`.
+async fn ask(gate: &TestGate, from: &str, req: Request<Full<Bytes>>) -> Answer {
+    let addr = gate.forward_addr.expect("forward-auth listens on TCP");
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
+        .unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let response = sender.send_request(req).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// nginx's `auth_request` for `uri` on `public.test`, as the example config
+/// sends it, with `cert` in `X-Client-Cert` (`None`: no certificate, which
+/// nginx sends as an empty value).
+fn nginx_authz(uri: &str, cert: Option<&str>) -> http::request::Builder {
+    Request::get(AUTHZ)
+        .header("host", "public.test")
+        .header("x-original-uri", uri)
+        .header("x-client-cert", cert.unwrap_or(""))
+        .header("x-forwarded-for", "192.0.2.10")
+}
+
+fn empty(b: http::request::Builder) -> Request<Full<Bytes>> {
+    b.body(Full::new(Bytes::new())).unwrap()
+}
+
+fn header<'a>(answer: &'a Answer, name: &str) -> &'a str {
+    answer
+        .headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", answer.headers))
+        .to_str()
+        .unwrap()
+}
+
+/// Attests through the proxy: challenge, then the token, with the
+/// certificate in nginx's header.
+async fn attest_through_nginx(gate: &TestGate, device: &Device, kaspersky: bool) -> Answer {
+    let cert = escaped_pem(device);
+    let challenge = ask(
+        gate,
+        "127.0.0.1",
+        empty(
+            Request::get("/.well-known/posture-gate/challenge")
+                .header("host", "public.test")
+                .header("x-client-cert", &cert),
+        ),
+    )
+    .await;
+    assert_eq!(challenge.status, 200, "{}", challenge.text());
+    let nonce = challenge.json()["nonce"].as_str().unwrap().to_string();
+    let token = device.token(&claims(Some(&nonce), kaspersky));
+    ask(
+        gate,
+        "127.0.0.1",
+        Request::post("/.well-known/posture-gate/attest")
+            .header("host", "public.test")
+            .header("x-client-cert", &cert)
+            .header("content-type", "application/eat+jwt")
+            .body(Full::new(Bytes::from(token)))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_clean_device_attests_through_the_proxy_and_is_let_through_with_its_identity() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-1", "Leverancier BV");
+    let verdict = attest_through_nginx(&gate, &device, false).await;
+    assert_eq!(verdict.status, 200, "{}", verdict.text());
+    assert_eq!(verdict.json()["valid"], true);
+    assert_eq!(
+        verdict.json()["device"]["fingerprint_sha256"],
+        device.fingerprint()
+    );
+
+    let cert = escaped_pem(&device);
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/secret/report?q=1", Some(&cert))),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-decision"), "allow");
+    assert_eq!(
+        header(&answer, "x-posture-device-fingerprint"),
+        device.fingerprint()
+    );
+    assert!(header(&answer, "x-posture-device-subject").contains("lt-fa-1"));
+    assert_eq!(
+        header(&answer, "x-posture-device-organization"),
+        "Leverancier%20BV"
+    );
+    // Present and empty: a proxy copying it can never pass on a client's.
+    assert_eq!(header(&answer, "posture-warning"), "");
+    assert_eq!(header(&answer, "x-posture-reference"), "");
+    assert!(answer.body.is_empty());
+
+    // The same posture serves the gate's own door: one store.
+    let direct = gate
+        .client(Some(&device), common::Proto::H1)
+        .get("public.test", "/secret/x")
+        .await;
+    assert_eq!(direct.status, 200, "{}", direct.text());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn kaspersky_is_refused_with_a_reference_and_the_page_is_kept_for_that_device_only() {
+    let (captured, _guard) = common::audit::capture();
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-2", "Leverancier BV");
+    let verdict = attest_through_nginx(&gate, &device, true).await;
+    assert_eq!(verdict.status, 200, "{}", verdict.text());
+
+    let cert = escaped_pem(&device);
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/secret/", Some(&cert)).header("accept-language", "nl")),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "prohibited");
+    assert_eq!(header(&answer, "x-posture-decision"), "deny");
+    let reference = header(&answer, "x-posture-reference").to_string();
+    assert!(reference.starts_with("PG-"), "{reference}");
+    let page = answer.text();
+    assert!(page.contains("Kaspersky"), "{page}");
+    assert!(page.contains(&reference));
+    assert!(page.contains("lang=\"nl\""), "{page}");
+
+    let decision = captured
+        .decisions()
+        .into_iter()
+        .find(|d| d["reference"] == reference.as_str())
+        .expect("a decision event with the page's reference");
+    assert_eq!(decision["enforcement"], "forward_auth");
+    assert_eq!(decision["proxy"], "nginx-test");
+    assert_eq!(decision["source"], "192.0.2.10:0");
+    assert_eq!(decision["segment"], "finance");
+    assert_eq!(
+        decision["device"]["fingerprint_sha256"],
+        device.fingerprint()
+    );
+
+    // nginx's error_page asks for the page by reference, with the same
+    // certificate header; in English this time.
+    let path = format!("/.well-known/posture-gate/denied/{reference}");
+    let page = ask(
+        &gate,
+        "127.0.0.1",
+        empty(
+            Request::get(&path)
+                .header("host", "public.test")
+                .header("x-client-cert", &cert)
+                .header("accept-language", "en"),
+        ),
+    )
+    .await;
+    assert_eq!(page.status, 403, "{}", page.text());
+    assert!(page.text().contains("Kaspersky"));
+    assert!(page.text().contains(&reference));
+    assert!(page.text().contains("lang=\"en\""));
+
+    // Another device, or none, does not see it.
+    let other = gate.pki.device("lt-fa-3", "Ander BV");
+    for cert in [Some(escaped_pem(&other)), None] {
+        let mut req = Request::get(&path).header("host", "public.test");
+        if let Some(cert) = &cert {
+            req = req.header("x-client-cert", cert);
+        }
+        let page = ask(&gate, "127.0.0.1", empty(req)).await;
+        assert_eq!(page.status, 404, "{}", page.text());
+        assert!(!page.text().contains("Kaspersky"));
+    }
+}
+
+#[tokio::test]
+async fn without_a_certificate_401_and_without_a_posture_403_each_with_its_page() {
+    let (gate, _app) = world().await;
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/secret/", None).header("accept", "application/problem+json")),
+    )
+    .await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "no_certificate");
+    assert!(header(&answer, "www-authenticate").starts_with("TLS-Client-Certificate"));
+    assert_eq!(
+        answer.json()["type"],
+        "urn:posture-gate:problem:no-certificate"
+    );
+
+    let device = gate.pki.device("lt-fa-4", "Org");
+    let cert = escaped_pem(&device);
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/secret/", Some(&cert))),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "no_posture");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_certificate_that_does_not_chain_to_the_client_ca_does_not_open_the_door() {
+    let (captured, _guard) = common::audit::capture();
+    let (gate, _app) = world().await;
+    // A certificate of another CA, for a device name that has a clean
+    // posture here: what a proxy that verifies nothing would forward.
+    let device = gate.pki.device("lt-fa-5", "Org");
+    assert_eq!(
+        attest_through_nginx(&gate, &device, false).await.status,
+        200
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stranger = TestPki::new(elsewhere.path()).device("lt-fa-5", "Org");
+    let cert = escaped_pem(&stranger);
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/public/", Some(&cert))),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "cert_untrusted");
+    let reference = header(&answer, "x-posture-reference").to_string();
+    let event = captured
+        .audit_events()
+        .into_iter()
+        .find(|e| e["reference"] == reference.as_str())
+        .expect("an audit event for the refusal");
+    assert_eq!(event["reason"], "cert_untrusted");
+    assert_eq!(event["route_prefix"], "/public");
+
+    // Two certificate headers: one may be the client's own; neither counts.
+    let good = escaped_pem(&device);
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/public/", Some(&good)).header("x-client-cert", &good)),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "cert_untrusted");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_peer_that_is_no_configured_proxy_is_refused_and_audited_whatever_it_claims() {
+    let (captured, _guard) = common::audit::capture();
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-6", "Org");
+    assert_eq!(
+        attest_through_nginx(&gate, &device, false).await.status,
+        200
+    );
+    let cert = escaped_pem(&device);
+    let answer = ask(
+        &gate,
+        "127.0.0.2",
+        empty(nginx_authz("/public/", Some(&cert))),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "untrusted_proxy");
+    assert_eq!(header(&answer, "connection"), "close");
+    assert!(answer.headers.get("x-posture-device-fingerprint").is_none());
+    let event = captured
+        .audit_events()
+        .into_iter()
+        .find(|e| e["reason"] == "untrusted_proxy")
+        .expect("an audit event for the stranger");
+    assert_eq!(event["enforcement"], "forward_auth");
+    assert!(event["source"].as_str().unwrap().starts_with("127.0.0.2:"));
+    assert!(event.get("device").is_none());
+    // And no decision was made on its say-so.
+    assert!(captured.decisions().is_empty());
+}
+
+#[tokio::test]
+async fn an_encoded_dot_dot_is_judged_by_the_segment_it_reaches() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-7", "Org");
+    assert_eq!(attest_through_nginx(&gate, &device, true).await.status, 200);
+    let cert = escaped_pem(&device);
+    // The open segment lets a Kaspersky device through...
+    let open = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/public/x", Some(&cert))),
+    )
+    .await;
+    assert_eq!(open.status, 200, "{}", open.text());
+    // ...but not to /secret by way of /public.
+    for uri in [
+        "/public/%2e%2e/secret/x",
+        "/public/%2E%2E/secret/x",
+        "/public/./../secret/x",
+        "/public/..%2fsecret/x",
+        "http://public.test/public/%2e%2e/secret/x",
+    ] {
+        let answer = ask(&gate, "127.0.0.1", empty(nginx_authz(uri, Some(&cert)))).await;
+        assert_eq!(answer.status, 403, "{uri}: {}", answer.text());
+        let reason = header(&answer, "x-posture-reason");
+        assert!(
+            reason == "prohibited" || reason == "bad_request",
+            "{uri}: {reason}"
+        );
+    }
+    // An absolute target for another host than the Host header is refused.
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("http://other.test/public/x", Some(&cert))),
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(header(&answer, "x-posture-reason"), "bad_request");
+}
+
+#[tokio::test]
+async fn traefik_sends_its_chain_as_base64_der_in_its_own_headers() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-8", "Org");
+    assert_eq!(attest_through_nginx(&gate, &device, true).await.status, 200);
+    let traefik = |uri: &str, host: &str| {
+        Request::get(AUTHZ)
+            .header("host", "gate.internal:9090")
+            .header("x-forwarded-host", host)
+            .header("x-forwarded-uri", uri)
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-tls-client-cert", traefik_chain(&device))
+    };
+    let open = ask(
+        &gate,
+        "127.0.0.3",
+        empty(traefik("/public/", "public.test")),
+    )
+    .await;
+    assert_eq!(open.status, 200, "{}", open.text());
+    assert_eq!(
+        header(&open, "x-posture-device-fingerprint"),
+        device.fingerprint()
+    );
+    let secret = ask(
+        &gate,
+        "127.0.0.3",
+        empty(traefik("/secret/", "public.test")),
+    )
+    .await;
+    assert_eq!(secret.status, 403, "{}", secret.text());
+    assert_eq!(header(&secret, "x-posture-reason"), "prohibited");
+    // nginx's headers mean nothing from Traefik: no target, no decision.
+    let crossed = ask(
+        &gate,
+        "127.0.0.3",
+        empty(nginx_authz("/public/", Some(&escaped_pem(&device)))),
+    )
+    .await;
+    assert_eq!(crossed.status, 403);
+    assert_eq!(header(&crossed, "x-posture-reason"), "bad_request");
+}
