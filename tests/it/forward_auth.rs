@@ -464,3 +464,238 @@ async fn traefik_sends_its_chain_as_base64_der_in_its_own_headers() {
     assert_eq!(crossed.status, 403);
     assert_eq!(header(&crossed, "x-posture-reason"), "bad_request");
 }
+
+/// A gate whose forward-auth listens on `listen` with `more` lines in
+/// `[forward_auth]` and the one proxy `proxy`.
+async fn gate_with(listen: &str, more: &str, proxy: &str) -> (TestGate, Upstream) {
+    let app = upstream::start("app").await;
+    let routes = [RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: app.url(),
+        segment: "open",
+    }];
+    let settings = Settings {
+        extra: format!(
+            "[forward_auth]\nlisten = \"{listen}\"\n{more}[[forward_auth.proxy]]\n{proxy}"
+        ),
+        ..Settings::default()
+    };
+    (TestGate::start(&routes, &settings).await, app)
+}
+
+async fn send_over<S>(stream: S, req: Request<Full<Bytes>>) -> Answer
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let response = sender.send_request(req).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn on_a_unix_socket_the_one_proxy_is_whoever_may_open_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("authz.sock");
+    // A socket left behind by a gate that was killed is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let listen = format!("unix:{}", socket.display());
+    let (gate, _app) = gate_with(&listen, "", "name = \"nginx-unix\"\nkind = \"nginx\"\n").await;
+    assert!(gate.forward_addr.is_none());
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660, "{mode:o}");
+
+    let device = gate.pki.device("lt-fa-u", "Org");
+    let cert = escaped_pem(&device);
+    let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let answer = send_over(stream, empty(nginx_authz("/x", Some(&cert)))).await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "no_posture");
+
+    // The socket goes with the gate.
+    gate.handle.shutdown();
+    let _ = gate.task.await;
+    assert!(!socket.exists());
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_socket_is_not_deleted_to_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("authz.sock");
+    std::fs::write(&path, b"keep me").unwrap();
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(pki_dir.path());
+    std::fs::write(pki_dir.path().join("nonce.key"), [7u8; 32]).unwrap();
+    let settings = Settings {
+        extra: format!(
+            "[forward_auth]\nlisten = \"unix:{}\"\n[[forward_auth.proxy]]\nname = \"n\"\nkind = \"nginx\"\n",
+            path.display()
+        ),
+        ..Settings::default()
+    };
+    let config = pki_dir.path().join("gate.toml");
+    std::fs::write(&config, common::config_text(&[], &settings)).unwrap();
+    let Err(e) = posture_gate::gate::Gate::bind(config).await else {
+        panic!("bound over a regular file");
+    };
+    assert!(e.to_string().contains("is not a socket"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    drop(pki);
+}
+
+/// The proxies' PKI of a mutual-TLS forward-auth: a CA, the gate's
+/// listener certificate for 127.0.0.1, and client certificates for
+/// proxies with these DNS names.
+struct ProxyPki {
+    ca_der: rustls_pki_types::CertificateDer<'static>,
+    clients: Vec<(
+        rustls_pki_types::CertificateDer<'static>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    )>,
+}
+
+fn proxy_pki(dir: &std::path::Path, names: &[&str]) -> ProxyPki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "proxies CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca, &ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+    std::fs::write(dir.join("proxy-ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("authz.pem"), server_cert.pem()).unwrap();
+    std::fs::write(dir.join("authz.key"), server_key.serialize_pem()).unwrap();
+    let clients = names
+        .iter()
+        .map(|name| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let cert = p.signed_by(&key, &issuer).unwrap();
+            let key = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+            (cert.der().clone(), key)
+        })
+        .collect();
+    ProxyPki {
+        ca_der: ca_cert.der().clone(),
+        clients,
+    }
+}
+
+/// A TLS connection to the forward-auth listener as a proxy with
+/// certificate number `client` (or none).
+async fn proxy_tls(
+    gate: &TestGate,
+    pki: &ProxyPki,
+    client: Option<usize>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_der.clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(i) => {
+            let (cert, key) = &pki.clients[i];
+            builder
+                .with_client_auth_cert(vec![cert.clone()], key.clone_key())
+                .unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let stream = tokio::net::TcpStream::connect(gate.forward_addr.unwrap()).await?;
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, stream)
+        .await?;
+    // TLS 1.3: the server's verdict on the client certificate arrives after
+    // the client's handshake is done; a read shows it.
+    use tokio::io::AsyncWriteExt;
+    tls.flush().await?;
+    Ok(tls)
+}
+
+#[tokio::test]
+async fn with_mutual_tls_a_proxy_is_known_by_its_certificate_and_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = proxy_pki(dir.path(), &["nginx.dmz.test", "other.dmz.test"]);
+    let files = |f: &str| dir.path().join(f).display().to_string();
+    let more = format!(
+        "tls_certificate = \"{}\"\ntls_key = \"{}\"\nproxy_ca = \"{}\"\n",
+        files("authz.pem"),
+        files("authz.key"),
+        files("proxy-ca.pem")
+    );
+    let (gate, _app) = gate_with(
+        "127.0.0.1:0",
+        &more,
+        "name = \"nginx-mtls\"\nkind = \"nginx\"\ncertificate_name = \"nginx.dmz.test\"\n",
+    )
+    .await;
+    let device = gate.pki.device("lt-fa-m", "Org");
+    let cert = escaped_pem(&device);
+
+    let tls = proxy_tls(&gate, &pki, Some(0)).await.unwrap();
+    let answer = send_over(tls, empty(nginx_authz("/x", Some(&cert)))).await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "no_posture");
+
+    // A certificate of the same CA for another name is no such proxy.
+    let tls = proxy_tls(&gate, &pki, Some(1)).await.unwrap();
+    let answer = send_over(tls, empty(nginx_authz("/x", Some(&cert)))).await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-reason"), "untrusted_proxy");
+
+    // Without a certificate there is no request at all.
+    let refused = match proxy_tls(&gate, &pki, None).await {
+        Err(_) => true,
+        Ok(tls) => {
+            let (mut sender, conn) = http1::handshake(TokioIo::new(tls)).await.unwrap();
+            tokio::spawn(conn);
+            sender
+                .send_request(empty(nginx_authz("/x", Some(&cert))))
+                .await
+                .is_err()
+        }
+    };
+    assert!(refused, "a peer without a proxy certificate got an answer");
+}
+
+#[tokio::test]
+async fn a_reload_that_drops_a_proxy_stops_answering_it() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-r", "Org");
+    let cert = escaped_pem(&device);
+    let asked = || {
+        ask(
+            &gate,
+            "127.0.0.1",
+            empty(nginx_authz("/public/", Some(&cert))),
+        )
+    };
+    assert_eq!(header(&asked().await, "x-posture-reason"), "no_posture");
+    let text = std::fs::read_to_string(&gate.config).unwrap();
+    let text = text.replace("from = [\"127.0.0.1\"]", "from = [\"127.0.0.9\"]");
+    std::fs::write(&gate.config, text).unwrap();
+    gate.handle.reload_now().await.unwrap();
+    assert_eq!(
+        header(&asked().await, "x-posture-reason"),
+        "untrusted_proxy"
+    );
+}
