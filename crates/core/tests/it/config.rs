@@ -1721,3 +1721,23 @@ fn forward_auth_needs_the_server() {
     let text = format!("{POLICY_AND_SEGMENT}{FORWARD_AUTH}");
     fx.single_error(&text, "\"127.0.0.1:9090\"", "needs a [server] section");
 }
+
+#[test]
+fn the_examples_commented_forward_auth_loads_when_uncommented() {
+    let fx = Fixture::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gate.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let start = text.find("# [forward_auth]\n").expect("the example shows [forward_auth]");
+    let block: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or("")))
+        .collect();
+    let s = fx
+        .load(&format!("{text}\n{block}"))
+        .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let f = s.server.unwrap().forward_auth.unwrap();
+    assert_eq!(f.proxies.len(), 1);
+    assert_eq!(f.proxies[0].name, "nginx-dmz");
+    assert_eq!(f.max_connections, 1024);
+}
