@@ -1727,7 +1727,9 @@ fn the_examples_commented_forward_auth_loads_when_uncommented() {
     let fx = Fixture::new();
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gate.toml");
     let text = std::fs::read_to_string(example).unwrap();
-    let start = text.find("# [forward_auth]\n").expect("the example shows [forward_auth]");
+    let start = text
+        .find("# [forward_auth]\n")
+        .expect("the example shows [forward_auth]");
     let block: String = text[start..]
         .lines()
         .take_while(|l| l.starts_with('#'))
@@ -1736,6 +1738,17 @@ fn the_examples_commented_forward_auth_loads_when_uncommented() {
     let s = fx
         .load(&format!("{text}\n{block}"))
         .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let text = summary(&s, time::macros::date!(2026 - 11 - 30));
+    assert!(
+        text.contains("Forward-auth: 127.0.0.1:9090 (plain HTTP)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  nginx-dmz (nginx): from 127.0.0.1/32, ::1/128; certificate in x-client-cert"
+        ),
+        "{text}"
+    );
     let f = s.server.unwrap().forward_auth.unwrap();
     assert_eq!(f.proxies.len(), 1);
     assert_eq!(f.proxies[0].name, "nginx-dmz");
