@@ -42,6 +42,12 @@ async fn world() -> (TestGate, Upstream) {
             upstream: app.url(),
             segment: "finance",
         },
+        RouteSpec {
+            host: "public.test",
+            prefix: "/office",
+            upstream: app.url(),
+            segment: "office",
+        },
     ];
     let settings = Settings {
         extra: "[forward_auth]\n\
@@ -275,6 +281,33 @@ async fn kaspersky_is_refused_with_a_reference_and_the_page_is_kept_for_that_dev
         assert_eq!(page.status, 404, "{}", page.text());
         assert!(!page.text().contains("Kaspersky"));
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_warning_lets_the_request_through_with_its_reasons_and_a_reference() {
+    let (captured, _guard) = common::audit::capture();
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-w", "Org");
+    assert_eq!(attest_through_nginx(&gate, &device, true).await.status, 200);
+    let cert = escaped_pem(&device);
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/office/", Some(&cert))),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(header(&answer, "x-posture-decision"), "warn");
+    assert!(header(&answer, "posture-warning").contains("kaspersky"));
+    let reference = header(&answer, "x-posture-reference");
+    assert!(reference.starts_with("PG-"), "{reference}");
+    let decision = captured
+        .decisions()
+        .into_iter()
+        .find(|d| d["reference"] == reference)
+        .expect("the warning's decision event");
+    assert_eq!(decision["decision"], "warn");
+    assert_eq!(decision["enforcement"], "forward_auth");
 }
 
 #[tokio::test]
