@@ -126,7 +126,7 @@ pub use routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
     RouteTable,
 };
-pub use tls::TlsError;
+pub use tls::{TlsError, MAX_CLIENT_INTERMEDIATES};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
