@@ -59,7 +59,11 @@ async fn world() -> (TestGate, Upstream) {
                 [[forward_auth.proxy]]\n\
                 name = \"traefik-test\"\n\
                 kind = \"traefik\"\n\
-                from = [\"127.0.0.3/32\"]\n"
+                from = [\"127.0.0.3/32\"]\n\
+                [[forward_auth.proxy]]\n\
+                name = \"envoy-test\"\n\
+                kind = \"envoy\"\n\
+                from = [\"127.0.0.4/32\"]\n"
             .to_string(),
         ..Settings::default()
     };
@@ -731,4 +735,120 @@ async fn a_reload_that_drops_a_proxy_stops_answering_it() {
         header(&asked().await, "x-posture-reason"),
         "untrusted_proxy"
     );
+}
+
+/// Envoy's `x-forwarded-client-cert` after `SANITIZE_SET` with the cert
+/// and chain details, behind another Envoy's element: `By`, `Hash`, and
+/// `Cert`/`Chain` as URL-encoded PEM, quoted.
+fn xfcc(device: &Device) -> String {
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(device.cert_der.as_ref()));
+    let enc = |pem: &str| utf8_percent_encode(pem, NON_ALPHANUMERIC).to_string();
+    let chain: String = device.chain.iter().map(|c| pem_of(c.as_ref())).collect();
+    format!(
+        "By=spiffe://edge/envoy;Hash=00;Subject=\"CN=someone else\",\
+         By=spiffe://cluster.local/ns/gate/sa/envoy;Hash={hash};Cert=\"{}\";Chain=\"{}\";Subject=\"CN=lt-fa-e,O=Org\";URI=",
+        enc(&pem_of(device.cert_der.as_ref())),
+        enc(&chain)
+    )
+}
+
+#[tokio::test]
+async fn envoy_asks_with_the_original_path_after_authz_and_its_xfcc() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-e", "Org");
+    assert_eq!(attest_through_nginx(&gate, &device, true).await.status, 200);
+    // ext_authz keeps the method and appends the original path and query.
+    let envoy = |method: &str, path: &str, xfcc: &str| {
+        Request::builder()
+            .method(method)
+            .uri(format!("{AUTHZ}{path}"))
+            .header("host", "public.test")
+            .header("content-length", "0")
+            .header("x-forwarded-client-cert", xfcc)
+            .header("accept", "application/problem+json")
+    };
+    let value = xfcc(&device);
+    let open = ask(
+        &gate,
+        "127.0.0.4",
+        empty(envoy("POST", "/public/form?x=1", &value)),
+    )
+    .await;
+    assert_eq!(open.status, 200, "{}", open.text());
+    assert_eq!(
+        header(&open, "x-posture-device-fingerprint"),
+        device.fingerprint()
+    );
+    let secret = ask(&gate, "127.0.0.4", empty(envoy("GET", "/secret/", &value))).await;
+    assert_eq!(secret.status, 403, "{}", secret.text());
+    assert_eq!(
+        secret.json()["type"],
+        "urn:posture-gate:problem:prohibited-software"
+    );
+    let sneaky = ask(
+        &gate,
+        "127.0.0.4",
+        empty(envoy("GET", "/public/%2e%2e/secret/", &value)),
+    )
+    .await;
+    assert_eq!(sneaky.status, 403, "{}", sneaky.text());
+
+    // A header a real Envoy sent (Istio ingress, from the Kyma docs): it
+    // decodes, and its certificate, of another CA, does not open the door.
+    let captured = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/forward_auth/envoy-kyma-ingress-element.txt"
+    ))
+    .unwrap();
+    let foreign = ask(
+        &gate,
+        "127.0.0.4",
+        empty(envoy("GET", "/public/", captured.trim())),
+    )
+    .await;
+    assert_eq!(foreign.status, 403, "{}", foreign.text());
+    assert_eq!(header(&foreign, "x-posture-reason"), "cert_untrusted");
+    // Its last element alone (the sidecar's, without a Cert) is no certificate.
+    let two = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/forward_auth/envoy-kyma-two-elements.txt"
+    ))
+    .unwrap();
+    let none = ask(
+        &gate,
+        "127.0.0.4",
+        empty(envoy("GET", "/public/", two.trim())),
+    )
+    .await;
+    assert_eq!(none.status, 401, "{}", none.text());
+}
+
+#[tokio::test]
+async fn real_traefik_values_decode_and_a_foreign_certificate_is_refused() {
+    let (gate, _app) = world().await;
+    for file in ["traefik-minimal-cheese.txt", "traefik-two-certs.txt"] {
+        let value = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/forward_auth/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let answer = ask(
+            &gate,
+            "127.0.0.3",
+            empty(
+                Request::get(AUTHZ)
+                    .header("x-forwarded-host", "public.test")
+                    .header("x-forwarded-uri", "/public/")
+                    .header("x-forwarded-tls-client-cert", value.trim()),
+            ),
+        )
+        .await;
+        assert_eq!(answer.status, 403, "{file}: {}", answer.text());
+        assert_eq!(
+            header(&answer, "x-posture-reason"),
+            "cert_untrusted",
+            "{file}"
+        );
+    }
 }
