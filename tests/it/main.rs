@@ -28,4 +28,5 @@ mod kubernetes;
 mod page;
 mod page_chromium;
 mod pki;
+mod radius_coa;
 mod store_redis;
