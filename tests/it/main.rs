@@ -29,4 +29,5 @@ mod nac;
 mod page;
 mod page_chromium;
 mod pki;
+mod radius_coa;
 mod store_redis;
