@@ -48,8 +48,15 @@ pub(in crate::gate) async fn after_attestation(
         return;
     };
     // Awaited: a RADIUS request right after the attestation must find it.
-    if let Err(e) = shared.nac.learn(&CertKey::of(&id), identity, now + KNOWN_FOR).await {
-        tracing::warn!(device = identity.fingerprint_sha256, "802.1X cannot learn this certificate: {e}");
+    if let Err(e) = shared
+        .nac
+        .learn(&CertKey::of(&id), identity, now + KNOWN_FOR)
+        .await
+    {
+        tracing::warn!(
+            device = identity.fingerprint_sha256,
+            "802.1X cannot learn this certificate: {e}"
+        );
     }
     let vlan = allowed_vlan(live, settings, identity, posture, now);
     let (shared, identity) = (shared.clone(), identity.clone());
@@ -58,7 +65,10 @@ pub(in crate::gate) async fn after_attestation(
         let sessions = match shared.nac.sessions(&identity.fingerprint, now).await {
             Ok(sessions) => sessions,
             Err(e) => {
-                tracing::warn!(device = identity.fingerprint_sha256, "802.1X sessions unreadable, no CoA: {e}");
+                tracing::warn!(
+                    device = identity.fingerprint_sha256,
+                    "802.1X sessions unreadable, no CoA: {e}"
+                );
                 return;
             }
         };
@@ -119,8 +129,15 @@ async fn tell(
                     ..session.clone()
                 };
                 let until = decision::unix_now() + 24 * 3600;
-                if let Err(e) = shared.nac.put_session(&identity.fingerprint, updated, until).await {
-                    tracing::warn!(nas = nas.name, "the changed session could not be recorded: {e}");
+                if let Err(e) = shared
+                    .nac
+                    .put_session(&identity.fingerprint, updated, until)
+                    .await
+                {
+                    tracing::warn!(
+                        nas = nas.name,
+                        "the changed session could not be recorded: {e}"
+                    );
                 }
                 ("ack", None, None)
             }
