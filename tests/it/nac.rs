@@ -53,7 +53,7 @@ async fn world(quarantine: bool) -> (TestGate, Upstream) {
 /// What rlm_rest posts in post-auth after EAP-TLS with `device`'s
 /// certificate (formats as recorded from FreeRADIUS 3.2.1,
 /// tests/fixtures/nac).
-fn post_auth_body(device: &Device, mac: &str) -> Value {
+pub(crate) fn post_auth_body(device: &Device, mac: &str) -> Value {
     let (_, leaf) = X509Certificate::from_der(device.cert_der.as_ref()).unwrap();
     let serial = hex::encode(leaf.serial.to_bytes_be());
     let issuer = posture_core::nac::oneline(leaf.issuer());
@@ -74,11 +74,16 @@ fn post_auth_body(device: &Device, mac: &str) -> Value {
 }
 
 async fn post(gate: &TestGate, from: &str, path: &str, body: &Value) -> Answer {
+    post_to(gate.nac_addr.unwrap(), from, path, body).await
+}
+
+/// What FreeRADIUS on `from` posts to the NAC listener at `to`.
+pub(crate) async fn post_to(to: SocketAddr, from: &str, path: &str, body: &Value) -> Answer {
     let socket = TcpSocket::new_v4().unwrap();
     socket
         .bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
         .unwrap();
-    let stream = socket.connect(gate.nac_addr.unwrap()).await.unwrap();
+    let stream = socket.connect(to).await.unwrap();
     let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     let req = Request::post(path)
@@ -96,7 +101,7 @@ async fn post(gate: &TestGate, from: &str, path: &str, body: &Value) -> Answer {
     }
 }
 
-fn value<'a>(reply: &'a Value, name: &str) -> &'a str {
+pub(crate) fn value<'a>(reply: &'a Value, name: &str) -> &'a str {
     reply[name]["value"]
         .as_str()
         .unwrap_or_else(|| panic!("no {name} in {reply}"))
@@ -271,13 +276,13 @@ async fn accounting_with_the_gates_class_is_taken_and_anything_else_ignored() {
 
 /// A NAS stand-in for CoA: a UDP socket that reads one request, checks it
 /// with the shared secret, and answers ACK.
-struct NasStandIn {
-    socket: tokio::net::UdpSocket,
-    secret: Vec<u8>,
+pub(crate) struct NasStandIn {
+    pub socket: tokio::net::UdpSocket,
+    pub secret: Vec<u8>,
 }
 
 impl NasStandIn {
-    async fn next(&self) -> posture_gate::radius::packet::Request {
+    pub async fn next(&self) -> posture_gate::radius::packet::Request {
         use posture_gate::radius::packet::{decode_request, encode_response, ResponseKind};
         let mut buf = vec![0u8; 4096];
         let (n, from) = tokio::time::timeout(
@@ -295,7 +300,10 @@ impl NasStandIn {
     }
 }
 
-fn attribute(request: &posture_gate::radius::packet::Request, kind: u8) -> Option<Vec<u8>> {
+pub(crate) fn attribute(
+    request: &posture_gate::radius::packet::Request,
+    kind: u8,
+) -> Option<Vec<u8>> {
     request
         .attributes()
         .find(|(k, _)| *k == kind)
@@ -337,7 +345,17 @@ async fn world_with_nas(change: &str) -> (TestGate, Upstream, NasStandIn, tempfi
 /// Post-auth and accounting Start for `device` at the NAS, as FreeRADIUS
 /// would forward them; the VLAN it was given.
 async fn connect_at_nas(gate: &TestGate, device: &Device, mac: &str, session: &str) -> String {
-    let answer = post(gate, "127.0.0.1", POST_AUTH, &post_auth_body(device, mac)).await;
+    connect_at(gate.nac_addr.unwrap(), device, mac, session).await
+}
+
+/// [`connect_at_nas`] through the NAC listener at `to`.
+pub(crate) async fn connect_at(
+    to: SocketAddr,
+    device: &Device,
+    mac: &str,
+    session: &str,
+) -> String {
+    let answer = post_to(to, "127.0.0.1", POST_AUTH, &post_auth_body(device, mac)).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let reply = answer.json();
     let class = value(&reply, "Class").to_string();
@@ -352,7 +370,7 @@ async fn connect_at_nas(gate: &TestGate, device: &Device, mac: &str, session: &s
         "Class": attr("octets", json!(format!("0x{}", hex::encode(&class)))),
     });
     assert_eq!(
-        post(gate, "127.0.0.1", ACCOUNTING, &start).await.status,
+        post_to(to, "127.0.0.1", ACCOUNTING, &start).await.status,
         204
     );
     value(&reply, "Tunnel-Private-Group-Id").to_string()
