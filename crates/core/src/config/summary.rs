@@ -10,7 +10,7 @@ use crate::verdict::Decision;
 
 use super::model::{Sensitivity, StoreFailure};
 use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot, StoreSettings};
-use super::snapshot::{ForwardAuthListen, ForwardAuthSettings};
+use super::snapshot::{ForwardAuthListen, ForwardAuthSettings, NacSettings};
 
 /// Exemptions expiring this many days from today or sooner are listed.
 const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -104,6 +104,51 @@ fn header(out: &mut String, s: &Snapshot) {
         .and_then(|server| server.forward_auth.as_ref())
     {
         forward_auth(out, f);
+    }
+    if let Some(n) = s.server.as_ref().and_then(|server| server.nac.as_ref()) {
+        nac(out, n);
+    }
+}
+
+/// The 802.1X decision API, its RADIUS servers and NASes (no secrets).
+fn nac(out: &mut String, n: &NacSettings) {
+    let listen = match &n.listen {
+        ForwardAuthListen::Tcp(addr) => addr.to_string(),
+        ForwardAuthListen::Unix(path) => format!("unix:{}", path.display()),
+    };
+    let transport = if n.tls.is_some() {
+        "mutual TLS"
+    } else {
+        "plain HTTP"
+    };
+    let quarantine = match n.quarantine_vlan {
+        Some(v) => format!("quarantine VLAN {v}"),
+        None => "no quarantine VLAN: a device without an allowed posture is rejected".to_string(),
+    };
+    writeln!(out, "802.1X: {listen} ({transport}), {quarantine}").ok();
+    for r in &n.radius {
+        let from = if r.from.is_empty() {
+            "any address".to_string()
+        } else {
+            r.from
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(out, "  RADIUS {}: from {from}", r.name).ok();
+    }
+    for nas in &n.nas {
+        let change = match nas.change {
+            super::model::NasChange::Coa => "CoA",
+            super::model::NasChange::Disconnect => "Disconnect",
+        };
+        writeln!(
+            out,
+            "  NAS {} ({}): {change} to {}",
+            nas.name, nas.address, nas.coa
+        )
+        .ok();
     }
 }
 

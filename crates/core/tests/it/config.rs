@@ -1782,6 +1782,15 @@ fn the_examples_commented_nac_loads_when_uncommented() {
     let s = fx
         .load(&format!("{text}\n{block}"))
         .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let text = summary(&s, time::macros::date!(2026 - 11 - 30));
+    assert!(
+        text.contains("802.1X: 127.0.0.1:9091 (plain HTTP), quarantine VLAN 4000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  NAS switch-vleugel-a (10.20.0.11): CoA to 10.20.0.11:3799"),
+        "{text}"
+    );
     let n = s.server.unwrap().nac.unwrap();
     assert_eq!(n.quarantine_vlan, Some(4000));
     assert_eq!(n.radius[0].name, "radius-1");
