@@ -19,14 +19,19 @@
 //! upstream     an echo upstream that reports what it was sent
 //! audit        captures the audit events of a test
 //! redis        a real redis-server for the shared-store tests
+//! nginx, caddy real nginx and Caddy in front of the gate's forward-auth
+//!              listener (program: free ports, readiness, example configs)
 //! ```
 //!
 //! Every file a test needs is made here, in a temp dir.
 
 pub mod audit;
+pub mod caddy;
 pub mod client;
 pub mod conn;
+pub mod nginx;
 pub mod pki;
+pub mod program;
 pub mod redis;
 pub mod token;
 pub mod upstream;
@@ -68,6 +73,9 @@ pub struct Settings {
     pub route_extra: String,
     /// Tables appended after the routes, e.g. a `[store]`.
     pub extra: String,
+    /// The `[forward_auth]` table and its proxies, appended last (see
+    /// [`forward_auth_table`]); empty: no forward-auth listener.
+    pub forward_auth: String,
 }
 
 impl Default for Settings {
@@ -85,6 +93,7 @@ impl Default for Settings {
             server_extra: String::new(),
             route_extra: String::new(),
             extra: String::new(),
+            forward_auth: String::new(),
         }
     }
 }
@@ -166,7 +175,26 @@ policy = "open"
     }
     text.push('\n');
     text.push_str(&s.extra);
+    if !s.forward_auth.is_empty() {
+        text.push('\n');
+        text.push_str(&s.forward_auth);
+    }
     text
+}
+
+/// A `[forward_auth]` table listening on a port of loopback chosen by the
+/// system, with one proxy of `kind` (`nginx`, `caddy`, ...) named
+/// `<kind>-test`, trusted from the addresses `from`.
+pub fn forward_auth_table(kind: &str, from: &[&str]) -> String {
+    let from = from
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "[forward_auth]\nlisten = \"127.0.0.1:0\"\n\n[[forward_auth.proxy]]\nname = \"{kind}-test\"\n\
+         kind = \"{kind}\"\nfrom = [{from}]\n"
+    )
 }
 
 pub struct TestGate {
