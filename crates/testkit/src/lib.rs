@@ -73,9 +73,6 @@ pub struct Settings {
     pub route_extra: String,
     /// Tables appended after the routes, e.g. a `[store]`.
     pub extra: String,
-    /// The `[forward_auth]` table and its proxies, appended last (see
-    /// [`forward_auth_table`]); empty: no forward-auth listener.
-    pub forward_auth: String,
 }
 
 impl Default for Settings {
@@ -93,7 +90,6 @@ impl Default for Settings {
             server_extra: String::new(),
             route_extra: String::new(),
             extra: String::new(),
-            forward_auth: String::new(),
         }
     }
 }
@@ -175,15 +171,11 @@ policy = "open"
     }
     text.push('\n');
     text.push_str(&s.extra);
-    if !s.forward_auth.is_empty() {
-        text.push('\n');
-        text.push_str(&s.forward_auth);
-    }
     text
 }
 
-/// A `[forward_auth]` table listening on a port of loopback chosen by the
-/// system, with one proxy of `kind` (`nginx`, `caddy`, ...) named
+/// A `[forward_auth]` table for [`Settings::extra`], listening on a port of
+/// loopback chosen by the system, with one proxy of `kind` (`nginx`, `caddy`, ...) named
 /// `<kind>-test`, trusted from the addresses `from`.
 pub fn forward_auth_table(kind: &str, from: &[&str]) -> String {
     let from = from
