@@ -175,8 +175,8 @@ policy = "open"
 }
 
 /// A `[forward_auth]` table for [`Settings::extra`], listening on a port of
-/// loopback chosen by the system, with one proxy of `kind` (`nginx`, `caddy`, ...) named
-/// `<kind>-test`, trusted from the addresses `from`.
+/// loopback chosen by the system, with one proxy of `kind` (`nginx`,
+/// `caddy`, ...) named `<kind>-test`, trusted from the addresses `from`.
 pub fn forward_auth_table(kind: &str, from: &[&str]) -> String {
     let from = from
         .iter()
