@@ -27,6 +27,7 @@
 //! `posture_core`; nothing in `posture_core` knows this crate.
 
 pub mod audit;
+pub mod cert_header;
 pub mod gate;
 pub mod page;
 pub mod pki;

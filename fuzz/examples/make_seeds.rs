@@ -1,6 +1,8 @@
 //! Makes the fixture PKI (once: existing fixtures are kept) and the token and
 //! claims seeds signed with it. Run from `fuzz/`:
-//! `cargo run --example make_seeds`.
+//! `cargo run --example make_seeds`. `cargo run --example make_seeds --
+//! cert_header` writes only the certificate-header seeds (from the fixture
+//! device chain), leaving the signed seeds as they are.
 
 use std::fs;
 use std::path::Path;
@@ -22,6 +24,10 @@ fn main() {
         return;
     }
     let f = fixture();
+    if std::env::args().nth(1).as_deref() == Some("cert_header") {
+        cert_header_seeds(&dir.join("corpus/cert_header"), &f.chain);
+        return;
+    }
     let now = fixed_now();
 
     let mut payloads: Vec<(&str, Vec<u8>)> = Vec::new();
@@ -95,6 +101,85 @@ fn main() {
         [b"\0".as_slice(), none.as_bytes()].concat(),
     )
     .unwrap();
+}
+
+/// The fixture device chain (leaf, device CA) as each proxy sends it, plus a
+/// two-element XFCC whose last element has no certificate.
+fn cert_header_seeds(dir: &Path, chain: &[rustls_pki_types::CertificateDer<'static>]) {
+    use base64::Engine;
+    use sha2::Digest;
+    let b64 = |c: &rustls_pki_types::CertificateDer<'_>| {
+        base64::engine::general_purpose::STANDARD.encode(c.as_ref())
+    };
+    let pem = |certs: &[rustls_pki_types::CertificateDer<'static>]| -> String {
+        certs
+            .iter()
+            .map(|c| {
+                let body = b64(c);
+                let lines: Vec<&str> = body
+                    .as_bytes()
+                    .chunks(64)
+                    .map(|l| std::str::from_utf8(l).unwrap())
+                    .collect();
+                format!(
+                    "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                    lines.join("\n")
+                )
+            })
+            .collect()
+    };
+    // nginx's NGX_ESCAPE_URI_COMPONENT, which Envoy's URL-encoding matches here.
+    let escape = |text: &str| -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    let hash = hex_lower(&sha2::Sha256::digest(chain[0].as_ref()));
+    let seeds = [
+        ("nginx-leaf", escape(&pem(&chain[..1]))),
+        ("nginx-chain", escape(&pem(chain))),
+        ("caddy-leaf", b64(&chain[0])),
+        (
+            "traefik-chain",
+            chain.iter().map(b64).collect::<Vec<_>>().join(","),
+        ),
+        (
+            "envoy-cert",
+            format!(
+                "By=spiffe://cluster.local/ns/gate/sa/envoy;Hash={hash};Cert=\"{}\";Subject=\"CN=fuzz-device\";URI=",
+                escape(&pem(&chain[..1]))
+            ),
+        ),
+        (
+            "envoy-chain-two-elements",
+            format!(
+                "By=spiffe://edge;URI=,Hash={hash};Cert=\"{}\";Chain=\"{}\";DNS=a.example;DNS=b.example",
+                escape(&pem(&chain[..1])),
+                escape(&pem(chain))
+            ),
+        ),
+        (
+            "envoy-last-without-cert",
+            format!(
+                "Hash={hash};Cert=\"{}\",By=spiffe://mesh;Hash={hash};Subject=\"\";URI=spiffe://mesh/ingress",
+                escape(&pem(&chain[..1]))
+            ),
+        ),
+    ];
+    fs::create_dir_all(dir).unwrap();
+    for (name, value) in seeds {
+        fs::write(dir.join(name), value).unwrap();
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn b64url(b: &[u8]) -> String {

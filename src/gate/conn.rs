@@ -28,8 +28,9 @@ pub struct ConnInfo {
     pub sni: Option<String>,
     /// This connection's place under `max_connections` and under
     /// `max_connections_per_ip`; an upgraded connection holds the
-    /// `ConnInfo` so it keeps counting.
-    _slot: Slot,
+    /// `ConnInfo` so it keeps counting. `None` for a device behind a
+    /// forward-auth proxy: its connection is the proxy's, counted there.
+    _slot: Option<Slot>,
     /// The header values the upstream gets about this connection, encoded
     /// once here instead of on every request it carries.
     pub(super) upstream_values: UpstreamValues,
@@ -97,7 +98,31 @@ pub(super) fn conn_info(
         client,
         client_der,
         sni: session.server_name().map(str::to_ascii_lowercase),
-        _slot: slot,
+        _slot: Some(slot),
+    }
+}
+
+impl ConnInfo {
+    /// A device behind a forward-auth proxy: its address as the proxy
+    /// tells it, and the certificate the proxy forwarded, verified by the
+    /// gate (see `forward::device`). Nothing is forwarded upstream by the
+    /// gate itself, so there are no upstream values.
+    pub(super) fn forwarded(
+        peer: SocketAddr,
+        device: Option<&super::forward::ForwardedCert>,
+    ) -> ConnInfo {
+        ConnInfo {
+            peer,
+            client: device.map(|d| d.identity.clone()),
+            client_der: device.map(|d| d.der.clone()),
+            cert_ids: device.map(|d| d.cert_ids.clone()).unwrap_or_default(),
+            sni: None,
+            _slot: None,
+            upstream_values: UpstreamValues {
+                peer_ip: None,
+                device: None,
+            },
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub const DEVICE_SUBJECT: HeaderName = HeaderName::from_static("x-posture-device
 pub const DEVICE_ORGANIZATION: HeaderName =
     HeaderName::from_static("x-posture-device-organization");
 /// `allow` or `warn`: a denied request never reaches an upstream.
+/// The reference of a page the gate answers with: what the person quotes
+/// to the service desk, for a proxy in front (nginx `auth_request_set`).
+pub const REFERENCE: HeaderName = HeaderName::from_static("x-posture-reference");
 pub const DECISION: HeaderName = HeaderName::from_static("x-posture-decision");
 /// Set on `warn`: the catalogue ids and unmet requirements behind the warning.
 pub const POSTURE_WARNING: HeaderName = HeaderName::from_static("posture-warning");

@@ -32,7 +32,7 @@ use super::respond;
 use super::{proxy, GateError, Live, Shared};
 
 /// hyper refuses an HTTP/1 read buffer smaller than this.
-const MIN_H1_BUFFER: usize = 8192;
+pub(super) const MIN_H1_BUFFER: usize = 8192;
 
 /// HTTP/2 flow-control windows for a connection without a client
 /// certificate: the protocol's own initial stream window, and room for four
@@ -163,7 +163,7 @@ pub(super) async fn serve(
 }
 
 /// Resolves once shutdown is asked for (or nobody can ask any more).
-async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send: drop it right here.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
@@ -385,16 +385,16 @@ impl Signals {
 }
 
 /// Where a connection stands for the idle timeout.
-struct Activity {
+pub(super) struct Activity {
     start: Instant,
     /// When a request last started or finished, in milliseconds since `start`.
     last: AtomicU64,
     /// Requests started whose response has not been sent in full yet.
-    in_flight: AtomicUsize,
+    pub(super) in_flight: AtomicUsize,
 }
 
 impl Activity {
-    fn new() -> Activity {
+    pub(super) fn new() -> Activity {
         Activity {
             start: Instant::now(),
             last: AtomicU64::new(0),
@@ -407,17 +407,17 @@ impl Activity {
         self.last.store(ms, Ordering::Relaxed);
     }
 
-    fn idle_for(&self) -> Duration {
+    pub(super) fn idle_for(&self) -> Duration {
         let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
         self.start.elapsed().saturating_sub(last)
     }
 }
 
 /// Counts a request as in flight for as long as it lives.
-struct Working(Arc<Activity>);
+pub(super) struct Working(Arc<Activity>);
 
 impl Working {
-    fn start(activity: Arc<Activity>) -> Working {
+    pub(super) fn start(activity: Arc<Activity>) -> Working {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
         activity.touch();
         Working(activity)
@@ -432,9 +432,9 @@ impl Drop for Working {
 }
 
 /// A response body that keeps its request in flight until it is done.
-struct Guarded {
-    inner: respond::Body,
-    _working: Working,
+pub(super) struct Guarded {
+    pub(super) inner: respond::Body,
+    pub(super) _working: Working,
 }
 
 impl Body for Guarded {

@@ -103,6 +103,7 @@
 //! 400 (see the routing module).
 
 mod conn;
+mod forward;
 mod headers;
 mod listener;
 mod posture;
@@ -125,7 +126,7 @@ pub use routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
     RouteTable,
 };
-pub use tls::TlsError;
+pub use tls::{TlsError, MAX_CLIENT_INTERMEDIATES};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -160,6 +161,9 @@ pub struct Live {
     /// One pooled client per route, same index as `snapshot.routes`.
     upstreams: Vec<upstream::UpstreamClient>,
     nonces: NonceIssuer,
+    /// The forward-auth side of this config: its TLS, its proxies' caches
+    /// of verified certificates; `None` without `[forward_auth]`.
+    forward: Option<forward::Doors>,
 }
 
 /// What outlives reloads.
@@ -186,6 +190,8 @@ pub(crate) struct Shared {
     unknown_bodies: Semaphore,
     /// Connections from `proxy_protocol_from` peers closed for their header.
     proxy_refusals: listener::ProxyRefusals,
+    /// The pages of recent forward-auth refusals, by reference.
+    denied: forward::DeniedPages,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +201,11 @@ pub enum GateError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for forward-auth on {listen:?}: {source}")]
+    BindForwardAuth {
+        listen: posture_core::config::snapshot::ForwardAuthListen,
         source: std::io::Error,
     },
     #[error("{0}")]
@@ -207,6 +218,8 @@ pub enum GateError {
 pub struct Gate {
     shared: Arc<Shared>,
     listener: TcpListener,
+    /// The forward-auth listener, when `[forward_auth]` is configured.
+    forward: Option<forward::Listener>,
     connections: Arc<Semaphore>,
     signals: listener::Signals,
     watchers: reload::Watchers,
@@ -245,6 +258,15 @@ impl Gate {
         let live = reload::build_live(snapshot, files, &fallback_secret).await?;
         let addr = live.settings.listen;
         let listener = listener::bind(addr).map_err(|source| GateError::Bind { addr, source })?;
+        let forward = match &live.settings.forward_auth {
+            Some(f) => Some(
+                forward::bind(f).map_err(|source| GateError::BindForwardAuth {
+                    listen: f.listen.clone(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
         let connections = Arc::new(Semaphore::new(live.settings.max_connections));
         let budget = live
             .settings
@@ -263,6 +285,7 @@ impl Gate {
             bodies,
             unknown_bodies,
             proxy_refusals: Default::default(),
+            denied: Default::default(),
         });
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.
@@ -271,6 +294,7 @@ impl Gate {
         Ok(Gate {
             shared,
             listener,
+            forward,
             connections,
             signals,
             watchers,
@@ -294,10 +318,31 @@ impl Gate {
     /// on SIGHUP and on changes to the config file or the files it names;
     /// then drains in-flight requests for at most `shutdown_grace`.
     pub async fn run(self) -> Result<(), GateError> {
-        let result =
-            listener::serve(self.listener, self.shared, self.connections, self.signals).await;
+        // Forward-auth stops on the same shutdown signal as the front.
+        let forward = self
+            .forward
+            .map(|l| tokio::spawn(forward::serve(l, self.shared.clone())));
+        let result = listener::serve(
+            self.listener,
+            self.shared.clone(),
+            self.connections,
+            self.signals,
+        )
+        .await;
+        // The front stops on SIGTERM too, which forward-auth does not see.
+        self.shared.shutdown.send_replace(true);
+        if let Some(forward) = forward {
+            let _ = forward.await;
+        }
         drop(self.watchers);
         result
+    }
+
+    /// The forward-auth listener's TCP address, when it listens on TCP.
+    pub fn forward_auth_addr(&self) -> Option<SocketAddr> {
+        self.forward
+            .as_ref()
+            .and_then(forward::Listener::local_addr)
     }
 }
 

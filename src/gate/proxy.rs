@@ -46,6 +46,8 @@ pub(super) async fn handle(
         format,
         lang,
         path_and_query: "/",
+        enforcement: Enforcement::Proxy,
+        proxy: None,
     };
 
     // 1. Which host and which path, normalised before anything looks at them.
@@ -77,7 +79,7 @@ pub(super) async fn handle(
 
     // 4. The judgement, the same at every door (see `judge`).
     let token = req.headers().get(&headers::POSTURE_ATTESTATION).cloned();
-    let judgement = judge(&live, shared, conn, route, token.as_ref(), now).await;
+    let judgement = judge(&live, shared, conn, route, token.as_ref(), now, &pager).await;
 
     // 5. Forward, or the denial page.
     let Outcome::Deny(denial) = &judgement.outcome else {
@@ -105,22 +107,25 @@ pub(super) async fn handle(
 /// The core's enforcement step for a request on `route`, with this
 /// gate's stores, and its audit events: revocation by the CRLs of this
 /// snapshot (a keep-alive connection outlives a CRL update), an inline
-/// attestation or the remembered posture, the segment's policy.
-async fn judge<'a>(
+/// attestation or the remembered posture, the segment's policy. The door
+/// (reverse proxy or forward-auth, and which proxy) is the pager's.
+pub(super) async fn judge<'a>(
     live: &'a Live,
     shared: &'a Shared,
     conn: &'a ConnInfo,
     route: &'a Route,
     token: Option<&'a HeaderValue>,
     now: i64,
+    pager: &Pager<'a>,
 ) -> Judgement<'a> {
     let judgement = enforce::enforce(Case {
         snapshot: &live.snapshot,
         postures: &shared.postures,
         client: conn.client(&live.revocations, now),
         door: Door {
-            enforcement: Enforcement::Proxy,
+            enforcement: pager.enforcement,
             source: conn.peer,
+            proxy: pager.proxy,
             route_host: &route.host,
             route_prefix: &route.path_prefix,
         },
@@ -380,12 +385,26 @@ impl Target {
             }
         }
         let host = authority_host.or(header_host).ok_or("no host")?;
+        let trusted_peer = headers::listed(&settings.trusted_proxies, conn.peer.ip());
+        Target::at(host, uri.path(), uri.query(), trusted_peer)
+    }
+
+    /// The target of `path` (and `query`) on `host` (already normalised):
+    /// the path normalised as routes see it. Forward-auth builds the
+    /// original request's target with this too, so an encoded `..` is read
+    /// alike behind either door.
+    pub(super) fn at(
+        host: String,
+        path: &str,
+        query: Option<&str>,
+        trusted_peer: bool,
+    ) -> Result<Target, &'static str> {
         // `%25xx` depends on the route, which depends on the path: take it
         // for now, and let the route decide (`encoded_percent`).
-        let (path, encoded_percent) = match normalise_path(uri.path()) {
+        let (path, encoded_percent) = match normalise_path(path) {
             Ok(path) => (path, false),
             Err(PathError::EncodedPercent) => (
-                normalise_path_allowing_encoded_percent(uri.path()).map_err(|_| "bad path")?,
+                normalise_path_allowing_encoded_percent(path).map_err(|_| "bad path")?,
                 true,
             ),
             Err(_) => return Err("bad path"),
@@ -396,11 +415,10 @@ impl Target {
         };
         let mut path_and_query = path.into_owned();
         let path_len = path_and_query.len();
-        if let Some(query) = uri.query() {
+        if let Some(query) = query {
             path_and_query.push('?');
             path_and_query.push_str(query);
         }
-        let trusted_peer = headers::listed(&settings.trusted_proxies, conn.peer.ip());
         Ok(Target {
             host,
             path_and_query,
@@ -421,7 +439,7 @@ impl Target {
     }
 }
 
-fn negotiate(req: &Request<Incoming>) -> (Format, Lang) {
+pub(super) fn negotiate(req: &Request<Incoming>) -> (Format, Lang) {
     let h = req.headers();
     page::negotiate(
         h.get(header::ACCEPT).and_then(|v| v.to_str().ok()),

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::routing::RouteTable;
-use super::{tls, upstream, Live, Shared};
+use super::{forward, tls, upstream, Live, Shared};
 use posture_core::attestation::Verifier;
 use posture_core::config::{self, ConfigErrors, Snapshot};
 use posture_core::nonce::NonceIssuer;
@@ -106,7 +106,11 @@ fn build_live_blocking(
         .clone()
         .ok_or(ReloadError::NoServer(source))?;
     // Built from the DER the config load read; no file is opened here.
-    let tls = tls::server_config(&settings)?;
+    let front = tls::server_config(&settings)?;
+    let forward = match &settings.forward_auth {
+        Some(f) => Some(forward::Doors::new(f, front.devices.clone())?),
+        None => None,
+    };
     let crls = &settings.revocation_lists;
     let revocations = Revocations::from_crls(crls).map_err(|_| ReloadError::Revocations)?;
     let attestation = &snapshot.attestation;
@@ -128,7 +132,8 @@ fn build_live_blocking(
         nonces: NonceIssuer::new(secret, attestation.nonce_ttl),
         settings,
         verifier,
-        tls,
+        tls: front.config,
+        forward,
         revocations,
         upstreams,
         files,
@@ -196,6 +201,17 @@ fn warn_fixed_settings(
 ) {
     if old.listen != new.listen || old.max_connections != new.max_connections {
         tracing::warn!("listen and max_connections changes take effect after a restart");
+    }
+    let listen = |s: &config::snapshot::ServerSettings| {
+        s.forward_auth
+            .as_ref()
+            .map(|f| (f.listen.clone(), f.max_connections))
+    };
+    if listen(old) != listen(new) {
+        tracing::warn!(
+            "[forward_auth] listen and max_connections changes (and adding or removing \
+             [forward_auth]) take effect after a restart"
+        );
     }
     if old.max_body_bytes_in_flight != new.max_body_bytes_in_flight {
         tracing::warn!("max_body_bytes_in_flight changes take effect after a restart");

@@ -31,6 +31,10 @@ pub(super) struct Pager<'a> {
     pub lang: Lang,
     /// The request target, for the retry and language links.
     pub path_and_query: &'a str,
+    /// The door, for the audit events of refusals.
+    pub enforcement: Enforcement,
+    /// Forward-auth: the name of the proxy that asked.
+    pub proxy: Option<&'a str>,
 }
 
 impl Pager<'_> {
@@ -49,7 +53,13 @@ impl Pager<'_> {
                 .and_then(|c| c.organization.as_deref()),
             path_and_query: self.path_and_query,
         });
-        page_response(rendered.status, rendered.content_type, rendered.body)
+        let mut response = page_response(rendered.status, rendered.content_type, rendered.body);
+        if !reference.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(reference) {
+                response.headers_mut().insert(super::headers::REFERENCE, v);
+            }
+        }
+        response
     }
 
     /// The page of a request that could not be served (400, 404, 502,
@@ -76,9 +86,10 @@ impl Pager<'_> {
         let segment = route.and_then(|r| self.live.snapshot.segments.get(r.segment));
         audit::emit(&AuditEvent::Refused(RefusedEvent {
             reference,
-            enforcement: Enforcement::Proxy,
+            enforcement: self.enforcement,
             device: self.conn.client.as_ref().map(Into::into),
             source: self.conn.peer,
+            proxy: self.proxy,
             route_host: route.map(|r| r.host.as_str()),
             route_prefix: route.map(|r| r.path_prefix.as_str()),
             segment: segment.map(|s| s.name.as_str()),

@@ -28,7 +28,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use posture_core::config::snapshot::ServerSettings;
+use posture_core::config::snapshot::{ForwardAuthTls, ServerSettings};
 
 /// The TLS material loaded and checked with the config, refused by rustls
 /// all the same; each names the file it came from.
@@ -97,10 +97,18 @@ pub const MAX_CLIENT_INTERMEDIATES: usize = 3;
 pub const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
+/// The server config of the TLS front, and its client-certificate
+/// verifier on its own: forward-auth checks the certificates proxies
+/// forward with the very same rules.
+pub struct Front {
+    pub config: Arc<ServerConfig>,
+    pub devices: Arc<dyn ClientCertVerifier>,
+}
+
 /// Builds the server config from the snapshot's DER (read once at load,
 /// see `ServerSettings`); called at start and on each reload, because CRLs
 /// and CAs are fixed once a verifier is built.
-pub fn server_config(settings: &ServerSettings) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(settings: &ServerSettings) -> Result<Front, TlsError> {
     let provider = server_provider();
     let mut roots = RootCertStore::empty();
     for ca in &settings.client_cas {
@@ -126,10 +134,10 @@ pub fn server_config(settings: &ServerSettings) -> Result<Arc<ServerConfig>, Tls
                 .join(", "),
             reason: e.to_string(),
         })?;
-    let verifier = Arc::new(DeviceCertVerifier { inner: verifier });
+    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(DeviceCertVerifier { inner: verifier });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(
             settings.cert_chain.clone(),
             settings.private_key.clone_key(),
@@ -142,6 +150,42 @@ pub fn server_config(settings: &ServerSettings) -> Result<Arc<ServerConfig>, Tls
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // The server's preference, not the client's (NCSC guideline; testssl.sh
     // reports its absence as "NOT a cipher order configured").
+    config.ignore_client_order = true;
+    Ok(Front {
+        config: Arc::new(config),
+        devices: verifier,
+    })
+}
+
+/// The server config of the forward-auth listener with mutual TLS: a
+/// proxy must show a certificate of `proxy_ca` (no page for anyone else,
+/// just the TLS alert), HTTP/1.1 and HTTP/2 by ALPN, the front's suites.
+pub fn proxy_server_config(tls: &ForwardAuthTls) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = server_provider();
+    let mut roots = RootCertStore::empty();
+    for ca in &tls.proxy_cas {
+        roots.add(ca.clone()).map_err(|e| TlsError::ClientCa {
+            path: tls.proxy_ca.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier {
+            client_ca: tls.proxy_ca.clone(),
+            crls: String::new(),
+            reason: e.to_string(),
+        })?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(VERSIONS)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(tls.cert_chain.clone(), tls.private_key.clone_key())
+        .map_err(|e| TlsError::CertifiedKey {
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            reason: e.to_string(),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.ignore_client_order = true;
     Ok(Arc::new(config))
 }

@@ -24,6 +24,10 @@ pub enum Problem<'a> {
     /// 403: the device certificate is revoked, or its revocation status is
     /// not known to the gate now; the service desk must renew it.
     CertificateRefused,
+    /// 403: the certificate a proxy forwarded does not verify against the
+    /// client-CA bundle (forward-auth only: the gate's own TLS handshake
+    /// refuses such a certificate before any page).
+    CertificateUntrusted,
     /// 403: no posture known for this device; run the agent.
     NoPosture,
     /// 403: the posture aged out; run the agent again.
@@ -76,6 +80,7 @@ impl<'a> Problem<'a> {
             Code::NoCertificate => Problem::NoCertificate,
             // The page does not tell the two apart; the audit log does.
             Code::CertRevoked | Code::RevocationUnknown => Problem::CertificateRefused,
+            Code::CertUntrusted => Problem::CertificateUntrusted,
             Code::NoPosture => Problem::NoPosture,
             Code::StalePosture => Problem::StalePosture,
             Code::CatalogueChanged => Problem::CatalogueChanged,
@@ -87,7 +92,8 @@ impl<'a> Problem<'a> {
             Code::PayloadTooLarge => Problem::PayloadTooLarge,
             Code::BadRequest => Problem::BadRequest,
             Code::UnknownHost => Problem::UnknownHost,
-            Code::Prohibited => return None,
+            // A stranger on the forward-auth listener gets no page.
+            Code::Prohibited | Code::UntrustedProxy => return None,
         })
     }
 
@@ -100,6 +106,8 @@ impl<'a> Problem<'a> {
         match self.code() {
             Code::NoCertificate => "no-certificate",
             Code::CertRevoked | Code::RevocationUnknown => "certificate-refused",
+            Code::CertUntrusted => "certificate-untrusted",
+            Code::UntrustedProxy => "untrusted-proxy",
             Code::NoPosture => "no-attestation",
             Code::StalePosture => "stale-attestation",
             Code::CatalogueChanged => "catalogue-changed",
@@ -123,6 +131,7 @@ impl<'a> Problem<'a> {
             Problem::NoCertificate => Code::NoCertificate,
             // The page does not tell the two apart; the audit log does.
             Problem::CertificateRefused => Code::CertRevoked,
+            Problem::CertificateUntrusted => Code::CertUntrusted,
             Problem::NoPosture => Code::NoPosture,
             Problem::StalePosture => Code::StalePosture,
             Problem::CatalogueChanged => Code::CatalogueChanged,

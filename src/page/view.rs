@@ -88,6 +88,19 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
             b.sections.push(steps::enrol(l, retry));
             b
         }
+        Problem::CertificateUntrusted => {
+            let mut b = Body::new(
+                StatusCode::FORBIDDEN,
+                denied,
+                l.pick("Het certificaat van uw apparaat wordt niet aanvaard", "Your device's certificate is not accepted"),
+                l.pick(
+                    "Uw apparaat toonde een certificaat dat niet is uitgegeven door de organisatie die toegang verleent, dat verlopen is, of dat niet voor apparaten bedoeld is. Gebruik het apparaatcertificaat dat u bij de aanmelding kreeg, of neem contact op met de servicedesk voor een nieuw certificaat.",
+                    "Your device presented a certificate that was not issued by the organisation that grants access, has expired, or is not meant for devices. Use the device certificate you received at enrolment, or contact the service desk for a new certificate.",
+                ),
+            );
+            b.sections.push(steps::enrol(l, retry));
+            b
+        }
         Problem::CertificateRefused => {
             let mut b = Body::new(
                 StatusCode::FORBIDDEN,

@@ -30,6 +30,7 @@ async fn small_gate(routes: &[RouteSpec]) -> TestGate {
         pki,
         config,
         addr,
+        forward_addr: None,
         handle,
         task,
     }

@@ -402,6 +402,7 @@ async fn an_ipv6_balancer_and_client() {
         pki,
         config,
         addr,
+        forward_addr: None,
         handle,
         task,
     };

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod demo;
+mod forward_auth;
 mod fuzz_found;
 mod gate_audit;
 mod gate_curl;

@@ -69,6 +69,7 @@ fn test_snapshot() -> Snapshot {
             max_body_bytes_in_flight: 64 << 20,
             max_streams_without_certificate: 8,
             proxy_protocol_from: Vec::new(),
+            forward_auth: None,
         }),
         attestation: AttestationSettings {
             trust_anchors: Vec::new(),

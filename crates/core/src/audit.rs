@@ -64,8 +64,11 @@ pub struct DecisionEvent<'a> {
     /// The client certificate's identity, when there was a readable one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device<'a>>,
-    /// The peer address.
+    /// The client's address (behind forward-auth: as its proxy tells it).
     pub source: SocketAddr,
+    /// Forward-auth: the configured name of the proxy that asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<&'a str>,
     /// The route's host.
     pub route_host: &'a str,
     /// The route's path prefix.
@@ -101,8 +104,12 @@ pub struct RefusedEvent<'a> {
     /// The client certificate's identity, when there was a readable one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device<'a>>,
-    /// The peer address.
+    /// The client's address (behind forward-auth: as its proxy tells it,
+    /// or the peer itself when it is no trusted proxy).
     pub source: SocketAddr,
+    /// Forward-auth: the configured name of the proxy that asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<&'a str>,
     /// The route's host, once a route was found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route_host: Option<&'a str>,
@@ -184,6 +191,7 @@ mod tests {
             enforcement: Enforcement::Proxy,
             device: None,
             source: "127.0.0.1:5000".parse().unwrap(),
+            proxy: None,
             route_host: "app.example",
             route_prefix: "/",
             segment: "kantoor",

@@ -28,6 +28,13 @@ pub enum Code {
     /// CRLs are configured, but none that is current speaks for the client
     /// certificate.
     RevocationUnknown,
+    /// A client certificate that a proxy forwarded (forward-auth) does not
+    /// verify against the client-CA bundle and CRLs, or does not decode:
+    /// what the gate's own TLS handshake would have refused.
+    CertUntrusted,
+    /// A request on the forward-auth listener from a peer that is none of
+    /// its configured proxies: refused without reading its headers.
+    UntrustedProxy,
     /// No attestation remembered for this device.
     NoPosture,
     /// The remembered attestation has aged out.
@@ -68,6 +75,8 @@ impl Code {
             Code::NoCertificate,
             Code::CertRevoked,
             Code::RevocationUnknown,
+            Code::CertUntrusted,
+            Code::UntrustedProxy,
             Code::NoPosture,
             Code::StalePosture,
             Code::CatalogueChanged,
@@ -90,6 +99,8 @@ impl Code {
             Code::NoCertificate => "no_certificate",
             Code::CertRevoked => "cert_revoked",
             Code::RevocationUnknown => "revocation_unknown",
+            Code::CertUntrusted => "cert_untrusted",
+            Code::UntrustedProxy => "untrusted_proxy",
             Code::NoPosture => "no_posture",
             Code::StalePosture => "stale_posture",
             Code::CatalogueChanged => "catalogue_changed",

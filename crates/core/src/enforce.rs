@@ -71,8 +71,10 @@ impl Client<'_> {
 pub struct Door<'a> {
     /// The kind of door.
     pub enforcement: Enforcement,
-    /// The peer address.
+    /// The client's address (behind forward-auth: as its proxy tells it).
     pub source: SocketAddr,
+    /// Forward-auth: the configured name of the proxy that asked.
+    pub proxy: Option<&'a str>,
     /// The route's host, as the audit event names it.
     pub route_host: &'a str,
     /// The route's path prefix, as the audit event names it.
@@ -175,6 +177,7 @@ impl<'a> Judgement<'a> {
             enforcement: self.door.enforcement,
             device: self.client.map(Into::into),
             source: self.door.source,
+            proxy: self.door.proxy,
             route_host: self.door.route_host,
             route_prefix: self.door.route_prefix,
             segment: self.segment,
@@ -448,6 +451,7 @@ mod tests {
             door: Door {
                 enforcement: Enforcement::Nac,
                 source: "[2001:db8::1]:1812".parse().unwrap(),
+                proxy: None,
                 route_host: "h",
                 route_prefix: "/",
             },

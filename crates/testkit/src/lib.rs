@@ -194,6 +194,9 @@ pub struct TestGate {
     pub pki: TestPki,
     pub config: PathBuf,
     pub addr: SocketAddr,
+    /// The forward-auth listener's address, when `Settings::extra` has a
+    /// `[forward_auth]` on TCP.
+    pub forward_addr: Option<SocketAddr>,
     pub handle: GateHandle,
     pub task: JoinHandle<Result<(), GateError>>,
 }
@@ -211,6 +214,7 @@ impl TestGate {
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = gate.local_addr();
+        let forward_addr = gate.forward_auth_addr();
         let handle = gate.handle();
         let task = tokio::spawn(gate.run());
         TestGate {
@@ -218,6 +222,7 @@ impl TestGate {
             pki,
             config,
             addr,
+            forward_addr,
             handle,
             task,
         }

@@ -33,6 +33,8 @@ use super::snapshot::{
 };
 use super::values;
 
+mod forward_auth;
+
 /// Attestations older than this are not worth trusting for a whole day of
 /// access; a longer setting is almost certainly a typo (`15h` for `15m`).
 const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -89,7 +91,16 @@ pub(crate) fn compile_recording(
         files: RefCell::new(Vec::new()),
     };
     let catalogue = cx.catalogue(&file.catalogue);
-    let server = file.server.as_ref().map(|s| cx.server(s));
+    let mut server = file.server.as_ref().map(|s| cx.server(s));
+    if let Some(f) = &file.forward_auth {
+        match &mut server {
+            Some(server) => server.forward_auth = Some(cx.forward_auth(f)),
+            None => cx.c.at(
+                f.listen.span(),
+                "[forward_auth] is part of the server: it needs a [server] section",
+            ),
+        }
+    }
     let attestation = cx.attestation(&file.attestation, file.server.as_ref());
     let (policies, policy_index) = cx.policies(&file.policies, catalogue.as_ref());
     let (segments, segment_index) = cx.segments(&file.segments, &policy_index);
@@ -487,6 +498,7 @@ impl Context<'_> {
             max_body_bytes_in_flight: limits.max_body_bytes_in_flight,
             max_streams_without_certificate: limits.max_streams_without_certificate,
             proxy_protocol_from,
+            forward_auth: None,
         }
     }
 

@@ -44,6 +44,77 @@ pub struct FileConfig {
     /// `[store]`: where postures and used nonces are kept (issue 15).
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[forward_auth]`: the authorisation service for existing proxies
+    /// (nginx `auth_request`, Caddy, Traefik, Envoy); absent: off.
+    #[serde(default)]
+    pub forward_auth: Option<ForwardAuthConfig>,
+}
+
+/// `[forward_auth]`: a listener of its own, for the proxies in
+/// `[[forward_auth.proxy]]` only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthConfig {
+    /// `127.0.0.1:9090` (plain HTTP: loopback only, unless `tls_*` and
+    /// `proxy_ca` make it mutual TLS) or `unix:/path/to/authz.sock`.
+    pub listen: Spanned<String>,
+    /// PEM certificate chain the listener shows the proxies (mutual TLS).
+    #[serde(default)]
+    pub tls_certificate: Option<Spanned<PathBuf>>,
+    /// PEM private key of `tls_certificate`.
+    #[serde(default)]
+    pub tls_key: Option<Spanned<PathBuf>>,
+    /// PEM bundle of the CAs that issue the proxies' client certificates.
+    #[serde(default)]
+    pub proxy_ca: Option<Spanned<PathBuf>>,
+    /// Connections open at once on this listener.
+    #[serde(default = "defaults::forward_auth_max_connections")]
+    pub max_connections: Spanned<usize>,
+    /// The proxies that may ask, in order: the first that matches a
+    /// connection is the one it speaks for.
+    #[serde(default, rename = "proxy")]
+    pub proxies: Vec<ProxyConfig>,
+}
+
+/// The proxies forward-auth speaks with: each sends the client certificate
+/// in its own encoding, and the original request in its own headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyKind {
+    /// nginx `auth_request`, certificate from `$ssl_client_escaped_cert`.
+    Nginx,
+    /// Caddy `forward_auth`, certificate from `certificate_der_base64`.
+    Caddy,
+    /// Traefik `forwardAuth` after `passTLSClientCert` with `pem: true`.
+    Traefik,
+    /// Envoy's HTTP `ext_authz`, certificate from `x-forwarded-client-cert`.
+    Envoy,
+}
+
+/// One `[[forward_auth.proxy]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Shown in logs and audit events.
+    pub name: Spanned<String>,
+    /// `nginx`, `caddy`, `traefik` or `envoy`.
+    pub kind: Spanned<ProxyKind>,
+    /// Addresses or CIDR blocks the proxy connects from.
+    #[serde(default)]
+    pub from: Vec<Spanned<String>>,
+    /// With mutual TLS: a DNS name the proxy's certificate must carry.
+    #[serde(default)]
+    pub certificate_name: Option<Spanned<String>>,
+    /// The header with the client certificate; the kind's default if absent.
+    #[serde(default)]
+    pub certificate_header: Option<Spanned<String>>,
+    /// The header with the original request target (not for `envoy`,
+    /// which appends it to the path).
+    #[serde(default)]
+    pub uri_header: Option<Spanned<String>>,
+    /// The header with the original host.
+    #[serde(default)]
+    pub host_header: Option<Spanned<String>>,
 }
 
 /// Which store keeps postures and used nonces.
@@ -476,6 +547,10 @@ pub mod defaults {
     /// The default of `max_streams_without_certificate`.
     pub fn max_streams_without_certificate() -> Spanned<u32> {
         Spanned::new(0..0, 8)
+    }
+    /// The default of `[forward_auth] max_connections`.
+    pub fn forward_auth_max_connections() -> Spanned<usize> {
+        Spanned::new(0..0, 1024)
     }
     /// The default of `upgrades`.
     pub fn upgrades() -> Vec<String> {

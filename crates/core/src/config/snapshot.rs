@@ -15,7 +15,7 @@ use crate::catalogue::{Catalogue, Category, Matcher};
 use crate::verdict::Decision;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
-use super::model::{RemediationConfig, Sensitivity, ServiceDesk, StoreFailure};
+use super::model::{ProxyKind, RemediationConfig, Sensitivity, ServiceDesk, StoreFailure};
 
 /// A compiled configuration; see the module docs.
 #[derive(Debug)]
@@ -168,6 +168,109 @@ pub struct ServerSettings {
     /// Peers whose connections start with a PROXY protocol v2 header; the
     /// client address it carries replaces theirs. Empty: off.
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
+    /// The forward-auth listener, when `[forward_auth]` is configured.
+    pub forward_auth: Option<ForwardAuthSettings>,
+}
+
+/// `[forward_auth]`, validated: see `model::ForwardAuthConfig`.
+#[derive(Debug, Clone)]
+pub struct ForwardAuthSettings {
+    /// Where it listens; fixed at bind.
+    pub listen: ForwardAuthListen,
+    /// Mutual TLS with the proxies, when configured.
+    pub tls: Option<ForwardAuthTls>,
+    /// Connections open at once; fixed at bind.
+    pub max_connections: usize,
+    /// The proxies that may ask, never empty; the first that matches a
+    /// connection speaks for it.
+    pub proxies: Vec<TrustedProxy>,
+}
+
+/// Where the forward-auth listener listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardAuthListen {
+    /// A TCP address (loopback, unless `tls` is set).
+    Tcp(std::net::SocketAddr),
+    /// A Unix socket path, absolute.
+    Unix(PathBuf),
+}
+
+/// The listener's side of mutual TLS with the proxies, read at load.
+#[derive(Debug, Clone)]
+pub struct ForwardAuthTls {
+    /// The PEM file of the listener's chain, for messages.
+    pub cert: PathBuf,
+    /// The listener's chain, leaf first, never empty.
+    pub cert_chain: Vec<CertificateDer<'static>>,
+    /// The PEM file of the key, for messages.
+    pub key: PathBuf,
+    /// The private key.
+    pub private_key: Arc<PrivateKeyDer<'static>>,
+    /// The PEM file of the proxies' CAs, for messages.
+    pub proxy_ca: PathBuf,
+    /// The proxies' CAs, never empty.
+    pub proxy_cas: Vec<CertificateDer<'static>>,
+}
+
+/// One proxy forward-auth answers, with the headers it sends.
+#[derive(Debug, Clone)]
+pub struct TrustedProxy {
+    /// Its name in logs and audit events.
+    pub name: String,
+    /// Which encoding of the certificate and the request it sends.
+    pub kind: ProxyKind,
+    /// Addresses it connects from; empty: any (mutual TLS or Unix socket).
+    pub from: Vec<ipnet::IpNet>,
+    /// With mutual TLS: a DNS name its certificate must carry, lowercase.
+    pub certificate_name: Option<String>,
+    /// The header with the client certificate.
+    pub certificate_header: http::HeaderName,
+    /// The header with the original request target; `None` for Envoy,
+    /// which appends the target to the authorisation path.
+    pub uri_header: Option<http::HeaderName>,
+    /// The header with the original host.
+    pub host_header: http::HeaderName,
+}
+
+impl ProxyKind {
+    /// The header each kind sends the client certificate in by default.
+    pub fn default_certificate_header(self) -> &'static str {
+        match self {
+            ProxyKind::Nginx => "x-client-cert",
+            ProxyKind::Caddy | ProxyKind::Traefik => "x-forwarded-tls-client-cert",
+            ProxyKind::Envoy => "x-forwarded-client-cert",
+        }
+    }
+
+    /// The header with the original request target by default.
+    pub fn default_uri_header(self) -> Option<&'static str> {
+        match self {
+            ProxyKind::Nginx => Some("x-original-uri"),
+            ProxyKind::Caddy | ProxyKind::Traefik => Some("x-forwarded-uri"),
+            ProxyKind::Envoy => None,
+        }
+    }
+
+    /// The header with the original host by default: nginx and Envoy keep
+    /// `Host` (nginx when told `proxy_set_header Host $host`); Caddy and
+    /// Traefik address the gate and name the original in
+    /// `X-Forwarded-Host`, which they set themselves.
+    pub fn default_host_header(self) -> &'static str {
+        match self {
+            ProxyKind::Nginx | ProxyKind::Envoy => "host",
+            ProxyKind::Caddy | ProxyKind::Traefik => "x-forwarded-host",
+        }
+    }
+
+    /// The kind as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyKind::Nginx => "nginx",
+            ProxyKind::Caddy => "caddy",
+            ProxyKind::Traefik => "traefik",
+            ProxyKind::Envoy => "envoy",
+        }
+    }
 }
 
 /// How attestations are verified and remembered.

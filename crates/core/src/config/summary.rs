@@ -10,6 +10,7 @@ use crate::verdict::Decision;
 
 use super::model::{Sensitivity, StoreFailure};
 use super::snapshot::{DeviceSelector, Exemption, Policy, Route, Snapshot, StoreSettings};
+use super::snapshot::{ForwardAuthListen, ForwardAuthSettings};
 
 /// Exemptions expiring this many days from today or sooner are listed.
 const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -97,6 +98,51 @@ fn header(out: &mut String, s: &Snapshot) {
     }
     writeln!(out, "Catalogue: {} entries", s.catalogue.entries().len()).ok();
     store(out, &s.store);
+    if let Some(f) = s
+        .server
+        .as_ref()
+        .and_then(|server| server.forward_auth.as_ref())
+    {
+        forward_auth(out, f);
+    }
+}
+
+/// The forward-auth listener and who may ask it.
+fn forward_auth(out: &mut String, f: &ForwardAuthSettings) {
+    let listen = match &f.listen {
+        ForwardAuthListen::Tcp(addr) => addr.to_string(),
+        ForwardAuthListen::Unix(path) => format!("unix:{}", path.display()),
+    };
+    let transport = if f.tls.is_some() {
+        "mutual TLS"
+    } else {
+        "plain HTTP"
+    };
+    writeln!(out, "Forward-auth: {listen} ({transport})").ok();
+    for p in &f.proxies {
+        let from = if p.from.is_empty() {
+            "any address".to_string()
+        } else {
+            p.from
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let name = p
+            .certificate_name
+            .as_ref()
+            .map(|n| format!(", certificate {n}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {} ({}): from {from}{name}; certificate in {}",
+            p.name,
+            p.kind.as_str(),
+            p.certificate_header
+        )
+        .ok();
+    }
 }
 
 /// The store, without the password (only whether one is set).

@@ -1562,3 +1562,195 @@ fn the_example_store_block_uncommented_loads() {
     assert_eq!(r.on_store_failure, StoreFailure::Deny);
     assert_eq!(r.password.as_deref(), Some("example"));
 }
+
+// ---------------------------------------------------------------------------
+// [forward_auth]
+
+const FORWARD_AUTH: &str = r#"
+[forward_auth]
+listen = "127.0.0.1:9090"
+
+[[forward_auth.proxy]]
+name = "nginx"
+kind = "nginx"
+from = ["127.0.0.1"]
+"#;
+
+#[test]
+fn forward_auth_compiles_with_each_kinds_headers() {
+    use posture_core::config::model::ProxyKind;
+    use posture_core::config::snapshot::ForwardAuthListen;
+    let fx = Fixture::new();
+    let text = with_base(&format!(
+        "{FORWARD_AUTH}
+[[forward_auth.proxy]]
+name = \"envoy\"
+kind = \"envoy\"
+from = [\"127.0.0.2\"]
+[[forward_auth.proxy]]
+name = \"caddy\"
+kind = \"caddy\"
+from = [\"::1\"]
+certificate_header = \"X-Caddy-Cert\"
+"
+    ));
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let f = s.server.unwrap().forward_auth.unwrap();
+    assert_eq!(
+        f.listen,
+        ForwardAuthListen::Tcp("127.0.0.1:9090".parse().unwrap())
+    );
+    assert!(f.tls.is_none());
+    let [nginx, envoy, caddy] = &f.proxies[..] else {
+        panic!("{:?}", f.proxies)
+    };
+    assert_eq!(nginx.kind, ProxyKind::Nginx);
+    assert_eq!(nginx.certificate_header, "x-client-cert");
+    assert_eq!(nginx.uri_header.as_ref().unwrap(), "x-original-uri");
+    assert_eq!(nginx.host_header, "host");
+    assert_eq!(envoy.certificate_header, "x-forwarded-client-cert");
+    assert!(envoy.uri_header.is_none());
+    assert_eq!(caddy.certificate_header, "x-caddy-cert");
+    assert_eq!(caddy.uri_header.as_ref().unwrap(), "x-forwarded-uri");
+    assert_eq!(caddy.host_header, "x-forwarded-host");
+}
+
+#[test]
+fn plain_http_forward_auth_beyond_loopback_is_an_error() {
+    let fx = Fixture::new();
+    let text = with_base(&FORWARD_AUTH.replace("127.0.0.1:9090", "10.1.2.3:9090"));
+    fx.single_error(
+        &text,
+        "\"10.1.2.3:9090\"",
+        "would be plain HTTP beyond this machine",
+    );
+}
+
+#[test]
+fn a_proxy_on_plain_http_must_name_its_addresses() {
+    let fx = Fixture::new();
+    let text = with_base(&FORWARD_AUTH.replace("from = [\"127.0.0.1\"]\n", ""));
+    fx.single_error(&text, "\"nginx\"\nkind", "give from = ");
+}
+
+#[test]
+fn forward_auth_without_a_proxy_trusts_no_one_and_is_an_error() {
+    let fx = Fixture::new();
+    let text = with_base("[forward_auth]\nlisten = \"127.0.0.1:9090\"\n");
+    fx.single_error(
+        &text,
+        "\"127.0.0.1:9090\"",
+        "needs at least one [[forward_auth.proxy]]",
+    );
+}
+
+#[test]
+fn a_unix_socket_takes_exactly_one_proxy_and_no_addresses() {
+    let fx = Fixture::new();
+    let text = with_base(
+        r#"
+[forward_auth]
+listen = "unix:/run/pg/authz.sock"
+[[forward_auth.proxy]]
+name = "a"
+kind = "nginx"
+[[forward_auth.proxy]]
+name = "b"
+kind = "nginx"
+"#,
+    );
+    fx.single_error(&text, "\"b\"", "cannot tell proxies apart");
+    let text = with_base(&FORWARD_AUTH.replace("127.0.0.1:9090", "unix:/run/pg/authz.sock"));
+    fx.single_error(&text, "\"127.0.0.1\"]", "has no peer addresses");
+}
+
+#[test]
+fn mutual_tls_needs_all_three_files_and_certificate_name_needs_tls() {
+    let fx = Fixture::new();
+    let text = with_base(&FORWARD_AUTH.replace(
+        "listen = \"127.0.0.1:9090\"\n",
+        "listen = \"127.0.0.1:9090\"\ntls_certificate = \"pki/./server.pem\"\n",
+    ));
+    fx.single_error(&text, "\"pki/./server.pem\"", "needs all three");
+    let text = with_base(&FORWARD_AUTH.replace(
+        "from = [\"127.0.0.1\"]",
+        "from = [\"127.0.0.1\"]\ncertificate_name = \"nginx.example\"",
+    ));
+    fx.single_error(&text, "\"nginx.example\"", "only checked with mutual TLS");
+    // With all three, a routable address is fine and `from` may go.
+    let text = with_base(
+        r#"
+[forward_auth]
+listen = "10.1.2.3:9443"
+tls_certificate = "pki/server.pem"
+tls_key = "pki/server.key"
+proxy_ca = "pki/ca.pem"
+[[forward_auth.proxy]]
+name = "nginx"
+kind = "nginx"
+certificate_name = "Nginx.Example."
+"#,
+    );
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let f = s.server.unwrap().forward_auth.unwrap();
+    assert!(f.tls.is_some());
+    assert_eq!(
+        f.proxies[0].certificate_name.as_deref(),
+        Some("nginx.example")
+    );
+}
+
+#[test]
+fn envoy_takes_no_uri_header_and_a_header_name_must_be_one() {
+    let fx = Fixture::new();
+    let text = with_base(&FORWARD_AUTH.replace(
+        "kind = \"nginx\"",
+        "kind = \"envoy\"\nuri_header = \"x-original-uri\"",
+    ));
+    fx.single_error(&text, "\"x-original-uri\"", "leave out uri_header");
+    let text = with_base(&FORWARD_AUTH.replace(
+        "kind = \"nginx\"",
+        "kind = \"nginx\"\ncertificate_header = \"X Client Cert\"",
+    ));
+    fx.single_error(&text, "\"X Client Cert\"", "is not a header name");
+}
+
+#[test]
+fn forward_auth_needs_the_server() {
+    let fx = Fixture::new();
+    let text = format!("{POLICY_AND_SEGMENT}{FORWARD_AUTH}");
+    fx.single_error(&text, "\"127.0.0.1:9090\"", "needs a [server] section");
+}
+
+#[test]
+fn the_examples_commented_forward_auth_loads_when_uncommented() {
+    let fx = Fixture::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gate.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let start = text
+        .find("# [forward_auth]\n")
+        .expect("the example shows [forward_auth]");
+    let block: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or("")))
+        .collect();
+    let s = fx
+        .load(&format!("{text}\n{block}"))
+        .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let text = summary(&s, time::macros::date!(2026 - 11 - 30));
+    assert!(
+        text.contains("Forward-auth: 127.0.0.1:9090 (plain HTTP)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  nginx-dmz (nginx): from 127.0.0.1/32, ::1/128; certificate in x-client-cert"
+        ),
+        "{text}"
+    );
+    let f = s.server.unwrap().forward_auth.unwrap();
+    assert_eq!(f.proxies.len(), 1);
+    assert_eq!(f.proxies[0].name, "nginx-dmz");
+    assert_eq!(f.max_connections, 1024);
+}

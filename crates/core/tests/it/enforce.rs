@@ -131,6 +131,7 @@ impl Fixture {
             door: Door {
                 enforcement: Enforcement::Proxy,
                 source: SOURCE.parse::<SocketAddr>().unwrap(),
+                proxy: None,
                 route_host: "app.example",
                 route_prefix: "/pay",
             },
@@ -271,6 +272,7 @@ fn a_posture_store_that_cannot_answer_denies_and_never_allows() {
             door: Door {
                 enforcement: Enforcement::ForwardAuth,
                 source: SOURCE.parse::<SocketAddr>().unwrap(),
+                proxy: None,
                 route_host: "app.example",
                 route_prefix: "/",
             },

@@ -1,0 +1,223 @@
+//! `[forward_auth]`: the listener for existing proxies and the proxies it
+//! answers. What would let a stranger speak for a proxy is an error here,
+//! at its line: plain HTTP beyond loopback, a proxy entry that trusts no
+//! one in particular on such a listener, a Unix socket shared by several
+//! proxies (it cannot tell them apart).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_spanned::Spanned;
+
+use super::super::files;
+use super::super::model::{ForwardAuthConfig, ProxyConfig};
+use super::super::snapshot::{
+    ForwardAuthListen, ForwardAuthSettings, ForwardAuthTls, TrustedProxy,
+};
+use super::super::values;
+use super::Context;
+
+impl Context<'_> {
+    pub(super) fn forward_auth(&mut self, f: &ForwardAuthConfig) -> ForwardAuthSettings {
+        let listen = self.forward_auth_listen(&f.listen);
+        let tls = self.forward_auth_tls(f);
+        if let (Some(ForwardAuthListen::Tcp(addr)), None) = (&listen, &tls) {
+            if !addr.ip().is_loopback() {
+                self.c.at(
+                    f.listen.span(),
+                    format!(
+                        "forward-auth on {addr} would be plain HTTP beyond this machine: listen on a \
+                         loopback address or a unix: socket, or give tls_certificate, tls_key and \
+                         proxy_ca for mutual TLS with the proxies"
+                    ),
+                );
+            }
+        }
+        let unix = matches!(listen, Some(ForwardAuthListen::Unix(_)));
+        if unix && tls.is_some() {
+            self.c.at(
+                f.listen.span(),
+                "a unix: socket is not spoken to over TLS: leave out tls_certificate, tls_key and proxy_ca",
+            );
+        }
+        let max_connections = *f.max_connections.get_ref();
+        if max_connections == 0 {
+            self.c.at(
+                f.max_connections.span(),
+                "max_connections must be more than 0",
+            );
+        }
+        if f.proxies.is_empty() {
+            self.c.at(
+                f.listen.span(),
+                "[forward_auth] needs at least one [[forward_auth.proxy]]: nobody else may ask",
+            );
+        }
+        if unix && f.proxies.len() > 1 {
+            self.c.at(
+                f.proxies[1].name.span(),
+                "a unix: socket cannot tell proxies apart: give it exactly one [[forward_auth.proxy]]",
+            );
+        }
+        let mut proxies: Vec<TrustedProxy> = Vec::with_capacity(f.proxies.len());
+        for p in &f.proxies {
+            if proxies.iter().any(|q| &q.name == p.name.get_ref()) {
+                self.c.at(
+                    p.name.span(),
+                    format!("a proxy named {:?} is already listed", p.name.get_ref()),
+                );
+            }
+            proxies.push(self.trusted_proxy(p, unix, tls.is_some()));
+        }
+        ForwardAuthSettings {
+            // A stand-in only when an error was collected.
+            listen: listen.unwrap_or(ForwardAuthListen::Tcp(SocketAddr::from((
+                [127, 0, 0, 1],
+                0,
+            )))),
+            tls,
+            max_connections,
+            proxies,
+        }
+    }
+
+    fn forward_auth_listen(&mut self, listen: &Spanned<String>) -> Option<ForwardAuthListen> {
+        let text = listen.get_ref();
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                self.c.at(
+                    listen.span(),
+                    "unix: needs a socket path, like unix:/run/posture-gate/authz.sock",
+                );
+                return None;
+            }
+            // Not `resolve`: the socket is made by the gate, not a file the
+            // config reads, so the reloader must not watch it.
+            return Some(ForwardAuthListen::Unix(self.base.join(path)));
+        }
+        match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(ForwardAuthListen::Tcp(addr)),
+            Err(_) => {
+                self.c.at(
+                    listen.span(),
+                    format!(
+                        "listen {text:?} is neither an IP address and port (\"127.0.0.1:9090\") nor \
+                         unix:/path/to/socket"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn forward_auth_tls(&mut self, f: &ForwardAuthConfig) -> Option<ForwardAuthTls> {
+        let (cert, key, ca) = match (&f.tls_certificate, &f.tls_key, &f.proxy_ca) {
+            (None, None, None) => return None,
+            (Some(cert), Some(key), Some(ca)) => (cert, key, ca),
+            (cert, key, ca) => {
+                let span = [cert, key, ca]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map_or(f.listen.span(), |v| v.span());
+                self.c.at(
+                    span,
+                    "mutual TLS with the proxies needs all three of tls_certificate, tls_key and proxy_ca",
+                );
+                return None;
+            }
+        };
+        let cert_path = self.resolve(cert);
+        let cert_chain = self.certificates(cert, "forward-auth certificate");
+        let key_path = self.resolve(key);
+        let private_key = self.read(key, &key_path, files::private_key);
+        let ca_path = self.resolve(ca);
+        let proxy_cas = self.read(ca, &ca_path, files::client_cas);
+        Some(ForwardAuthTls {
+            cert: cert_path,
+            cert_chain,
+            key: key_path,
+            private_key: Arc::new(
+                private_key.unwrap_or_else(|| {
+                    rustls_pki_types::PrivatePkcs8KeyDer::from(Vec::new()).into()
+                }),
+            ),
+            proxy_ca: ca_path,
+            proxy_cas: proxy_cas.unwrap_or_default(),
+        })
+    }
+
+    fn trusted_proxy(&mut self, p: &ProxyConfig, unix: bool, tls: bool) -> TrustedProxy {
+        let kind = *p.kind.get_ref();
+        let from: Vec<ipnet::IpNet> = p
+            .from
+            .iter()
+            .filter_map(|a| {
+                values::trusted_proxy(a.get_ref())
+                    .map_err(|m| self.c.at(a.span(), m))
+                    .ok()
+            })
+            .collect();
+        if unix {
+            if let Some(a) = p.from.first() {
+                self.c.at(
+                    a.span(),
+                    "a unix: socket has no peer addresses: leave out from (the socket's file \
+                     permissions say who may connect)",
+                );
+            }
+        } else if !tls && p.from.is_empty() {
+            self.c.at(
+                p.name.span(),
+                "on plain HTTP a proxy is known by its address: give from = [\"127.0.0.1/32\"] or the like",
+            );
+        }
+        let certificate_name = p.certificate_name.as_ref().map(|n| {
+            if !tls {
+                self.c.at(
+                    n.span(),
+                    "certificate_name is only checked with mutual TLS (tls_certificate, tls_key, proxy_ca)",
+                );
+            }
+            n.get_ref().trim_end_matches('.').to_ascii_lowercase()
+        });
+        let mut header = |value: &Option<Spanned<String>>, default: &'static str, what: &str| {
+            let Some(v) = value else {
+                return http::HeaderName::from_static(default);
+            };
+            http::HeaderName::from_bytes(v.get_ref().as_bytes()).unwrap_or_else(|_| {
+                self.c.at(
+                    v.span(),
+                    format!("{what} {:?} is not a header name", v.get_ref()),
+                );
+                http::HeaderName::from_static(default)
+            })
+        };
+        let certificate_header = header(
+            &p.certificate_header,
+            kind.default_certificate_header(),
+            "certificate_header",
+        );
+        let host_header = header(&p.host_header, kind.default_host_header(), "host_header");
+        let uri_header = match (kind.default_uri_header(), &p.uri_header) {
+            (None, Some(v)) => {
+                self.c.at(
+                    v.span(),
+                    "envoy sends the original path after /.well-known/posture-gate/authz, not in a header: leave out uri_header",
+                );
+                None
+            }
+            (None, None) => None,
+            (Some(default), value) => Some(header(value, default, "uri_header")),
+        };
+        TrustedProxy {
+            name: p.name.get_ref().clone(),
+            kind,
+            from,
+            certificate_name,
+            certificate_header,
+            uri_header,
+            host_header,
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The forward-auth listener: TCP (plain on loopback, or mutual TLS) or a
+//! Unix socket; its own connection limit; the same header timeout, header
+//! size limit and idle timeout as the TLS front. Its peers are the
+//! site's proxies, which keep connections open and send request after
+//! request; anyone else is answered once and the connection closed.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::authz;
+use crate::gate::listener::{self, Activity, Guarded, Working, MIN_H1_BUFFER};
+use crate::gate::{Live, Shared};
+use posture_core::config::snapshot::{ForwardAuthListen, ForwardAuthSettings};
+
+/// The bound listener, and its own limit on open connections.
+pub(in crate::gate) struct Listener {
+    socket: Socket,
+    connections: Arc<Semaphore>,
+}
+
+enum Socket {
+    Tcp(TcpListener),
+    Unix {
+        listener: UnixListener,
+        /// The path is removed again when the listener is dropped.
+        _remove: RemoveOnDrop,
+    },
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Who is on the other side of a forward-auth connection, as far as the
+/// transport tells: what `authz` matches against the configured proxies.
+pub(in crate::gate) struct ProxyPeer {
+    /// The TCP peer; `None` on a Unix socket.
+    pub addr: Option<SocketAddr>,
+    /// The connection is mutual TLS with a certificate of `proxy_ca`.
+    pub tls: bool,
+    /// The DNS names of that certificate, lowercase.
+    pub names: Vec<String>,
+}
+
+impl Listener {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.socket {
+            Socket::Tcp(l) => l.local_addr().ok(),
+            Socket::Unix { .. } => None,
+        }
+    }
+}
+
+/// Binds the configured address or socket. A Unix socket left behind by a
+/// gate that did not stop cleanly is replaced; any other file at that path
+/// is an error rather than deleted. The socket is made readable and
+/// writable by its owner and group only: who may open it is a proxy.
+pub(in crate::gate) fn bind(settings: &ForwardAuthSettings) -> io::Result<Listener> {
+    let socket = match &settings.listen {
+        ForwardAuthListen::Tcp(addr) => Socket::Tcp(listener::bind(*addr)?),
+        ForwardAuthListen::Unix(path) => {
+            use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                if !meta.file_type().is_socket() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{} exists and is not a socket", path.display()),
+                    ));
+                }
+                std::fs::remove_file(path)?;
+            }
+            let listener = UnixListener::bind(path)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+            Socket::Unix {
+                listener,
+                _remove: RemoveOnDrop(path.clone()),
+            }
+        }
+    };
+    Ok(Listener {
+        socket,
+        connections: Arc::new(Semaphore::new(settings.max_connections)),
+    })
+}
+
+/// Serves until shutdown, then drains for the front's `shutdown_grace`.
+pub(in crate::gate) async fn serve(listener: Listener, shared: Arc<Shared>) {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut refused_at: Option<Instant> = None;
+    loop {
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            accepted = accept(&listener.socket) => accepted,
+            _ = listener::stopped(&mut shutdown) => break,
+        };
+        let (stream, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("forward-auth accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = listener.connections.clone().try_acquire_owned() else {
+            if refused_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(peer = ?addr, "forward-auth max_connections reached, closing new connections");
+                refused_at = Some(Instant::now());
+            }
+            continue;
+        };
+        let live = shared.live.load_full();
+        connections.spawn(connection(
+            stream,
+            addr,
+            live,
+            shared.clone(),
+            graceful.watcher(),
+            permit,
+        ));
+    }
+    drop(listener);
+    let grace = shared.live.load().settings.shutdown_grace;
+    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// A stream of either kind.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+async fn accept(socket: &Socket) -> io::Result<(Box<dyn Stream>, Option<SocketAddr>)> {
+    match socket {
+        Socket::Tcp(l) => {
+            let (stream, addr) = l.accept().await?;
+            let _ = stream.set_nodelay(true);
+            Ok((Box::new(stream), Some(addr)))
+        }
+        Socket::Unix { listener, .. } => {
+            let (stream, _) = listener.accept().await?;
+            Ok((Box::new(stream), None))
+        }
+    }
+}
+
+async fn connection(
+    stream: Box<dyn Stream>,
+    addr: Option<SocketAddr>,
+    live: Arc<Live>,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+    _permit: OwnedSemaphorePermit,
+) {
+    let settings = &live.settings;
+    let tls = live.forward.as_ref().and_then(|d| d.tls.clone());
+    let (stream, peer): (Box<dyn Stream>, ProxyPeer) = match (tls, addr) {
+        (Some(config), Some(_)) => {
+            let deadline = Instant::now() + settings.header_read_timeout;
+            let accepted =
+                tokio::time::timeout_at(deadline, TlsAcceptor::from(config).accept(stream));
+            let tls = match accepted.await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!(peer = ?addr, "forward-auth TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = ?addr, "forward-auth TLS handshake timed out");
+                    return;
+                }
+            };
+            let names = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| dns_names(leaf.as_ref()))
+                .unwrap_or_default();
+            let peer = ProxyPeer {
+                addr,
+                tls: true,
+                names,
+            };
+            (Box::new(tls), peer)
+        }
+        (_, addr) => {
+            let peer = ProxyPeer {
+                addr,
+                tls: false,
+                names: Vec::new(),
+            };
+            (stream, peer)
+        }
+    };
+    let peer = Arc::new(peer);
+    let activity = Arc::new(Activity::new());
+    let busy = activity.clone();
+    let service = service_fn(move |req| {
+        let peer = peer.clone();
+        let shared = shared.clone();
+        let working = Working::start(busy.clone());
+        async move {
+            let response = authz::handle(req, &peer, &shared).await;
+            Ok::<_, Infallible>(response.map(|body| Guarded {
+                inner: body,
+                _working: working,
+            }))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes.max(MIN_H1_BUFFER));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    let serving = builder.serve_connection(TokioIo::new(stream), service);
+    let mut serving = pin!(watcher.watch(serving.into_owned()));
+    let idle = settings.idle_timeout;
+    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(100)));
+    loop {
+        tokio::select! {
+            result = &mut serving => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = ?addr, "forward-auth connection ended: {e}");
+                }
+                return;
+            }
+            _ = tick.tick() => {
+                if activity.in_flight.load(Ordering::Relaxed) == 0 && activity.idle_for() >= idle {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The DNS names of a proxy certificate, lowercase, without a final dot.
+fn dns_names(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.trim_end_matches('.').to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
