@@ -7,6 +7,8 @@ mod support;
 mod cli;
 mod demo;
 mod forward_auth;
+mod forward_auth_caddy;
+mod forward_auth_nginx;
 mod fuzz_found;
 mod gate_audit;
 mod gate_curl;

@@ -19,14 +19,19 @@
 //! upstream     an echo upstream that reports what it was sent
 //! audit        captures the audit events of a test
 //! redis        a real redis-server for the shared-store tests
+//! nginx, caddy real nginx and Caddy in front of the gate's forward-auth
+//!              listener (program: free ports, readiness, example configs)
 //! ```
 //!
 //! Every file a test needs is made here, in a temp dir.
 
 pub mod audit;
+pub mod caddy;
 pub mod client;
 pub mod conn;
+pub mod nginx;
 pub mod pki;
+pub mod program;
 pub mod redis;
 pub mod token;
 pub mod upstream;
@@ -173,6 +178,21 @@ policy = "open"
     text.push('\n');
     text.push_str(&s.extra);
     text
+}
+
+/// A `[forward_auth]` table for [`Settings::extra`], listening on a port of
+/// loopback chosen by the system, with one proxy of `kind` (`nginx`,
+/// `caddy`, ...) named `<kind>-test`, trusted from the addresses `from`.
+pub fn forward_auth_table(kind: &str, from: &[&str]) -> String {
+    let from = from
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "[forward_auth]\nlisten = \"127.0.0.1:0\"\n\n[[forward_auth.proxy]]\nname = \"{kind}-test\"\n\
+         kind = \"{kind}\"\nfrom = [{from}]\n"
+    )
 }
 
 fn vlan_line(vlan: Option<u16>) -> String {

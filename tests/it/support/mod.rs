@@ -2,3 +2,5 @@
 //! builders), under the one name the tests use.
 
 pub use posture_testkit::*;
+
+pub mod forward_auth;
