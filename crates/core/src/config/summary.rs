@@ -108,6 +108,34 @@ fn header(out: &mut String, s: &Snapshot) {
     if let Some(n) = s.server.as_ref().and_then(|server| server.nac.as_ref()) {
         nac(out, n);
     }
+    if let Some(server) = &s.server {
+        leaf_only_warning(out, server);
+    }
+}
+
+/// nginx and Caddy forward only the device's own certificate, and
+/// FreeRADIUS names only its direct issuer: with no issuing CA in
+/// `client_ca` (only roots), every device behind them would be refused.
+fn leaf_only_warning(out: &mut String, server: &super::snapshot::ServerSettings) {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    if server.forward_auth.is_none() && server.nac.is_none() {
+        return;
+    }
+    let only_roots = server.client_cas.iter().all(|der| {
+        X509Certificate::from_der(der.as_ref())
+            .map(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+            .unwrap_or(true)
+    });
+    if only_roots {
+        writeln!(
+            out,
+            "WARNING: client_ca holds only root CAs; proxies forward only the device's own \
+             certificate and 802.1X names only its direct issuer, so put the CA that issues \
+             device certificates in client_ca too, or every device behind them is refused \
+             (cert_untrusted)"
+        )
+        .ok();
+    }
 }
 
 /// The 802.1X decision API, its RADIUS servers and NASes (no secrets).

@@ -1749,6 +1749,11 @@ fn the_examples_commented_forward_auth_loads_when_uncommented() {
         ),
         "{text}"
     );
+    // The example's client CA issues the devices: no warning.
+    assert!(
+        !text.contains("WARNING: client_ca holds only root CAs"),
+        "{text}"
+    );
     let f = s.server.unwrap().forward_auth.unwrap();
     assert_eq!(f.proxies.len(), 1);
     assert_eq!(f.proxies[0].name, "nginx-dmz");
@@ -1838,4 +1843,21 @@ fn nac_errors_are_reported_at_their_line() {
         "{SERVER}{POLICY_AND_SEGMENT}[nac]\nlisten = \"127.0.0.1:9091\"\n[[nac.radius]]\nname = \"r\"\nfrom = [\"127.0.0.1\"]\n"
     );
     fx.single_error(&no_vlans, "\"127.0.0.1:9091\"", "no [[segment]] has a vlan");
+}
+
+#[test]
+fn forward_auth_with_only_a_root_in_client_ca_is_warned_about() {
+    let fx = Fixture::new();
+    // The fixture PKI's ca.pem is a self-signed root.
+    let text = with_base(FORWARD_AUTH);
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let printed = summary(&s, time::macros::date!(2026 - 11 - 30));
+    assert!(
+        printed.contains("WARNING: client_ca holds only root CAs"),
+        "{printed}"
+    );
+    // Without a door behind a proxy, a root alone is fine.
+    let s = fx.load(&with_base("")).unwrap_or_else(|e| panic!("{e}"));
+    let printed = summary(&s, time::macros::date!(2026 - 11 - 30));
+    assert!(!printed.contains("WARNING: client_ca"), "{printed}");
 }
