@@ -19,6 +19,8 @@
 //! upstream     an echo upstream that reports what it was sent
 //! audit        captures the audit events of a test
 //! redis        a real redis-server for the shared-store tests
+//! freeradius   the 802.1X chain: FreeRADIUS with a raddb generated from
+//!              config/freeradius/, eapol_test, radclient, a NAC stand-in
 //! ```
 //!
 //! Every file a test needs is made here, in a temp dir.
@@ -26,6 +28,7 @@
 pub mod audit;
 pub mod client;
 pub mod conn;
+pub mod freeradius;
 pub mod pki;
 pub mod redis;
 pub mod token;

@@ -1,0 +1,286 @@
+//! 802.1X through the real FreeRADIUS 3.2 (Debian's `freeradius` and
+//! `freeradius-rest`), started by each test in the foreground with a raddb
+//! generated from `config/freeradius/`, and the real supplicant
+//! `eapol_test` with a device certificate of the test PKI.
+//!
+//! `site_*`: what the example site does with each kind of answer on the
+//! NAC URL, with a scripted stand-in there (not the gate): the answer's
+//! VLAN, Reply-Message and Class reach the Access-Accept; a 401, a gate
+//! that refuses connections or does not answer, and an accept without a
+//! VLAN all end in an Access-Reject with an EAP-Failure and without keys;
+//! the commented quarantine alternative puts a device in the quarantine
+//! VLAN only when the gate cannot be reached; accounting reaches the NAC
+//! URL with the Class the NAS echoes.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::freeradius::{
+    Accounting, Eapol, EapolOutcome, FreeRadius, RadiusSetup, StandIn, StandInAnswer,
+};
+use crate::support::{Device, TestPki};
+
+const POST_AUTH: &str = "/.well-known/posture-gate/nac/post-auth";
+const ACCOUNTING: &str = "/.well-known/posture-gate/nac/accounting";
+
+fn json_answer(status: u16, body: &str) -> StandInAnswer {
+    StandInAnswer {
+        status,
+        content_type: "application/json",
+        body: body.to_owned(),
+    }
+}
+
+const ALLOWED: &str = r#"{"Tunnel-Type":"VLAN","Tunnel-Medium-Type":"IEEE-802","Tunnel-Private-Group-Id":"42","Reply-Message":"posture-gate: allowed PG-ABCD-EFGH","Class":"posture-gate:tok123"}"#;
+const REFUSED: &str = r#"{"Reply-Message":"posture-gate: denied PG-WXYZ-1234"}"#;
+
+struct Site {
+    _dir: tempfile::TempDir,
+    pki: TestPki,
+    device: Device,
+    radius: FreeRadius,
+}
+
+impl Site {
+    fn start(nac_url: &str, quarantine_on_failure: Option<u16>) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::new(dir.path());
+        let device = pki.device("lt-1", "Org");
+        let mut setup = RadiusSetup::new(nac_url, dir.path());
+        setup.quarantine_on_failure = quarantine_on_failure;
+        let radius = FreeRadius::start(&setup);
+        Site {
+            _dir: dir,
+            pki,
+            device,
+            radius,
+        }
+    }
+
+    async fn authenticate(&self) -> EapolOutcome {
+        Eapol::new(
+            "lt-1",
+            &self.device.cert_path,
+            &self.device.key_path,
+            &self.pki.ca_path(),
+        )
+        .run(&self.radius)
+        .await
+    }
+
+    fn explain(&self, outcome: &EapolOutcome) -> String {
+        format!(
+            "eapol_test:\n{}\nfreeradius:\n{}",
+            outcome.output,
+            self.radius.log()
+        )
+    }
+}
+
+/// A reject as the site must send it: EAP-Failure, no keys, no VLAN.
+fn assert_clean_reject(site: &Site, outcome: &EapolOutcome) {
+    assert!(outcome.rejected(), "{}", site.explain(outcome));
+    assert_eq!(outcome.eap_code(), Some(4), "{}", site.explain(outcome));
+    assert!(!outcome.has_mppe_keys(), "{}", site.explain(outcome));
+    assert_eq!(outcome.vlan(), None, "{}", site.explain(outcome));
+}
+
+fn value<'a>(body: &'a Value, attribute: &str) -> &'a Value {
+    &body[attribute]["value"][0]
+}
+
+#[tokio::test]
+async fn site_accept_carries_the_answers_vlan_reply_message_and_class() {
+    let stand_in = StandIn::start(json_answer(200, ALLOWED)).await;
+    let site = Site::start(&stand_in.url(), None);
+    let outcome = site.authenticate().await;
+    assert!(outcome.accepted(), "{}", site.explain(&outcome));
+    assert_eq!(outcome.tunnel_type(), Some(13), "VLAN");
+    assert_eq!(outcome.tunnel_medium_type(), Some(6), "IEEE-802");
+    assert_eq!(outcome.vlan().as_deref(), Some("42"));
+    assert_eq!(
+        outcome.reply_message().as_deref(),
+        Some("posture-gate: allowed PG-ABCD-EFGH")
+    );
+    assert_eq!(
+        outcome.class().as_deref(),
+        Some(&b"posture-gate:tok123"[..])
+    );
+    assert_eq!(outcome.eap_code(), Some(3));
+
+    // One post-auth, after the handshake, naming the certificate.
+    let received = stand_in.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].path, POST_AUTH);
+    assert_eq!(received[0].headers["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(site.device.cert_der.as_ref()).unwrap();
+    let serial = hex::encode(cert.raw_serial())
+        .trim_start_matches("00")
+        .to_owned();
+    assert_eq!(value(&body, "TLS-Client-Cert-Serial"), serial.as_str());
+    assert_eq!(
+        value(&body, "TLS-Client-Cert-Issuer"),
+        "/O=posture-gate development/CN=posture-gate development device CA"
+    );
+    assert_eq!(value(&body, "TLS-Client-Cert-Common-Name"), "lt-1");
+    assert_eq!(value(&body, "User-Name"), "lt-1");
+    assert_eq!(value(&body, "Calling-Station-Id"), "02-00-00-00-00-01");
+    assert_eq!(value(&body, "NAS-Port"), 7);
+    assert_eq!(value(&body, "NAS-Identifier"), "switch-1");
+    assert_eq!(body["NAS-IP-Address"]["type"], "ipaddr");
+}
+
+#[tokio::test]
+async fn site_401_rejects_with_eap_failure_and_without_keys() {
+    let stand_in = StandIn::start(json_answer(401, REFUSED)).await;
+    let site = Site::start(&stand_in.url(), None);
+    let outcome = site.authenticate().await;
+    assert_clean_reject(&site, &outcome);
+    assert_eq!(stand_in.received().len(), 1);
+}
+
+#[tokio::test]
+async fn site_rejects_when_the_gate_refuses_connections() {
+    let stand_in = StandIn::start(json_answer(200, ALLOWED)).await;
+    let site = Site::start(&stand_in.url(), None);
+    stand_in.stop();
+    let outcome = site.authenticate().await;
+    assert_clean_reject(&site, &outcome);
+    assert!(site.radius.log().contains("Couldn't connect"));
+}
+
+#[tokio::test]
+async fn site_rejects_when_the_gate_does_not_answer() {
+    // Accepts connections and never answers: the module's 2 s timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let site = Site::start(&url, None);
+    let outcome = tokio::time::timeout(Duration::from_secs(20), site.authenticate())
+        .await
+        .unwrap();
+    hold.abort();
+    assert_clean_reject(&site, &outcome);
+    assert!(site.radius.log().contains("Timeout was reached"));
+}
+
+#[tokio::test]
+async fn site_rejects_an_accept_that_names_no_vlan() {
+    let stand_in = StandIn::start(json_answer(204, "")).await;
+    let site = Site::start(&stand_in.url(), None);
+    let outcome = site.authenticate().await;
+    assert_clean_reject(&site, &outcome);
+
+    stand_in.answer(json_answer(200, r#"{"Reply-Message":"no vlan"}"#));
+    let outcome = site.authenticate().await;
+    assert_clean_reject(&site, &outcome);
+
+    // Not JSON at all (something else on the gate's port).
+    stand_in.answer(StandInAnswer {
+        status: 200,
+        content_type: "text/html",
+        body: "<html>hello</html>".into(),
+    });
+    let outcome = site.authenticate().await;
+    assert_clean_reject(&site, &outcome);
+    assert_eq!(stand_in.received().len(), 3);
+}
+
+#[tokio::test]
+async fn site_quarantine_alternative_only_when_the_gate_cannot_be_reached() {
+    let stand_in = StandIn::start(json_answer(401, REFUSED)).await;
+    let site = Site::start(&stand_in.url(), Some(999));
+    // The gate's own refusal still rejects.
+    let outcome = site.authenticate().await;
+    assert_clean_reject(&site, &outcome);
+
+    // The gate's answer still decides when there is one.
+    stand_in.answer(json_answer(200, ALLOWED));
+    let outcome = site.authenticate().await;
+    assert!(outcome.accepted(), "{}", site.explain(&outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("42"));
+
+    stand_in.stop();
+    let outcome = site.authenticate().await;
+    assert!(outcome.accepted(), "{}", site.explain(&outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("999"));
+    assert_eq!(outcome.tunnel_type(), Some(13));
+    assert_eq!(
+        outcome.reply_message().as_deref(),
+        Some("posture-gate unreachable: quarantine")
+    );
+}
+
+#[tokio::test]
+async fn site_accounting_reaches_the_gate_with_the_echoed_class() {
+    let stand_in = StandIn::start(json_answer(204, "")).await;
+    let site = Site::start(&stand_in.url(), None);
+    let mut request = Accounting {
+        status: "Start",
+        session_id: "5E1A0001".into(),
+        nas_ip: "127.0.0.1".into(),
+        nas_port: 7,
+        calling_station_id: "02-00-00-00-00-01".into(),
+        user_name: "lt-1".into(),
+        class: Some(b"posture-gate:tok123".to_vec()),
+    };
+    let (answered, output) = request.send(&site.radius).await;
+    assert!(answered, "{output}\n{}", site.radius.log());
+    request.status = "Stop";
+    let (answered, output) = request.send(&site.radius).await;
+    assert!(answered, "{output}");
+
+    let received = stand_in.received();
+    assert_eq!(received.len(), 2);
+    let statuses: Vec<Value> = received
+        .iter()
+        .map(|r| {
+            assert_eq!(r.path, ACCOUNTING);
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            // octets travel hex-encoded
+            assert_eq!(
+                value(&body, "Class"),
+                format!("0x{}", hex::encode("posture-gate:tok123")).as_str()
+            );
+            assert_eq!(value(&body, "Acct-Session-Id"), "5E1A0001");
+            value(&body, "Acct-Status-Type").clone()
+        })
+        .collect();
+    assert_eq!(statuses, ["Start", "Stop"]);
+
+    // Without the gate no Accounting-Response: the NAS keeps retrying.
+    stand_in.stop();
+    let (answered, output) = request.send(&site.radius).await;
+    assert!(!answered, "{output}");
+}
+
+/// The fixtures under tests/fixtures/nac are what this FreeRADIUS sends:
+/// a fresh post-auth body has the same attribute names and types.
+#[tokio::test]
+async fn site_post_auth_body_has_the_recorded_fixtures_shape() {
+    let stand_in = StandIn::start(json_answer(200, ALLOWED)).await;
+    let site = Site::start(&stand_in.url(), None);
+    let outcome = site.authenticate().await;
+    assert!(outcome.accepted(), "{}", site.explain(&outcome));
+    let fresh: Value = serde_json::from_slice(&stand_in.received()[0].body).unwrap();
+    let fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/nac/post-auth.json")).unwrap();
+    let shape = |v: &Value| -> Vec<(String, String)> {
+        let mut s: Vec<(String, String)> = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v["type"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(shape(&fresh), shape(&fixture));
+}
