@@ -346,7 +346,7 @@ proxy server {{
 client localhost {{
 	ipaddr = 127.0.0.1
 	secret = {SECRET}
-	require_message_authenticator = no
+	require_message_authenticator = yes
 	nas_type = other
 }}
 thread pool {{
