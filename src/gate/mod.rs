@@ -106,6 +106,7 @@ mod conn;
 mod forward;
 mod headers;
 mod listener;
+mod nac;
 mod posture;
 mod proxy;
 mod proxy_header;
@@ -164,6 +165,8 @@ pub struct Live {
     /// The forward-auth side of this config: its TLS, its proxies' caches
     /// of verified certificates; `None` without `[forward_auth]`.
     forward: Option<forward::Doors>,
+    /// The 802.1X side of this config; `None` without `[nac]`.
+    nac: Option<nac::NacDoor>,
 }
 
 /// What outlives reloads.
@@ -192,6 +195,8 @@ pub(crate) struct Shared {
     proxy_refusals: listener::ProxyRefusals,
     /// The pages of recent forward-auth refusals, by reference.
     denied: forward::DeniedPages,
+    /// What 802.1X remembers: identities by issuer and serial, sessions.
+    nac: crate::store::Nac,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +213,11 @@ pub enum GateError {
         listen: posture_core::config::snapshot::ForwardAuthListen,
         source: std::io::Error,
     },
+    #[error("cannot listen for 802.1X decisions on {listen:?}: {source}")]
+    BindNac {
+        listen: posture_core::config::snapshot::ForwardAuthListen,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -220,6 +230,8 @@ pub struct Gate {
     listener: TcpListener,
     /// The forward-auth listener, when `[forward_auth]` is configured.
     forward: Option<forward::Listener>,
+    /// The 802.1X decision listener, when `[nac]` is configured.
+    nac: Option<forward::Listener>,
     connections: Arc<Semaphore>,
     signals: listener::Signals,
     watchers: reload::Watchers,
@@ -245,14 +257,21 @@ impl Gate {
             );
         }
         let capacity = snapshot.attestation.posture_cache_capacity;
-        let (postures, used_nonces) = match &snapshot.store {
+        let (postures, used_nonces, nac_store) = match &snapshot.store {
             StoreSettings::Memory => (
                 Postures::Memory(MemoryPostures::new(capacity)),
                 Nonces::Memory(UsedNonces::new(capacity.saturating_mul(4))),
+                crate::store::Nac::Memory(posture_core::store::MemoryNac::new(
+                    usize::try_from(capacity).unwrap_or(usize::MAX),
+                )),
             ),
             StoreSettings::Redis(settings) => {
                 let redis = RedisStore::new(settings)?;
-                (Postures::Redis(redis.clone()), Nonces::Redis(redis))
+                (
+                    Postures::Redis(redis.clone()),
+                    Nonces::Redis(redis.clone()),
+                    crate::store::Nac::Redis(redis),
+                )
             }
         };
         let live = reload::build_live(snapshot, files, &fallback_secret).await?;
@@ -260,9 +279,22 @@ impl Gate {
         let listener = listener::bind(addr).map_err(|source| GateError::Bind { addr, source })?;
         let forward = match &live.settings.forward_auth {
             Some(f) => Some(
-                forward::bind(f).map_err(|source| GateError::BindForwardAuth {
-                    listen: f.listen.clone(),
-                    source,
+                forward::bind(&f.listen, f.max_connections).map_err(|source| {
+                    GateError::BindForwardAuth {
+                        listen: f.listen.clone(),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
+        let nac = match &live.settings.nac {
+            Some(n) => Some(
+                forward::bind(&n.listen, n.max_connections).map_err(|source| {
+                    GateError::BindNac {
+                        listen: n.listen.clone(),
+                        source,
+                    }
                 })?,
             ),
             None => None,
@@ -286,6 +318,7 @@ impl Gate {
             unknown_bodies,
             proxy_refusals: Default::default(),
             denied: Default::default(),
+            nac: nac_store,
         });
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.
@@ -295,6 +328,7 @@ impl Gate {
             shared,
             listener,
             forward,
+            nac,
             connections,
             signals,
             watchers,
@@ -319,9 +353,13 @@ impl Gate {
     /// then drains in-flight requests for at most `shutdown_grace`.
     pub async fn run(self) -> Result<(), GateError> {
         // Forward-auth stops on the same shutdown signal as the front.
-        let forward = self
-            .forward
-            .map(|l| tokio::spawn(forward::serve(l, self.shared.clone())));
+        let sides: Vec<_> = [
+            (self.forward, forward::Side::ForwardAuth),
+            (self.nac, forward::Side::Nac),
+        ]
+        .into_iter()
+        .filter_map(|(l, side)| Some(tokio::spawn(forward::serve(l?, self.shared.clone(), side))))
+        .collect();
         let result = listener::serve(
             self.listener,
             self.shared.clone(),
@@ -331,8 +369,8 @@ impl Gate {
         .await;
         // The front stops on SIGTERM too, which forward-auth does not see.
         self.shared.shutdown.send_replace(true);
-        if let Some(forward) = forward {
-            let _ = forward.await;
+        for side in sides {
+            let _ = side.await;
         }
         drop(self.watchers);
         result
@@ -343,6 +381,11 @@ impl Gate {
         self.forward
             .as_ref()
             .and_then(forward::Listener::local_addr)
+    }
+
+    /// The 802.1X decision listener's TCP address, when it listens on TCP.
+    pub fn nac_addr(&self) -> Option<SocketAddr> {
+        self.nac.as_ref().and_then(forward::Listener::local_addr)
     }
 }
 

@@ -14,6 +14,7 @@
 //! within `body_timeout` and at `body_min_rate` at least, or the answer is
 //! 408 and an HTTP/1 connection is closed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -52,8 +53,8 @@ pub(super) async fn endpoint(
     req: Request<Incoming>,
     path: &str,
     conn: &ConnInfo,
-    live: &Live,
-    shared: &Shared,
+    live: &Arc<Live>,
+    shared: &Arc<Shared>,
     pager: &Pager<'_>,
 ) -> Response<Body> {
     let now = unix_now();
@@ -113,8 +114,8 @@ async fn challenge(live: &Live, shared: &Shared, now: i64) -> Response<Body> {
 async fn attest(
     req: Request<Incoming>,
     conn: &ConnInfo,
-    live: &Live,
-    shared: &Shared,
+    live: &Arc<Live>,
+    shared: &Arc<Shared>,
     pager: &Pager<'_>,
     now: i64,
 ) -> Response<Body> {
@@ -172,6 +173,14 @@ async fn attest(
     )
     .await;
     audit::emit(&attestation.event(client.identity, conn.peer));
+    if let (Ok((posture, _)), true, Some(identity), Some(der)) = (
+        &attestation.result,
+        attestation.remembered,
+        client.identity,
+        client.certificate,
+    ) {
+        super::nac::after_attestation(shared, live, identity, der, posture, now).await;
+    }
     if let Some(e) = &attestation.store_error {
         tracing::warn!(peer = %conn.peer, "attestation: {e}");
     }

@@ -110,8 +110,8 @@ pub(super) async fn handle(
 /// attestation or the remembered posture, the segment's policy. The door
 /// (reverse proxy or forward-auth, and which proxy) is the pager's.
 pub(super) async fn judge<'a>(
-    live: &'a Live,
-    shared: &'a Shared,
+    live: &'a Arc<Live>,
+    shared: &'a Arc<Shared>,
     conn: &'a ConnInfo,
     route: &'a Route,
     token: Option<&'a HeaderValue>,
@@ -141,6 +141,15 @@ pub(super) async fn judge<'a>(
     .await;
     if let Some(event) = judgement.attestation_event() {
         audit::emit(&event);
+    }
+    if let (Some(attestation), Some(identity), Some(der)) = (
+        &judgement.attestation,
+        conn.client.as_ref(),
+        &conn.client_der,
+    ) {
+        if let (Ok((posture, _)), true) = (&attestation.result, attestation.remembered) {
+            super::nac::after_attestation(shared, live, identity, der, posture, now).await;
+        }
     }
     audit::emit(&judgement.decision_event());
     judgement

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::routing::RouteTable;
-use super::{forward, tls, upstream, Live, Shared};
+use super::{forward, nac, tls, upstream, Live, Shared};
 use posture_core::attestation::Verifier;
 use posture_core::config::{self, ConfigErrors, Snapshot};
 use posture_core::nonce::NonceIssuer;
@@ -111,6 +111,10 @@ fn build_live_blocking(
         Some(f) => Some(forward::Doors::new(f, front.devices.clone())?),
         None => None,
     };
+    let nac = match &settings.nac {
+        Some(n) => Some(nac::NacDoor::new(n, &settings.client_cas)?),
+        None => None,
+    };
     let crls = &settings.revocation_lists;
     let revocations = Revocations::from_crls(crls).map_err(|_| ReloadError::Revocations)?;
     let attestation = &snapshot.attestation;
@@ -134,6 +138,7 @@ fn build_live_blocking(
         verifier,
         tls: front.config,
         forward,
+        nac,
         revocations,
         upstreams,
         files,
@@ -203,14 +208,19 @@ fn warn_fixed_settings(
         tracing::warn!("listen and max_connections changes take effect after a restart");
     }
     let listen = |s: &config::snapshot::ServerSettings| {
-        s.forward_auth
-            .as_ref()
-            .map(|f| (f.listen.clone(), f.max_connections))
+        (
+            s.forward_auth
+                .as_ref()
+                .map(|f| (f.listen.clone(), f.max_connections)),
+            s.nac
+                .as_ref()
+                .map(|n| (n.listen.clone(), n.max_connections)),
+        )
     };
     if listen(old) != listen(new) {
         tracing::warn!(
-            "[forward_auth] listen and max_connections changes (and adding or removing \
-             [forward_auth]) take effect after a restart"
+            "[forward_auth] and [nac] listen and max_connections changes (and adding or \
+             removing either section) take effect after a restart"
         );
     }
     if old.max_body_bytes_in_flight != new.max_body_bytes_in_flight {

@@ -9,8 +9,11 @@ pub mod redis;
 use std::sync::Arc;
 
 use posture_core::decision::Posture;
+use posture_core::device::DeviceIdentity;
+use posture_core::nac::{CertKey, NasSession};
 use posture_core::store::{
-    Fingerprint, MemoryPostures, NonceStore, NonceUse, PostureStore, StoreError, UsedNonces,
+    Fingerprint, MemoryNac, MemoryPostures, NacStore, NonceStore, NonceUse, PostureStore,
+    StoreError, UsedNonces,
 };
 
 pub use self::redis::RedisStore;
@@ -100,6 +103,69 @@ impl NonceStore for Nonces {
         match self {
             Nonces::Memory(m) => Ok(m.full_for_now(now)),
             Nonces::Redis(r) => Ok(r.nonces_full_for(now)),
+        }
+    }
+}
+
+/// What 802.1X remembers: identities by issuer and serial, NAS sessions.
+pub enum Nac {
+    /// In this process.
+    Memory(MemoryNac),
+    /// In Redis, shared by every replica.
+    Redis(Arc<RedisStore>),
+}
+
+impl NacStore for Nac {
+    async fn learn(
+        &self,
+        key: &CertKey,
+        device: &DeviceIdentity,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Nac::Memory(m) => m.learn(key, device, until).await,
+            Nac::Redis(r) => r.nac_learn(key, device, until).await,
+        }
+    }
+
+    async fn device(&self, key: &CertKey) -> Result<Option<DeviceIdentity>, StoreError> {
+        match self {
+            Nac::Memory(m) => m.device(key).await,
+            Nac::Redis(r) => r.nac_device(key).await,
+        }
+    }
+
+    async fn put_session(
+        &self,
+        fingerprint: &Fingerprint,
+        session: NasSession,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Nac::Memory(m) => m.put_session(fingerprint, session, until).await,
+            Nac::Redis(r) => r.nac_put_session(fingerprint, &session, until).await,
+        }
+    }
+
+    async fn end_session(
+        &self,
+        fingerprint: &Fingerprint,
+        session: &NasSession,
+    ) -> Result<(), StoreError> {
+        match self {
+            Nac::Memory(m) => m.end_session(fingerprint, session).await,
+            Nac::Redis(r) => r.nac_end_session(fingerprint, session).await,
+        }
+    }
+
+    async fn sessions(
+        &self,
+        fingerprint: &Fingerprint,
+        now: i64,
+    ) -> Result<Vec<NasSession>, StoreError> {
+        match self {
+            Nac::Memory(m) => m.sessions(fingerprint, now).await,
+            Nac::Redis(r) => r.nac_sessions(fingerprint).await,
         }
     }
 }

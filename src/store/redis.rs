@@ -12,6 +12,12 @@
 //!   absent and logged, never trusted.
 //! - `<prefix>nonce:<nonce>`: `SET NX PXAT <expiry>`: a nonce is accepted
 //!   once across all replicas.
+//! - `<prefix>nac:cert:<issuer sha256>:<serial>` (802.1X): the identity of
+//!   the device certificate with that issuer and serial, JSON, expiring
+//!   with the certificate's knowledge (`PXAT`); read at most 8 KiB of it.
+//! - `<prefix>nac:sessions:<hex fingerprint>`: a hash of the device's NAS
+//!   sessions, field `<nas>|<mac or accounting id>`, JSON values, expiring
+//!   when the newest session would (`PEXPIREAT`).
 //! - channel `<prefix>invalidate`: a `put` publishes
 //!   `<gate instance>:<hex fingerprint>`; every gate drops that entry from
 //!   its near cache on receipt (usually within milliseconds).
@@ -51,6 +57,8 @@ use redis::{IntoConnectionInfo, RedisError, RedisResult};
 use posture_core::config::model::StoreFailure;
 use posture_core::config::snapshot::RedisSettings;
 use posture_core::decision::Posture;
+use posture_core::device::DeviceIdentity;
+use posture_core::nac::{CertKey, NasSession};
 use posture_core::store::wire::{decode_posture, encode_posture};
 use posture_core::store::{Fingerprint, NonceUse, StoreError, UsedNonces};
 
@@ -615,5 +623,153 @@ async fn subscribe(store: Weak<RedisStore>, mut stopped: tokio::sync::watch::Rec
             _ = stopped.changed() => return,
         }
         delay = (delay * 2).min(MAX_RESUBSCRIBE_DELAY);
+    }
+}
+
+/// The most of an 802.1X identity value read: a planted large value costs
+/// no more than this.
+const MAX_NAC_VALUE_BYTES: isize = 8 * 1024;
+/// The most sessions of one device read.
+const MAX_NAC_SESSIONS: usize = 16;
+
+impl RedisStore {
+    fn nac_cert_key(&self, key: &CertKey) -> String {
+        format!("{}nac:cert:{}", self.prefix, key.as_str())
+    }
+
+    fn nac_sessions_key(&self, fingerprint: &Fingerprint) -> String {
+        format!("{}nac:sessions:{}", self.prefix, hex::encode(fingerprint))
+    }
+
+    /// See `NacStore::learn`.
+    pub async fn nac_learn(
+        &self,
+        key: &CertKey,
+        device: &DeviceIdentity,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        let value =
+            serde_json::to_string(device).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (key, value) = (&self.nac_cert_key(key), &value);
+        let until_ms = until.saturating_mul(1000);
+        self.run(false, false, |mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PXAT")
+                .arg(until_ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// See `NacStore::device`; a value that does not read is absent.
+    pub async fn nac_device(&self, key: &CertKey) -> Result<Option<DeviceIdentity>, StoreError> {
+        let key = &self.nac_cert_key(key);
+        let value: Vec<u8> = self
+            .run(false, true, |mut c| async move {
+                redis::cmd("GETRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(MAX_NAC_VALUE_BYTES - 1)
+                    .query_async::<Vec<u8>>(&mut c)
+                    .await
+            })
+            .await?;
+        if value.is_empty() {
+            return Ok(None);
+        }
+        match serde_json::from_slice::<DeviceIdentity>(&value) {
+            Ok(device) => Ok(Some(device)),
+            Err(e) => {
+                tracing::warn!(key, "an unreadable 802.1X identity in Redis, ignored: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// See `NacStore::put_session`.
+    pub async fn nac_put_session(
+        &self,
+        fingerprint: &Fingerprint,
+        session: &NasSession,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        let value =
+            serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let key = &self.nac_sessions_key(fingerprint);
+        let (field, value) = (&session_field(session), &value);
+        let until_ms = until.saturating_mul(1000);
+        self.run(false, false, |mut c| async move {
+            redis::pipe()
+                .cmd("HSET")
+                .arg(key)
+                .arg(field)
+                .arg(value)
+                .ignore()
+                .cmd("PEXPIREAT")
+                .arg(key)
+                .arg(until_ms)
+                .arg("GT")
+                .ignore()
+                .cmd("PEXPIREAT")
+                .arg(key)
+                .arg(until_ms)
+                .arg("NX")
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// See `NacStore::end_session`.
+    pub async fn nac_end_session(
+        &self,
+        fingerprint: &Fingerprint,
+        session: &NasSession,
+    ) -> Result<(), StoreError> {
+        let key = &self.nac_sessions_key(fingerprint);
+        let field = &session_field(session);
+        self.run(false, false, |mut c| async move {
+            redis::cmd("HDEL")
+                .arg(key)
+                .arg(field)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// See `NacStore::sessions`; values that do not read are skipped.
+    pub async fn nac_sessions(
+        &self,
+        fingerprint: &Fingerprint,
+    ) -> Result<Vec<NasSession>, StoreError> {
+        let key = &self.nac_sessions_key(fingerprint);
+        let fields: Vec<(String, Vec<u8>)> = self
+            .run(false, true, |mut c| async move {
+                redis::cmd("HGETALL")
+                    .arg(key)
+                    .query_async::<Vec<(String, Vec<u8>)>>(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(fields
+            .into_iter()
+            .take(MAX_NAC_SESSIONS)
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect())
+    }
+}
+
+/// A session's field in its device's hash: one per device address (or,
+/// without one, per accounting session) at a NAS, as `NasSession::same`.
+fn session_field(session: &NasSession) -> String {
+    match (&session.calling_station_id, &session.acct_session_id) {
+        (Some(mac), _) => format!("{}|{mac}", session.nas),
+        (None, Some(id)) => format!("{}|acct:{id}", session.nas),
+        (None, None) => format!("{}|", session.nas),
     }
 }

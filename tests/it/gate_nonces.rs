@@ -31,6 +31,7 @@ async fn small_gate(routes: &[RouteSpec]) -> TestGate {
         config,
         addr,
         forward_addr: None,
+        nac_addr: None,
         handle,
         task,
     }

@@ -403,6 +403,7 @@ async fn an_ipv6_balancer_and_client() {
         config,
         addr,
         forward_addr: None,
+        nac_addr: None,
         handle,
         task,
     };

@@ -25,6 +25,7 @@ mod gate_testssl;
 mod gate_tls;
 mod gate_watch;
 mod kubernetes;
+mod nac;
 mod nac_freeradius;
 mod page;
 mod page_chromium;

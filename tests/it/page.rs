@@ -70,6 +70,7 @@ fn test_snapshot() -> Snapshot {
             max_streams_without_certificate: 8,
             proxy_protocol_from: Vec::new(),
             forward_auth: None,
+            nac: None,
         }),
         attestation: AttestationSettings {
             trust_anchors: Vec::new(),

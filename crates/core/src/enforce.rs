@@ -58,9 +58,13 @@ impl Client<'_> {
         revocation: Status::Good,
     };
 
-    /// Why the CRLs refuse this client's certificate, if they do.
+    /// Why the CRLs refuse this client's certificate, if they do. (802.1X
+    /// knows the certificate by issuer and serial, not its DER: an
+    /// identity counts as a certificate too.)
     pub fn refused(&self) -> Option<Denial> {
-        self.certificate?;
+        if self.certificate.is_none() && self.identity.is_none() {
+            return None;
+        }
         self.revocation.denial()
     }
 }
@@ -221,70 +225,136 @@ where
     P: PostureStore,
     N: NonceStore,
 {
-    let Case {
-        snapshot,
-        postures,
-        client,
-        door,
-        segment,
-        token,
-        attestor,
-        now,
-    } = case;
+    let segment = case.segment;
+    let seen = look(&case).await;
+    let outcome = seen.outcome(&case, segment);
+    seen.judgement(&case, segment, outcome)
+}
+
+/// 802.1X: judges the device for each of `segments` in turn (most
+/// sensitive first) and answers with the first judgement that lets it in,
+/// or, when none does, the last one's denial. Steps 1 and 2 are taken once;
+/// `case.segment` is not used.
+pub async fn place<'a, P, N>(case: Case<'a, P, N>, segments: &[usize]) -> Judgement<'a>
+where
+    P: PostureStore,
+    N: NonceStore,
+{
+    let seen = look(&case).await;
+    let mut last = None;
+    for &segment in segments {
+        let outcome = seen.outcome(&case, segment);
+        let admitted = !matches!(outcome, Outcome::Deny(_));
+        last = Some((segment, outcome));
+        if admitted {
+            break;
+        }
+    }
+    let (segment, outcome) = last.unwrap_or((case.segment, Outcome::Deny(Denial::NoPosture)));
+    seen.judgement(&case, segment, outcome)
+}
+
+/// Steps 1 and 2: what is known of the device before any segment.
+struct Seen {
+    posture: Option<Arc<Posture>>,
+    attestation: Option<Box<Attestation>>,
+    /// The posture store could not be read.
+    unreadable: bool,
+}
+
+async fn look<P, N>(case: &Case<'_, P, N>) -> Seen
+where
+    P: PostureStore,
+    N: NonceStore,
+{
+    let client = case.client;
     let mut posture = None;
     let mut attestation = None;
     let mut unreadable = false;
     // Without a client certificate the request is denied whatever a token
     // says, and nothing could be remembered: such a peer gets no signature
     // check and no spent nonce for free.
-    let token = token.filter(|_| client.identity.is_some());
+    let token = case.token.filter(|_| client.identity.is_some());
     if let Some(token) = token {
         // Boxed: an inline token is rare, and its verification would
         // otherwise make the future of every request as large as its own.
-        let attested = Box::pin(attest(snapshot, &attestor, postures, client, token, now)).await;
+        let attested = Box::pin(attest(
+            case.snapshot,
+            &case.attestor,
+            case.postures,
+            client,
+            token,
+            case.now,
+        ))
+        .await;
         if let Ok((fresh, _)) = &attested.result {
             posture = Some(fresh.clone());
         }
         attestation = Some(Box::new(attested));
     } else if let Some(identity) = client.identity {
-        match postures.get(&identity.fingerprint).await {
+        match case.postures.get(&identity.fingerprint).await {
             Ok(remembered) => posture = remembered,
             Err(_) => unreadable = true,
         }
     }
-    // A refusal that is the gate's (its nonce memory), not the token's, is
-    // told as such: the device did nothing wrong and may try again.
-    let invalid = attestation
-        .as_ref()
-        .and_then(|a| a.result.as_ref().err())
-        .map(|refusal| match refusal.retry_later {
-            true => Denial::NonceNotRecorded,
-            false => Denial::InvalidAttestation(refusal.reason),
-        });
-    let outcome = match (client.refused(), invalid) {
-        (Some(denial), _) => Outcome::Deny(denial),
-        (None, Some(denial)) => Outcome::Deny(denial),
-        (None, None) if unreadable => Outcome::Deny(Denial::PostureStoreUnavailable),
-        (None, None) => {
-            decision::decide(snapshot, client.identity, posture.as_deref(), segment, now)
-        }
-    };
-    let reference = match outcome {
-        Outcome::Allow => None,
-        Outcome::Warn(_) | Outcome::Deny(_) => Some(decision::new_reference()),
-    };
-    Judgement {
-        outcome,
-        reference,
+    Seen {
         posture,
         attestation,
-        client: client.identity,
-        door,
-        segment: snapshot
-            .segments
-            .get(segment)
-            .map_or("", |s| s.name.as_str()),
-        now,
+        unreadable,
+    }
+}
+
+impl Seen {
+    /// Step 3 for one segment, after the refusals of steps 1 and 2.
+    fn outcome<P, N>(&self, case: &Case<'_, P, N>, segment: usize) -> Outcome {
+        // A refusal that is the gate's (its nonce memory), not the token's,
+        // is told as such: the device did nothing wrong and may try again.
+        let invalid = self
+            .attestation
+            .as_ref()
+            .and_then(|a| a.result.as_ref().err())
+            .map(|refusal| match refusal.retry_later {
+                true => Denial::NonceNotRecorded,
+                false => Denial::InvalidAttestation(refusal.reason),
+            });
+        match (case.client.refused(), invalid) {
+            (Some(denial), _) => Outcome::Deny(denial),
+            (None, Some(denial)) => Outcome::Deny(denial),
+            (None, None) if self.unreadable => Outcome::Deny(Denial::PostureStoreUnavailable),
+            (None, None) => decision::decide(
+                case.snapshot,
+                case.client.identity,
+                self.posture.as_deref(),
+                segment,
+                case.now,
+            ),
+        }
+    }
+
+    fn judgement<'a, P, N>(
+        self,
+        case: &Case<'a, P, N>,
+        segment: usize,
+        outcome: Outcome,
+    ) -> Judgement<'a> {
+        let reference = match outcome {
+            Outcome::Allow => None,
+            Outcome::Warn(_) | Outcome::Deny(_) => Some(decision::new_reference()),
+        };
+        Judgement {
+            outcome,
+            reference,
+            posture: self.posture,
+            attestation: self.attestation,
+            client: case.client.identity,
+            door: case.door,
+            segment: case
+                .snapshot
+                .segments
+                .get(segment)
+                .map_or("", |s| s.name.as_str()),
+            now: case.now,
+        }
     }
 }
 

@@ -49,6 +49,7 @@ pub mod decision;
 pub mod device;
 pub mod enforce;
 pub mod lang;
+pub mod nac;
 pub mod nonce;
 pub mod policy;
 pub mod reasons;

@@ -30,6 +30,35 @@ pub struct CertId {
 }
 
 impl CertId {
+    /// A certificate known only by the DER of its issuer's name and its
+    /// serial number as unsigned big-endian bytes (what 802.1X tells): the
+    /// serial is written as a DER INTEGER's content, as a CRL has it.
+    pub fn from_parts(issuer: &[u8], serial_magnitude: &[u8]) -> CertId {
+        let digits: &[u8] = match serial_magnitude.iter().position(|b| *b != 0) {
+            Some(first) => &serial_magnitude[first..],
+            None => &[],
+        };
+        let mut serial = Vec::with_capacity(digits.len() + 1);
+        if digits.first().is_none_or(|b| b & 0x80 != 0) {
+            serial.push(0);
+        }
+        serial.extend_from_slice(digits);
+        CertId {
+            issuer: issuer.into(),
+            serial: serial.into(),
+        }
+    }
+
+    /// The DER of the issuer's name.
+    pub fn issuer(&self) -> &[u8] {
+        &self.issuer
+    }
+
+    /// The serial as a DER INTEGER's content bytes.
+    pub fn serial(&self) -> &[u8] {
+        &self.serial
+    }
+
     /// The issuer and serial of a certificate; `None` when it does not parse.
     pub fn of(der: &CertificateDer<'_>) -> Option<CertId> {
         let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;

@@ -71,6 +71,8 @@ pub struct Settings {
     pub route_extra: String,
     /// Tables appended after the routes, e.g. a `[store]`.
     pub extra: String,
+    /// `vlan` of the segments finance, office and open (802.1X).
+    pub vlans: [Option<u16>; 3],
 }
 
 impl Default for Settings {
@@ -88,6 +90,7 @@ impl Default for Settings {
             server_extra: String::new(),
             route_extra: String::new(),
             extra: String::new(),
+            vlans: [None; 3],
         }
     }
 }
@@ -137,17 +140,17 @@ name = "open"
 name = "finance"
 sensitivity = "high"
 policy = "strict"
-
+{vlan_finance}
 [[segment]]
 name = "office"
 sensitivity = "low"
 policy = "lenient"
-
+{vlan_office}
 [[segment]]
 name = "open"
 sensitivity = "low"
 policy = "open"
-"#,
+{vlan_open}"#,
         max_connections = s.max_connections,
         header_read_timeout = s.header_read_timeout,
         idle_timeout = s.idle_timeout,
@@ -156,6 +159,9 @@ policy = "open"
         shutdown_grace = s.shutdown_grace,
         require_nonce = s.require_nonce,
         server_extra = s.server_extra,
+        vlan_finance = vlan_line(s.vlans[0]),
+        vlan_office = vlan_line(s.vlans[1]),
+        vlan_open = vlan_line(s.vlans[2]),
         max_age = s
             .max_age
             .map(|m| format!("max_age = \"{m}\"\n"))
@@ -172,6 +178,10 @@ policy = "open"
     text
 }
 
+fn vlan_line(vlan: Option<u16>) -> String {
+    vlan.map(|v| format!("vlan = {v}\n")).unwrap_or_default()
+}
+
 pub struct TestGate {
     pub dir: tempfile::TempDir,
     pub pki: TestPki,
@@ -180,6 +190,9 @@ pub struct TestGate {
     /// The forward-auth listener's address, when `Settings::extra` has a
     /// `[forward_auth]` on TCP.
     pub forward_addr: Option<SocketAddr>,
+    /// The 802.1X decision listener's address, when `Settings::extra` has
+    /// a `[nac]` on TCP.
+    pub nac_addr: Option<SocketAddr>,
     pub handle: GateHandle,
     pub task: JoinHandle<Result<(), GateError>>,
 }
@@ -198,6 +211,7 @@ impl TestGate {
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = gate.local_addr();
         let forward_addr = gate.forward_auth_addr();
+        let nac_addr = gate.nac_addr();
         let handle = gate.handle();
         let task = tokio::spawn(gate.run());
         TestGate {
@@ -206,6 +220,7 @@ impl TestGate {
             config,
             addr,
             forward_addr,
+            nac_addr,
             handle,
             task,
         }

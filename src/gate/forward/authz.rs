@@ -90,28 +90,15 @@ fn proxy_of<'a>(
     fa: &'a ForwardAuthSettings,
     peer: &ProxyPeer,
 ) -> Option<(usize, &'a TrustedProxy)> {
-    fa.proxies.iter().enumerate().find(|(_, p)| {
-        let Some(addr) = peer.addr else {
-            // A Unix socket has exactly one proxy (validated).
-            return true;
-        };
-        let by_address = if p.from.is_empty() {
-            // Only mutual TLS may leave the address open.
-            peer.tls
-        } else {
-            headers::listed(&p.from, addr.ip())
-        };
-        let by_name = p
-            .certificate_name
-            .as_ref()
-            .is_none_or(|name| peer.tls && peer.names.iter().any(|n| n == name));
-        by_address && by_name
-    })
+    fa.proxies
+        .iter()
+        .enumerate()
+        .find(|(_, p)| peer.is(&p.from, p.certificate_name.as_deref()))
 }
 
 /// 403 for a peer that is no configured proxy, with an audit event; its
 /// headers are not read, and the connection closes after the answer.
-fn stranger(peer: &ProxyPeer, uri: &Uri) -> Response<Body> {
+pub(in crate::gate) fn stranger(peer: &ProxyPeer, uri: &Uri) -> Response<Body> {
     let reference = decision::new_reference();
     let source = peer.addr.unwrap_or(UNKNOWN_SOURCE);
     tracing::warn!(peer = %source, reference, path = uri.path(), "forward-auth request from a peer that is no configured proxy, refused");

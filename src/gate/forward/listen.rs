@@ -28,7 +28,17 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use super::authz;
 use crate::gate::listener::{self, Activity, Guarded, Working, MIN_H1_BUFFER};
 use crate::gate::{Live, Shared};
-use posture_core::config::snapshot::{ForwardAuthListen, ForwardAuthSettings};
+use posture_core::config::snapshot::ForwardAuthListen;
+
+/// Which side listener: the same transport, trust and limits, another
+/// protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::gate) enum Side {
+    /// `[forward_auth]`, for proxies.
+    ForwardAuth,
+    /// `[nac]`, for RADIUS servers.
+    Nac,
+}
 
 /// The bound listener, and its own limit on open connections.
 pub(in crate::gate) struct Listener {
@@ -64,6 +74,26 @@ pub(in crate::gate) struct ProxyPeer {
     pub names: Vec<String>,
 }
 
+impl ProxyPeer {
+    /// Whether this connection is the peer configured with these
+    /// addresses and certificate name: by address (plain HTTP needs one;
+    /// mutual TLS may leave it open), by certificate name when one is
+    /// given; on a Unix socket, whoever could open it.
+    pub fn is(&self, from: &[ipnet::IpNet], certificate_name: Option<&str>) -> bool {
+        let Some(addr) = self.addr else {
+            return true;
+        };
+        let by_address = if from.is_empty() {
+            self.tls
+        } else {
+            crate::gate::headers::listed(from, addr.ip())
+        };
+        let by_name =
+            certificate_name.is_none_or(|name| self.tls && self.names.iter().any(|n| n == name));
+        by_address && by_name
+    }
+}
+
 impl Listener {
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.socket {
@@ -77,8 +107,11 @@ impl Listener {
 /// gate that did not stop cleanly is replaced; any other file at that path
 /// is an error rather than deleted. The socket is made readable and
 /// writable by its owner and group only: who may open it is a proxy.
-pub(in crate::gate) fn bind(settings: &ForwardAuthSettings) -> io::Result<Listener> {
-    let socket = match &settings.listen {
+pub(in crate::gate) fn bind(
+    listen: &ForwardAuthListen,
+    max_connections: usize,
+) -> io::Result<Listener> {
+    let socket = match listen {
         ForwardAuthListen::Tcp(addr) => Socket::Tcp(listener::bind(*addr)?),
         ForwardAuthListen::Unix(path) => {
             use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -101,12 +134,12 @@ pub(in crate::gate) fn bind(settings: &ForwardAuthSettings) -> io::Result<Listen
     };
     Ok(Listener {
         socket,
-        connections: Arc::new(Semaphore::new(settings.max_connections)),
+        connections: Arc::new(Semaphore::new(max_connections)),
     })
 }
 
 /// Serves until shutdown, then drains for the front's `shutdown_grace`.
-pub(in crate::gate) async fn serve(listener: Listener, shared: Arc<Shared>) {
+pub(in crate::gate) async fn serve(listener: Listener, shared: Arc<Shared>, side: Side) {
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shutdown = shared.shutdown.subscribe();
@@ -127,7 +160,7 @@ pub(in crate::gate) async fn serve(listener: Listener, shared: Arc<Shared>) {
         };
         let Ok(permit) = listener.connections.clone().try_acquire_owned() else {
             if refused_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                tracing::warn!(peer = ?addr, "forward-auth max_connections reached, closing new connections");
+                tracing::warn!(peer = ?addr, ?side, "side listener max_connections reached, closing new connections");
                 refused_at = Some(Instant::now());
             }
             continue;
@@ -140,6 +173,7 @@ pub(in crate::gate) async fn serve(listener: Listener, shared: Arc<Shared>) {
             shared.clone(),
             graceful.watcher(),
             permit,
+            side,
         ));
     }
     drop(listener);
@@ -174,9 +208,13 @@ async fn connection(
     shared: Arc<Shared>,
     watcher: Watcher,
     _permit: OwnedSemaphorePermit,
+    side: Side,
 ) {
     let settings = &live.settings;
-    let tls = live.forward.as_ref().and_then(|d| d.tls.clone());
+    let tls = match side {
+        Side::ForwardAuth => live.forward.as_ref().and_then(|d| d.tls.clone()),
+        Side::Nac => live.nac.as_ref().and_then(|n| n.tls.clone()),
+    };
     let (stream, peer): (Box<dyn Stream>, ProxyPeer) = match (tls, addr) {
         (Some(config), Some(_)) => {
             let deadline = Instant::now() + settings.header_read_timeout;
@@ -224,7 +262,10 @@ async fn connection(
         let shared = shared.clone();
         let working = Working::start(busy.clone());
         async move {
-            let response = authz::handle(req, &peer, &shared).await;
+            let response = match side {
+                Side::ForwardAuth => authz::handle(req, &peer, &shared).await,
+                Side::Nac => crate::gate::nac::handle(req, &peer, &shared).await,
+            };
             Ok::<_, Infallible>(response.map(|body| Guarded {
                 inner: body,
                 _working: working,

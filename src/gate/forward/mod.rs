@@ -37,13 +37,13 @@
 //!   the device certificate from the proxy's header, so an agent can attest
 //!   through the site's proxy.
 
-mod authz;
+pub(super) mod authz;
 mod device;
 mod listen;
 mod pages;
 
 pub(super) use device::{Doors, ForwardedCert};
-pub(super) use listen::{bind, serve, Listener};
+pub(super) use listen::{bind, serve, Listener, ProxyPeer, Side};
 pub(super) use pages::DeniedPages;
 
 /// The authorisation endpoint.

@@ -34,6 +34,7 @@ use super::snapshot::{
 use super::values;
 
 mod forward_auth;
+mod nac;
 
 /// Attestations older than this are not worth trusting for a whole day of
 /// access; a longer setting is almost certainly a typo (`15h` for `15m`).
@@ -98,6 +99,15 @@ pub(crate) fn compile_recording(
             None => cx.c.at(
                 f.listen.span(),
                 "[forward_auth] is part of the server: it needs a [server] section",
+            ),
+        }
+    }
+    if let Some(n) = &file.nac {
+        match &mut server {
+            Some(server) => server.nac = Some(cx.nac(n, &file.segments)),
+            None => cx.c.at(
+                n.listen.span(),
+                "[nac] is part of the server: it needs a [server] section",
             ),
         }
     }
@@ -499,6 +509,7 @@ impl Context<'_> {
             max_streams_without_certificate: limits.max_streams_without_certificate,
             proxy_protocol_from,
             forward_auth: None,
+            nac: None,
         }
     }
 

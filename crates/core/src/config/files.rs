@@ -203,6 +203,31 @@ pub fn redis_password(path: &Path) -> Result<String, String> {
     }
 }
 
+/// A RADIUS shared secret: one line of printable text (one trailing line
+/// ending dropped), at least 16 characters (RFC 3580 asks for that much
+/// where a secret guards 802.1X; shorter ones are guessable offline from
+/// one captured packet).
+pub fn radius_secret(path: &Path) -> Result<String, String> {
+    let mut bytes = read_nonempty(path, "RADIUS secret")?;
+    if bytes.ends_with(b"\r\n") {
+        bytes.truncate(bytes.len() - 2);
+    } else if bytes.ends_with(b"\n") {
+        bytes.truncate(bytes.len() - 1);
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) if s.chars().count() >= 16 && !s.chars().any(char::is_control) => Ok(s),
+        Ok(s) if !s.chars().any(char::is_control) => Err(format!(
+            "RADIUS secret file {} holds {} characters; use at least 16",
+            path.display(),
+            s.chars().count()
+        )),
+        _ => Err(format!(
+            "RADIUS secret file {} must hold one line of text",
+            path.display()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

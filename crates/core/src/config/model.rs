@@ -48,6 +48,85 @@ pub struct FileConfig {
     /// (nginx `auth_request`, Caddy, Traefik, Envoy); absent: off.
     #[serde(default)]
     pub forward_auth: Option<ForwardAuthConfig>,
+    /// `[nac]`: the decision API for 802.1X through FreeRADIUS, and the
+    /// NASes it sends RADIUS CoA to; absent: off.
+    #[serde(default)]
+    pub nac: Option<NacConfig>,
+}
+
+/// `[nac]`: a listener of its own for the RADIUS servers in
+/// `[[nac.radius]]`, and the NASes in `[[nac.nas]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NacConfig {
+    /// As `[forward_auth] listen`.
+    pub listen: Spanned<String>,
+    /// PEM certificate chain the listener shows the RADIUS servers.
+    #[serde(default)]
+    pub tls_certificate: Option<Spanned<PathBuf>>,
+    /// PEM private key of `tls_certificate`.
+    #[serde(default)]
+    pub tls_key: Option<Spanned<PathBuf>>,
+    /// PEM bundle of the CAs that issue the RADIUS servers' client
+    /// certificates.
+    #[serde(default)]
+    pub radius_ca: Option<Spanned<PathBuf>>,
+    /// Connections open at once on this listener.
+    #[serde(default = "defaults::forward_auth_max_connections")]
+    pub max_connections: Spanned<usize>,
+    /// The VLAN of a device without a posture that allows any segment's
+    /// VLAN; absent: Access-Reject.
+    #[serde(default)]
+    pub quarantine_vlan: Option<Spanned<u16>>,
+    /// The RADIUS servers that may ask.
+    #[serde(default, rename = "radius")]
+    pub radius: Vec<RadiusConfig>,
+    /// The NASes the gate sends CoA or Disconnect requests to.
+    #[serde(default, rename = "nas")]
+    pub nas: Vec<NasConfig>,
+}
+
+/// One `[[nac.radius]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusConfig {
+    /// Shown in logs and audit events.
+    pub name: Spanned<String>,
+    /// Addresses or CIDR blocks it connects from.
+    #[serde(default)]
+    pub from: Vec<Spanned<String>>,
+    /// With mutual TLS: a DNS name its certificate must carry.
+    #[serde(default)]
+    pub certificate_name: Option<Spanned<String>>,
+}
+
+/// How a NAS is told that a device's VLAN changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NasChange {
+    /// CoA-Request with the new VLAN (RFC 5176).
+    Coa,
+    /// Disconnect-Request: the device authenticates again and gets the
+    /// new VLAN then.
+    Disconnect,
+}
+
+/// One `[[nac.nas]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NasConfig {
+    /// Shown in logs and audit events.
+    pub name: Spanned<String>,
+    /// Its NAS-IP-Address, and where CoA goes.
+    pub address: Spanned<String>,
+    /// The UDP port of its Dynamic Authorization Server.
+    #[serde(default = "defaults::coa_port")]
+    pub coa_port: u16,
+    /// The file with its shared secret (one line).
+    pub secret_file: Spanned<PathBuf>,
+    /// `coa` or `disconnect`.
+    #[serde(default = "defaults::nas_change")]
+    pub change: NasChange,
 }
 
 /// `[forward_auth]`: a listener of its own, for the proxies in
@@ -551,6 +630,14 @@ pub mod defaults {
     /// The default of `[forward_auth] max_connections`.
     pub fn forward_auth_max_connections() -> Spanned<usize> {
         Spanned::new(0..0, 1024)
+    }
+    /// The default of `[[nac.nas]] coa_port` (RFC 5176).
+    pub fn coa_port() -> u16 {
+        3799
+    }
+    /// The default of `[[nac.nas]] change`.
+    pub fn nas_change() -> super::NasChange {
+        super::NasChange::Coa
     }
     /// The default of `upgrades`.
     pub fn upgrades() -> Vec<String> {

@@ -15,7 +15,9 @@ use crate::catalogue::{Catalogue, Category, Matcher};
 use crate::verdict::Decision;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
-use super::model::{ProxyKind, RemediationConfig, Sensitivity, ServiceDesk, StoreFailure};
+use super::model::{
+    NasChange, ProxyKind, RemediationConfig, Sensitivity, ServiceDesk, StoreFailure,
+};
 
 /// A compiled configuration; see the module docs.
 #[derive(Debug)]
@@ -170,6 +172,64 @@ pub struct ServerSettings {
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
     /// The forward-auth listener, when `[forward_auth]` is configured.
     pub forward_auth: Option<ForwardAuthSettings>,
+    /// The 802.1X decision API, when `[nac]` is configured.
+    pub nac: Option<NacSettings>,
+}
+
+/// `[nac]`, validated: see `model::NacConfig`.
+#[derive(Debug, Clone)]
+pub struct NacSettings {
+    /// Where it listens; fixed at bind.
+    pub listen: ForwardAuthListen,
+    /// Mutual TLS with the RADIUS servers, when configured.
+    pub tls: Option<ForwardAuthTls>,
+    /// Connections open at once; fixed at bind.
+    pub max_connections: usize,
+    /// The VLAN without an allowed posture; `None`: reject.
+    pub quarantine_vlan: Option<u16>,
+    /// The RADIUS servers that may ask, never empty.
+    pub radius: Vec<TrustedPeer>,
+    /// The NASes, for CoA.
+    pub nas: Vec<Nas>,
+}
+
+/// A peer of a side listener known by address and (with mutual TLS)
+/// certificate name.
+#[derive(Debug, Clone)]
+pub struct TrustedPeer {
+    /// Its name in logs and audit events.
+    pub name: String,
+    /// Addresses it connects from; empty: any (mutual TLS or Unix socket).
+    pub from: Vec<ipnet::IpNet>,
+    /// With mutual TLS: a DNS name its certificate must carry, lowercase.
+    pub certificate_name: Option<String>,
+}
+
+/// A NAS the gate sends CoA or Disconnect requests to.
+#[derive(Clone)]
+pub struct Nas {
+    /// Its name in logs and audit events.
+    pub name: String,
+    /// Its NAS-IP-Address.
+    pub address: std::net::IpAddr,
+    /// Where its Dynamic Authorization Server listens.
+    pub coa: std::net::SocketAddr,
+    /// The shared secret, from `secret_file`.
+    pub secret: Arc<[u8]>,
+    /// How it is told.
+    pub change: NasChange,
+}
+
+impl std::fmt::Debug for Nas {
+    // Never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nas")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("coa", &self.coa)
+            .field("change", &self.change)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[forward_auth]`, validated: see `model::ForwardAuthConfig`.

@@ -21,14 +21,18 @@
 //! the token has verified.
 
 mod memory;
+mod nac_memory;
 pub mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
 
 pub use memory::{MemoryPostures, UsedNonces};
+pub use nac_memory::MemoryNac;
 
 use crate::decision::Posture;
+use crate::device::DeviceIdentity;
+use crate::nac::{CertKey, NasSession};
 
 /// The SHA-256 fingerprint of a device certificate: a posture's key.
 pub type Fingerprint = [u8; 32];
@@ -100,4 +104,47 @@ pub trait NonceStore: Send + Sync {
     /// until one recorded expires and makes room. A challenge is refused
     /// while the store is full: its nonce could not be redeemed.
     fn full_for(&self, now: i64) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+}
+
+/// What 802.1X needs to remember (issue 17): which device certificate has
+/// which issuer and serial (learnt when it attests), and the device's
+/// sessions at NASes (from post-auth and accounting), so that any replica
+/// can place a device and tell its NASes when its VLAN changes.
+pub trait NacStore: Send + Sync {
+    /// Remembers the device whose certificate `key` names, until `until`.
+    fn learn(
+        &self,
+        key: &CertKey,
+        device: &DeviceIdentity,
+        until: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The device whose certificate `key` names, if known.
+    fn device(
+        &self,
+        key: &CertKey,
+    ) -> impl Future<Output = Result<Option<DeviceIdentity>, StoreError>> + Send;
+
+    /// Records a session of the device, replacing the same session
+    /// ([`NasSession::same`]), kept until `until` unless reported again.
+    fn put_session(
+        &self,
+        fingerprint: &Fingerprint,
+        session: NasSession,
+        until: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets a session of the device (accounting Stop).
+    fn end_session(
+        &self,
+        fingerprint: &Fingerprint,
+        session: &NasSession,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The device's sessions now.
+    fn sessions(
+        &self,
+        fingerprint: &Fingerprint,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<NasSession>, StoreError>> + Send;
 }

@@ -12,7 +12,7 @@ use serde_spanned::Spanned;
 use super::super::files;
 use super::super::model::{ForwardAuthConfig, ProxyConfig};
 use super::super::snapshot::{
-    ForwardAuthListen, ForwardAuthSettings, ForwardAuthTls, TrustedProxy,
+    ForwardAuthListen, ForwardAuthSettings, ForwardAuthTls, TrustedPeer, TrustedProxy,
 };
 use super::super::values;
 use super::Context;
@@ -20,7 +20,11 @@ use super::Context;
 impl Context<'_> {
     pub(super) fn forward_auth(&mut self, f: &ForwardAuthConfig) -> ForwardAuthSettings {
         let listen = self.forward_auth_listen(&f.listen);
-        let tls = self.forward_auth_tls(f);
+        let tls = self.side_tls(
+            f.listen.span(),
+            [&f.tls_certificate, &f.tls_key, &f.proxy_ca],
+            "proxy_ca",
+        );
         if let (Some(ForwardAuthListen::Tcp(addr)), None) = (&listen, &tls) {
             if !addr.ip().is_loopback() {
                 self.c.at(
@@ -81,7 +85,10 @@ impl Context<'_> {
         }
     }
 
-    fn forward_auth_listen(&mut self, listen: &Spanned<String>) -> Option<ForwardAuthListen> {
+    pub(super) fn forward_auth_listen(
+        &mut self,
+        listen: &Spanned<String>,
+    ) -> Option<ForwardAuthListen> {
         let text = listen.get_ref();
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
@@ -110,8 +117,15 @@ impl Context<'_> {
         }
     }
 
-    fn forward_auth_tls(&mut self, f: &ForwardAuthConfig) -> Option<ForwardAuthTls> {
-        let (cert, key, ca) = match (&f.tls_certificate, &f.tls_key, &f.proxy_ca) {
+    /// The TLS files of a side listener, all three or none; `ca_name` is
+    /// what the CA setting is called in its section.
+    pub(super) fn side_tls(
+        &mut self,
+        listen: std::ops::Range<usize>,
+        [cert, key, ca]: [&Option<Spanned<std::path::PathBuf>>; 3],
+        ca_name: &str,
+    ) -> Option<ForwardAuthTls> {
+        let (cert, key, ca) = match (cert, key, ca) {
             (None, None, None) => return None,
             (Some(cert), Some(key), Some(ca)) => (cert, key, ca),
             (cert, key, ca) => {
@@ -119,16 +133,16 @@ impl Context<'_> {
                     .into_iter()
                     .flatten()
                     .next()
-                    .map_or(f.listen.span(), |v| v.span());
+                    .map_or(listen, |v| v.span());
                 self.c.at(
                     span,
-                    "mutual TLS with the proxies needs all three of tls_certificate, tls_key and proxy_ca",
+                    format!("mutual TLS needs all three of tls_certificate, tls_key and {ca_name}"),
                 );
                 return None;
             }
         };
         let cert_path = self.resolve(cert);
-        let cert_chain = self.certificates(cert, "forward-auth certificate");
+        let cert_chain = self.certificates(cert, "listener certificate");
         let key_path = self.resolve(key);
         let private_key = self.read(key, &key_path, files::private_key);
         let ca_path = self.resolve(ca);
@@ -147,10 +161,17 @@ impl Context<'_> {
         })
     }
 
-    fn trusted_proxy(&mut self, p: &ProxyConfig, unix: bool, tls: bool) -> TrustedProxy {
-        let kind = *p.kind.get_ref();
-        let from: Vec<ipnet::IpNet> = p
-            .from
+    /// Who a peer of a side listener is: its addresses and certificate
+    /// name, checked against the listener's kind.
+    pub(super) fn trusted_peer(
+        &mut self,
+        name: &Spanned<String>,
+        from: &[Spanned<String>],
+        certificate_name: &Option<Spanned<String>>,
+        unix: bool,
+        tls: bool,
+    ) -> TrustedPeer {
+        let nets: Vec<ipnet::IpNet> = from
             .iter()
             .filter_map(|a| {
                 values::trusted_proxy(a.get_ref())
@@ -159,28 +180,38 @@ impl Context<'_> {
             })
             .collect();
         if unix {
-            if let Some(a) = p.from.first() {
+            if let Some(a) = from.first() {
                 self.c.at(
                     a.span(),
                     "a unix: socket has no peer addresses: leave out from (the socket's file \
                      permissions say who may connect)",
                 );
             }
-        } else if !tls && p.from.is_empty() {
+        } else if !tls && from.is_empty() {
             self.c.at(
-                p.name.span(),
-                "on plain HTTP a proxy is known by its address: give from = [\"127.0.0.1/32\"] or the like",
+                name.span(),
+                "on plain HTTP a peer is known by its address: give from = [\"127.0.0.1/32\"] or the like",
             );
         }
-        let certificate_name = p.certificate_name.as_ref().map(|n| {
+        let certificate_name = certificate_name.as_ref().map(|n| {
             if !tls {
                 self.c.at(
                     n.span(),
-                    "certificate_name is only checked with mutual TLS (tls_certificate, tls_key, proxy_ca)",
+                    "certificate_name is only checked with mutual TLS (tls_certificate, tls_key and the CA)",
                 );
             }
             n.get_ref().trim_end_matches('.').to_ascii_lowercase()
         });
+        TrustedPeer {
+            name: name.get_ref().clone(),
+            from: nets,
+            certificate_name,
+        }
+    }
+
+    fn trusted_proxy(&mut self, p: &ProxyConfig, unix: bool, tls: bool) -> TrustedProxy {
+        let kind = *p.kind.get_ref();
+        let peer = self.trusted_peer(&p.name, &p.from, &p.certificate_name, unix, tls);
         let mut header = |value: &Option<Spanned<String>>, default: &'static str, what: &str| {
             let Some(v) = value else {
                 return http::HeaderName::from_static(default);
@@ -211,10 +242,10 @@ impl Context<'_> {
             (Some(default), value) => Some(header(value, default, "uri_header")),
         };
         TrustedProxy {
-            name: p.name.get_ref().clone(),
+            name: peer.name,
             kind,
-            from,
-            certificate_name,
+            from: peer.from,
+            certificate_name: peer.certificate_name,
             certificate_header,
             uri_header,
             host_header,
