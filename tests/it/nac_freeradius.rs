@@ -11,7 +11,15 @@
 //! the commented quarantine alternative puts a device in the quarantine
 //! VLAN only when the gate cannot be reached; accounting reaches the NAC
 //! URL with the Class the NAS echoes.
+//!
+//! `gate_*`: the same chain with the real gate on the NAC URL, devices
+//! attesting first at the gate's TLS front: a clean device gets the VLAN
+//! of the most sensitive segment, and its NAS's accounting with the
+//! Access-Accept's Class is taken; a Kaspersky device gets the quarantine
+//! VLAN, or a reject without one; a device that never attested gets the
+//! quarantine VLAN; with the gate stopped FreeRADIUS rejects.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,7 +27,8 @@ use serde_json::Value;
 use crate::support::freeradius::{
     Accounting, Eapol, EapolOutcome, FreeRadius, RadiusSetup, StandIn, StandInAnswer,
 };
-use crate::support::{Device, TestPki};
+use crate::support::upstream::{self, Upstream};
+use crate::support::{Device, RouteSpec, Settings, TestGate, TestPki};
 
 const POST_AUTH: &str = "/.well-known/posture-gate/nac/post-auth";
 const ACCOUNTING: &str = "/.well-known/posture-gate/nac/accounting";
@@ -283,4 +292,173 @@ async fn site_post_auth_body_has_the_recorded_fixtures_shape() {
         s
     };
     assert_eq!(shape(&fresh), shape(&fixture));
+}
+
+/// finance (high, Kaspersky denied) on VLAN 100; office (low, Kaspersky
+/// warned) on `office_vlan`; open without a VLAN; quarantine 999 when
+/// `quarantine`.
+async fn gate_world(office_vlan: Option<u16>, quarantine: bool) -> (TestGate, Upstream) {
+    let app = upstream::start("app").await;
+    let routes = [RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: app.url(),
+        segment: "open",
+    }];
+    let quarantine = if quarantine {
+        "quarantine_vlan = 999\n"
+    } else {
+        ""
+    };
+    let settings = Settings {
+        vlans: [Some(100), office_vlan, None],
+        extra: format!(
+            "[nac]\nlisten = \"127.0.0.1:0\"\n{quarantine}\
+             [[nac.radius]]\nname = \"freeradius\"\nfrom = [\"127.0.0.1\"]\n"
+        ),
+        ..Settings::default()
+    };
+    (TestGate::start(&routes, &settings).await, app)
+}
+
+/// FreeRADIUS from the example files, asking `gate`, with the gate's PKI
+/// (its server certificate, and the root the device CA hangs off).
+fn radius_for(gate: &TestGate) -> FreeRadius {
+    let nac = gate.nac_addr.expect("the gate has a [nac] listener");
+    FreeRadius::start(&RadiusSetup::new(format!("http://{nac}"), gate.dir.path()))
+}
+
+async fn authenticate(gate: &TestGate, radius: &FreeRadius, device: &Device) -> EapolOutcome {
+    authenticate_trusting(&gate.pki.ca_path(), radius, device).await
+}
+
+async fn authenticate_trusting(ca: &Path, radius: &FreeRadius, device: &Device) -> EapolOutcome {
+    Eapol::new("lt-1", &device.cert_path, &device.key_path, ca)
+        .run(radius)
+        .await
+}
+
+fn explain(radius: &FreeRadius, outcome: &EapolOutcome) -> String {
+    format!(
+        "eapol_test:\n{}\nfreeradius:\n{}",
+        outcome.output,
+        radius.log()
+    )
+}
+
+fn assert_rejected(radius: &FreeRadius, outcome: &EapolOutcome) {
+    assert!(outcome.rejected(), "{}", explain(radius, outcome));
+    assert_eq!(outcome.eap_code(), Some(4), "{}", explain(radius, outcome));
+    assert!(!outcome.has_mppe_keys(), "{}", explain(radius, outcome));
+    assert_eq!(outcome.vlan(), None, "{}", explain(radius, outcome));
+}
+
+#[tokio::test]
+async fn gate_clean_device_gets_the_sensitive_vlan_and_its_accounting_is_taken() {
+    let (gate, _app) = gate_world(Some(200), true).await;
+    let radius = radius_for(&gate);
+    let device = gate.pki.device("lt-1", "Org");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("100"));
+    assert_eq!(outcome.tunnel_type(), Some(13));
+    assert_eq!(outcome.tunnel_medium_type(), Some(6));
+    assert_eq!(
+        outcome.reply_message().as_deref(),
+        Some("posture-gate: allowed to finance")
+    );
+    let class = outcome.class().expect("a Class in the Access-Accept");
+    assert!(class.starts_with(b"posture-gate:"), "{class:?}");
+
+    // The NAS echoes the Class in accounting; FreeRADIUS answers the NAS
+    // only when the gate took it (a failed rest call gives no answer).
+    let mut accounting = Accounting {
+        status: "Start",
+        session_id: "5E1A0001".into(),
+        nas_ip: "127.0.0.1".into(),
+        nas_port: 7,
+        calling_station_id: "02-00-00-00-00-01".into(),
+        user_name: "lt-1".into(),
+        class: Some(class),
+    };
+    for status in ["Start", "Interim-Update", "Stop"] {
+        accounting.status = status;
+        let (answered, output) = accounting.send(&radius).await;
+        assert!(answered, "{status}: {output}\n{}", radius.log());
+    }
+}
+
+#[tokio::test]
+async fn gate_kaspersky_device_gets_the_quarantine_vlan() {
+    // Kaspersky may enter no segment with a VLAN (finance denies it).
+    let (gate, _app) = gate_world(None, true).await;
+    let radius = radius_for(&gate);
+    let device = gate.pki.device("lt-1", "Org");
+    assert_eq!(gate.attest(&device, true).await.status, 200);
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("999"));
+    assert_eq!(outcome.tunnel_type(), Some(13));
+    let message = outcome.reply_message().unwrap_or_default();
+    assert!(
+        message.starts_with("posture-gate: quarantined"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn gate_kaspersky_device_is_rejected_without_a_quarantine_vlan() {
+    let (gate, _app) = gate_world(None, false).await;
+    let radius = radius_for(&gate);
+    let device = gate.pki.device("lt-1", "Org");
+    assert_eq!(gate.attest(&device, true).await.status, 200);
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert_rejected(&radius, &outcome);
+    assert!(radius.log().contains("Status : 401"), "{}", radius.log());
+}
+
+#[tokio::test]
+async fn gate_device_that_never_attested_gets_the_quarantine_vlan() {
+    let (gate, _app) = gate_world(Some(200), true).await;
+    let radius = radius_for(&gate);
+    let device = gate.pki.device("lt-1", "Org");
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("999"));
+    let message = outcome.reply_message().unwrap_or_default();
+    assert!(message.contains("quarantined (no_posture)"), "{message}");
+
+    // Once it has attested, the next authentication places it.
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("100"));
+}
+
+#[tokio::test]
+async fn gate_stopped_freeradius_rejects() {
+    let (gate, _app) = gate_world(Some(200), true).await;
+    let radius = radius_for(&gate);
+    let device = gate.pki.device("lt-1", "Org");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    // First with the gate: FreeRADIUS now holds a kept-alive connection.
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+
+    let ca = gate.pki.ca_path();
+    gate.handle.shutdown();
+    tokio::time::timeout(Duration::from_secs(20), gate.task)
+        .await
+        .expect("the gate stops")
+        .unwrap()
+        .unwrap();
+    let outcome = authenticate_trusting(&ca, &radius, &device).await;
+    assert_rejected(&radius, &outcome);
+    assert!(
+        radius.log().contains("Couldn't connect"),
+        "{}",
+        radius.log()
+    );
 }
