@@ -17,7 +17,9 @@
 //! of the most sensitive segment, and its NAS's accounting with the
 //! Access-Accept's Class is taken; a Kaspersky device gets the quarantine
 //! VLAN, or a reject without one; a device that never attested gets the
-//! quarantine VLAN; with the gate stopped FreeRADIUS rejects.
+//! quarantine VLAN; with the gate stopped FreeRADIUS rejects; over mutual
+//! TLS (the rest module's example `tls` section) the gate knows FreeRADIUS
+//! by its certificate's name, and one with another name gets rejects.
 
 use std::path::Path;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::freeradius::{
-    Accounting, Eapol, EapolOutcome, FreeRadius, RadiusSetup, StandIn, StandInAnswer,
+    Accounting, Eapol, EapolOutcome, FreeRadius, RadiusSetup, RestTls, StandIn, StandInAnswer,
 };
 use crate::support::upstream::{self, Upstream};
 use crate::support::{Device, RouteSpec, Settings, TestGate, TestPki};
@@ -460,5 +462,91 @@ async fn gate_stopped_freeradius_rejects() {
         radius.log().contains("Couldn't connect"),
         "{}",
         radius.log()
+    );
+}
+
+/// A CA for the NAC listener's mutual TLS: the listener's certificate for
+/// 127.0.0.1 and a client certificate per name, as PEM files in `dir`
+/// (`nac-ca.pem`, `nac.pem`/`nac.key`, `<name>.pem`/`<name>.key`).
+fn nac_tls_pki(dir: &Path, names: &[&str]) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "RADIUS CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca, &ca_key);
+    std::fs::write(dir.join("nac-ca.pem"), ca_cert.pem()).unwrap();
+    let leaf = |file: &str, name: &str, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.extended_key_usages = vec![usage];
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    };
+    leaf("nac", "127.0.0.1", ExtendedKeyUsagePurpose::ServerAuth);
+    for name in names {
+        leaf(name, name, ExtendedKeyUsagePurpose::ClientAuth);
+    }
+}
+
+#[tokio::test]
+async fn gate_over_mutual_tls_knows_freeradius_by_its_certificate_name() {
+    let tls_dir = tempfile::tempdir().unwrap();
+    nac_tls_pki(tls_dir.path(), &["radius.test", "intruder.test"]);
+    let file = |f: &str| tls_dir.path().join(f);
+    let app = upstream::start("app").await;
+    let routes = [RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: app.url(),
+        segment: "open",
+    }];
+    let settings = Settings {
+        vlans: [Some(100), Some(200), None],
+        extra: format!(
+            "[nac]\nlisten = \"127.0.0.1:0\"\nquarantine_vlan = 999\n\
+             tls_certificate = {:?}\ntls_key = {:?}\nradius_ca = {:?}\n\
+             [[nac.radius]]\nname = \"freeradius\"\ncertificate_name = \"radius.test\"\n",
+            file("nac.pem").display().to_string(),
+            file("nac.key").display().to_string(),
+            file("nac-ca.pem").display().to_string(),
+        ),
+        ..Settings::default()
+    };
+    let gate = TestGate::start(&routes, &settings).await;
+    let device = gate.pki.device("lt-1", "Org");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let radius_as = |name: &str| {
+        let mut setup = RadiusSetup::new(
+            format!("https://{}", gate.nac_addr.unwrap()),
+            gate.dir.path(),
+        );
+        setup.rest_tls = Some(RestTls {
+            ca: file("nac-ca.pem"),
+            cert: file(&format!("{name}.pem")),
+            key: file(&format!("{name}.key")),
+        });
+        FreeRadius::start(&setup)
+    };
+
+    let radius = radius_as("radius.test");
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("100"));
+
+    // Same CA, a name the gate does not list: no decision, a reject.
+    let intruder = radius_as("intruder.test");
+    let outcome = authenticate(&gate, &intruder, &device).await;
+    assert_rejected(&intruder, &outcome);
+    // Refused by the gate (the TLS handshake itself succeeded).
+    assert!(
+        intruder.log().contains("Status : 403"),
+        "{}",
+        intruder.log()
     );
 }

@@ -65,6 +65,19 @@ pub struct RadiusSetup {
     /// `-X` (full debug, single-threaded: a useful log when a test fails)
     /// or `-f` (threads, no debug: for the benchmark).
     pub debug: bool,
+    /// `Some`: the rest module's commented `tls` section is switched on
+    /// with these files (for an `https://` NAC URL).
+    pub rest_tls: Option<RestTls>,
+}
+
+/// The files of the rest module's `tls` section.
+pub struct RestTls {
+    /// The CA that issued the gate's NAC certificate.
+    pub ca: PathBuf,
+    /// FreeRADIUS's client certificate and key, for a gate that knows its
+    /// RADIUS servers by certificate.
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl RadiusSetup {
@@ -74,6 +87,7 @@ impl RadiusSetup {
             pki_dir: pki_dir.to_path_buf(),
             quarantine_on_failure: None,
             debug: true,
+            rest_tls: None,
         }
     }
 }
@@ -196,6 +210,10 @@ pub fn write_raddb(dir: &Path, setup: &RadiusSetup, auth_port: u16, acct_port: u
         &format!("posture_gate_url = \"{base}/"),
         1,
     );
+    let rest = match &setup.rest_tls {
+        None => rest,
+        Some(tls) => rest_tls_section(&rest, tls),
+    };
     std::fs::write(dir.join("mods-enabled/posture-gate"), rest).unwrap();
 
     let eap = example("mods-available/posture-gate-eap");
@@ -232,6 +250,37 @@ pub fn site_text(setup: &RadiusSetup, auth_port: u16, acct_port: u16) -> String 
         None => site,
         Some(vlan) => quarantine_alternative(&site, vlan),
     }
+}
+
+/// The rest module with its commented `tls` lines switched on, pointing at
+/// the test's files.
+fn rest_tls_section(rest: &str, tls: &RestTls) -> String {
+    const FILE: &str = "mods-available/posture-gate";
+    let lines = [
+        (
+            "#\t\tca_info_file = ${certdir}/posture-gate/ca.pem\n",
+            format!("\t\tca_info_file = {}\n", tls.ca.display()),
+        ),
+        (
+            "#\t\tcertificate_file = ${certdir}/posture-gate/radius-client.pem\n",
+            format!("\t\tcertificate_file = {}\n", tls.cert.display()),
+        ),
+        (
+            "#\t\tprivate_key_file = ${certdir}/posture-gate/radius-client.key\n",
+            format!("\t\tprivate_key_file = {}\n", tls.key.display()),
+        ),
+        (
+            "#\t\tcheck_cert = yes\n",
+            "\t\tcheck_cert = yes\n".to_owned(),
+        ),
+        (
+            "#\t\tcheck_cert_cn = yes\n",
+            "\t\tcheck_cert_cn = yes\n".to_owned(),
+        ),
+    ];
+    lines.iter().fold(rest.to_owned(), |text, (from, to)| {
+        replace_exact(&text, FILE, from, to, 1)
+    })
 }
 
 /// Removes post-auth's plain `posture_gate` call and uncomments the block
