@@ -16,6 +16,7 @@
 //! page/    the denial page and problem+json, in Dutch and English (askama)
 //! audit/   the audit writer that the core's typed events go to
 //! pki      the development PKI behind `posture-gate pki` and `demo`
+//! radius/  RADIUS CoA and Disconnect to switches and access points (issue 17)
 //! store/   the stores the gate keeps postures and used nonces in: memory,
 //!          or Redis shared by every replica (issue 15)
 //! ```
@@ -31,4 +32,5 @@ pub mod cert_header;
 pub mod gate;
 pub mod page;
 pub mod pki;
+pub mod radius;
 pub mod store;

@@ -30,4 +30,5 @@ mod nac_freeradius;
 mod page;
 mod page_chromium;
 mod pki;
+mod radius_coa;
 mod store_redis;

@@ -736,3 +736,49 @@ async fn readiness_asks_redis_at_most_once_per_interval() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn replicas_share_what_8021x_learnt_and_the_replica_that_sees_the_attestation_sends_the_coa()
+{
+    use crate::nac::{attribute, connect_at, NasStandIn};
+    use posture_gate::radius::packet::attr;
+    let redis = RedisServer::start();
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("nas.secret");
+    std::fs::write(&secret_file, b"s3cret-of-the-switch-1\n").unwrap();
+    let mut settings = store(&redis.url(), "");
+    settings.vlans = [Some(100), Some(200), None];
+    settings.extra.push_str(&format!(
+        "[nac]\nlisten = \"127.0.0.1:0\"\nquarantine_vlan = 999\n\
+         [[nac.radius]]\nname = \"radius\"\nfrom = [\"127.0.0.1\"]\n\
+         [[nac.nas]]\nname = \"switch-1\"\naddress = \"127.0.0.1\"\ncoa_port = {port}\n\
+         secret_file = {:?}\n",
+        secret_file.display().to_string()
+    ));
+    let up = upstream::start("app").await;
+    let routes = routes(up.url());
+    let a = TestGate::start(&routes, &settings).await;
+    let b = a.replica("gate-b.toml", &routes, &settings).await;
+    let nas = NasStandIn {
+        socket,
+        secret: b"s3cret-of-the-switch-1".to_vec(),
+    };
+    // Attested at A; RADIUS asks B, which knows the certificate from Redis.
+    let device = a.pki.device("lt-redis-nac", "Org");
+    assert_eq!(a.attest(&device, false).await.status, 200);
+    let b_nac = b.nac_addr.unwrap();
+    assert_eq!(
+        connect_at(b_nac, &device, "02-00-00-00-00-21", "5E1A0021").await,
+        "100"
+    );
+    // Kaspersky reported at A: A finds the session B recorded, and tells the NAS.
+    assert_eq!(a.attest(&device, true).await.status, 200);
+    let coa = nas.next().await;
+    assert_eq!(
+        attribute(&coa, attr::TUNNEL_PRIVATE_GROUP_ID).unwrap(),
+        b"\x00200"
+    );
+    assert_eq!(attribute(&coa, attr::ACCT_SESSION_ID).unwrap(), b"5E1A0021");
+}

@@ -157,6 +157,45 @@ pub enum AuditEvent<'a> {
     Attestation(AttestationEvent<'a>),
     /// A request could not be served (400, 404, 502, 504).
     Refused(RefusedEvent<'a>),
+    /// A NAS was told that a device's VLAN changed (802.1X, RFC 5176).
+    Change(ChangeEvent<'a>),
+}
+
+/// The gate told (or tried to tell) a NAS that the VLAN a device may have
+/// changed, after an attestation: a CoA-Request with the new VLAN or a
+/// Disconnect-Request.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeEvent<'a> {
+    /// The device.
+    pub device: Device<'a>,
+    /// The NAS's configured name; absent when no `[[nac.nas]]` has its
+    /// address (then nothing could be sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nas: Option<&'a str>,
+    /// The NAS-IP-Address of the session.
+    pub nas_address: std::net::IpAddr,
+    /// The session's Acct-Session-Id, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acct_session_id: Option<&'a str>,
+    /// The session's Calling-Station-Id, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calling_station_id: Option<&'a str>,
+    /// `coa` or `disconnect`.
+    pub change: crate::config::model::NasChange,
+    /// The VLAN the session had; absent: rejected or unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan_before: Option<u16>,
+    /// The VLAN the device may have now; absent: none (reject).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan_after: Option<u16>,
+    /// `ack`, `nak`, `timeout`, `error` or `no_nas`.
+    pub result: &'a str,
+    /// The NAS's Error-Cause with a NAK (RFC 5176 section 3.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_cause: Option<u32>,
+    /// With a timeout: how many times the request was sent unanswered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 impl AuditEvent<'_> {

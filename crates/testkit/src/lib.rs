@@ -239,11 +239,13 @@ impl TestGate {
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = gate.local_addr();
+        let nac_addr = gate.nac_addr();
         let handle = gate.handle();
         let task = tokio::spawn(gate.run());
         Replica {
             config,
             addr,
+            nac_addr,
             handle,
             task,
         }
@@ -268,6 +270,8 @@ impl TestGate {
 pub struct Replica {
     pub config: PathBuf,
     pub addr: SocketAddr,
+    /// Its 802.1X decision listener, when the settings have a `[nac]`.
+    pub nac_addr: Option<SocketAddr>,
     pub handle: GateHandle,
     pub task: JoinHandle<Result<(), GateError>>,
 }

@@ -1,21 +1,35 @@
 //! What an attestation means for 802.1X: the gate learns the device's
 //! certificate by issuer and serial (so RADIUS can name it), and, when the
 //! VLAN its new posture allows differs from the one a NAS gave one of its
-//! sessions, tells that NAS (RFC 5176), in a task of its own: the
-//! attestation's answer never waits for a NAS.
+//! sessions, tells that NAS (RFC 5176): a CoA-Request with the new VLAN or
+//! a Disconnect-Request, as `[[nac.nas]] change` says, with that NAS's
+//! secret, sent up to [`ATTEMPTS`] times. This runs in a task of its own:
+//! the attestation's answer never waits for a NAS. Each request sent (or
+//! not sendable) is one audit event (`"event": "change"`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::super::{Live, Shared};
-use posture_core::decision::Posture;
+use crate::audit;
+use crate::radius::coa::{self, Change, CoaError, Outcome};
+use posture_core::audit::{AuditEvent, ChangeEvent};
+use posture_core::config::model::NasChange;
+use posture_core::config::snapshot::{NacSettings, Nas};
+use posture_core::decision::{self, Outcome as Decided, Posture};
 use posture_core::device::DeviceIdentity;
-use posture_core::nac::CertKey;
+use posture_core::nac::{vlan_segments, CertKey, NasSession};
 use posture_core::revocation::CertId;
 use posture_core::store::NacStore;
 
 /// How long the gate remembers which certificate has which issuer and
 /// serial, after its last attestation.
 const KNOWN_FOR: i64 = 30 * 24 * 3600;
+/// Transmissions of one request before the NAS is given up on.
+const ATTEMPTS: u32 = 3;
+/// How long each transmission waits for the answer (RFC 5176 leaves it to
+/// the client; RADIUS clients commonly wait 1-5 s).
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// After an attestation of `identity` (certificate `der`) that was
 /// remembered: learn its issuer and serial, and change its sessions' VLAN.
@@ -27,12 +41,13 @@ pub(in crate::gate) async fn after_attestation(
     posture: &Arc<Posture>,
     now: i64,
 ) {
-    if live.settings.nac.is_none() {
+    let Some(settings) = live.settings.nac.as_ref() else {
         return;
-    }
+    };
     let Some(id) = CertId::of(&rustls_pki_types::CertificateDer::from(der)) else {
         return;
     };
+    // Awaited: a RADIUS request right after the attestation must find it.
     if let Err(e) = shared
         .nac
         .learn(&CertKey::of(&id), identity, now + KNOWN_FOR)
@@ -43,5 +58,129 @@ pub(in crate::gate) async fn after_attestation(
             "802.1X cannot learn this certificate: {e}"
         );
     }
-    let _ = posture;
+    let vlan = allowed_vlan(live, settings, identity, posture, now);
+    let (shared, identity) = (shared.clone(), identity.clone());
+    let settings = settings.clone();
+    tokio::spawn(async move {
+        let sessions = match shared.nac.sessions(&identity.fingerprint, now).await {
+            Ok(sessions) => sessions,
+            Err(e) => {
+                tracing::warn!(
+                    device = identity.fingerprint_sha256,
+                    "802.1X sessions unreadable, no CoA: {e}"
+                );
+                return;
+            }
+        };
+        for session in sessions.into_iter().filter(|s| s.vlan != vlan) {
+            tell(&shared, &settings, &identity, session, vlan).await;
+        }
+    });
+}
+
+/// The VLAN this posture allows now: the most sensitive segment with a
+/// VLAN it may enter, else the quarantine VLAN (`None`: reject). The same
+/// order as post-auth's `enforce::place`; the device has just attested,
+/// so its certificate is not refused.
+fn allowed_vlan(
+    live: &Live,
+    settings: &NacSettings,
+    identity: &DeviceIdentity,
+    posture: &Posture,
+    now: i64,
+) -> Option<u16> {
+    let snapshot = &live.snapshot;
+    vlan_segments(snapshot)
+        .into_iter()
+        .find(|&segment| {
+            !matches!(
+                decision::decide(snapshot, Some(identity), Some(posture), segment, now),
+                Decided::Deny(_)
+            )
+        })
+        .and_then(|segment| snapshot.segments[segment].vlan)
+        .or(settings.quarantine_vlan)
+}
+
+/// Sends one session's NAS the change, records the new VLAN on an ACK,
+/// and audits the result.
+async fn tell(
+    shared: &Shared,
+    settings: &NacSettings,
+    identity: &DeviceIdentity,
+    session: NasSession,
+    vlan: Option<u16>,
+) {
+    let nas = settings.nas.iter().find(|n| n.address == session.nas);
+    let change = nas.map_or(NasChange::Coa, |n| n.change);
+    let (result, error_cause, attempts) = match nas {
+        None => {
+            tracing::warn!(
+                nas = %session.nas,
+                device = identity.fingerprint_sha256,
+                "no [[nac.nas]] has this NAS's address: its session cannot be told of the new VLAN"
+            );
+            ("no_nas", None, None)
+        }
+        Some(nas) => match send(nas, &session, vlan).await {
+            Ok(Outcome::Ack) => {
+                let updated = NasSession {
+                    vlan,
+                    ..session.clone()
+                };
+                let until = decision::unix_now() + 24 * 3600;
+                if let Err(e) = shared
+                    .nac
+                    .put_session(&identity.fingerprint, updated, until)
+                    .await
+                {
+                    tracing::warn!(
+                        nas = nas.name,
+                        "the changed session could not be recorded: {e}"
+                    );
+                }
+                ("ack", None, None)
+            }
+            Ok(Outcome::Nak { error_cause }) => ("nak", error_cause, None),
+            Err(CoaError::Timeout { attempts }) => ("timeout", None, Some(attempts)),
+            Err(e) => {
+                tracing::warn!(nas = nas.name, "CoA not sent: {e}");
+                ("error", None, None)
+            }
+        },
+    };
+    audit::emit(&AuditEvent::Change(ChangeEvent {
+        device: identity.into(),
+        nas: nas.map(|n| n.name.as_str()),
+        nas_address: session.nas,
+        acct_session_id: session.acct_session_id.as_deref(),
+        calling_station_id: session.calling_station_id.as_deref(),
+        change,
+        vlan_before: session.vlan,
+        vlan_after: vlan,
+        result,
+        error_cause,
+        attempts,
+    }));
+}
+
+async fn send(nas: &Nas, session: &NasSession, vlan: Option<u16>) -> Result<Outcome, CoaError> {
+    let change = match (nas.change, vlan) {
+        (NasChange::Coa, Some(vlan)) => Change::Coa { vlan: Some(vlan) },
+        // No VLAN to move to (a reject): only a disconnect ends the session.
+        (NasChange::Coa, None) | (NasChange::Disconnect, _) => Change::Disconnect,
+    };
+    let target = coa::Nas {
+        name: nas.name.clone(),
+        addr: nas.coa,
+        secret: nas.secret.to_vec(),
+    };
+    let session = coa::Session {
+        user_name: session.user_name.clone(),
+        acct_session_id: session.acct_session_id.clone(),
+        calling_station_id: session.calling_station_id.clone(),
+        nas_ip: Some(session.nas),
+        nas_port: session.nas_port,
+    };
+    coa::send(&target, &change, &session, ATTEMPTS, ANSWER_WITHIN).await
 }

@@ -1754,3 +1754,79 @@ fn the_examples_commented_forward_auth_loads_when_uncommented() {
     assert_eq!(f.proxies[0].name, "nginx-dmz");
     assert_eq!(f.max_connections, 1024);
 }
+
+// ---------------------------------------------------------------------------
+// [nac]
+
+fn nac_base(nac: &str) -> String {
+    let segment_with_vlan =
+        POLICY_AND_SEGMENT.replace("policy = \"p\"\n", "policy = \"p\"\nvlan = 100\n");
+    format!("{SERVER}{segment_with_vlan}{nac}")
+}
+
+#[test]
+fn the_examples_commented_nac_loads_when_uncommented() {
+    let fx = Fixture::new();
+    fx.write(
+        "pki/nas-vleugel-a.secret",
+        b"a shared secret of 31 characters\n",
+    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gate.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let start = text.find("# [nac]\n").expect("the example shows [nac]");
+    let block: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or("")))
+        .collect();
+    let s = fx
+        .load(&format!("{text}\n{block}"))
+        .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let n = s.server.unwrap().nac.unwrap();
+    assert_eq!(n.quarantine_vlan, Some(4000));
+    assert_eq!(n.radius[0].name, "radius-1");
+    assert_eq!(n.nas[0].coa, "10.20.0.11:3799".parse().unwrap());
+    assert_eq!(&n.nas[0].secret[..], b"a shared secret of 31 characters");
+    // The secret never shows in a debug print.
+    assert!(!format!("{:?}", n.nas[0]).contains("shared secret"));
+}
+
+#[test]
+fn nac_errors_are_reported_at_their_line() {
+    let fx = Fixture::new();
+    fx.write("short.secret", b"tooshort\n");
+    let nac = |extra: &str| {
+        nac_base(&format!(
+            "[nac]\nlisten = \"127.0.0.1:9091\"\n{extra}[[nac.radius]]\nname = \"r\"\nfrom = [\"127.0.0.1\"]\n"
+        ))
+    };
+    fx.single_error(
+        &nac("quarantine_vlan = 100\n"),
+        "100\n[[nac",
+        "also the VLAN of segment",
+    );
+    fx.single_error(&nac("quarantine_vlan = 5000\n"), "5000", "outside 1..=4094");
+    let with_nas = format!(
+        "{}[[nac.nas]]\nname = \"sw\"\naddress = \"10.0.0.1\"\nsecret_file = \"short.secret\"\n",
+        nac("")
+    );
+    fx.single_error(&with_nas, "\"short.secret\"", "use at least 16");
+    let bad_address = with_nas.replace("10.0.0.1", "switch-1");
+    let errors = fx.errors(&bad_address);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("is not an IP address")),
+        "{errors:#?}"
+    );
+    let beyond = nac("").replace("127.0.0.1:9091", "10.0.0.5:9091");
+    fx.single_error(
+        &beyond,
+        "\"10.0.0.5:9091\"",
+        "plain HTTP beyond this machine",
+    );
+    let no_vlans = format!(
+        "{SERVER}{POLICY_AND_SEGMENT}[nac]\nlisten = \"127.0.0.1:9091\"\n[[nac.radius]]\nname = \"r\"\nfrom = [\"127.0.0.1\"]\n"
+    );
+    fx.single_error(&no_vlans, "\"127.0.0.1:9091\"", "no [[segment]] has a vlan");
+}
