@@ -550,3 +550,93 @@ async fn gate_over_mutual_tls_knows_freeradius_by_its_certificate_name() {
         intruder.log()
     );
 }
+
+/// [`gate_world`] with office on VLAN 200 and one NAS (`switch-1` at
+/// 127.0.0.1) whose CoA port is a socket of the test.
+async fn gate_world_with_nas() -> (
+    TestGate,
+    Upstream,
+    crate::nac::NasStandIn,
+    tempfile::TempDir,
+) {
+    let app = upstream::start("app").await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("switch-1.secret");
+    std::fs::write(&secret_file, b"s3cret-of-the-switch-1\n").unwrap();
+    let settings = Settings {
+        vlans: [Some(100), Some(200), None],
+        extra: format!(
+            "[nac]\nlisten = \"127.0.0.1:0\"\nquarantine_vlan = 999\n\
+             [[nac.radius]]\nname = \"freeradius\"\nfrom = [\"127.0.0.1\"]\n\
+             [[nac.nas]]\nname = \"switch-1\"\naddress = \"127.0.0.1\"\ncoa_port = {port}\n\
+             secret_file = {:?}\n",
+            secret_file.display().to_string()
+        ),
+        ..Settings::default()
+    };
+    let routes = [RouteSpec {
+        host: "public.test",
+        prefix: "/",
+        upstream: app.url(),
+        segment: "open",
+    }];
+    let gate = TestGate::start(&routes, &settings).await;
+    let nas = crate::nac::NasStandIn {
+        socket,
+        secret: b"s3cret-of-the-switch-1".to_vec(),
+    };
+    (gate, app, nas, secrets)
+}
+
+fn start_of(session: &str, class: Option<Vec<u8>>) -> Accounting {
+    Accounting {
+        status: "Start",
+        session_id: session.into(),
+        nas_ip: "127.0.0.1".into(),
+        nas_port: 7,
+        calling_station_id: "02-00-00-00-00-01".into(),
+        user_name: "lt-1".into(),
+        class,
+    }
+}
+
+#[tokio::test]
+async fn gate_attested_device_is_moved_by_coa_after_kaspersky_and_back() {
+    use posture_gate::radius::packet::attr;
+    let (gate, _app, nas, _secrets) = gate_world_with_nas().await;
+    let radius = radius_for(&gate);
+    let device = gate.pki.device("lt-1", "Org");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+
+    // Through the real FreeRADIUS: the accept, and the NAS's accounting
+    // Start with the accept's Class (rlm_rest sends it hex-encoded).
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("100"));
+    let (answered, output) = start_of("5E1A0101", outcome.class()).send(&radius).await;
+    assert!(answered, "{output}");
+
+    // Kaspersky: finance is out, office (200) still in; the CoA names the
+    // session FreeRADIUS reported.
+    assert_eq!(gate.attest(&device, true).await.status, 200);
+    let coa = nas.next().await;
+    let get = |kind| crate::nac::attribute(&coa, kind).unwrap_or_default();
+    assert_eq!(get(attr::TUNNEL_PRIVATE_GROUP_ID), b"\x00200");
+    assert_eq!(get(attr::ACCT_SESSION_ID), b"5E1A0101");
+    assert_eq!(get(attr::CALLING_STATION_ID), b"02-00-00-00-00-01");
+    assert_eq!(get(attr::NAS_IP_ADDRESS), [127, 0, 0, 1]);
+    // The device's next authentication lands where the CoA put it.
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("200"));
+
+    // Clean again: back to finance.
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let coa = nas.next().await;
+    assert_eq!(
+        crate::nac::attribute(&coa, attr::TUNNEL_PRIVATE_GROUP_ID).unwrap_or_default(),
+        b"\x00100"
+    );
+}
