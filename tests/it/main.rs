@@ -28,6 +28,7 @@ mod gate_tls;
 mod gate_watch;
 mod kubernetes;
 mod nac;
+mod nac_freeradius;
 mod page;
 mod page_chromium;
 mod pki;

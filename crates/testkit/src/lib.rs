@@ -21,6 +21,8 @@
 //! redis        a real redis-server for the shared-store tests
 //! nginx, caddy real nginx and Caddy in front of the gate's forward-auth
 //!              listener (program: free ports, readiness, example configs)
+//! freeradius   the 802.1X chain: FreeRADIUS with a raddb generated from
+//!              config/freeradius/, eapol_test, radclient, a NAC stand-in
 //! ```
 //!
 //! Every file a test needs is made here, in a temp dir.
@@ -29,6 +31,7 @@ pub mod audit;
 pub mod caddy;
 pub mod client;
 pub mod conn;
+pub mod freeradius;
 pub mod nginx;
 pub mod pki;
 pub mod program;
