@@ -159,7 +159,7 @@ pub fn server_config(settings: &ServerSettings) -> Result<Front, TlsError> {
 
 /// The server config of the forward-auth listener with mutual TLS: a
 /// proxy must show a certificate of `proxy_ca` (no page for anyone else,
-/// just the TLS alert), HTTP/1.1 and HTTP/2 by ALPN, the front's suites.
+/// just the TLS alert), HTTP/1.1 by ALPN, the front's suites.
 pub fn proxy_server_config(tls: &ForwardAuthTls) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = server_provider();
     let mut roots = RootCertStore::empty();
@@ -185,7 +185,11 @@ pub fn proxy_server_config(tls: &ForwardAuthTls) -> Result<Arc<ServerConfig>, Tl
             key: tls.key.clone(),
             reason: e.to_string(),
         })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: the proxies and RADIUS servers that ask keep pools of
+    // HTTP/1.1 connections anyway, and an HTTP/2 refusal of a request whose
+    // body was not read ends in a stream reset that curl (FreeRADIUS'
+    // rlm_rest) reports as a framing error instead of the gate's 403.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.ignore_client_order = true;
     Ok(Arc::new(config))
 }

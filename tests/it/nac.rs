@@ -177,7 +177,8 @@ async fn kaspersky_is_placed_where_it_may_go_or_quarantined_and_an_unknown_devic
     let decision = captured.decisions().pop().unwrap();
     assert_eq!(decision["reference"], reference);
     assert_eq!(decision["reason"], "no_posture");
-    assert!(reply.get("Class").is_none());
+    // A Class all the same: its sessions wait for its first attestation.
+    assert!(value(&reply, "Class").starts_with("posture-gate:1:"));
 }
 
 #[tokio::test]
@@ -490,4 +491,24 @@ async fn a_nas_set_to_disconnect_gets_a_disconnect_request_and_a_stop_ends_the_s
     )
     .await;
     assert!(quiet.is_err(), "a request for a session that ended");
+}
+
+#[tokio::test]
+async fn a_device_quarantined_before_it_ever_attested_is_moved_once_it_attests_clean() {
+    use posture_gate::radius::packet::attr;
+    let (gate, _app, nas, _secrets) = world_with_nas("coa").await;
+    let device = gate.pki.device("lt-nac-10", "Org");
+    // Unknown to the gate: quarantined, with a Class all the same, so its
+    // accounting is taken.
+    assert_eq!(
+        connect_at_nas(&gate, &device, "02-00-00-00-00-10", "5E1A0010").await,
+        "999"
+    );
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let coa = nas.next().await;
+    assert_eq!(
+        attribute(&coa, attr::TUNNEL_PRIVATE_GROUP_ID).unwrap(),
+        b"\x00100"
+    );
+    assert_eq!(attribute(&coa, attr::ACCT_SESSION_ID).unwrap(), b"5E1A0010");
 }

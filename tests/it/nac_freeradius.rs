@@ -640,3 +640,27 @@ async fn gate_attested_device_is_moved_by_coa_after_kaspersky_and_back() {
         b"\x00100"
     );
 }
+#[tokio::test]
+async fn gate_quarantined_device_is_moved_by_coa_once_it_attests_clean() {
+    use posture_gate::radius::packet::attr;
+    let (gate, _app, nas, _secrets) = gate_world_with_nas().await;
+    let radius = radius_for(&gate);
+    let device = gate.pki.device("lt-1", "Org");
+
+    let outcome = authenticate(&gate, &radius, &device).await;
+    assert!(outcome.accepted(), "{}", explain(&radius, &outcome));
+    assert_eq!(outcome.vlan().as_deref(), Some("999"));
+    let (answered, output) = start_of("5E1A0201", outcome.class()).send(&radius).await;
+    assert!(answered, "{output}");
+
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let coa = nas.next().await;
+    assert_eq!(
+        crate::nac::attribute(&coa, attr::TUNNEL_PRIVATE_GROUP_ID).unwrap(),
+        b"\x00100"
+    );
+    assert_eq!(
+        crate::nac::attribute(&coa, attr::ACCT_SESSION_ID).unwrap(),
+        b"5E1A0201"
+    );
+}

@@ -52,7 +52,7 @@ pub(super) async fn handle(
 
     // 1. Which proxy: by address, certificate or socket, never by header.
     let Some((index, proxy)) = proxy_of(fa, peer) else {
-        return stranger(peer, req.uri());
+        return stranger(peer, &req);
     };
     let via = Via {
         live: &live,
@@ -98,7 +98,8 @@ fn proxy_of<'a>(
 
 /// 403 for a peer that is no configured proxy, with an audit event; its
 /// headers are not read, and the connection closes after the answer.
-pub(in crate::gate) fn stranger(peer: &ProxyPeer, uri: &Uri) -> Response<Body> {
+pub(in crate::gate) fn stranger<B>(peer: &ProxyPeer, req: &Request<B>) -> Response<Body> {
+    let uri = req.uri();
     let reference = decision::new_reference();
     let source = peer.addr.unwrap_or(UNKNOWN_SOURCE);
     tracing::warn!(peer = %source, reference, path = uri.path(), "forward-auth request from a peer that is no configured proxy, refused");
@@ -115,7 +116,11 @@ pub(in crate::gate) fn stranger(peer: &ProxyPeer, uri: &Uri) -> Response<Body> {
     }));
     let mut response = text(StatusCode::FORBIDDEN, "not a proxy this gate answers\n");
     let h = response.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    // HTTP/1: the connection ends with this answer. (HTTP/2 forbids the
+    // header; a stream error there would hide the answer itself.)
+    if req.version() < http::Version::HTTP_2 {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(v) = HeaderValue::from_str(&reference) {
         h.insert(REFERENCE, v);
     }

@@ -18,7 +18,7 @@ use posture_core::config::model::NasChange;
 use posture_core::config::snapshot::{NacSettings, Nas};
 use posture_core::decision::{self, Outcome as Decided, Posture};
 use posture_core::device::DeviceIdentity;
-use posture_core::nac::{vlan_segments, CertKey, NasSession};
+use posture_core::nac::{pending_key, vlan_segments, CertKey, NasSession};
 use posture_core::revocation::CertId;
 use posture_core::store::NacStore;
 
@@ -48,16 +48,14 @@ pub(in crate::gate) async fn after_attestation(
         return;
     };
     // Awaited: a RADIUS request right after the attestation must find it.
-    if let Err(e) = shared
-        .nac
-        .learn(&CertKey::of(&id), identity, now + KNOWN_FOR)
-        .await
-    {
+    let key = CertKey::of(&id);
+    if let Err(e) = shared.nac.learn(&key, identity, now + KNOWN_FOR).await {
         tracing::warn!(
             device = identity.fingerprint_sha256,
             "802.1X cannot learn this certificate: {e}"
         );
     }
+    adopt_pending(shared, &key, identity, now).await;
     let vlan = allowed_vlan(live, settings, identity, posture, now);
     let (shared, identity) = (shared.clone(), identity.clone());
     let settings = settings.clone();
@@ -183,4 +181,23 @@ async fn send(nas: &Nas, session: &NasSession, vlan: Option<u16>) -> Result<Outc
         nas_port: session.nas_port,
     };
     coa::send(&target, &change, &session, ATTEMPTS, ANSWER_WITHIN).await
+}
+
+/// The sessions this certificate had before it ever attested (quarantined
+/// as unknown) become the device's, so the change below reaches them too.
+async fn adopt_pending(shared: &Shared, key: &CertKey, identity: &DeviceIdentity, now: i64) {
+    let pending = pending_key(key);
+    let Ok(waiting) = shared.nac.sessions(&pending, now).await else {
+        return;
+    };
+    for session in waiting {
+        let until = now + 24 * 3600;
+        let moved = shared
+            .nac
+            .put_session(&identity.fingerprint, session.clone(), until)
+            .await;
+        if moved.is_ok() {
+            let _ = shared.nac.end_session(&pending, &session).await;
+        }
+    }
 }

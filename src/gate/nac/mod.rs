@@ -101,7 +101,7 @@ pub(super) async fn handle(
         .iter()
         .find(|r| peer.is(&r.from, r.certificate_name.as_deref()))
     else {
-        return stranger(peer, req.uri());
+        return stranger(peer, &req);
     };
 
     // 2. Which endpoint, and its body.
@@ -159,6 +159,19 @@ impl Asked<'_> {
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
 
+    /// The session this request is about, placed in `vlan`.
+    fn session(&self, vlan: Option<u16>) -> NasSession {
+        let r = self.request;
+        NasSession {
+            nas: self.nas(),
+            nas_port: r.nas_port,
+            acct_session_id: r.acct_session_id.clone(),
+            calling_station_id: r.calling_station_id.clone(),
+            user_name: r.user_name.clone(),
+            vlan,
+        }
+    }
+
     /// How the NAS is named in audit events: NAS-Identifier, else its address.
     fn nas_name(&self) -> String {
         self.request
@@ -183,23 +196,34 @@ impl Asked<'_> {
                 source,
                 &segments,
                 &"no TLS client certificate in the request",
+                "",
             );
         };
         let id = match self.door.issuers.cert_id(issuer, serial) {
             Ok(id) => id,
-            Err(e) => return self.refuse(Code::CertUntrusted, &nas_name, source, &segments, &e),
+            Err(e) => {
+                return self.refuse(Code::CertUntrusted, &nas_name, source, &segments, &e, "")
+            }
         };
         let revocation = live.revocations.status(std::slice::from_ref(&id), self.now);
         let device = match self.shared.nac.device(&CertKey::of(&id)).await {
             Ok(Some(device)) => device,
             Ok(None) => {
-                return self.refuse(
-                    Code::NoPosture,
-                    &nas_name,
-                    source,
-                    &segments,
-                    &"this certificate never attested",
-                );
+                // Quarantined (or rejected) until it attests; its session is
+                // kept under the certificate, so the attestation can move it.
+                let pending = core_nac::pending_key(&CertKey::of(&id));
+                let session = self.session(self.settings.quarantine_vlan);
+                if let Err(e) = self
+                    .shared
+                    .nac
+                    .put_session(&pending, session, self.now + SESSION_LIFETIME)
+                    .await
+                {
+                    tracing::warn!(nas = nas_name, "the session could not be remembered: {e}");
+                }
+                let class = core_nac::class_of(&pending);
+                let why = &"this certificate never attested";
+                return self.refuse(Code::NoPosture, &nas_name, source, &segments, why, &class);
             }
             Err(e) => {
                 return self.refuse(
@@ -208,6 +232,7 @@ impl Asked<'_> {
                     source,
                     &segments,
                     &e,
+                    "",
                 );
             }
         };
@@ -272,14 +297,7 @@ impl Asked<'_> {
             ),
             (Outcome::Allow, _) => format!("posture-gate: allowed to {}", judgement.segment()),
         };
-        let session = NasSession {
-            nas: self.nas(),
-            nas_port: r.nas_port,
-            acct_session_id: r.acct_session_id.clone(),
-            calling_station_id: r.calling_station_id.clone(),
-            user_name: r.user_name.clone(),
-            vlan,
-        };
+        let session = self.session(vlan);
         let remembered = self
             .shared
             .nac
@@ -304,6 +322,7 @@ impl Asked<'_> {
         source: SocketAddr,
         segments: &[usize],
         why: &dyn std::fmt::Display,
+        class: &str,
     ) -> Response<Body> {
         let reference = decision::new_reference();
         tracing::info!(radius = self.radius.name, nas = nas_name, reference, %code, "802.1X refused: {why}");
@@ -331,7 +350,7 @@ impl Asked<'_> {
             Some(vlan) => accept(
                 vlan,
                 &format!("posture-gate: quarantined ({code}), reference {reference}"),
-                "",
+                class,
             ),
             None => reject(&format!(
                 "posture-gate: refused ({code}), reference {reference}"

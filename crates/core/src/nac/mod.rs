@@ -109,6 +109,17 @@ pub fn fingerprint_of_class(class: &str) -> Option<Fingerprint> {
 
 const CLASS_PREFIX: &str = "posture-gate:1:";
 
+/// Where the sessions of a certificate that never attested are kept until
+/// it does (then they move to its fingerprint, and the NAS is told the VLAN
+/// it may have now): a key that no certificate's SHA-256 can be, since it
+/// is the hash of a text, not of a certificate.
+pub fn pending_key(key: &CertKey) -> Fingerprint {
+    let mut hash = Sha256::new();
+    hash.update(b"posture-gate 802.1X sessions of a certificate not attested yet\0");
+    hash.update(key.as_str().as_bytes());
+    hash.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
