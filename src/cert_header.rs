@@ -29,8 +29,8 @@ pub enum HeaderFormat {
     /// bodies without BEGIN/END lines or newlines, `,`-separated, leaf first):
     /// standard base64 of the DER, with padding.
     Base64Der,
-    /// Envoy `x-forwarded-client-cert`: the last element's `Chain=` or `Cert=`
-    /// (URL-encoded PEM).
+    /// Envoy `x-forwarded-client-cert` as `SANITIZE_SET` writes it: one
+    /// element with `Hash=` and `Chain=` or `Cert=` (URL-encoded PEM).
     Xfcc,
 }
 
@@ -84,7 +84,7 @@ pub enum CertHeaderError {
     XfccTextAfterQuote { element: usize },
     #[error("the XFCC header has a double quote inside an unquoted value (element {element})")]
     XfccStrayQuote { element: usize },
-    #[error("the last XFCC element has `{key}` more than once")]
+    #[error("the XFCC element has `{key}` more than once")]
     XfccDuplicateKey { key: &'static str },
     #[error("the XFCC `Cert` holds more than one certificate")]
     XfccCertNotSingle,
@@ -92,13 +92,17 @@ pub enum CertHeaderError {
     XfccCertNotChainLeaf,
     #[error("the XFCC `Hash` is not the SHA-256 of the certificate it comes with")]
     XfccHashMismatch,
+    #[error("the XFCC header has more than one element; the Envoy in front of the gate must replace it (forward_client_cert_details: SANITIZE_SET)")]
+    XfccSeveralElements,
+    #[error("the XFCC element has a certificate but no `Hash`, which Envoy always writes")]
+    XfccNoHash,
 }
 
 type Chain = Vec<CertificateDer<'static>>;
 
 /// Decodes the certificate header `value` as `format`.
 ///
-/// `Ok(None)`: no certificate (an empty or whitespace value; an XFCC whose last
+/// `Ok(None)`: no certificate (an empty or whitespace value; an XFCC whose
 /// element has neither `Cert` nor `Chain`). `Ok(Some(chain))`: leaf first,
 /// 1..=[`MAX_CERTIFICATES`] DER certificates, none empty. The bytes are not
 /// X.509-validated here; the caller verifies them against the client CA.
@@ -261,7 +265,7 @@ fn base64_der(value: &[u8]) -> Result<Chain, CertHeaderError> {
     Ok(chain)
 }
 
-/// The fields of the last XFCC element this module reads, as raw (still
+/// The fields of the XFCC element this module reads, as raw (still
 /// URL-encoded) values.
 #[derive(Default)]
 struct XfccElement {
@@ -272,11 +276,14 @@ struct XfccElement {
 
 /// Envoy's `x-forwarded-client-cert`: `,` between elements (one per proxy,
 /// appended), `;` between pairs, `key=value`, keys case-insensitive, values
-/// optionally double-quoted with `\"` inside. Only the last element counts:
-/// it is the one the nearest proxy, the one the gate trusts, appended; the
-/// earlier ones came from whoever was before it.
+/// optionally double-quoted with `\"` inside. Exactly one element is
+/// taken: the one the Envoy in front of the gate writes with
+/// `SANITIZE_SET`. More than one cannot be told apart from an element a
+/// client forged through a certificate SAN that Envoy writes unquoted
+/// (`URI=`, `DNS=`), so it is refused; so is a certificate without the
+/// `Hash` Envoy always writes.
 fn xfcc(value: &[u8]) -> Result<Option<Chain>, CertHeaderError> {
-    let last = last_xfcc_element(value)?;
+    let last = xfcc_element(value)?;
     let chain = match (&last.chain, &last.cert) {
         (Some(chain), cert) => {
             let chain = escaped_pem(chain)?;
@@ -291,12 +298,15 @@ fn xfcc(value: &[u8]) -> Result<Option<Chain>, CertHeaderError> {
         (None, Some(cert)) => vec![single(escaped_pem(cert)?)?],
         (None, None) => return Ok(None),
     };
-    if let Some(hash) = &last.hash {
-        let leaf = chain.first().ok_or(CertHeaderError::NoPemCertificate)?;
-        let expected = hex::encode(Sha256::digest(leaf.as_ref()));
-        if hash.as_slice() != expected.as_bytes() {
-            return Err(CertHeaderError::XfccHashMismatch);
-        }
+    // Envoy always writes `Hash` for the connection's certificate: text a
+    // client smuggled in through an unquoted `URI=`/`DNS=` value can add a
+    // `Cert`, but its own `Hash` would be a duplicate, and without one the
+    // real `Hash` names another certificate.
+    let hash = last.hash.as_ref().ok_or(CertHeaderError::XfccNoHash)?;
+    let leaf = chain.first().ok_or(CertHeaderError::NoPemCertificate)?;
+    let expected = hex::encode(Sha256::digest(leaf.as_ref()));
+    if hash.as_slice() != expected.as_bytes() {
+        return Err(CertHeaderError::XfccHashMismatch);
     }
     Ok(Some(chain))
 }
@@ -308,11 +318,9 @@ fn single(mut chain: Chain) -> Result<CertificateDer<'static>, CertHeaderError> 
     }
 }
 
-/// One pass over the whole header: every element must be well formed (a
-/// malformed earlier element means the header was not written by Envoy, and
-/// the boundary of the last one cannot be trusted either), but only the last
-/// element's `Cert`, `Chain` and `Hash` are kept.
-fn last_xfcc_element(value: &[u8]) -> Result<XfccElement, CertHeaderError> {
+/// One pass over the header, which must be one well-formed element; its
+/// `Cert`, `Chain` and `Hash` are kept.
+fn xfcc_element(value: &[u8]) -> Result<XfccElement, CertHeaderError> {
     let mut element = XfccElement::default();
     let mut element_no = 1;
     let mut i = 0;
@@ -394,10 +402,11 @@ fn last_xfcc_element(value: &[u8]) -> Result<XfccElement, CertHeaderError> {
 
         match value.get(i) {
             None => return Ok(element),
-            Some(b',') => {
-                element = XfccElement::default();
-                element_no += 1;
-            }
+            // Envoy writes `URI=` and `DNS=` values unquoted: a client
+            // certificate whose SAN holds `,Cert="…"` would start a
+            // forged element. The Envoy in front of the gate replaces the
+            // header (SANITIZE_SET), so a second element is refused.
+            Some(b',') => return Err(CertHeaderError::XfccSeveralElements),
             _ => {}
         }
         i += 1;
@@ -649,7 +658,13 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let xfcc = |n: usize| format!("Chain=\"{}\"", xfcc_escape(&pems(n)));
+        let xfcc = |n: usize| {
+            format!(
+                "Hash={};Chain=\"{}\"",
+                sha256_hex(&certs[0].0),
+                xfcc_escape(&pems(n))
+            )
+        };
         let four: Vec<_> = certs[..4].iter().map(|c| c.0.clone()).collect();
         for (format, value4, value5) in [
             (
@@ -790,37 +805,72 @@ mod tests {
     }
 
     #[test]
-    fn an_envoy_header_decodes_its_last_element() {
+    fn an_envoy_header_decodes_and_a_second_element_is_refused() {
         let (device, device_pem) = cert("device.example");
         let (other, other_pem) = cert("someone-else.example");
-        // Another proxy's element first, then the one the trusted Envoy
-        // appended, in the order and quoting Envoy writes them.
-        let value = format!(
-            "By=spiffe://edge/ns/a/sa/b;Hash={};Cert=\"{}\";Subject=\"CN=someone-else.example\";URI=,\
-             By=spiffe://cluster.local/ns/gate/sa/envoy;Hash={};Cert=\"{}\";Subject=\"CN=device.example\";URI=",
-            sha256_hex(&other),
-            xfcc_escape(&other_pem),
-            sha256_hex(&device),
-            xfcc_escape(&device_pem),
-        );
+        // The one element the trusted Envoy writes (SANITIZE_SET), in the
+        // order and quoting Envoy writes it.
+        let element = |der: &[u8], pem: &str, cn: &str| {
+            format!(
+                "By=spiffe://cluster.local/ns/gate/sa/envoy;Hash={};Cert=\"{}\";Subject=\"CN={cn}\";URI=",
+                sha256_hex(der),
+                xfcc_escape(pem),
+            )
+        };
+        let value = element(&device, &device_pem, "device.example");
         let chain = decode(HeaderFormat::Xfcc, value.as_bytes())
             .expect("decodes")
             .expect("a certificate");
         assert_eq!(ders(&chain), vec![device.clone()]);
         assert_eq!(subject(&chain[0]), "CN=device.example");
 
-        // Swapped: the device's certificate in the earlier element counts for nothing.
-        let swapped = format!(
-            "Hash={};Cert=\"{}\",Hash={};Cert=\"{}\"",
-            sha256_hex(&device),
-            xfcc_escape(&device_pem),
-            sha256_hex(&other),
-            xfcc_escape(&other_pem),
+        // Another proxy's element before it (APPEND_FORWARD) is refused:
+        // which element is genuine cannot be told.
+        let two = format!(
+            "{},{}",
+            element(&other, &other_pem, "someone-else.example"),
+            value
         );
-        let chain = decode(HeaderFormat::Xfcc, swapped.as_bytes())
-            .expect("decodes")
-            .expect("a certificate");
-        assert_eq!(ders(&chain), vec![other]);
+        assert_eq!(
+            decode(HeaderFormat::Xfcc, two.as_bytes()),
+            Err(CertHeaderError::XfccSeveralElements)
+        );
+    }
+
+    #[test]
+    fn a_certificate_smuggled_in_through_an_unquoted_uri_san_is_refused() {
+        let (attacker, attacker_pem) = cert("attacker.example");
+        let (victim, victim_pem) = cert("victim.example");
+        let real = format!(
+            "By=spiffe://envoy;Hash={};Cert=\"{}\"",
+            sha256_hex(&attacker),
+            xfcc_escape(&attacker_pem)
+        );
+        // Envoy writes the URI SAN unquoted: what the attacker's SAN makes of
+        // the header, as a new element or as pairs of the same element.
+        let smuggled = [
+            format!(
+                "{real};URI=x,Hash={};Cert=\"{}\"",
+                sha256_hex(&victim),
+                xfcc_escape(&victim_pem)
+            ),
+            format!(
+                "{real};URI=x;Hash={};Chain=\"{}\"",
+                sha256_hex(&victim),
+                xfcc_escape(&victim_pem)
+            ),
+            format!("{real};URI=x;Chain=\"{}\"", xfcc_escape(&victim_pem)),
+            format!(
+                "By=spiffe://envoy;URI=x;Cert=\"{}\"",
+                xfcc_escape(&victim_pem)
+            ),
+        ];
+        for value in smuggled {
+            assert!(
+                decode(HeaderFormat::Xfcc, value.as_bytes()).is_err(),
+                "{value}"
+            );
+        }
     }
 
     #[test]
@@ -855,12 +905,10 @@ mod tests {
     }
 
     #[test]
-    fn xfcc_whose_last_element_has_no_certificate_is_no_certificate() {
-        let (device, device_pem) = cert("device.example");
+    fn xfcc_without_a_certificate_is_no_certificate() {
+        let (device, _) = cert("device.example");
         let value = format!(
-            "Hash={};Cert=\"{}\",By=spiffe://cluster.local/ns/gate/sa/envoy;Hash={};Subject=\"\";URI=",
-            sha256_hex(&device),
-            xfcc_escape(&device_pem),
+            "By=spiffe://cluster.local/ns/gate/sa/envoy;Hash={};Subject=\"\";URI=",
             sha256_hex(&device),
         );
         assert_eq!(decode(HeaderFormat::Xfcc, value.as_bytes()), Ok(None));
@@ -889,7 +937,8 @@ mod tests {
     fn xfcc_quoted_values_may_hold_quotes_commas_and_semicolons() {
         let (device, device_pem) = cert("device.example");
         let value = format!(
-            "By=spiffe://x;Subject=\"CN=\\\"a, b; c=d\\\",O=Ex\\\\ample\";Cert=\"{}\";DNS=a.example;DNS=b.example",
+            "By=spiffe://x;Hash={};Subject=\"CN=\\\"a, b; c=d\\\",O=Ex\\\\ample\";Cert=\"{}\";DNS=a.example;DNS=b.example",
+            sha256_hex(&device),
             xfcc_escape(&device_pem)
         );
         let chain = decode(HeaderFormat::Xfcc, value.as_bytes())
@@ -927,12 +976,13 @@ mod tests {
             ),
             (
                 format!("Cert=\"{cert}\",junk"),
-                CertHeaderError::XfccPairWithoutEquals { element: 2 },
+                CertHeaderError::XfccSeveralElements,
             ),
             (
                 format!("Cert=\"{cert}\","),
-                CertHeaderError::XfccPairWithoutEquals { element: 2 },
+                CertHeaderError::XfccSeveralElements,
             ),
+            (format!("Cert=\"{cert}\""), CertHeaderError::XfccNoHash),
             (
                 format!("Cert=\"{cert}\";;URI="),
                 CertHeaderError::XfccPairWithoutEquals { element: 1 },
@@ -988,11 +1038,11 @@ mod tests {
         // The subject the same capture shows in `Subject=` and X-Client-Ssl-Cn.
         assert_eq!(subject(&chain[0]), "CN=client2.example.com, O=example");
 
-        // The sidecar's element is last and has no Cert: the client's
-        // certificate in the earlier element does not count.
+        // Two elements (ingress gateway, then sidecar: APPEND_FORWARD):
+        // refused, the gate's Envoy must replace the header.
         assert_eq!(
             decode(HeaderFormat::Xfcc, &fixture("envoy-kyma-two-elements.txt")),
-            Ok(None)
+            Err(CertHeaderError::XfccSeveralElements)
         );
     }
 }

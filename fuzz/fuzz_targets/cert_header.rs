@@ -2,7 +2,7 @@
 //! Traefik base64 DER, Envoy XFCC) on the same input, with the invariants the
 //! gate relies on: a refused oversize value, never more than
 //! `MAX_CERTIFICATES` certificates and never an empty one, "no certificate"
-//! only for a blank value (and, in XFCC, for a last element without one), and
+//! only for a blank value (and, in XFCC, for an element without one), and
 //! a decoded chain that, written again the way the proxy writes it, decodes
 //! to itself.
 #![no_main]
