@@ -1861,3 +1861,51 @@ fn forward_auth_with_only_a_root_in_client_ca_is_warned_about() {
     let printed = summary(&s, time::macros::date!(2026 - 11 - 30));
     assert!(!printed.contains("WARNING: client_ca"), "{printed}");
 }
+
+#[test]
+fn two_proxies_one_connection_could_be_are_an_error() {
+    let fx = Fixture::new();
+    let second = |extra: &str| {
+        with_base(&format!(
+            "{FORWARD_AUTH}[[forward_auth.proxy]]\nname = \"traefik\"\nkind = \"traefik\"\n{extra}"
+        ))
+    };
+    fx.single_error(
+        &second("from = [\"127.0.0.0/8\"]\n"),
+        "\"traefik\"\nkind",
+        "could be the same connection as \"nginx\"",
+    );
+    // Distinct addresses: fine.
+    fx.load(&second("from = [\"127.0.0.3\"]\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // With mutual TLS, distinct certificate names separate shared addresses.
+    let tls = |a: &str, b: &str| {
+        with_base(&format!(
+            r#"
+[forward_auth]
+listen = "127.0.0.1:9443"
+tls_certificate = "pki/server.pem"
+tls_key = "pki/server.key"
+proxy_ca = "pki/ca.pem"
+[[forward_auth.proxy]]
+name = "nginx"
+kind = "nginx"
+{a}
+[[forward_auth.proxy]]
+name = "caddy"
+kind = "caddy"
+{b}
+"#
+        ))
+    };
+    fx.load(&tls(
+        "certificate_name = \"nginx.test\"",
+        "certificate_name = \"caddy.test\"",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    fx.single_error(
+        &tls("certificate_name = \"nginx.test\"", ""),
+        "\"caddy\"\nkind",
+        "could be the same connection",
+    );
+}

@@ -71,7 +71,25 @@ impl Context<'_> {
                     format!("a proxy named {:?} is already listed", p.name.get_ref()),
                 );
             }
-            proxies.push(self.trusted_proxy(p, unix, tls.is_some()));
+            let proxy = self.trusted_proxy(p, unix, tls.is_some());
+            // Two entries one connection could match would let one proxy's
+            // clients be read with the other's headers (a Traefik client's
+            // own `X-Client-Cert` read as nginx's): every connection must
+            // be exactly one proxy.
+            let twin = proxies.iter().find(|q| !unix && could_be_both(q, &proxy));
+            if let Some(other) = twin {
+                self.c.at(
+                    p.name.span(),
+                    format!(
+                        "proxy {:?} could be the same connection as {:?} (their addresses \
+                         overlap, or either accepts any address, and no distinct \
+                         certificate_name tells them apart): one connection must be exactly \
+                         one proxy",
+                        proxy.name, other.name
+                    ),
+                );
+            }
+            proxies.push(proxy);
         }
         ForwardAuthSettings {
             // A stand-in only when an error was collected.
@@ -251,4 +269,25 @@ impl Context<'_> {
             host_header,
         }
     }
+}
+
+/// Whether one connection could match both proxies: their addresses
+/// overlap (an empty `from` is any address) and no pair of distinct
+/// certificate names separates them.
+fn could_be_both(a: &TrustedProxy, b: &TrustedProxy) -> bool {
+    let names_differ = matches!(
+        (&a.certificate_name, &b.certificate_name),
+        (Some(x), Some(y)) if x != y
+    );
+    if names_differ {
+        return false;
+    }
+    if a.from.is_empty() || b.from.is_empty() {
+        return true;
+    }
+    a.from.iter().any(|x| {
+        b.from
+            .iter()
+            .any(|y| x.contains(&y.network()) || y.contains(&x.network()))
+    })
 }
