@@ -322,7 +322,7 @@ fn single(mut chain: Chain) -> Result<CertificateDer<'static>, CertHeaderError> 
 /// `Cert`, `Chain` and `Hash` are kept.
 fn xfcc_element(value: &[u8]) -> Result<XfccElement, CertHeaderError> {
     let mut element = XfccElement::default();
-    let mut element_no = 1;
+    let element_no = 1;
     let mut i = 0;
     loop {
         // One pair: the key runs to `=`.

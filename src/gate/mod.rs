@@ -279,7 +279,7 @@ impl Gate {
         let listener = listener::bind(addr).map_err(|source| GateError::Bind { addr, source })?;
         let forward = match &live.settings.forward_auth {
             Some(f) => Some(
-                forward::bind(&f.listen, f.max_connections).map_err(|source| {
+                forward::bind(&f.listen, f.max_connections, f.tls.is_some()).map_err(|source| {
                     GateError::BindForwardAuth {
                         listen: f.listen.clone(),
                         source,
@@ -290,7 +290,7 @@ impl Gate {
         };
         let nac = match &live.settings.nac {
             Some(n) => Some(
-                forward::bind(&n.listen, n.max_connections).map_err(|source| {
+                forward::bind(&n.listen, n.max_connections, n.tls.is_some()).map_err(|source| {
                     GateError::BindNac {
                         listen: n.listen.clone(),
                         source,

@@ -853,3 +853,51 @@ async fn real_traefik_values_decode_and_a_foreign_certificate_is_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn pages_are_kept_only_for_nginx_and_the_listener_speaks_only_http1() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-k", "Org");
+    assert_eq!(attest_through_nginx(&gate, &device, true).await.status, 200);
+    // Traefik shows the body it got; nothing is kept for it.
+    let traefik = Request::get(AUTHZ)
+        .header("x-forwarded-host", "public.test")
+        .header("x-forwarded-uri", "/secret/")
+        .header("x-forwarded-tls-client-cert", traefik_chain(&device));
+    let refused = ask(&gate, "127.0.0.3", empty(traefik)).await;
+    assert_eq!(refused.status, 403);
+    let reference = header(&refused, "x-posture-reference").to_string();
+    let page = ask(
+        &gate,
+        "127.0.0.1",
+        empty(
+            Request::get(format!("/.well-known/posture-gate/denied/{reference}"))
+                .header("host", "public.test")
+                .header("x-client-cert", escaped_pem(&device)),
+        ),
+    )
+    .await;
+    assert_eq!(page.status, 404, "{}", page.text());
+
+    // An HTTP/2 client with prior knowledge gets no answer in HTTP/2.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(gate.forward_addr.unwrap())
+        .await
+        .unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the connection ends");
+    // An HTTP/2 server would answer with a SETTINGS frame (type 4).
+    assert!(
+        answer.len() < 9 || answer[3] != 4,
+        "answered in HTTP/2: {answer:?}"
+    );
+}

@@ -239,7 +239,7 @@ async fn a_peer_that_is_no_configured_radius_server_is_refused_and_audited() {
     assert!(captured
         .audit_events()
         .iter()
-        .any(|e| e["reason"] == "untrusted_proxy"));
+        .any(|e| e["reason"] == "untrusted_proxy" && e["enforcement"] == "nac"));
     assert!(captured.decisions().is_empty());
 }
 

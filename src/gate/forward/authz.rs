@@ -27,7 +27,7 @@ use crate::page::{self, PageInput, Problem};
 use posture_core::audit::{AuditEvent, Enforcement, RefusedEvent};
 use posture_core::code::Code;
 use posture_core::config::model::ProxyKind;
-use posture_core::config::snapshot::{ForwardAuthSettings, TrustedProxy};
+use posture_core::config::snapshot::{ForwardAuthListen, ForwardAuthSettings, TrustedProxy};
 use posture_core::decision::{self, Denial, Outcome, Posture};
 
 /// The code of a refusal (the audit event's `reason`).
@@ -50,9 +50,18 @@ pub(super) async fn handle(
         );
     };
 
+    // A socket bound as Unix (or TCP) stays so until a restart; a reload
+    // that changed `listen` must not make its peers someone else.
+    if peer.addr.is_none() != matches!(fa.listen, ForwardAuthListen::Unix(_)) {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "[forward_auth] listen changed: restart the gate\n",
+        );
+    }
+
     // 1. Which proxy: by address, certificate or socket, never by header.
     let Some((index, proxy)) = proxy_of(fa, peer) else {
-        return stranger(peer, &req);
+        return stranger(peer, &req, Enforcement::ForwardAuth);
     };
     let via = Via {
         live: &live,
@@ -98,14 +107,18 @@ fn proxy_of<'a>(
 
 /// 403 for a peer that is no configured proxy, with an audit event; its
 /// headers are not read, and the connection closes after the answer.
-pub(in crate::gate) fn stranger<B>(peer: &ProxyPeer, req: &Request<B>) -> Response<Body> {
+pub(in crate::gate) fn stranger<B>(
+    peer: &ProxyPeer,
+    req: &Request<B>,
+    enforcement: Enforcement,
+) -> Response<Body> {
     let uri = req.uri();
     let reference = decision::new_reference();
     let source = peer.addr.unwrap_or(UNKNOWN_SOURCE);
-    tracing::warn!(peer = %source, reference, path = uri.path(), "forward-auth request from a peer that is no configured proxy, refused");
+    tracing::warn!(peer = %source, reference, ?enforcement, path = uri.path(), "request from a peer that is none of the configured proxies or RADIUS servers, refused");
     audit::emit(&AuditEvent::Refused(RefusedEvent {
         reference: &reference,
-        enforcement: Enforcement::ForwardAuth,
+        enforcement,
         device: None,
         source,
         proxy: None,
@@ -311,7 +324,9 @@ fn keep_refusal(
     h.insert(headers::DECISION, HeaderValue::from_static("deny"));
     h.insert(REASON, HeaderValue::from_static(code.as_str()));
     let reference = last_reference(h);
-    if let Some(reference) = reference {
+    // Only nginx asks for a page again; the others show this body.
+    let kept = via.proxy.kind == ProxyKind::Nginx;
+    if let Some(reference) = reference.filter(|_| kept) {
         via.shared.denied.keep(
             &reference,
             DeniedPage {
@@ -323,12 +338,28 @@ fn keep_refusal(
                     .as_ref()
                     .and_then(|c| c.organization.clone()),
                 fingerprint,
-                path_and_query: pager.path_and_query.to_string(),
+                path_and_query: truncated(pager.path_and_query, MAX_KEPT_TARGET).to_string(),
                 status,
             },
         );
     }
     response
+}
+
+/// The most of a request target a kept page holds (for its links): a
+/// page is kept for every refusal, so its size is bounded.
+const MAX_KEPT_TARGET: usize = 2048;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The reference a page shows, which `Pager` also puts in a header.

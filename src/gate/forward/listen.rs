@@ -44,6 +44,9 @@ pub(in crate::gate) enum Side {
 pub(in crate::gate) struct Listener {
     socket: Socket,
     connections: Arc<Semaphore>,
+    /// Bound for mutual TLS: a reload that drops the TLS settings must not
+    /// turn this socket, maybe reachable from the network, into plain HTTP.
+    tls_at_bind: bool,
 }
 
 enum Socket {
@@ -110,6 +113,7 @@ impl Listener {
 pub(in crate::gate) fn bind(
     listen: &ForwardAuthListen,
     max_connections: usize,
+    tls: bool,
 ) -> io::Result<Listener> {
     let socket = match listen {
         ForwardAuthListen::Tcp(addr) => Socket::Tcp(listener::bind(*addr)?),
@@ -135,6 +139,7 @@ pub(in crate::gate) fn bind(
     Ok(Listener {
         socket,
         connections: Arc::new(Semaphore::new(max_connections)),
+        tls_at_bind: tls,
     })
 }
 
@@ -174,6 +179,7 @@ pub(in crate::gate) async fn serve(listener: Listener, shared: Arc<Shared>, side
             graceful.watcher(),
             permit,
             side,
+            listener.tls_at_bind,
         ));
     }
     drop(listener);
@@ -209,12 +215,22 @@ async fn connection(
     watcher: Watcher,
     _permit: OwnedSemaphorePermit,
     side: Side,
+    tls_at_bind: bool,
 ) {
     let settings = &live.settings;
     let tls = match side {
         Side::ForwardAuth => live.forward.as_ref().and_then(|d| d.tls.clone()),
         Side::Nac => live.nac.as_ref().and_then(|n| n.tls.clone()),
     };
+    if tls_at_bind && tls.is_none() {
+        tracing::warn!(
+            peer = ?addr,
+            ?side,
+            "this listener was bound for mutual TLS and the config now has none: connection \
+             closed until a restart"
+        );
+        return;
+    }
     let (stream, peer): (Box<dyn Stream>, ProxyPeer) = match (tls, addr) {
         (Some(config), Some(_)) => {
             let deadline = Instant::now() + settings.header_read_timeout;
@@ -272,16 +288,15 @@ async fn connection(
             }))
         }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only, also for a peer that starts with the HTTP/2 preface
+    // (prior knowledge): the proxies and RADIUS servers keep HTTP/1.1 pools,
+    // and the requests read `Host` as HTTP/1.1 has it.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
         .max_buf_size(settings.max_header_bytes.max(MIN_H1_BUFFER));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
     let serving = builder.serve_connection(TokioIo::new(stream), service);
     let mut serving = pin!(watcher.watch(serving.into_owned()));
     let idle = settings.idle_timeout;

@@ -42,7 +42,7 @@ use super::{unix_now, Live, Shared};
 use crate::audit;
 use posture_core::audit::{AuditEvent, DecisionEvent, Enforcement};
 use posture_core::code::Code;
-use posture_core::config::snapshot::{NacSettings, TrustedPeer};
+use posture_core::config::snapshot::{ForwardAuthListen, NacSettings, TrustedPeer};
 use posture_core::decision::{self, Outcome};
 use posture_core::enforce::{self, Attestor, Case, Client, Door};
 use posture_core::nac::rest::{self, AcctStatus, NacRequest};
@@ -95,13 +95,21 @@ pub(super) async fn handle(
         );
     };
 
+    // A socket bound as Unix (or TCP) stays so until a restart.
+    if peer.addr.is_none() != matches!(settings.listen, ForwardAuthListen::Unix(_)) {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "[nac] listen changed: restart the gate\n",
+        );
+    }
+
     // 1. Which RADIUS server: by address, certificate or socket.
     let Some(radius) = settings
         .radius
         .iter()
         .find(|r| peer.is(&r.from, r.certificate_name.as_deref()))
     else {
-        return stranger(peer, &req);
+        return stranger(peer, &req, Enforcement::Nac);
     };
 
     // 2. Which endpoint, and its body.
