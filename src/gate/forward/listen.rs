@@ -178,8 +178,10 @@ pub(in crate::gate) async fn serve(listener: Listener, shared: Arc<Shared>, side
             shared.clone(),
             graceful.watcher(),
             permit,
-            side,
-            listener.tls_at_bind,
+            Bound {
+                side,
+                tls: listener.tls_at_bind,
+            },
         ));
     }
     drop(listener);
@@ -187,6 +189,14 @@ pub(in crate::gate) async fn serve(listener: Listener, shared: Arc<Shared>, side
     let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+}
+
+/// What a connection's listener is, as it was bound.
+#[derive(Clone, Copy)]
+struct Bound {
+    side: Side,
+    /// Bound for mutual TLS.
+    tls: bool,
 }
 
 /// A stream of either kind.
@@ -214,9 +224,12 @@ async fn connection(
     shared: Arc<Shared>,
     watcher: Watcher,
     _permit: OwnedSemaphorePermit,
-    side: Side,
-    tls_at_bind: bool,
+    bound: Bound,
 ) {
+    let Bound {
+        side,
+        tls: tls_at_bind,
+    } = bound;
     let settings = &live.settings;
     let tls = match side {
         Side::ForwardAuth => live.forward.as_ref().and_then(|d| d.tls.clone()),
