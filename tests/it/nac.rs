@@ -126,6 +126,10 @@ async fn a_clean_device_gets_the_vlan_of_the_most_sensitive_segment_it_may_enter
     assert_eq!(value(&reply, "Tunnel-Medium-Type"), "IEEE-802");
     assert_eq!(value(&reply, "Tunnel-Private-Group-Id"), "100");
     assert_eq!(reply["Reply-Message"]["do_xlat"], false);
+    // The placement holds as long as the posture: the NAS asks again then.
+    let timeout: i64 = value(&reply, "Session-Timeout").parse().unwrap();
+    assert!((60..=15 * 60).contains(&timeout), "{timeout}");
+    assert_eq!(value(&reply, "Termination-Action"), "RADIUS-Request");
     assert!(value(&reply, "Class").starts_with("posture-gate:1:"));
     let decision = captured.decisions().pop().expect("a decision event");
     assert_eq!(decision["enforcement"], "nac");
@@ -511,4 +515,20 @@ async fn a_device_quarantined_before_it_ever_attested_is_moved_once_it_attests_c
         b"\x00100"
     );
     assert_eq!(attribute(&coa, attr::ACCT_SESSION_ID).unwrap(), b"5E1A0010");
+}
+
+#[tokio::test]
+async fn a_placement_whose_session_cannot_be_recorded_is_no_more_than_quarantine() {
+    let (gate, _app) = world(true).await;
+    let device = gate.pki.device("lt-nac-11", "Org");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    // Without a NAS address no CoA could ever reach the session.
+    let mut body = post_auth_body(&device, "02-00-00-00-00-11");
+    body.as_object_mut().unwrap().remove("NAS-IP-Address");
+    let answer = post(&gate, "127.0.0.1", POST_AUTH, &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let reply = answer.json();
+    assert_eq!(value(&reply, "Tunnel-Private-Group-Id"), "999");
+    assert!(value(&reply, "Reply-Message").contains("session not recorded"));
+    assert!(reply.get("Session-Timeout").is_none());
 }

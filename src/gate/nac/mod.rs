@@ -56,6 +56,9 @@ pub const ACCOUNTING_PATH: &str = "/.well-known/posture-gate/nac/accounting";
 /// How long a session is kept without a word from its NAS: a day, longer
 /// than any accounting interim interval.
 const SESSION_LIFETIME: i64 = 24 * 3600;
+/// The shortest Session-Timeout sent: a posture about to age out still
+/// gives the device a minute, not a re-authentication storm.
+const MIN_SESSION_TIMEOUT: i64 = 60;
 
 /// The 802.1X side of one config (a reload builds a new one).
 pub(in crate::gate) struct NacDoor {
@@ -135,7 +138,6 @@ pub(super) async fn handle(
         settings,
         door,
         radius,
-        peer,
         request: &request,
         now,
     };
@@ -152,32 +154,29 @@ struct Asked<'a> {
     settings: &'a NacSettings,
     door: &'a NacDoor,
     radius: &'a TrustedPeer,
-    peer: &'a ProxyPeer,
     request: &'a NacRequest,
     now: i64,
 }
 
 impl Asked<'_> {
-    /// The NAS the request is about: its NAS-IP-Address, else the RADIUS
-    /// server's own address.
-    fn nas(&self) -> IpAddr {
-        self.request
-            .nas_ip
-            .or(self.peer.addr.map(|a| a.ip()))
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    /// The NAS the request is about: its NAS-IP-Address (or IPv6), never
+    /// the RADIUS server's own address, which no CoA should go to.
+    fn nas(&self) -> Option<IpAddr> {
+        self.request.nas_ip
     }
 
-    /// The session this request is about, placed in `vlan`.
-    fn session(&self, vlan: Option<u16>) -> NasSession {
+    /// The session this request is about, placed in `vlan`; `None` without
+    /// a NAS address to send a CoA to.
+    fn session(&self, vlan: Option<u16>) -> Option<NasSession> {
         let r = self.request;
-        NasSession {
-            nas: self.nas(),
+        Some(NasSession {
+            nas: self.nas()?,
             nas_port: r.nas_port,
             acct_session_id: r.acct_session_id.clone(),
             calling_station_id: r.calling_station_id.clone(),
             user_name: r.user_name.clone(),
             vlan,
-        }
+        })
     }
 
     /// How the NAS is named in audit events: NAS-Identifier, else its address.
@@ -185,7 +184,8 @@ impl Asked<'_> {
         self.request
             .nas_identifier
             .clone()
-            .unwrap_or_else(|| self.nas().to_string())
+            .or_else(|| self.nas().map(|ip| ip.to_string()))
+            .unwrap_or_else(|| "unknown NAS".to_string())
     }
 
     /// The decision after EAP-TLS.
@@ -193,7 +193,7 @@ impl Asked<'_> {
         let r = self.request;
         let live = self.live;
         let nas_name = self.nas_name();
-        let source = SocketAddr::new(self.nas(), 0);
+        let source = SocketAddr::new(self.nas().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), 0);
         let segments = core_nac::vlan_segments(&live.snapshot);
 
         // The certificate, by issuer and serial.
@@ -220,14 +220,11 @@ impl Asked<'_> {
                 // Quarantined (or rejected) until it attests; its session is
                 // kept under the certificate, so the attestation can move it.
                 let pending = core_nac::pending_key(&CertKey::of(&id));
-                let session = self.session(self.settings.quarantine_vlan);
-                if let Err(e) = self
-                    .shared
-                    .nac
-                    .put_session(&pending, session, self.now + SESSION_LIFETIME)
-                    .await
-                {
-                    tracing::warn!(nas = nas_name, "the session could not be remembered: {e}");
+                if let Some(session) = self.session(self.settings.quarantine_vlan) {
+                    let until = self.now + SESSION_LIFETIME;
+                    if let Err(e) = self.shared.nac.put_session(&pending, session, until).await {
+                        tracing::warn!(nas = nas_name, "the session could not be remembered: {e}");
+                    }
                 }
                 let class = core_nac::class_of(&pending);
                 let why = &"this certificate never attested";
@@ -305,18 +302,56 @@ impl Asked<'_> {
             ),
             (Outcome::Allow, _) => format!("posture-gate: allowed to {}", judgement.segment()),
         };
-        let session = self.session(vlan);
-        let remembered = self
-            .shared
-            .nac
-            .put_session(&device.fingerprint, session, self.now + SESSION_LIFETIME)
-            .await;
-        if let Err(e) = remembered {
-            // The device is placed all the same; a later CoA may miss it.
-            tracing::warn!(nas = nas_name, "the session could not be remembered: {e}");
-        }
+        // A session the gate cannot find again could never be moved out of a
+        // VLAN by CoA: such a device gets no more than quarantine.
+        let admitted = !matches!(judgement.outcome, Outcome::Deny(_));
+        let remembered = match self.session(vlan) {
+            Some(session) => {
+                let until = self.now + SESSION_LIFETIME;
+                self.shared
+                    .nac
+                    .put_session(&device.fingerprint, session, until)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            None => Err("no NAS-IP-Address or NAS-IPv6-Address in the request".to_string()),
+        };
+        let (vlan, message, placed) = match remembered {
+            Ok(()) => (vlan, message, admitted),
+            Err(e) if admitted => {
+                tracing::warn!(
+                    nas = nas_name,
+                    "the session could not be remembered, quarantined instead: {e}"
+                );
+                let quarantine = self.settings.quarantine_vlan;
+                let reference = reference.unwrap_or_default();
+                let message = format!(
+                    "posture-gate: quarantined (session not recorded), reference {reference}"
+                );
+                (quarantine, message, false)
+            }
+            Err(e) => {
+                tracing::warn!(nas = nas_name, "the session could not be remembered: {e}");
+                (vlan, message, false)
+            }
+        };
+        // An allowed placement holds as long as the posture it was judged
+        // by: the NAS asks again then (RFC 2865 Session-Timeout with
+        // Termination-Action RADIUS-Request), so a posture that ages out or
+        // a certificate revoked since never keeps the VLAN.
+        let holds_for = match judgement.posture.as_deref() {
+            Some(posture) if placed && vlan.is_some() => {
+                Some((posture.valid_until - self.now).clamp(MIN_SESSION_TIMEOUT, SESSION_LIFETIME))
+            }
+            _ => None,
+        };
         match vlan {
-            Some(vlan) => accept(vlan, &message, &core_nac::class_of(&device.fingerprint)),
+            Some(vlan) => accept(
+                vlan,
+                &message,
+                &core_nac::class_of(&device.fingerprint),
+                holds_for,
+            ),
             None => reject(&message),
         }
     }
@@ -359,6 +394,7 @@ impl Asked<'_> {
                 vlan,
                 &format!("posture-gate: quarantined ({code}), reference {reference}"),
                 class,
+                None,
             ),
             None => reject(&format!(
                 "posture-gate: refused ({code}), reference {reference}"
@@ -379,13 +415,12 @@ impl Asked<'_> {
             return no_content();
         };
         let nac = &self.shared.nac;
-        let mut session = NasSession {
-            nas: self.nas(),
-            nas_port: r.nas_port,
-            acct_session_id: r.acct_session_id.clone(),
-            calling_station_id: r.calling_station_id.clone(),
-            user_name: r.user_name.clone(),
-            vlan: None,
+        let Some(mut session) = self.session(None) else {
+            tracing::warn!(
+                radius = self.radius.name,
+                "accounting without a NAS address, ignored"
+            );
+            return no_content();
         };
         let result = match r.acct_status {
             Some(AcctStatus::Start | AcctStatus::InterimUpdate) => {
@@ -433,8 +468,9 @@ fn literal(value: &str) -> serde_json::Value {
     serde_json::json!({ "value": value, "do_xlat": false })
 }
 
-/// 200: Access-Accept into `vlan` (RFC 3580 tunnel attributes).
-fn accept(vlan: u16, message: &str, class: &str) -> Response<Body> {
+/// 200: Access-Accept into `vlan` (RFC 3580 tunnel attributes), for at
+/// most `holds_for` seconds when given.
+fn accept(vlan: u16, message: &str, class: &str, holds_for: Option<i64>) -> Response<Body> {
     let mut reply = serde_json::json!({
         "Tunnel-Type": literal("VLAN"),
         "Tunnel-Medium-Type": literal("IEEE-802"),
@@ -443,6 +479,10 @@ fn accept(vlan: u16, message: &str, class: &str) -> Response<Body> {
     });
     if !class.is_empty() {
         reply["Class"] = literal(class);
+    }
+    if let Some(seconds) = holds_for {
+        reply["Session-Timeout"] = literal(&seconds.to_string());
+        reply["Termination-Action"] = literal("RADIUS-Request");
     }
     json(StatusCode::OK, &reply)
 }

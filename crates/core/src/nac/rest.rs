@@ -58,7 +58,7 @@ pub struct NacRequest {
     pub cert_subject: Option<String>,
     /// Calling-Station-Id: the device's MAC address.
     pub calling_station_id: Option<String>,
-    /// NAS-IP-Address.
+    /// NAS-IP-Address, else NAS-IPv6-Address.
     pub nas_ip: Option<IpAddr>,
     /// NAS-Identifier.
     pub nas_identifier: Option<String>,
@@ -97,12 +97,15 @@ pub fn parse(body: &[u8]) -> Result<NacRequest, RestError> {
             Some(_) => Err(RestError::BadValue(name)),
         }
     };
-    let nas_ip = match text("NAS-IP-Address")? {
-        Some(ip) => Some(
-            ip.parse::<IpAddr>()
-                .map_err(|_| RestError::BadValue("NAS-IP-Address"))?,
-        ),
-        None => None,
+    let address = |name: &'static str| -> Result<Option<IpAddr>, RestError> {
+        match text(name)? {
+            Some(ip) => Ok(Some(ip.parse().map_err(|_| RestError::BadValue(name))?)),
+            None => Ok(None),
+        }
+    };
+    let nas_ip = match address("NAS-IP-Address")? {
+        Some(ip) => Some(ip),
+        None => address("NAS-IPv6-Address")?,
     };
     let nas_port = match text("NAS-Port")? {
         Some(port) => Some(
@@ -169,6 +172,9 @@ mod tests {
         assert_eq!(r.cert_serial.as_deref(), Some("4f01"));
         assert_eq!(r.acct_status, Some(AcctStatus::Start));
         assert_eq!(r.class.as_deref(), Some("pg\0"));
+        let v6 = parse(br#"{"NAS-IPv6-Address": {"type": "ipv6addr", "value": ["2001:db8::7"]}}"#)
+            .unwrap();
+        assert_eq!(v6.nas_ip, Some("2001:db8::7".parse().unwrap()));
     }
 
     #[test]
