@@ -197,6 +197,8 @@ pub(crate) struct Shared {
     denied: forward::DeniedPages,
     /// What 802.1X remembers: identities by issuer and serial, sessions.
     nac: crate::store::Nac,
+    /// The order of each device's 802.1X changes (CoA).
+    nac_lanes: nac::Lanes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -319,6 +321,7 @@ impl Gate {
             proxy_refusals: Default::default(),
             denied: Default::default(),
             nac: nac_store,
+            nac_lanes: Default::default(),
         });
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.

@@ -57,9 +57,20 @@ pub(in crate::gate) async fn after_attestation(
     }
     adopt_pending(shared, &key, identity, now).await;
     let vlan = allowed_vlan(live, settings, identity, posture, now);
+    // One device's changes go out one at a time, in the order of its
+    // attestations, and only the newest is acted on: otherwise a clean
+    // report's CoA still being retransmitted could land after a Kaspersky
+    // report's (which saw the old VLAN recorded and sent nothing).
+    let lane = shared.nac_lanes.of(&identity.fingerprint);
+    let generation = lane.newer();
     let (shared, identity) = (shared.clone(), identity.clone());
     let settings = settings.clone();
     tokio::spawn(async move {
+        let _turn = lane.turn.lock().await;
+        if !lane.is_newest(generation) {
+            // A later attestation of this device decides.
+            return;
+        }
         let sessions = match shared.nac.sessions(&identity.fingerprint, now).await {
             Ok(sessions) => sessions,
             Err(e) => {
@@ -199,5 +210,51 @@ async fn adopt_pending(shared: &Shared, key: &CertKey, identity: &DeviceIdentity
         if moved.is_ok() {
             let _ = shared.nac.end_session(&pending, &session).await;
         }
+    }
+}
+
+/// The order of one device's changes: see `after_attestation`.
+pub(in crate::gate) struct Lane {
+    generation: std::sync::atomic::AtomicU64,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Lane {
+    /// A new change for this device: its generation.
+    fn newer(&self) -> u64 {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    fn is_newest(&self, generation: u64) -> bool {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+    }
+}
+
+/// The lanes of the devices that attested lately; a lane outlives any
+/// change in flight (at most `ATTEMPTS` x `ANSWER_WITHIN` per session) by
+/// far, and an evicted one is only dropped once its tasks are done.
+pub(in crate::gate) struct Lanes(moka::sync::Cache<posture_core::store::Fingerprint, Arc<Lane>>);
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Lanes(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
+        )
+    }
+}
+
+impl Lanes {
+    fn of(&self, fingerprint: &posture_core::store::Fingerprint) -> Arc<Lane> {
+        self.0.get_with(*fingerprint, || {
+            Arc::new(Lane {
+                generation: std::sync::atomic::AtomicU64::new(0),
+                turn: tokio::sync::Mutex::new(()),
+            })
+        })
     }
 }

@@ -23,7 +23,7 @@
 
 mod change;
 
-pub(super) use change::after_attestation;
+pub(super) use change::{after_attestation, Lanes};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
