@@ -197,3 +197,71 @@ fn the_readme_points_to_the_documents_in_the_repository() {
         "README points outside the repository"
     );
 }
+
+/// `promtool`: on PATH (Debian's `prometheus` package, which
+/// scripts/test-all installs). Missing is a failure, never a skip.
+fn promtool() -> std::path::PathBuf {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "promtool is not installed: run scripts/test-all (it installs Debian's \
+             `prometheus` package), or `apt-get install prometheus`"
+        )
+    })
+}
+
+fn promtool_ok(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(promtool())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run promtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+/// The alert rules operations.md recommends are valid rules
+/// (`promtool check rules`) and fire on exactly the series they are
+/// meant for (`promtool test rules` with tests/fixtures/prometheus).
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let root = Path::new(ROOT);
+    let text = promtool_ok(&["check", "rules", "config/prometheus/alerts.yml"], root);
+    assert!(text.contains("SUCCESS: 13 rules found"), "{text}");
+    promtool_ok(
+        &["test", "rules", "alerts.test.yml"],
+        &root.join("tests/fixtures/prometheus"),
+    );
+}
+
+/// Every metric the alerts use is one operations.md lists, so the names
+/// the admin listener exports and the alerts agree through one table.
+#[test]
+fn the_alerts_use_only_metrics_the_operators_guide_lists() {
+    let rules =
+        std::fs::read_to_string(Path::new(ROOT).join("config/prometheus/alerts.yml")).unwrap();
+    let guide = read_doc("operations.md");
+    let mut used: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("posture_gate_"))
+        .collect();
+    used.sort();
+    used.dedup();
+    assert!(used.len() >= 8, "{used:?}");
+    for metric in used {
+        assert!(
+            guide.contains(&format!("`{metric}")),
+            "docs/operations.md does not list {metric}"
+        );
+    }
+    assert!(guide.contains("(../config/prometheus/alerts.yml)"));
+}
