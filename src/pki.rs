@@ -283,6 +283,14 @@ impl Pki {
         })
     }
 
+    /// A new server certificate and key (PEM) from the same root, for
+    /// localhost and `names`: what a certificate rotation delivers. The
+    /// PKI's own server certificate stays as it is.
+    pub fn issue_server_pem(&self, names: &[&str]) -> Result<(String, String), PkiError> {
+        let (der, key) = server_cert(&self.root, names)?;
+        Ok((pem("CERTIFICATE", &der), key.serialize_pem()))
+    }
+
     pub fn root_cert_der(&self) -> &CertificateDer<'static> {
         &self.root.der
     }
@@ -413,9 +421,25 @@ impl Pki {
         revoked: &[&DeviceCredentials],
     ) -> Result<CertificateRevocationListDer<'static>, PkiError> {
         let now = OffsetDateTime::now_utc();
+        self.device_crl_valid(
+            revoked,
+            now - Duration::minutes(1),
+            now + Duration::hours(1),
+        )
+    }
+
+    /// [`Pki::device_crl`] with the given thisUpdate and nextUpdate: a CRL
+    /// about to go, or already gone, out of date.
+    pub fn device_crl_valid(
+        &self,
+        revoked: &[&DeviceCredentials],
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> Result<CertificateRevocationListDer<'static>, PkiError> {
+        let now = OffsetDateTime::now_utc();
         let params = CertificateRevocationListParams {
-            this_update: now - Duration::minutes(1),
-            next_update: now + Duration::hours(1),
+            this_update,
+            next_update,
             crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: revoked

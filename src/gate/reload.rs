@@ -13,7 +13,7 @@
 //! `allow_empty = true` (see `config::compile`), so even a prefix of a file
 //! that is valid on its own cannot open such a segment.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use super::routing::RouteTable;
 use super::{forward, nac, tls, upstream, Live, Shared};
 use posture_core::attestation::Verifier;
+use posture_core::config::snapshot::{CrlFreshness, CrlValidity};
 use posture_core::config::{self, ConfigErrors, Snapshot};
 use posture_core::nonce::NonceIssuer;
 use posture_core::revocation::Revocations;
@@ -417,10 +418,78 @@ fn wanted(shared: &Shared, attempt: &[PathBuf]) -> HashSet<PathBuf> {
         .collect()
 }
 
+/// How often a CRL that stays due or out of date is reported again.
+const CRL_REPEAT: Duration = Duration::from_secs(60 * 60);
+
+/// Says in the log, before it happens, that a CRL is about to pass its
+/// nextUpdate, and when it has: from then on the TLS front and the
+/// revocation check refuse every device of its issuer
+/// (`revocation_unknown`) until a newer CRL is loaded. A warning when a
+/// CRL enters its margin (`CrlValidity::warning_margin`: 24 hours, or a
+/// quarter of its validity when shorter), an error when it passes, each
+/// repeated hourly while it lasts; a newer CRL (another nextUpdate) starts
+/// afresh. Checked every second from the serving config, which costs a
+/// comparison per CRL.
+#[derive(Default)]
+struct CrlReporter {
+    /// Per CRL (file, issuer, nextUpdate): what was reported, and when.
+    reported: HashMap<(PathBuf, String, i64), (bool, tokio::time::Instant)>,
+}
+
+impl CrlReporter {
+    fn check(&mut self, crls: &[CrlValidity], now: i64) {
+        let mut current = HashSet::new();
+        for crl in crls {
+            let Some(next) = crl.next_update else {
+                continue;
+            };
+            let key = (crl.file.clone(), crl.issuer.clone(), next);
+            let past = match crl.freshness(now) {
+                CrlFreshness::Fresh => continue,
+                CrlFreshness::Due { .. } => false,
+                CrlFreshness::Past { .. } => true,
+            };
+            current.insert(key.clone());
+            let due_again = match self.reported.get(&key) {
+                Some((was_past, at)) => *was_past != past || at.elapsed() >= CRL_REPEAT,
+                None => true,
+            };
+            if !due_again {
+                continue;
+            }
+            self.reported
+                .insert(key, (past, tokio::time::Instant::now()));
+            let at = time::OffsetDateTime::from_unix_timestamp(next)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| next.to_string());
+            if past {
+                tracing::error!(
+                    crl = %crl.file.display(), issuer = %crl.issuer, next_update = %at,
+                    "CRL passed its nextUpdate: devices of this issuer are refused \
+                     (revocation_unknown) until a newer CRL is in place"
+                );
+            } else {
+                tracing::warn!(
+                    crl = %crl.file.display(), issuer = %crl.issuer, next_update = %at,
+                    seconds_left = next.saturating_sub(now),
+                    "CRL reaches its nextUpdate soon: publish a newer one before then, or \
+                     devices of this issuer are refused (revocation_unknown)"
+                );
+            }
+        }
+        self.reported.retain(|key, _| current.contains(key));
+    }
+}
+
 async fn reload_on_events(shared: Arc<Shared>, mut rx: mpsc::Receiver<()>, mut watch: FileWatch) {
     let mut attempt: Vec<PathBuf> = Vec::new();
     watch.follow(wanted(&shared, &attempt));
     let mut seen = shared.live.load_full();
+    let mut crls = CrlReporter::default();
     // A reload through the handle changes what to watch without an event
     // here; a cheap pointer comparison now and then notices.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -440,6 +509,8 @@ async fn reload_on_events(shared: Arc<Shared>, mut rx: mpsc::Receiver<()>, mut w
             }
             _ = tick.tick() => {
                 let live = shared.live.load_full();
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                crls.check(&live.settings.crl_validity, now);
                 if Arc::ptr_eq(&live, &seen) {
                     continue;
                 }

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod demo;
+mod docs;
 mod forward_auth;
 mod forward_auth_caddy;
 mod forward_auth_nginx;

@@ -56,6 +56,7 @@ fn test_snapshot() -> Snapshot {
             client_cas: Vec::new(),
             crls: Vec::new(),
             revocation_lists: Vec::new(),
+            crl_validity: Vec::new(),
             max_connections: 100,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),

@@ -120,6 +120,22 @@ impl TestPki {
         std::fs::write(&path, crl_pem(&crl)).unwrap();
         path
     }
+
+    /// A CRL of the device CA revoking these devices with this thisUpdate
+    /// and nextUpdate, as PEM (not written anywhere).
+    pub fn crl_pem_valid(
+        &self,
+        revoked: &[&Device],
+        this_update: time::OffsetDateTime,
+        next_update: time::OffsetDateTime,
+    ) -> String {
+        let revoked: Vec<&DeviceCredentials> = revoked.iter().map(|d| &d.creds).collect();
+        let crl = self
+            .pki
+            .device_crl_valid(&revoked, this_update, next_update)
+            .unwrap();
+        crl_pem(&crl)
+    }
 }
 
 impl Deref for Device {

@@ -241,8 +241,8 @@ fn demo(dir: Option<PathBuf>, port: u16) -> Result<ExitCode> {
 fn check_config(file: &Path) -> Result<ExitCode> {
     match config::load(file) {
         Ok(snapshot) => {
-            let today = time::OffsetDateTime::now_utc().date();
-            print!("{}", config::summary(&snapshot, today));
+            let now = time::OffsetDateTime::now_utc();
+            print!("{}", config::summary_at(&snapshot, now));
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

@@ -5,5 +5,6 @@
 mod support;
 
 mod collect;
+mod docs;
 mod e2e;
 mod interop;

@@ -456,9 +456,15 @@ impl Context<'_> {
         let client_cas = self.read(&s.client_ca, &client_ca, files::client_cas);
         let mut crls = Vec::new();
         let mut revocation_lists = Vec::new();
+        let mut crl_validity = Vec::new();
         for path in &s.crls {
             let resolved = self.resolve(path);
-            revocation_lists.extend(self.read(path, &resolved, files::crl).unwrap_or_default());
+            let read = self.read(path, &resolved, files::crl).unwrap_or_default();
+            crl_validity.extend(
+                read.iter()
+                    .filter_map(|der| files::crl_validity(&resolved, der)),
+            );
+            revocation_lists.extend(read);
             crls.push(resolved);
         }
         let trusted_proxies = s
@@ -495,6 +501,7 @@ impl Context<'_> {
             client_cas: client_cas.unwrap_or_default(),
             crls,
             revocation_lists,
+            crl_validity,
             max_connections: s.max_connections,
             header_read_timeout: s.header_read_timeout.0,
             idle_timeout: s.idle_timeout.0,

@@ -148,6 +148,21 @@ pub fn crl(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, St
     Ok(crls)
 }
 
+/// The issuer and validity of a CRL [`crl`] returned; `None` only for
+/// bytes that [`crl`] would have refused.
+pub fn crl_validity(
+    file: &Path,
+    der: &CertificateRevocationListDer<'_>,
+) -> Option<super::snapshot::CrlValidity> {
+    let (_, crl) = x509_parser::parse_x509_crl(der.as_ref()).ok()?;
+    Some(super::snapshot::CrlValidity {
+        file: file.to_path_buf(),
+        issuer: crl.issuer().to_string(),
+        this_update: crl.last_update().timestamp(),
+        next_update: crl.next_update().map(|t| t.timestamp()),
+    })
+}
+
 /// webpki is stricter than x509-parser about what a CRL may contain (for
 /// example critical extensions it does not know).
 fn check_crl_for_tls(path: &Path, der: &[u8], block: Option<usize>) -> Result<(), String> {

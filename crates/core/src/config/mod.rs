@@ -13,4 +13,4 @@ mod values;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load, load_str, load_str_recording};
 pub use snapshot::Snapshot;
-pub use summary::summary;
+pub use summary::{summary, summary_at};

@@ -143,6 +143,11 @@ pub struct ServerSettings {
     /// (by x509-parser and webpki) so the verifier and the revocation set
     /// cannot refuse them later.
     pub revocation_lists: Vec<CertificateRevocationListDer<'static>>,
+    /// The validity of each CRL of `revocation_lists`, in the same order,
+    /// with the file it came from: for `check-config`, the reloader's
+    /// warnings and the metrics, which must say before a CRL goes out of
+    /// date (then every device it speaks for is refused).
+    pub crl_validity: Vec<CrlValidity>,
     /// Connections open at once, in total.
     pub max_connections: usize,
     /// The longest a client may take to send a request head.
@@ -174,6 +179,69 @@ pub struct ServerSettings {
     pub forward_auth: Option<ForwardAuthSettings>,
     /// The 802.1X decision API, when `[nac]` is configured.
     pub nac: Option<NacSettings>,
+}
+
+/// When a loaded CRL was issued and when its issuer promised the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlValidity {
+    /// The file it was read from (absolute).
+    pub file: PathBuf,
+    /// Its issuer, as an RFC 4514 string.
+    pub issuer: String,
+    /// thisUpdate, Unix seconds.
+    pub this_update: i64,
+    /// nextUpdate, Unix seconds; `None` when the CRL has none (it never
+    /// goes out of date).
+    pub next_update: Option<i64>,
+}
+
+/// How close a CRL is to its nextUpdate; see [`CrlValidity::freshness`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlFreshness {
+    /// More than the warning margin remains, or it has no nextUpdate.
+    Fresh,
+    /// Less than the margin remains.
+    Due {
+        /// Seconds until nextUpdate, more than zero.
+        remaining: i64,
+    },
+    /// nextUpdate has passed: devices of its issuer are refused
+    /// (`revocation_unknown`) until a newer CRL is loaded.
+    Past {
+        /// Seconds since nextUpdate, zero or more.
+        since: i64,
+    },
+}
+
+impl CrlValidity {
+    /// The longest warning margin: a day, time enough for someone to
+    /// notice a publishing job that stopped and fix it.
+    pub const MAX_WARNING_MARGIN_SECS: i64 = 24 * 60 * 60;
+
+    /// How long before nextUpdate the gate warns: 24 hours, or a quarter
+    /// of the CRL's validity (nextUpdate - thisUpdate) when that is
+    /// shorter, so that a CRL reissued every hour is not reported as due
+    /// all its life. `None` without a nextUpdate.
+    pub fn warning_margin(&self) -> Option<i64> {
+        let next = self.next_update?;
+        let validity = next.saturating_sub(self.this_update).max(0);
+        Some((validity / 4).min(Self::MAX_WARNING_MARGIN_SECS))
+    }
+
+    /// Where the CRL stands at `now` (Unix seconds).
+    pub fn freshness(&self, now: i64) -> CrlFreshness {
+        let (Some(next), Some(margin)) = (self.next_update, self.warning_margin()) else {
+            return CrlFreshness::Fresh;
+        };
+        let remaining = next.saturating_sub(now);
+        if remaining <= 0 {
+            CrlFreshness::Past { since: -remaining }
+        } else if remaining <= margin {
+            CrlFreshness::Due { remaining }
+        } else {
+            CrlFreshness::Fresh
+        }
+    }
 }
 
 /// `[nac]`, validated: see `model::NacConfig`.

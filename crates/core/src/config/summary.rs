@@ -17,9 +17,21 @@ const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// What `check-config` prints of a loaded snapshot: segments, routes,
 /// policies, and the exemptions that expire within 30 days of `today`.
+/// CRLs are judged as of midnight (UTC) starting `today`; see [`summary_at`].
 pub fn summary(snapshot: &Snapshot, today: time::Date) -> String {
+    summary_at(snapshot, today.midnight().assume_utc())
+}
+
+/// [`summary`] as of the moment `now`: also each CRL's nextUpdate, with a
+/// WARNING line for one that is within its warning margin
+/// (`CrlValidity::warning_margin`) or already past it.
+pub fn summary_at(snapshot: &Snapshot, now: time::OffsetDateTime) -> String {
+    let today = now.date();
     let mut out = String::new();
     header(&mut out, snapshot);
+    if let Some(server) = &snapshot.server {
+        crls(&mut out, server, now.unix_timestamp());
+    }
     segments(&mut out, snapshot);
     routes(&mut out, snapshot);
     policies(&mut out, snapshot);
@@ -111,6 +123,57 @@ fn header(out: &mut String, s: &Snapshot) {
     if let Some(server) = &s.server {
         leaf_only_warning(out, server);
     }
+}
+
+/// One line per CRL (file, issuer, nextUpdate), and a WARNING for each one
+/// about to go out of date or already out of date: from nextUpdate on, the
+/// devices it speaks for are refused until a newer CRL is loaded.
+fn crls(out: &mut String, server: &super::snapshot::ServerSettings, now: i64) {
+    use super::snapshot::CrlFreshness;
+    for crl in &server.crl_validity {
+        let next = crl
+            .next_update
+            .map_or("no nextUpdate (never out of date)".to_string(), |t| {
+                format!("next update {}", rfc3339(t))
+            });
+        writeln!(out, "CRL {}: {}, {next}", crl.file.display(), crl.issuer).ok();
+        match crl.freshness(now) {
+            CrlFreshness::Fresh => {}
+            CrlFreshness::Due { remaining } => {
+                writeln!(
+                    out,
+                    "WARNING: CRL {} reaches its nextUpdate in {}: publish a new one before then, \
+                     or devices of {} are refused (revocation_unknown)",
+                    crl.file.display(),
+                    human(Duration::from_secs(remaining.unsigned_abs())),
+                    crl.issuer
+                )
+                .ok();
+            }
+            CrlFreshness::Past { since } => {
+                writeln!(
+                    out,
+                    "WARNING: CRL {} passed its nextUpdate {} ago: devices of {} are refused \
+                     (revocation_unknown) until a newer CRL is in place",
+                    crl.file.display(),
+                    human(Duration::from_secs(since.unsigned_abs())),
+                    crl.issuer
+                )
+                .ok();
+            }
+        }
+    }
+}
+
+/// A Unix time as RFC 3339 UTC, to the second.
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("@{t}"))
 }
 
 /// nginx and Caddy forward only the device's own certificate, and

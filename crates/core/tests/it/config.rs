@@ -8,10 +8,13 @@ use std::time::Duration;
 use posture_core::attestation::claims::OsFamily;
 use posture_core::catalogue::{Catalogue, Category};
 use posture_core::config::model::Sensitivity;
+use posture_core::config::snapshot::CrlFreshness;
 use posture_core::config::snapshot::DeviceSelector;
-use posture_core::config::{load, load_str, summary, ConfigError, ConfigErrors, Snapshot};
+use posture_core::config::{
+    load, load_str, summary, summary_at, ConfigError, ConfigErrors, Snapshot,
+};
 use posture_core::verdict::Decision;
-use time::macros::date;
+use time::macros::{date, datetime};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/config");
 
@@ -197,6 +200,72 @@ fn summary_counts_expired_exemptions_and_lists_only_the_next_30_days() {
     assert!(text.contains("1 expired, 1 expiring"), "{text}");
     let text = summary(&s, date!(2027 - 04 - 01));
     assert!(text.contains("2 expired, 0 expiring"), "{text}");
+}
+
+/// The fixture CRLs were issued 2026-11-23T09:28:55Z with nextUpdate
+/// 2126-10-30T09:28:55Z: a validity of a century, so the margin is the
+/// 24-hour cap.
+#[test]
+fn each_crl_is_kept_with_its_next_update_and_check_config_warns_within_a_day_of_it() {
+    let fx = Fixture::new();
+    let s = fx
+        .load(&with_base("").replace(
+            "client_ca = \"pki/ca.pem\"",
+            "client_ca = \"pki/ca.pem\"\ncrls = [\"pki/crl.pem\", \"pki/crl.der\"]",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = s.server.as_ref().unwrap();
+    let dir = fx.dir.path();
+    let files: Vec<_> = server.crl_validity.iter().map(|c| c.file.clone()).collect();
+    assert_eq!(files, [dir.join("pki/crl.pem"), dir.join("pki/crl.der")]);
+    let next = datetime!(2126-10-30 09:28:55 UTC).unix_timestamp();
+    for crl in &server.crl_validity {
+        assert_eq!(crl.next_update, Some(next));
+        assert_eq!(
+            crl.this_update,
+            datetime!(2026-11-23 09:28:55 UTC).unix_timestamp()
+        );
+        assert!(
+            crl.issuer.contains("CN=posture-gate test CA"),
+            "{}",
+            crl.issuer
+        );
+        assert_eq!(crl.warning_margin(), Some(24 * 3600));
+        assert_eq!(crl.freshness(next - 24 * 3600 - 1), CrlFreshness::Fresh);
+        assert_eq!(
+            crl.freshness(next - 60),
+            CrlFreshness::Due { remaining: 60 }
+        );
+        assert_eq!(crl.freshness(next), CrlFreshness::Past { since: 0 });
+    }
+
+    let pem = dir.join("pki/crl.pem").display().to_string();
+    let text = summary_at(&s, datetime!(2026-11-30 12:00 UTC));
+    assert!(
+        text.contains(&format!("CRL {pem}: ")) && text.contains("next update 2126-10-30T09:28:55Z"),
+        "{text}"
+    );
+    assert!(!text.contains("WARNING"), "{text}");
+
+    let text = summary_at(&s, datetime!(2126-10-29 12:00 UTC));
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("WARNING: CRL"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{text}");
+    assert!(
+        warnings[0].contains(&pem) && warnings[0].contains("reaches its nextUpdate in 21h 28m 55s"),
+        "{text}"
+    );
+
+    let text = summary_at(&s, datetime!(2126-10-31 09:28:55 UTC));
+    assert!(
+        text.contains(&format!(
+            "WARNING: CRL {pem} passed its nextUpdate 1day ago"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("revocation_unknown"), "{text}");
 }
 
 #[test]
