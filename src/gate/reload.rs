@@ -171,6 +171,7 @@ async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<Path
 }
 
 fn apply(shared: &Shared, result: Result<Live, ReloadError>) -> Result<(), ReloadError> {
+    crate::metrics::reload(result.is_ok());
     match result {
         Ok(live) => {
             warn_fixed_settings(&shared.live.load().settings, &live.settings);
