@@ -102,6 +102,8 @@
 //! as another route's, two `Host` headers and a Host with two ports are a
 //! 400 (see the routing module).
 
+mod admin;
+mod attest_limit;
 mod conn;
 mod forward;
 mod headers;
@@ -113,10 +115,12 @@ mod proxy_header;
 mod reload;
 mod respond;
 mod routing;
+mod systemd;
 mod tls;
 mod tunnel;
 mod upstream;
 
+pub use admin::{note_audit_writer_installed, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 pub use headers::{
     DECISION, DEVICE_FINGERPRINT, DEVICE_ORGANIZATION, DEVICE_SUBJECT, GATE_OWNED,
     POSTURE_ATTESTATION, POSTURE_WARNING,
@@ -197,6 +201,13 @@ pub(crate) struct Shared {
     denied: forward::DeniedPages,
     /// What 802.1X remembers: identities by issuer and serial, sessions.
     nac: crate::store::Nac,
+    /// The connection limits of every listener, for `/metrics`.
+    open: Vec<admin::OpenConnections>,
+    /// The listeners accept connections (from `run` until shutdown), for
+    /// `/readyz`.
+    serving: std::sync::atomic::AtomicBool,
+    /// Attestations without a client certificate, per IP address.
+    attest_limit: attest_limit::AttestLimit,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +229,11 @@ pub enum GateError {
         listen: posture_core::config::snapshot::ForwardAuthListen,
         source: std::io::Error,
     },
+    #[error("cannot listen for the admin endpoints on {addr}: {source}")]
+    BindAdmin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -232,6 +248,8 @@ pub struct Gate {
     forward: Option<forward::Listener>,
     /// The 802.1X decision listener, when `[nac]` is configured.
     nac: Option<forward::Listener>,
+    /// The admin listener, when `[admin]` is configured.
+    admin: Option<forward::Listener>,
     connections: Arc<Semaphore>,
     signals: listener::Signals,
     watchers: reload::Watchers,
@@ -299,7 +317,35 @@ impl Gate {
             ),
             None => None,
         };
+        let admin = match &live.settings.admin {
+            Some(a) => Some(
+                forward::bind(
+                    &posture_core::config::snapshot::ForwardAuthListen::Tcp(a.listen),
+                    a.max_connections,
+                )
+                .map_err(|source| GateError::BindAdmin {
+                    addr: a.listen,
+                    source,
+                })?,
+            ),
+            None => None,
+        };
         let connections = Arc::new(Semaphore::new(live.settings.max_connections));
+        let mut open = vec![admin::OpenConnections {
+            listener: "front",
+            limit: connections.clone(),
+            max: live.settings.max_connections,
+        }];
+        for (listener, side) in [("forward_auth", &forward), ("nac", &nac), ("admin", &admin)] {
+            if let Some(side) = side {
+                open.push(admin::OpenConnections {
+                    listener,
+                    limit: side.connections(),
+                    max: side.max_connections(),
+                });
+            }
+        }
+        let attest_limit = attest_limit::AttestLimit::new();
         let budget = live
             .settings
             .max_body_bytes_in_flight
@@ -319,6 +365,9 @@ impl Gate {
             proxy_refusals: Default::default(),
             denied: Default::default(),
             nac: nac_store,
+            open,
+            serving: std::sync::atomic::AtomicBool::new(false),
+            attest_limit,
         });
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.
@@ -329,6 +378,7 @@ impl Gate {
             listener,
             forward,
             nac,
+            admin,
             connections,
             signals,
             watchers,
@@ -356,10 +406,15 @@ impl Gate {
         let sides: Vec<_> = [
             (self.forward, forward::Side::ForwardAuth),
             (self.nac, forward::Side::Nac),
+            (self.admin, forward::Side::Admin),
         ]
         .into_iter()
         .filter_map(|(l, side)| Some(tokio::spawn(forward::serve(l?, self.shared.clone(), side))))
         .collect();
+        self.shared
+            .serving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        systemd::ready();
         let result = listener::serve(
             self.listener,
             self.shared.clone(),
@@ -367,6 +422,10 @@ impl Gate {
             self.signals,
         )
         .await;
+        self.shared
+            .serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        systemd::stopping();
         // The front stops on SIGTERM too, which forward-auth does not see.
         self.shared.shutdown.send_replace(true);
         for side in sides {
@@ -381,6 +440,11 @@ impl Gate {
         self.forward
             .as_ref()
             .and_then(forward::Listener::local_addr)
+    }
+
+    /// The admin listener's address, when `[admin]` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(forward::Listener::local_addr)
     }
 
     /// The 802.1X decision listener's TCP address, when it listens on TCP.

@@ -156,6 +156,7 @@ pub(super) async fn reload(shared: &Shared) -> Result<(), ReloadError> {
 async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<PathBuf>) {
     // One reload at a time, so two quick edits cannot swap in out of order.
     let _serial = shared.reload_lock.lock().await;
+    super::systemd::reloading();
     let (loaded, files) = load(shared.config_path.clone()).await;
     let result = match loaded {
         Ok(snapshot) => {
@@ -167,7 +168,9 @@ async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<Path
         }
         Err(e) => Err(e),
     };
-    (apply(shared, result), files)
+    let applied = apply(shared, result);
+    super::systemd::ready();
+    (applied, files)
 }
 
 fn apply(shared: &Shared, result: Result<Live, ReloadError>) -> Result<(), ReloadError> {

@@ -128,6 +128,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    posture_gate::gate::note_audit_writer_installed();
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -207,6 +208,9 @@ fn serve(config: PathBuf) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot start the gate with {}", config.display()))?;
         tracing::info!(addr = %gate.local_addr(), config = %config.display(), "posture-gate serving");
+        if let Some(admin) = gate.admin_addr() {
+            tracing::info!(addr = %admin, "admin endpoints (/metrics, /healthz, /readyz) listening");
+        }
         gate.run().await.context("the gate stopped with an error")?;
         Ok(ExitCode::SUCCESS)
     })

@@ -38,12 +38,15 @@ pub(in crate::gate) enum Side {
     ForwardAuth,
     /// `[nac]`, for RADIUS servers.
     Nac,
+    /// `[admin]`: metrics and health, plain HTTP, no TLS.
+    Admin,
 }
 
 /// The bound listener, and its own limit on open connections.
 pub(in crate::gate) struct Listener {
     socket: Socket,
     connections: Arc<Semaphore>,
+    max_connections: usize,
 }
 
 enum Socket {
@@ -95,6 +98,15 @@ impl ProxyPeer {
 }
 
 impl Listener {
+    /// Its connection limit, for the open-connections gauge.
+    pub fn connections(&self) -> Arc<Semaphore> {
+        self.connections.clone()
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.socket {
             Socket::Tcp(l) => l.local_addr().ok(),
@@ -135,6 +147,7 @@ pub(in crate::gate) fn bind(
     Ok(Listener {
         socket,
         connections: Arc::new(Semaphore::new(max_connections)),
+        max_connections,
     })
 }
 
@@ -214,6 +227,7 @@ async fn connection(
     let tls = match side {
         Side::ForwardAuth => live.forward.as_ref().and_then(|d| d.tls.clone()),
         Side::Nac => live.nac.as_ref().and_then(|n| n.tls.clone()),
+        Side::Admin => None,
     };
     let (stream, peer): (Box<dyn Stream>, ProxyPeer) = match (tls, addr) {
         (Some(config), Some(_)) => {
@@ -265,6 +279,7 @@ async fn connection(
             let response = match side {
                 Side::ForwardAuth => authz::handle(req, &peer, &shared).await,
                 Side::Nac => crate::gate::nac::handle(req, &peer, &shared).await,
+                Side::Admin => crate::gate::admin::handle(req, &shared).await,
             };
             Ok::<_, Infallible>(response.map(|body| Guarded {
                 inner: body,
