@@ -35,7 +35,8 @@ struct DecisionLabels {
     segment: &'static str,
     /// `allow`, `warn` or `deny`.
     decision: &'static str,
-    /// The reason code of a warning or denial; `none` for a plain allow.
+    /// The reason code of a warning or denial (`prohibited` when told by
+    /// findings or unmet requirements); `none` for a plain allow.
     code: &'static str,
 }
 
@@ -132,7 +133,7 @@ pub fn observe(event: &AuditEvent<'_>) {
                 door: door(d.enforcement),
                 segment: intern(d.segment),
                 decision: d.decision.as_str(),
-                code: d.reason.map_or("none", |c| c.as_str()),
+                code: decision_code(d),
             };
             m.decisions.get_or_create_owned(&labels).inc();
         }
@@ -180,6 +181,19 @@ pub fn reload(ok: bool) {
         .reloads
         .get_or_create_owned(&ReloadLabels { result })
         .inc();
+}
+
+/// The code of a decision as a client is told it: the event's reason, or
+/// `prohibited` for a warning or denial told by findings or unmet
+/// requirements (the event leaves that code out), `none` for a plain allow.
+fn decision_code(d: &posture_core::audit::DecisionEvent<'_>) -> &'static str {
+    match d.reason {
+        Some(code) => code.as_str(),
+        None if !d.findings.is_empty() || !d.unmet.is_empty() => {
+            posture_core::code::Code::Prohibited.as_str()
+        }
+        None => "none",
+    }
 }
 
 fn door(e: posture_core::audit::Enforcement) -> &'static str {
