@@ -39,13 +39,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_posture-gate");
 const OPS_TOOLS: &str = "ops-tools-1";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `$POSTURE_GATE_OPS_TOOLS/bin/<name>` (what scripts/test-all sets), else
+/// the same under ~/.cache/posture-gate.
 fn ops_tool(name: &str) -> PathBuf {
-    let home = std::env::var_os("HOME").expect("HOME is set");
-    let path = Path::new(&home)
-        .join(".cache/posture-gate")
-        .join(OPS_TOOLS)
-        .join("bin")
-        .join(name);
+    let venv = match std::env::var_os("POSTURE_GATE_OPS_TOOLS") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/posture-gate").join(OPS_TOOLS)
+        }
+    };
+    let path = venv.join("bin").join(name);
     assert!(
         path.exists(),
         "{} is missing: run scripts/test-all, which installs prometheus-client and \
@@ -171,6 +175,9 @@ async fn admin_get(served: &Served, path: &str) -> Answer {
     plain(served.admin, [127, 0, 0, 1].into(), req).await
 }
 
+/// A sample as the parser script prints it: name, sorted labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// The samples of an exposition as PyPI `prometheus-client`'s OpenMetrics
 /// parser reads them (it refuses anything that is not valid OpenMetrics),
 /// keyed `name{k="v",...}` with the labels sorted.
@@ -203,8 +210,7 @@ json.dump(out, sys.stdout)
         "prometheus-client refused the exposition: {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let samples: Vec<(String, Vec<(String, String)>, f64)> =
-        serde_json::from_slice(&out.stdout).unwrap();
+    let samples: Vec<Sample> = serde_json::from_slice(&out.stdout).unwrap();
     samples
         .into_iter()
         .map(|(name, labels, value)| {
