@@ -36,6 +36,15 @@
 //!   `posture_cache_capacity` and `[store]` are fixed at bind; a reload that changes them
 //!   logs a warning and keeps the old ones. The other limits apply to new
 //!   connections (and requests) after a reload.
+//! - A peer without a client certificate may post at most
+//!   `attest_without_certificate_per_minute` attestations a minute per
+//!   address (a token bucket, see `attest_limit`), checked before its body
+//!   is read; beyond: 429 with `Retry-After`.
+//! - `[admin]` (see `admin`) is a side listener in plain HTTP for
+//!   `/metrics`, `/healthz` and `/readyz`; its address and limit are fixed at
+//!   bind. Under systemd (`NOTIFY_SOCKET`), `run` sends `READY=1` once it
+//!   accepts, each reload `RELOADING=1` then `READY=1`, and shutdown
+//!   `STOPPING=1` (see `systemd`).
 //! - The `attest` body, the only body the gate reads itself, must come
 //!   within `body_timeout` and, after 2 s, at `body_min_rate`; otherwise 408
 //!   (and an HTTP/1 connection closes). Its size (declared, else 1 MiB) is
