@@ -230,6 +230,9 @@ fn warn_fixed_settings(
     if old.max_body_bytes_in_flight != new.max_body_bytes_in_flight {
         tracing::warn!("max_body_bytes_in_flight changes take effect after a restart");
     }
+    if old.admin != new.admin {
+        tracing::warn!("[admin] changes (and adding or removing it) take effect after a restart");
+    }
 }
 
 /// Keeps the file watcher and the signal task alive while the gate runs.
