@@ -576,14 +576,22 @@ fn the_admin_listener_on_the_public_port_is_refused() {
             "{err}"
         );
     }
-    // Its own port is fine.
-    let text = format!("{base}\n[admin]\nlisten = \"127.0.0.1:{}\"\n", free_port());
+    // Its own port is fine, and the summary names it.
+    let own = free_port();
+    let text = format!("{base}\n[admin]\nlisten = \"127.0.0.1:{own}\"\n");
     let out = check_config(&text);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(&format!(
+            "Admin: /metrics, /healthz, /readyz on http://127.0.0.1:{own} (max 16 connections)"
+        )),
+        "{summary}"
     );
 }
 
