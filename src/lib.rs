@@ -15,6 +15,7 @@
 //!          endpoints, nonces, revocation, tunnels, reload
 //! page/    the denial page and problem+json, in Dutch and English (askama)
 //! audit/   the audit writer that the core's typed events go to
+//! metrics  the counters of the admin listener's /metrics
 //! pki      the development PKI behind `posture-gate pki` and `demo`
 //! radius/  RADIUS CoA and Disconnect to switches and access points (issue 17)
 //! store/   the stores the gate keeps postures and used nonces in: memory,
@@ -30,6 +31,7 @@
 pub mod audit;
 pub mod cert_header;
 pub mod gate;
+pub mod metrics;
 pub mod page;
 pub mod pki;
 pub mod radius;

@@ -14,6 +14,7 @@ use posture_core::audit::AuditEvent;
 /// the `audit` tracing target. With the writer, the level filter of the
 /// other logs (`RUST_LOG`) does not apply: the audit log is never filtered.
 pub fn emit(event: &AuditEvent<'_>) {
+    crate::metrics::observe(event);
     match writer::installed() {
         Some(writer) => writer.write(SystemTime::now(), event.to_json_bytes()),
         None => tracing::info!(target: "audit", "{}", event.to_json()),

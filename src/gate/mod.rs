@@ -36,6 +36,15 @@
 //!   `posture_cache_capacity` and `[store]` are fixed at bind; a reload that changes them
 //!   logs a warning and keeps the old ones. The other limits apply to new
 //!   connections (and requests) after a reload.
+//! - A peer without a client certificate may post at most
+//!   `attest_without_certificate_per_minute` attestations a minute per
+//!   address (a token bucket, see `attest_limit`), checked before its body
+//!   is read; beyond: 429 with `Retry-After`.
+//! - `[admin]` (see `admin`) is a side listener in plain HTTP for
+//!   `/metrics`, `/healthz` and `/readyz`; its address and limit are fixed at
+//!   bind. Under systemd (`NOTIFY_SOCKET`), `run` sends `READY=1` once it
+//!   accepts, each reload `RELOADING=1` then `READY=1`, and shutdown
+//!   `STOPPING=1` (see `systemd`).
 //! - The `attest` body, the only body the gate reads itself, must come
 //!   within `body_timeout` and, after 2 s, at `body_min_rate`; otherwise 408
 //!   (and an HTTP/1 connection closes). Its size (declared, else 1 MiB) is
@@ -102,6 +111,8 @@
 //! as another route's, two `Host` headers and a Host with two ports are a
 //! 400 (see the routing module).
 
+mod admin;
+mod attest_limit;
 mod conn;
 mod forward;
 mod headers;
@@ -113,10 +124,12 @@ mod proxy_header;
 mod reload;
 mod respond;
 mod routing;
+mod systemd;
 mod tls;
 mod tunnel;
 mod upstream;
 
+pub use admin::{note_audit_writer_installed, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 pub use headers::{
     DECISION, DEVICE_FINGERPRINT, DEVICE_ORGANIZATION, DEVICE_SUBJECT, GATE_OWNED,
     POSTURE_ATTESTATION, POSTURE_WARNING,
@@ -199,6 +212,13 @@ pub(crate) struct Shared {
     nac: crate::store::Nac,
     /// The order of each device's 802.1X changes (CoA).
     nac_lanes: nac::Lanes,
+    /// The connection limits of every listener, for `/metrics`.
+    open: Vec<admin::OpenConnections>,
+    /// The listeners accept connections (from `run` until shutdown), for
+    /// `/readyz`.
+    serving: std::sync::atomic::AtomicBool,
+    /// Attestations without a client certificate, per IP address.
+    attest_limit: attest_limit::AttestLimit,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +240,11 @@ pub enum GateError {
         listen: posture_core::config::snapshot::ForwardAuthListen,
         source: std::io::Error,
     },
+    #[error("cannot listen for the admin endpoints on {addr}: {source}")]
+    BindAdmin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -234,6 +259,8 @@ pub struct Gate {
     forward: Option<forward::Listener>,
     /// The 802.1X decision listener, when `[nac]` is configured.
     nac: Option<forward::Listener>,
+    /// The admin listener, when `[admin]` is configured.
+    admin: Option<forward::Listener>,
     connections: Arc<Semaphore>,
     signals: listener::Signals,
     watchers: reload::Watchers,
@@ -301,7 +328,36 @@ impl Gate {
             ),
             None => None,
         };
+        let admin = match &live.settings.admin {
+            Some(a) => Some(
+                forward::bind(
+                    &posture_core::config::snapshot::ForwardAuthListen::Tcp(a.listen),
+                    a.max_connections,
+                    false,
+                )
+                .map_err(|source| GateError::BindAdmin {
+                    addr: a.listen,
+                    source,
+                })?,
+            ),
+            None => None,
+        };
         let connections = Arc::new(Semaphore::new(live.settings.max_connections));
+        let mut open = vec![admin::OpenConnections {
+            listener: "front",
+            limit: connections.clone(),
+            max: live.settings.max_connections,
+        }];
+        for (listener, side) in [("forward_auth", &forward), ("nac", &nac), ("admin", &admin)] {
+            if let Some(side) = side {
+                open.push(admin::OpenConnections {
+                    listener,
+                    limit: side.connections(),
+                    max: side.max_connections(),
+                });
+            }
+        }
+        let attest_limit = attest_limit::AttestLimit::new();
         let budget = live
             .settings
             .max_body_bytes_in_flight
@@ -322,6 +378,9 @@ impl Gate {
             denied: Default::default(),
             nac: nac_store,
             nac_lanes: Default::default(),
+            open,
+            serving: std::sync::atomic::AtomicBool::new(false),
+            attest_limit,
         });
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.
@@ -332,6 +391,7 @@ impl Gate {
             listener,
             forward,
             nac,
+            admin,
             connections,
             signals,
             watchers,
@@ -359,10 +419,15 @@ impl Gate {
         let sides: Vec<_> = [
             (self.forward, forward::Side::ForwardAuth),
             (self.nac, forward::Side::Nac),
+            (self.admin, forward::Side::Admin),
         ]
         .into_iter()
         .filter_map(|(l, side)| Some(tokio::spawn(forward::serve(l?, self.shared.clone(), side))))
         .collect();
+        self.shared
+            .serving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        systemd::ready();
         let result = listener::serve(
             self.listener,
             self.shared.clone(),
@@ -370,6 +435,10 @@ impl Gate {
             self.signals,
         )
         .await;
+        self.shared
+            .serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        systemd::stopping();
         // The front stops on SIGTERM too, which forward-auth does not see.
         self.shared.shutdown.send_replace(true);
         for side in sides {
@@ -384,6 +453,11 @@ impl Gate {
         self.forward
             .as_ref()
             .and_then(forward::Listener::local_addr)
+    }
+
+    /// The admin listener's address, when `[admin]` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(forward::Listener::local_addr)
     }
 
     /// The 802.1X decision listener's TCP address, when it listens on TCP.

@@ -127,6 +127,20 @@ async fn attest(
         );
     }
     let http1 = req.version() < Version::HTTP_2;
+    if conn.client_der.is_none() {
+        let per_minute = live.settings.attest_without_certificate_per_minute;
+        if let Err(wait) = shared.attest_limit.take(conn.peer.ip(), per_minute) {
+            tracing::debug!(peer = %conn.peer, "attest without a certificate over {per_minute} a minute, 429");
+            let mut response = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many attestations without a client certificate from this address; retry later\n",
+                [(header::RETRY_AFTER, HeaderValue::from(wait))],
+            );
+            // The unread body cannot be skipped over: the connection ends.
+            close_if(http1, &mut response);
+            return response;
+        }
+    }
     let body = req.into_body();
     // Refuse a declared oversize body before reading any of it.
     if body.size_hint().lower() > MAX_TOKEN_BYTES as u64 {

@@ -211,8 +211,12 @@ async fn forward(f: Forward<'_>) -> Response<Body> {
     // Upstreams are spoken to in HTTP/1.1, whatever the client used.
     parts.version = Version::HTTP_11;
     let request = live.upstreams[index].request(Request::from_parts(parts, body));
+    let sent = std::time::Instant::now();
     let mut response = match tokio::time::timeout(live.settings.upstream_timeout, request).await {
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => {
+            crate::metrics::upstream_latency(sent.elapsed());
+            response
+        }
         Ok(Err(e)) => return failed(Problem::UpstreamUnavailable, &e.to_string()),
         Err(_) => return failed(Problem::UpstreamTimeout, "timed out"),
     };

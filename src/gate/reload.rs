@@ -157,6 +157,7 @@ pub(super) async fn reload(shared: &Shared) -> Result<(), ReloadError> {
 async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<PathBuf>) {
     // One reload at a time, so two quick edits cannot swap in out of order.
     let _serial = shared.reload_lock.lock().await;
+    super::systemd::reloading();
     let (loaded, files) = load(shared.config_path.clone()).await;
     let result = match loaded {
         Ok(snapshot) => {
@@ -168,10 +169,13 @@ async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<Path
         }
         Err(e) => Err(e),
     };
-    (apply(shared, result), files)
+    let applied = apply(shared, result);
+    super::systemd::ready();
+    (applied, files)
 }
 
 fn apply(shared: &Shared, result: Result<Live, ReloadError>) -> Result<(), ReloadError> {
+    crate::metrics::reload(result.is_ok());
     match result {
         Ok(live) => {
             warn_fixed_settings(&shared.live.load().settings, &live.settings);
@@ -226,6 +230,9 @@ fn warn_fixed_settings(
     }
     if old.max_body_bytes_in_flight != new.max_body_bytes_in_flight {
         tracing::warn!("max_body_bytes_in_flight changes take effect after a restart");
+    }
+    if old.admin != new.admin {
+        tracing::warn!("[admin] changes (and adding or removing it) take effect after a restart");
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod redis;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use posture_core::decision::Posture;
@@ -45,6 +46,15 @@ impl Postures {
         }
     }
 
+    /// Whether the store answered its last call (always, for memory);
+    /// asks nothing, for `/metrics`.
+    pub fn is_up(&self) -> bool {
+        match self {
+            Postures::Memory(_) => true,
+            Postures::Redis(r) => r.is_up(),
+        }
+    }
+
     /// `Ok` when the store can be used now; otherwise why not, in a few
     /// words (for the readiness endpoint).
     pub async fn ready(&self) -> Result<(), String> {
@@ -55,12 +65,33 @@ impl Postures {
     }
 }
 
+/// Posture lookups of this process, for `/metrics` (hit rate): a hit
+/// found a remembered posture (current or not), a miss found none, an
+/// error could not ask the store.
+pub struct Lookups {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+pub static LOOKUPS: Lookups = Lookups {
+    hits: AtomicU64::new(0),
+    misses: AtomicU64::new(0),
+    errors: AtomicU64::new(0),
+};
+
 impl PostureStore for Postures {
     async fn get(&self, fingerprint: &Fingerprint) -> Result<Option<Arc<Posture>>, StoreError> {
-        match self {
+        let found = match self {
             Postures::Memory(m) => Ok(m.get_now(fingerprint)),
             Postures::Redis(r) => r.get_posture(fingerprint).await,
-        }
+        };
+        match &found {
+            Ok(Some(_)) => LOOKUPS.hits.fetch_add(1, Ordering::Relaxed),
+            Ok(None) => LOOKUPS.misses.fetch_add(1, Ordering::Relaxed),
+            Err(_) => LOOKUPS.errors.fetch_add(1, Ordering::Relaxed),
+        };
+        found
     }
 
     async fn put(

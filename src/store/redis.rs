@@ -641,6 +641,11 @@ impl RedisStore {
         format!("{}nac:sessions:{}", self.prefix, hex::encode(fingerprint))
     }
 
+    /// Whether the last call to Redis succeeded (no call is made here).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
     /// See `NacStore::learn`.
     pub async fn nac_learn(
         &self,

@@ -72,6 +72,8 @@ fn test_snapshot() -> Snapshot {
             proxy_protocol_from: Vec::new(),
             forward_auth: None,
             nac: None,
+            attest_without_certificate_per_minute: 30,
+            admin: None,
         }),
         attestation: AttestationSettings {
             trust_anchors: Vec::new(),

@@ -68,6 +68,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Ask a running gate's admin listener whether it is alive (GET /healthz), for
+    /// container health checks without curl in the image. Exit 0: alive; 1: not.
+    Healthcheck {
+        /// The `[admin] listen` address of the gate.
+        #[arg(long, default_value = "127.0.0.1:9900")]
+        admin: std::net::SocketAddr,
+    },
     /// The embedded demo: a throwaway PKI, a demo app, two demo devices and the gate.
     Demo {
         /// Where to write the PKI, the config and the devices (default: a new temporary directory).
@@ -128,6 +135,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    posture_gate::gate::note_audit_writer_installed();
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -155,6 +163,7 @@ fn run(command: Command) -> Result<ExitCode> {
         ),
         Command::Serve { config } => serve(config),
         Command::Demo { dir, port } => demo(dir, port),
+        Command::Healthcheck { admin } => Ok(healthcheck(admin)),
         Command::Pki { command } => match command {
             PkiCommand::Init { dir } => {
                 let p = pki::init(&dir).with_context(|| format!("pki init {}", dir.display()))?;
@@ -194,6 +203,41 @@ fn run(command: Command) -> Result<ExitCode> {
     }
 }
 
+/// How long the health check may take in all: well inside Docker's
+/// default HEALTHCHECK timeout of 30 s.
+const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// GET /healthz over plain HTTP/1.1 with std's blocking socket: the check
+/// runs every few seconds in a container, so no runtime is started.
+fn healthcheck(admin: std::net::SocketAddr) -> ExitCode {
+    use std::io::Read as _;
+    let attempt = || -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&admin, HEALTHCHECK_TIMEOUT)?;
+        stream.set_read_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+        stream.set_write_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+        )?;
+        // The status line is all that is needed; the answer is a few bytes.
+        let mut head = Vec::with_capacity(256);
+        stream.take(4096).read_to_end(&mut head)?;
+        Ok(String::from_utf8_lossy(&head).into_owned())
+    };
+    match attempt() {
+        Ok(answer) if answer.starts_with("HTTP/1.1 200 ") => ExitCode::SUCCESS,
+        Ok(answer) => {
+            let status = answer.lines().next().unwrap_or("no answer");
+            eprintln!("posture-gate healthcheck: {admin}/healthz answered {status:?}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("posture-gate healthcheck: {admin}/healthz: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -207,6 +251,9 @@ fn serve(config: PathBuf) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot start the gate with {}", config.display()))?;
         tracing::info!(addr = %gate.local_addr(), config = %config.display(), "posture-gate serving");
+        if let Some(admin) = gate.admin_addr() {
+            tracing::info!(addr = %admin, "admin endpoints (/metrics, /healthz, /readyz) listening");
+        }
         gate.run().await.context("the gate stopped with an error")?;
         Ok(ExitCode::SUCCESS)
     })

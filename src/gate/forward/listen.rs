@@ -38,6 +38,8 @@ pub(in crate::gate) enum Side {
     ForwardAuth,
     /// `[nac]`, for RADIUS servers.
     Nac,
+    /// `[admin]`: metrics and health, plain HTTP, no TLS.
+    Admin,
 }
 
 /// The bound listener, and its own limit on open connections.
@@ -47,6 +49,7 @@ pub(in crate::gate) struct Listener {
     /// Bound for mutual TLS: a reload that drops the TLS settings must not
     /// turn this socket, maybe reachable from the network, into plain HTTP.
     tls_at_bind: bool,
+    max_connections: usize,
 }
 
 enum Socket {
@@ -98,6 +101,15 @@ impl ProxyPeer {
 }
 
 impl Listener {
+    /// Its connection limit, for the open-connections gauge.
+    pub fn connections(&self) -> Arc<Semaphore> {
+        self.connections.clone()
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.socket {
             Socket::Tcp(l) => l.local_addr().ok(),
@@ -140,6 +152,7 @@ pub(in crate::gate) fn bind(
         socket,
         connections: Arc::new(Semaphore::new(max_connections)),
         tls_at_bind: tls,
+        max_connections,
     })
 }
 
@@ -234,6 +247,7 @@ async fn connection(
     let tls = match side {
         Side::ForwardAuth => live.forward.as_ref().and_then(|d| d.tls.clone()),
         Side::Nac => live.nac.as_ref().and_then(|n| n.tls.clone()),
+        Side::Admin => None,
     };
     if tls_at_bind && tls.is_none() {
         tracing::warn!(
@@ -294,6 +308,7 @@ async fn connection(
             let response = match side {
                 Side::ForwardAuth => authz::handle(req, &peer, &shared).await,
                 Side::Nac => crate::gate::nac::handle(req, &peer, &shared).await,
+                Side::Admin => crate::gate::admin::handle(req, &shared).await,
             };
             Ok::<_, Infallible>(response.map(|body| Guarded {
                 inner: body,

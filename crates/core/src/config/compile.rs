@@ -33,6 +33,7 @@ use super::snapshot::{
 };
 use super::values;
 
+mod admin;
 mod forward_auth;
 mod nac;
 
@@ -50,6 +51,7 @@ struct ServerLimits {
     body_min_rate: u64,
     max_body_bytes_in_flight: usize,
     max_streams_without_certificate: u32,
+    attest_without_certificate_per_minute: u32,
 }
 
 /// RFC 9110 section 5.6.2: the characters of a token.
@@ -108,6 +110,15 @@ pub(crate) fn compile_recording(
             None => cx.c.at(
                 n.listen.span(),
                 "[nac] is part of the server: it needs a [server] section",
+            ),
+        }
+    }
+    if let Some(a) = &file.admin {
+        match &mut server {
+            Some(server) => server.admin = Some(cx.admin(a, server)),
+            None => cx.c.at(
+                a.listen.span(),
+                "[admin] is part of the server: it needs a [server] section",
             ),
         }
     }
@@ -517,6 +528,8 @@ impl Context<'_> {
             proxy_protocol_from,
             forward_auth: None,
             nac: None,
+            attest_without_certificate_per_minute: limits.attest_without_certificate_per_minute,
+            admin: None,
         }
     }
 
@@ -548,6 +561,12 @@ impl Context<'_> {
             streams.span(),
             *streams.get_ref() == 0,
         );
+        let attest = &s.attest_without_certificate_per_minute;
+        positive(
+            "attest_without_certificate_per_minute",
+            attest.span(),
+            *attest.get_ref() == 0,
+        );
         let budget = &s.max_body_bytes_in_flight;
         if *budget.get_ref() < MAX_TOKEN_BYTES {
             self.c.at(
@@ -564,6 +583,7 @@ impl Context<'_> {
             body_min_rate: *rate.get_ref(),
             max_body_bytes_in_flight: *budget.get_ref(),
             max_streams_without_certificate: *streams.get_ref(),
+            attest_without_certificate_per_minute: *attest.get_ref(),
         }
     }
 

@@ -52,6 +52,23 @@ pub struct FileConfig {
     /// NASes it sends RADIUS CoA to; absent: off.
     #[serde(default)]
     pub nac: Option<NacConfig>,
+    /// `[admin]`: `/metrics`, `/healthz` and `/readyz` on a listener of
+    /// their own; absent: no such listener (see `compile/admin.rs`).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// `[admin]`: plain HTTP for the operators' own tools (Prometheus, the
+/// container's health check), never on the public port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `127.0.0.1:9900` unless given.
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: Spanned<String>,
+    /// Connections open at once on this listener.
+    #[serde(default = "defaults::admin_max_connections")]
+    pub max_connections: Spanned<usize>,
 }
 
 /// `[nac]`: a listener of its own for the RADIUS servers in
@@ -331,6 +348,10 @@ pub struct ServerConfig {
     /// certificate (connections with one get hyper's default of 200).
     #[serde(default = "defaults::max_streams_without_certificate")]
     pub max_streams_without_certificate: Spanned<u32>,
+    /// Attestations a minute one IP address may post without a client
+    /// certificate (each costs a chain and signature check of up to 1 MiB).
+    #[serde(default = "defaults::attest_without_certificate_per_minute")]
+    pub attest_without_certificate_per_minute: Spanned<u32>,
     /// Addresses or CIDR blocks of L4 balancers that start every connection
     /// with a PROXY protocol v2 header carrying the client's address. A
     /// connection from them without a valid header is closed; from any
@@ -630,6 +651,19 @@ pub mod defaults {
     /// The default of `[forward_auth] max_connections`.
     pub fn forward_auth_max_connections() -> Spanned<usize> {
         Spanned::new(0..0, 1024)
+    }
+    /// The default of `[admin] listen`: loopback only.
+    pub fn admin_listen() -> Spanned<String> {
+        Spanned::new(0..0, "127.0.0.1:9900".to_string())
+    }
+    /// The default of `[admin] max_connections`: a scraper and a health
+    /// check or two need no more.
+    pub fn admin_max_connections() -> Spanned<usize> {
+        Spanned::new(0..0, 16)
+    }
+    /// The default of `[server] attest_without_certificate_per_minute`.
+    pub fn attest_without_certificate_per_minute() -> Spanned<u32> {
+        Spanned::new(0..0, 30)
     }
     /// The default of `[[nac.nas]] coa_port` (RFC 5176).
     pub fn coa_port() -> u16 {

@@ -179,6 +179,20 @@ pub struct ServerSettings {
     pub forward_auth: Option<ForwardAuthSettings>,
     /// The 802.1X decision API, when `[nac]` is configured.
     pub nac: Option<NacSettings>,
+    /// Attestations a minute per IP address without a client certificate;
+    /// never zero.
+    pub attest_without_certificate_per_minute: u32,
+    /// The admin listener, when `[admin]` is configured.
+    pub admin: Option<AdminSettings>,
+}
+
+/// `[admin]`, validated: see `model::AdminConfig`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Where it listens (plain HTTP); fixed at bind.
+    pub listen: std::net::SocketAddr,
+    /// Connections open at once; fixed at bind.
+    pub max_connections: usize,
 }
 
 /// When a loaded CRL was issued and when its issuer promised the next one.

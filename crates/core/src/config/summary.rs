@@ -121,6 +121,18 @@ fn header(out: &mut String, s: &Snapshot) {
         nac(out, n);
     }
     if let Some(server) = &s.server {
+        match &server.admin {
+            Some(a) => writeln!(
+                out,
+                "Admin: /metrics, /healthz, /readyz on http://{} (max {} connections)",
+                a.listen, a.max_connections
+            ),
+            None => writeln!(
+                out,
+                "Admin: off (no [admin]: no /metrics, /healthz, /readyz)"
+            ),
+        }
+        .ok();
         leaf_only_warning(out, server);
     }
 }
