@@ -156,6 +156,7 @@ fn finding(name: &str, version: &str, action: Decision) -> Finding {
         },
         category: "antivirus".into(),
         exemption: None,
+        exemption_expires: None,
     }
 }
 
