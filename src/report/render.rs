@@ -354,22 +354,20 @@ fn plural_u64(n: u64, word: &str) -> String {
 /// The CN of an RFC 4514 subject (its first attribute when the CN leads, as
 /// device certificates have it), else the whole subject.
 fn device_name(subject: &str) -> &str {
-    subject
-        .strip_prefix("CN=")
-        .and_then(|rest| {
-            // An escaped comma (`\,`) is part of the value.
-            let bytes = rest.as_bytes();
-            let mut i = 0;
-            while i < bytes.len() {
-                match bytes[i] {
-                    b'\\' => i += 2,
-                    b',' => return Some(&rest[..i]),
-                    _ => i += 1,
-                }
-            }
-            Some(rest)
-        })
-        .unwrap_or(subject)
+    let Some(rest) = subject.strip_prefix("CN=") else {
+        return subject;
+    };
+    // An escaped character (`\,`) is part of the value.
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b',' => return &rest[..i],
+            _ => i += 1,
+        }
+    }
+    rest
 }
 
 /// The date of an RFC 3339 time.

@@ -465,7 +465,10 @@ fn since_leaves_out_what_happened_before_it() {
         dir.path(),
         "audit.jsonl",
         &[
-            line("2026-10-30T23:59:59Z", &attestation(&old, &[k.clone()])),
+            line(
+                "2026-10-30T23:59:59Z",
+                &attestation(&old, std::slice::from_ref(&k)),
+            ),
             line(
                 "2026-11-01T00:00:00Z",
                 &attestation(&new, std::slice::from_ref(&k)),
@@ -617,8 +620,14 @@ fn a_gzipped_rotated_file_and_the_plain_current_one_read_together_in_any_order()
         dir.path(),
         "audit.jsonl.1.gz",
         &[
-            line("2026-11-01T08:00:00Z", &attestation(&d, &[k.clone()])),
-            line("2026-11-01T08:00:01Z", &attestation(&e, &[k.clone()])),
+            line(
+                "2026-11-01T08:00:00Z",
+                &attestation(&d, std::slice::from_ref(&k)),
+            ),
+            line(
+                "2026-11-01T08:00:01Z",
+                &attestation(&e, std::slice::from_ref(&k)),
+            ),
         ],
     );
     assert_eq!(std::fs::read(&rotated).unwrap()[..2], [0x1f, 0x8b]);
@@ -713,7 +722,7 @@ fn the_info_audit_lines_of_earlier_gates_read_with_the_time_of_their_prefix() {
                 .to_owned(),
             old(
                 "2026-11-20T08:00:00.123456Z",
-                &attestation(&d, &[k.clone()]),
+                &attestation(&d, std::slice::from_ref(&k)),
             ),
             old(
                 "2026-11-21T09:00:00.000000Z",
