@@ -18,12 +18,14 @@
 //! metrics  the counters of the admin listener's /metrics
 //! pki      the development PKI behind `posture-gate pki` and `demo`
 //! radius/  RADIUS CoA and Disconnect to switches and access points (issue 17)
+//! report/  `posture-gate report`: where prohibited software is still in use,
+//!          read in one pass from audit logs (plain, rotated, gzip'd)
 //! store/   the stores the gate keeps postures and used nonces in: memory,
 //!          or Redis shared by every replica (issue 15)
 //! ```
 //!
 //! The `posture-gate` binary (src/bin/posture-gate) adds the commands:
-//! `serve`, `check-config`, `verify`, `pki` and `demo` (the embedded demo).
+//! `serve`, `check-config`, `verify`, `report`, `pki` and `demo` (the embedded demo).
 //!
 //! Directions of dependency: `gate` uses `page` and `audit`, both use
 //! `posture_core`; nothing in `posture_core` knows this crate.
@@ -35,4 +37,5 @@ pub mod metrics;
 pub mod page;
 pub mod pki;
 pub mod radius;
+pub mod report;
 pub mod store;

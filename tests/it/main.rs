@@ -35,4 +35,5 @@ mod page;
 mod page_chromium;
 mod pki;
 mod radius_coa;
+mod report;
 mod store_redis;

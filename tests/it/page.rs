@@ -159,6 +159,7 @@ fn finding(name: &str, version: &str, action: Decision) -> Finding {
         },
         category: "antivirus".into(),
         exemption: None,
+        exemption_expires: None,
     }
 }
 

@@ -164,6 +164,7 @@ pub fn evaluate_segment(
             item: m.item.clone(),
             category: m.category.as_str().to_owned(),
             exemption: exemption.map(|e| e.reference.clone()),
+            exemption_expires: exemption.map(|e| e.expires.to_string()),
         });
     }
     if let Some(unmet) = min_os_unmet(policy, &assessment.os) {
@@ -333,11 +334,16 @@ reference = "RA-7"
         let exempt = evaluate_segment(&s, 0, &device(FINGERPRINT), &a, today);
         assert_eq!(exempt.decision, Decision::Allow);
         assert_eq!(exempt.findings[0].exemption.as_deref(), Some("RA-7"));
+        assert_eq!(
+            exempt.findings[0].exemption_expires.as_deref(),
+            Some("2999-12-31")
+        );
         let mut other = FINGERPRINT;
         other[31] ^= 1;
         let denied = evaluate_segment(&s, 0, &device(other), &a, today);
         assert_eq!(denied.decision, Decision::Deny);
         assert_eq!(denied.findings[0].exemption, None);
+        assert_eq!(denied.findings[0].exemption_expires, None);
     }
 
     #[test]

@@ -97,6 +97,11 @@ pub struct Finding {
     /// The reference of the exemption that waived this finding, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exemption: Option<String>,
+    /// The last day (UTC, inclusive, `YYYY-MM-DD`) on which that exemption
+    /// applies, so the audit log and `posture-gate report` show when a
+    /// waiver runs out without the configuration at hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption_expires: Option<String>,
 }
 
 /// A segment requirement the device does not meet (minimum OS version, a
@@ -235,6 +240,7 @@ mod tests {
                 },
                 category: "antivirus".into(),
                 exemption: None,
+                exemption_expires: None,
             }],
             unmet: Vec::new(),
         };

@@ -23,6 +23,9 @@ use posture_gate::gate::Gate;
 const EXIT_USAGE: u8 = 2;
 /// Exit code of `verify` for a token that is not valid.
 const EXIT_INVALID_TOKEN: u8 = 1;
+/// Exit code of `report` when prohibited software is still in use, so cron
+/// can alert on it.
+const EXIT_STILL_IN_USE: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -84,11 +87,53 @@ enum Command {
         #[arg(long, default_value_t = 8443)]
         port: u16,
     },
+    /// Where prohibited software is still in use, by organisation, unit, catalogue entry or
+    /// device, from audit logs (plain, rotated or gzip'd; also the `INFO audit:` lines of
+    /// earlier gates). Exit 0: nothing still in use; 3: something is; 2: usage or read error.
+    Report {
+        /// Audit log files, in any order (e.g. /var/log/posture-gate/audit.jsonl*); `-` reads
+        /// standard input.
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        /// Only events from this time on: RFC 3339, or a day (YYYY-MM-DD, from midnight UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// How findings are grouped.
+        #[arg(long, value_enum, default_value_t = ReportBy::Organisation)]
+        by: ReportBy,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
     /// Development PKI: a throwaway root CA, server and device certificates.
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportBy {
+    /// The certificate's O: department, supplier or agency.
+    #[value(alias = "organization")]
+    Organisation,
+    /// The certificate's OU.
+    Unit,
+    /// The catalogue entry.
+    #[value(alias = "catalog")]
+    Catalogue,
+    /// The device.
+    Device,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    /// Readable in 100 columns.
+    Table,
+    /// RFC 4180.
+    Csv,
+    /// One JSON document.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +209,12 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Serve { config } => serve(config),
         Command::Demo { dir, port } => demo(dir, port),
         Command::Healthcheck { admin } => Ok(healthcheck(admin)),
+        Command::Report {
+            logs,
+            since,
+            by,
+            format,
+        } => report(&logs, since.as_deref(), by, format),
         Command::Pki { command } => match command {
             PkiCommand::Init { dir } => {
                 let p = pki::init(&dir).with_context(|| format!("pki init {}", dir.display()))?;
@@ -367,4 +418,63 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
         bail!("{}: no certificate in file", path.display());
     }
     Ok(certs)
+}
+
+fn report(
+    logs: &[PathBuf],
+    since: Option<&str>,
+    by: ReportBy,
+    format: ReportFormat,
+) -> Result<ExitCode> {
+    use posture_gate::report::{self, Format, GroupBy};
+    let since = match since {
+        Some(s) => match report::parse_since(s) {
+            Some(t) => Some(t),
+            None => bail!(
+                "--since {s:?}: give RFC 3339 (2026-11-30T08:00:00+01:00) or a day (2026-11-30)"
+            ),
+        },
+        None => None,
+    };
+    let by = match by {
+        ReportBy::Organisation => GroupBy::Organisation,
+        ReportBy::Unit => GroupBy::Unit,
+        ReportBy::Catalogue => GroupBy::Catalogue,
+        ReportBy::Device => GroupBy::Device,
+    };
+    let format = match format {
+        ReportFormat::Table => Format::Table,
+        ReportFormat::Csv => Format::Csv,
+        ReportFormat::Json => Format::Json,
+    };
+    if logs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        bail!("standard input (-) can be read only once");
+    }
+    let mut reader = report::Reader::new(since);
+    for log in logs {
+        reader.read_path(log)?;
+    }
+    let report = reader.finish(time::OffsetDateTime::now_utc().date());
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match report
+        .write(by, format, &mut out)
+        .and_then(|()| out.flush())
+    {
+        Ok(()) => {}
+        // `report ... | head`: the reader has what it wanted; the exit code
+        // still tells what the whole report found.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(e).context("writing the report"),
+    }
+    if format == Format::Csv {
+        if let Some(note) = report.skipped_note() {
+            eprintln!("posture-gate report: {note}");
+        }
+    }
+    Ok(if report.still_in_use() {
+        ExitCode::from(EXIT_STILL_IN_USE)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
