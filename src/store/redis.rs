@@ -737,6 +737,21 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let key = &self.nac_sessions_key(fingerprint);
         let field = &session_field(session);
+        // A late Stop of an earlier session at the same port must not end
+        // the session there now: only the session it names is removed.
+        let stored: Option<Vec<u8>> = self
+            .run(false, true, |mut c| async move {
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg(field)
+                    .query_async::<Option<Vec<u8>>>(&mut c)
+                    .await
+            })
+            .await?;
+        let current = stored.and_then(|v| serde_json::from_slice::<NasSession>(&v).ok());
+        if !current.is_some_and(|c| c.same(session)) {
+            return Ok(());
+        }
         self.run(false, false, |mut c| async move {
             redis::cmd("HDEL")
                 .arg(key)

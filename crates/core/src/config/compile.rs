@@ -106,7 +106,9 @@ pub(crate) fn compile_recording(
     }
     if let Some(n) = &file.nac {
         match &mut server {
-            Some(server) => server.nac = Some(cx.nac(n, &file.segments)),
+            Some(server) => {
+                server.nac = Some(cx.nac(n, &file.segments, &server.client_cas));
+            }
             None => cx.c.at(
                 n.listen.span(),
                 "[nac] is part of the server: it needs a [server] section",

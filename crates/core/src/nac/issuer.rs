@@ -42,6 +42,15 @@ impl Issuers {
         Issuers { by_oneline }
     }
 
+    /// A name (as OpenSSL writes it) that two of `cas` share, if any.
+    pub fn duplicate_name(cas: &[CertificateDer<'_>]) -> Option<String> {
+        let mut seen = std::collections::HashSet::new();
+        cas.iter()
+            .filter_map(|der| X509Certificate::from_der(der.as_ref()).ok())
+            .map(|(_, ca)| oneline(ca.subject()))
+            .find(|name| !seen.insert(name.clone()))
+    }
+
     /// The certificate `issuer` (OpenSSL's one-line form) and `serial`
     /// (hex, as FreeRADIUS writes it: `0x` and `:` allowed) name.
     pub fn cert_id(&self, issuer: &str, serial: &str) -> Result<CertId, IssuerError> {
@@ -173,6 +182,17 @@ mod tests {
             issuers.cert_id("/CN=Device CA", "0x0:7f").unwrap().serial(),
             &[0x7f]
         );
+        // The same name twice is found.
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "Device CA");
+        let (twin, _) = ca(p);
+        assert_eq!(
+            Issuers::duplicate_name(&[der.clone(), twin]).as_deref(),
+            Some("/CN=Device CA")
+        );
+        assert_eq!(Issuers::duplicate_name(std::slice::from_ref(&der)), None);
         assert!(matches!(
             issuers.cert_id("/CN=Other CA", "01"),
             Err(IssuerError::UnknownIssuer(_))

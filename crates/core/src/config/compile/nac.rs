@@ -11,7 +11,25 @@ use super::super::snapshot::{ForwardAuthListen, NacSettings, Nas};
 use super::{Context, VLAN_RANGE};
 
 impl Context<'_> {
-    pub(super) fn nac(&mut self, n: &NacConfig, segments: &[SegmentConfig]) -> NacSettings {
+    pub(super) fn nac(
+        &mut self,
+        n: &NacConfig,
+        segments: &[SegmentConfig],
+        client_cas: &[rustls_pki_types::CertificateDer<'static>],
+    ) -> NacSettings {
+        // FreeRADIUS names a device certificate's issuer by its name alone:
+        // two client CAs with one name would make one CA's serial 5 the
+        // other's.
+        if let Some(name) = crate::nac::Issuers::duplicate_name(client_cas) {
+            self.c.at(
+                n.listen.span(),
+                format!(
+                    "two certificates of client_ca have the name {name}: 802.1X names a \
+                     device certificate by its issuer's name and serial, so it could not tell \
+                     their devices apart; give each CA its own name"
+                ),
+            );
+        }
         let listen = self.forward_auth_listen(&n.listen);
         let tls = self.side_tls(
             n.listen.span(),
