@@ -162,6 +162,12 @@ async fn attest(
         issuer: &live.nonces,
         nonces: &shared.used_nonces,
     };
+    // Room for the attestation's audit line first: a posture is never
+    // remembered without its record (`on_audit_failure = "deny"`).
+    let reservation = shared.audit.reserve().await;
+    if matches!(reservation, audit::Reservation::Refused) {
+        return audit_unavailable(pager);
+    }
     let client = conn.client(&live.revocations, now);
     let attestation = enforce::attest(
         &live.snapshot,
@@ -172,7 +178,7 @@ async fn attest(
         now,
     )
     .await;
-    audit::emit(&attestation.event(client.identity, conn.peer));
+    reservation.send(&attestation.event(client.identity, conn.peer));
     if let (Ok((posture, _)), true, Some(identity), Some(der)) = (
         &attestation.result,
         attestation.remembered,
@@ -449,4 +455,12 @@ mod tests {
         assert_eq!(trim_ascii_whitespace(b" a.b.c\r\n"), b"a.b.c");
         assert_eq!(trim_ascii_whitespace(b"\n"), b"");
     }
+}
+
+/// 503 `audit_unavailable`: the audit log has no room for the line in
+/// `max_wait` and `on_audit_failure = "deny"`.
+pub(super) fn audit_unavailable(pager: &Pager<'_>) -> Response<Body> {
+    let reference = posture_core::decision::new_reference();
+    tracing::warn!(peer = %pager.conn.peer, reference, "refused: the audit log cannot record the decision");
+    pager.page(crate::page::Problem::AuditUnavailable, &reference)
 }

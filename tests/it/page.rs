@@ -71,6 +71,7 @@ fn test_snapshot() -> Snapshot {
             proxy_protocol_from: Vec::new(),
             forward_auth: None,
             nac: None,
+            audit: Default::default(),
         }),
         attestation: AttestationSettings {
             trust_anchors: Vec::new(),

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use rand::Rng;
+use rand::RngCore;
 
 use crate::attestation::claims::Os;
 use crate::attestation::{NonceCheck, Reason, Verified, Verifier};
@@ -266,14 +266,17 @@ pub fn decide(
 /// without I, L, O, U: easy to read aloud and to type.
 pub fn new_reference() -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let mut rng = rand::rng();
+    // One draw from the thread's generator for all 40 bits: every request
+    // gets a reference now, allowed ones too.
+    let mut bits = rand::rng().next_u64();
     let mut s = String::with_capacity(12);
     s.push_str("PG-");
     for i in 0..8 {
         if i == 4 {
             s.push('-');
         }
-        s.push(ALPHABET[rng.random_range(0..32)] as char);
+        s.push(ALPHABET[(bits & 31) as usize] as char);
+        bits >>= 5;
     }
     s
 }

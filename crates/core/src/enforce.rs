@@ -337,10 +337,9 @@ impl Seen {
         segment: usize,
         outcome: Outcome,
     ) -> Judgement<'a> {
-        let reference = match outcome {
-            Outcome::Allow => None,
-            Outcome::Warn(_) | Outcome::Deny(_) => Some(decision::new_reference()),
-        };
+        // Every decision has a reference (issue 18): an allowed request is
+        // found in the audit log by it as well as a denied one.
+        let reference = Some(decision::new_reference());
         Judgement {
             outcome,
             reference,

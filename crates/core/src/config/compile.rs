@@ -33,6 +33,7 @@ use super::snapshot::{
 };
 use super::values;
 
+pub(crate) mod audit;
 mod forward_auth;
 mod nac;
 
@@ -109,6 +110,12 @@ pub(crate) fn compile_recording(
                 n.listen.span(),
                 "[nac] is part of the server: it needs a [server] section",
             ),
+        }
+    }
+    if let Some(a) = &file.audit {
+        match &mut server {
+            Some(server) => server.audit = cx.audit(a.get_ref()),
+            None => cx.audit_without_server(a.span()),
         }
     }
     let attestation = cx.attestation(&file.attestation, file.server.as_ref());
@@ -510,6 +517,7 @@ impl Context<'_> {
             proxy_protocol_from,
             forward_auth: None,
             nac: None,
+            audit: Default::default(),
         }
     }
 

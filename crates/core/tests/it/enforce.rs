@@ -155,12 +155,17 @@ fn json(event: AuditEvent<'_>) -> Value {
 }
 
 #[test]
-fn a_clean_remembered_posture_is_allowed_without_a_reference() {
+fn a_clean_remembered_posture_is_allowed_with_a_reference_of_its_own() {
     let f = fixture();
     let remembered = f.remember(false);
     let j = f.judge(f.client(), None);
     assert_eq!(j.outcome, Outcome::Allow);
-    assert_eq!(j.reference, None);
+    let reference = j
+        .reference
+        .clone()
+        .expect("an allowed decision has a reference");
+    assert!(reference.starts_with("PG-"), "{reference}");
+    assert_ne!(f.judge(f.client(), None).reference, Some(reference));
     assert_eq!(j.code(), None);
     assert_eq!(j.warning(), None);
     assert!(j.attestation_event().is_none());
