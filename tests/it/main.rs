@@ -4,6 +4,8 @@
 
 mod support;
 
+mod audit_disk;
+mod audit_log;
 mod cli;
 mod demo;
 mod forward_auth;
