@@ -360,6 +360,14 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     page_response(status, "application/json", Bytes::from(body))
 }
 
+/// 503 `audit_unavailable`: the audit log has no room for the line in
+/// `max_wait` and `on_audit_failure = "deny"`.
+pub(super) fn audit_unavailable(pager: &Pager<'_>) -> Response<Body> {
+    let reference = posture_core::decision::new_reference();
+    tracing::warn!(peer = %pager.conn.peer, reference, "refused: the audit log cannot record the decision");
+    pager.page(crate::page::Problem::AuditUnavailable, &reference)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,12 +463,4 @@ mod tests {
         assert_eq!(trim_ascii_whitespace(b" a.b.c\r\n"), b"a.b.c");
         assert_eq!(trim_ascii_whitespace(b"\n"), b"");
     }
-}
-
-/// 503 `audit_unavailable`: the audit log has no room for the line in
-/// `max_wait` and `on_audit_failure = "deny"`.
-pub(super) fn audit_unavailable(pager: &Pager<'_>) -> Response<Body> {
-    let reference = posture_core::decision::new_reference();
-    tracing::warn!(peer = %pager.conn.peer, reference, "refused: the audit log cannot record the decision");
-    pager.page(crate::page::Problem::AuditUnavailable, &reference)
 }
