@@ -160,10 +160,7 @@ fn a_clean_remembered_posture_is_allowed_with_a_reference_of_its_own() {
     let remembered = f.remember(false);
     let j = f.judge(f.client(), None);
     assert_eq!(j.outcome, Outcome::Allow);
-    let reference = j
-        .reference
-        .clone()
-        .expect("an allowed decision has a reference");
+    let reference = j.reference.expect("an allowed decision has a reference");
     assert!(reference.starts_with("PG-"), "{reference}");
     assert_ne!(f.judge(f.client(), None).reference, Some(reference));
     assert_eq!(j.code(), None);
@@ -195,7 +192,7 @@ fn prohibited_software_is_denied_with_a_reference_and_its_findings() {
     let j = f.judge(f.client(), None);
     assert!(matches!(j.outcome, Outcome::Deny(Denial::Prohibited(_))));
     assert_eq!(j.code().map(|c| c.as_str()), Some("prohibited"));
-    let reference = j.reference.clone().expect("a denial has a reference");
+    let reference = j.reference.expect("a denial has a reference");
     let e = json(j.decision_event());
     assert_eq!(e["decision"], "deny");
     assert_eq!(e["reference"], reference.as_str());
