@@ -16,6 +16,12 @@
 //! module above). When space returns, the held batch is written first, in
 //! order.
 //!
+//! Throughput (`examples/audit_throughput.rs`, a debug build on the shared
+//! 2-core machine, four emitting tasks, decision lines of about 450 bytes,
+//! ext4): about 38,000 lines/s with `fsync = "batch"` (17 MiB/s), the
+//! emitting side (serialisation in a debug build) being the limit; one
+//! `write` and one `fdatasync` per batch.
+//!
 //! Rotation (a file output only): before a line would take the file past
 //! `rotate_size`, and before the first line of a new UTC day with
 //! `rotate_daily`, the file is renamed to `<path>.1` (`.1` to `.2` and so
@@ -392,5 +398,27 @@ impl Writer {
             tracing::error!("the audit log cannot be synced to disk: {e}");
         }
         self.last_sync = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_schema_time_then_the_events_own_fields() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_440_649_123_456);
+        let mut batch = Vec::new();
+        append_line(
+            &mut batch,
+            at,
+            br#"{"event":"decision","decision":"allow"}"#,
+        );
+        append_line(&mut batch, at, b"{}");
+        assert_eq!(
+            String::from_utf8(batch).unwrap(),
+            "{\"schema\":1,\"time\":\"2026-11-23T13:30:49.123456+00:00\",\"event\":\"decision\",\"decision\":\"allow\"}\n\
+             {\"schema\":1,\"time\":\"2026-11-23T13:30:49.123456+00:00\"}\n"
+        );
     }
 }

@@ -495,3 +495,48 @@ async fn sighup_reopens_the_file_after_logrotate_moved_it() {
     assert_eq!(paths(&old), ["/before"]);
     assert_eq!(paths(&new), ["/after"]);
 }
+
+/// `output = "syslog"`: one datagram per line to the socket, facility
+/// auth, severity info, the schema 1 line as the message.
+#[tokio::test]
+async fn syslog_output_sends_each_line_as_one_datagram() {
+    let sockets = tempfile::tempdir().unwrap();
+    let socket_path = sockets.path().join("log");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let up = Counting::start().await;
+    let settings = Settings {
+        extra: format!("[audit]\noutput = \"syslog\"\npath = {socket_path:?}\n"),
+        ..Settings::default()
+    };
+    let gate = TestGate::start(&routes(&up.url()), &settings).await;
+    let device = gate.pki.device("lt-740", "Ministerie");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let answer = gate
+        .client(Some(&device), Proto::H1)
+        .get("public.test", "/s")
+        .await;
+    assert_eq!(answer.status, 200);
+    assert!(gate.handle.audit_flush(BOUND).await);
+
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = syslog.recv(&mut buf) {
+        let message = std::str::from_utf8(&buf[..n]).unwrap();
+        let line = message
+            .strip_prefix("<38>posture-gate-audit: ")
+            .unwrap_or_else(|| panic!("not an auth.info message: {message}"));
+        assert!(!line.contains('\n'), "one line per datagram: {line:?}");
+        events.push(schema_1(line));
+    }
+    // Reloads by another test's SIGHUP (one process) are left out.
+    events.retain(|e| e["event"] != "reload" || e["trigger"] == "start");
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["reload", "attestation", "decision"], "{events:#?}");
+    assert_eq!(events[2]["path"], "/s");
+}
