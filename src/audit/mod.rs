@@ -129,7 +129,7 @@ enum Sink {
 /// A slot in the queue, taken before a decision (see the module docs).
 pub enum Reservation {
     /// Room for one line.
-    Slot(Box<mpsc::OwnedPermit<Message>>),
+    Slot(mpsc::OwnedPermit<Message>),
     /// No writer: the line goes to tracing.
     Tracing,
     /// No room in time, and `on_audit_failure = "allow"`: counted lost.
@@ -143,11 +143,12 @@ impl Reservation {
     /// or `Refused` reservation has nowhere to send it.
     pub fn send(self, event: &AuditEvent<'_>) {
         let at = SystemTime::now();
+        let json = serialise(event);
         match self {
             Reservation::Slot(permit) => {
-                permit.send(Message::Line(at, event.to_json_bytes()));
+                permit.send(Message::Line(at, json));
             }
-            Reservation::Tracing => tracing_line(at, &event.to_json_bytes()),
+            Reservation::Tracing => tracing_line(at, &json),
             Reservation::Lost | Reservation::Refused => {}
         }
     }
@@ -181,11 +182,11 @@ impl Audit {
         let at = SystemTime::now();
         match &self.sink {
             Sink::Tracing => {
-                tracing_line(at, &event.to_json_bytes());
+                tracing_line(at, &serialise(event));
                 true
             }
             Sink::Queue { tx, .. } => {
-                let message = Message::Line(at, event.to_json_bytes());
+                let message = Message::Line(at, serialise(event));
                 let sent = match tx.try_send(message) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(message)) => {
@@ -206,9 +207,9 @@ impl Audit {
     pub fn emit_detached(&self, event: &AuditEvent<'_>) {
         let at = SystemTime::now();
         match &self.sink {
-            Sink::Tracing => tracing_line(at, &event.to_json_bytes()),
+            Sink::Tracing => tracing_line(at, &serialise(event)),
             Sink::Queue { tx, .. } => {
-                let message = Message::Line(at, event.to_json_bytes());
+                let message = Message::Line(at, serialise(event));
                 match tx.try_send(message) {
                     Ok(()) => self.note(true),
                     Err(mpsc::error::TrySendError::Full(message)) => {
@@ -249,7 +250,7 @@ impl Audit {
         };
         self.note(permit.is_some());
         match permit {
-            Some(permit) => Reservation::Slot(Box::new(permit)),
+            Some(permit) => Reservation::Slot(permit),
             None if self.refuses() => Reservation::Refused,
             None => Reservation::Lost,
         }
@@ -322,7 +323,7 @@ pub async fn emit(audit: &Audit, event: &AuditEvent<'_>) -> bool {
 /// A proxied request's decision line, waiting for its response to finish
 /// (see the module docs).
 pub struct Pending {
-    slot: Option<Box<mpsc::OwnedPermit<Message>>>,
+    slot: Option<mpsc::OwnedPermit<Message>>,
     at: SystemTime,
     start: Instant,
     /// The event with `method` and `path`, without its closing brace.
@@ -342,15 +343,15 @@ impl Pending {
         start: Instant,
     ) -> Pending {
         let at = SystemTime::now();
-        let (slot, tracing) = match reservation {
-            Reservation::Slot(permit) => (Some(permit), true),
-            Reservation::Tracing => (None, true),
-            Reservation::Lost | Reservation::Refused => (None, false),
-        };
-        let mut json = if tracing {
-            event.to_json_bytes()
-        } else {
-            Vec::new()
+        let mut json = serialise(event);
+        let slot = match reservation {
+            Reservation::Slot(permit) => Some(permit),
+            Reservation::Tracing => None,
+            // Nowhere to send it: counted lost already.
+            Reservation::Lost | Reservation::Refused => {
+                json.clear();
+                None
+            }
         };
         if json.last() == Some(&b'}') {
             json.pop();
@@ -403,6 +404,12 @@ impl Drop for Pending {
             None => tracing_line(self.at, &json),
         }
     }
+}
+
+/// Every event of every door passes through here, once, on its way to
+/// the log: the one place to observe them all (metrics).
+fn serialise(event: &AuditEvent<'_>) -> Vec<u8> {
+    event.to_json_bytes()
 }
 
 /// `s` as a JSON string.

@@ -540,3 +540,34 @@ async fn syslog_output_sends_each_line_as_one_datagram() {
     assert_eq!(kinds, ["reload", "attestation", "decision"], "{events:#?}");
     assert_eq!(events[2]["path"], "/s");
 }
+
+/// With `rotate_daily`, the first line of a new UTC day starts a new file:
+/// a file last written yesterday is rotated before the gate's first line.
+#[tokio::test]
+async fn daily_rotation_starts_a_new_file_with_the_first_line_of_a_day() {
+    let logs = tempfile::tempdir().unwrap();
+    let path = logs.path().join("audit.jsonl");
+    let yesterday =
+        "{\"schema\":1,\"time\":\"2026-11-29T23:59:59.000000+00:00\",\"event\":\"reload\"}\n";
+    std::fs::write(&path, yesterday).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(86_400))
+        .unwrap();
+    let up = Counting::start().await;
+    let settings = Settings {
+        extra: audit_table(path.to_str().unwrap(), "rotate_daily = true\n"),
+        ..Settings::default()
+    };
+    let gate = TestGate::start(&routes(&up.url()), &settings).await;
+    assert!(gate.handle.audit_flush(BOUND).await);
+    assert_eq!(
+        std::fs::read_to_string(logs.path().join("audit.jsonl.1")).unwrap(),
+        yesterday
+    );
+    let today = read_lines(&path);
+    assert_eq!(today[0]["event"], "reload");
+    assert_eq!(today[0]["trigger"], "start");
+}
