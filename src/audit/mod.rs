@@ -90,8 +90,10 @@ pub struct AuditHealth {
     pub queue_depth: usize,
     /// `queue_lines`.
     pub queue_capacity: usize,
-    /// Lines that could not be queued in `max_wait` whose request was
-    /// admitted anyway (`on_audit_failure = "allow"`).
+    /// Lines that could not be queued in `max_wait`: of requests admitted
+    /// anyway (`on_audit_failure = "allow"`), and of events that admit no
+    /// one (refusals, refused handshakes, reloads, CoA), whatever the
+    /// policy.
     pub lost: u64,
     /// Requests refused with 503 because their line could not be queued
     /// (`on_audit_failure = "deny"`).
@@ -179,6 +181,22 @@ impl Audit {
     /// it, retrying until it can). False: not in `max_wait`; counted as
     /// lost or refused by `on_audit_failure` (see [`Audit::refuses`]).
     pub async fn emit(&self, event: &AuditEvent<'_>) -> bool {
+        let recorded = self.queue(event).await;
+        self.note(recorded);
+        recorded
+    }
+
+    /// Records an event that admits no one (a refused handshake, a
+    /// reload): as [`Audit::emit`], but a line that cannot be queued is
+    /// counted as lost whatever `on_audit_failure` says, since there is
+    /// nothing to refuse.
+    pub async fn emit_record(&self, event: &AuditEvent<'_>) -> bool {
+        let recorded = self.queue(event).await;
+        self.note_record(recorded);
+        recorded
+    }
+
+    async fn queue(&self, event: &AuditEvent<'_>) -> bool {
         let at = SystemTime::now();
         match &self.sink {
             Sink::Tracing => {
@@ -194,7 +212,6 @@ impl Audit {
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => false,
                 };
-                self.note(sent);
                 sent
             }
         }
@@ -211,16 +228,16 @@ impl Audit {
             Sink::Queue { tx, .. } => {
                 let message = Message::Line(at, serialise(event));
                 match tx.try_send(message) {
-                    Ok(()) => self.note(true),
+                    Ok(()) => self.note_record(true),
                     Err(mpsc::error::TrySendError::Full(message)) => {
                         let audit = self.clone();
                         let tx = tx.clone();
                         tokio::spawn(async move {
                             let sent = tx.send_timeout(message, audit.max_wait).await.is_ok();
-                            audit.note(sent);
+                            audit.note_record(sent);
                         });
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => self.note(false),
+                    Err(mpsc::error::TrySendError::Closed(_)) => self.note_record(false),
                 }
             }
         }
@@ -253,6 +270,13 @@ impl Audit {
             Some(permit) => Reservation::Slot(permit),
             None if self.refuses() => Reservation::Refused,
             None => Reservation::Lost,
+        }
+    }
+
+    fn note_record(&self, recorded: bool) {
+        self.stats.queue_failing.store(!recorded, Ordering::Relaxed);
+        if !recorded {
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -293,7 +293,7 @@ async fn connection(
                     issuer: r.issuer.as_deref(),
                     serial: r.serial.as_deref(),
                 });
-                shared.audit.emit(&event).await;
+                shared.audit.emit_record(&event).await;
             }
             return;
         }

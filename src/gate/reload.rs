@@ -169,7 +169,7 @@ pub(super) async fn record(shared: &Shared, trigger: ReloadTrigger, error: Optio
         source: &source,
     });
     // A reload admits no one: nothing to refuse if it cannot be recorded.
-    shared.audit.emit(&event).await;
+    shared.audit.emit_record(&event).await;
 }
 
 /// [`reload`], also giving the files the new config refers to, so the
