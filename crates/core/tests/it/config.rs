@@ -1877,7 +1877,7 @@ fn the_examples_commented_audit_loads_when_uncommented() {
     let s = fx
         .load(&format!("{text}\n{block}"))
         .unwrap_or_else(|e| panic!("{e}\n{block}"));
-    let a = s.server.unwrap().audit;
+    let a = s.server.as_ref().unwrap().audit.clone();
     assert_eq!(
         a.output,
         AuditOutput::File(PathBuf::from("/var/log/posture-gate/audit.jsonl"))
@@ -1889,6 +1889,14 @@ fn the_examples_commented_audit_loads_when_uncommented() {
     assert_eq!(a.queue_lines, 65_536);
     assert_eq!(a.max_wait, Duration::from_secs(2));
     assert_eq!(a.on_failure, OnAuditFailure::Deny);
+    let printed = summary(&s, time::macros::date!(2026 - 11 - 30));
+    assert!(
+        printed.contains(
+            "Audit log: /var/log/posture-gate/audit.jsonl (rotated at 100000000 bytes and daily, 30 kept), \
+             fsync per batch; a request that cannot be recorded within 2s refuses (503)"
+        ),
+        "{printed}"
+    );
     // Without the section: standard output, deny, and the same defaults.
     let (_fx, plain) = load_example();
     let d = plain.server.unwrap().audit;

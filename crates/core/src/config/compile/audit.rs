@@ -242,6 +242,39 @@ impl Context<'_> {
     }
 }
 
+/// The `Audit log:` line of `check-config`.
+pub(crate) fn summary(out: &mut String, a: &AuditSettings) {
+    use std::fmt::Write as _;
+    let output = match &a.output {
+        AuditOutput::Stdout => "standard output".to_string(),
+        AuditOutput::File(p) => {
+            let size = a
+                .rotate_size
+                .map(|n| format!("at {n} bytes"))
+                .unwrap_or_else(|| "not by size".into());
+            let daily = if a.rotate_daily { " and daily" } else { "" };
+            format!("{} (rotated {size}{daily}, {} kept)", p.display(), a.keep)
+        }
+        AuditOutput::Syslog(p) => format!("syslog {}", p.display()),
+    };
+    let fsync = match a.fsync {
+        Fsync::Batch => "fsync per batch".to_string(),
+        Fsync::Always => "fsync per line".to_string(),
+        Fsync::Interval(d) => format!("fsync every {}", humantime::format_duration(d)),
+        Fsync::Never => "no fsync".to_string(),
+    };
+    let failure = match a.on_failure {
+        OnAuditFailure::Deny => "refuses (503)",
+        OnAuditFailure::Allow => "admits and counts the line lost",
+    };
+    writeln!(
+        out,
+        "Audit log: {output}, {fsync}; a request that cannot be recorded within {} {failure}",
+        humantime::format_duration(a.max_wait)
+    )
+    .ok();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
