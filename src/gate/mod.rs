@@ -33,8 +33,9 @@
 //!   address. No other peer's bytes are ever read as a PROXY header: from
 //!   them a header is just a failed TLS handshake.
 //! - `listen`, `max_connections`, `max_body_bytes_in_flight`,
-//!   `posture_cache_capacity` and `[store]` are fixed at bind; a reload that changes them
-//!   logs a warning and keeps the old ones. The other limits apply to new
+//!   `posture_cache_capacity`, `[store]` and `[audit]` are fixed at bind; a reload that
+//!   changes them logs a warning and keeps the old ones (a reload does reopen
+//!   the audit file, for logrotate). The other limits apply to new
 //!   connections (and requests) after a reload.
 //! - The `attest` body, the only body the gate reads itself, must come
 //!   within `body_timeout` and, after 2 s, at `body_min_rate`; otherwise 408

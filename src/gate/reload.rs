@@ -253,6 +253,11 @@ fn warn_fixed_settings(
     if old.max_body_bytes_in_flight != new.max_body_bytes_in_flight {
         tracing::warn!("max_body_bytes_in_flight changes take effect after a restart");
     }
+    if old.audit != new.audit {
+        tracing::warn!(
+            "[audit] changes take effect after a restart (a reload only reopens the file)"
+        );
+    }
 }
 
 /// Keeps the file watcher and the signal task alive while the gate runs.
