@@ -571,3 +571,129 @@ async fn daily_rotation_starts_a_new_file_with_the_first_line_of_a_day() {
     assert_eq!(today[0]["event"], "reload");
     assert_eq!(today[0]["trigger"], "start");
 }
+
+/// A stalled output (a FIFO nobody reads: the writer blocks in `write`)
+/// fills the queue: with `deny`, a proxied request and an attestation get
+/// the 503 of `audit_unavailable` and reach nothing, while the readiness
+/// endpoint, which needs no line, still answers: no worker thread waits on
+/// the audit log. Once the output is read again, requests pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_output_refuses_decisions_with_503_while_readiness_answers() {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fifos = tempfile::tempdir().unwrap();
+    let fifo = fifos.path().join("audit.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // A reader that does not read yet: the gate can open the FIFO, and its
+    // writes block once the pipe's buffer is full.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let up = Counting::start().await;
+    let settings = Settings {
+        extra: audit_table(
+            fifo.to_str().unwrap(),
+            "queue_lines = 16\nmax_wait = \"200ms\"\n",
+        ),
+        ..Settings::default()
+    };
+    let gate = TestGate::start(&routes(&up.url()), &settings).await;
+    let device = gate.pki.device("lt-750", "Ministerie");
+    assert_eq!(gate.attest(&device, false).await.status, 200);
+    let client = gate.client(Some(&device), Proto::H2);
+
+    // Lines of about 700 bytes: the 64 KiB pipe and the 16 queued lines
+    // are full within a few hundred requests.
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let mut admitted = 0;
+    loop {
+        let answer = client.get("public.test", "/fill").await;
+        if answer.status == 503 {
+            assert!(
+                answer.text().contains("cannot be recorded")
+                    || answer.text().contains("niet worden vastgelegd"),
+                "{}",
+                answer.text()
+            );
+            break;
+        }
+        assert_eq!(answer.status, 200);
+        admitted += 1;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue never filled"
+        );
+    }
+    assert_eq!(up.count(), admitted, "the refused request reached nothing");
+    let health = gate.handle.audit_health();
+    assert!(health.failing && health.refused >= 1, "{health:?}");
+
+    let ready = tokio::time::timeout(
+        Duration::from_secs(5),
+        gate.client(None, Proto::H1)
+            .get("public.test", "/.well-known/posture-gate/ready"),
+    )
+    .await
+    .expect("readiness answers while the audit log is stalled");
+    assert_eq!(ready.status, 200);
+    let token = gate.fresh_token(&device, false).await;
+    let attest = common::post_token(
+        &gate.client(Some(&device), Proto::H1),
+        "public.test",
+        &token,
+    )
+    .await;
+    assert_eq!(attest.status, 503, "{}", attest.text());
+    assert_eq!(up.count(), admitted);
+
+    // The output is read again: the writer catches up and requests pass.
+    let read = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = read.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while client.get("public.test", "/again").await.status != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gate.handle.audit_flush(BOUND).await);
+    // Everything written reached the reader, in whole lines, the admitted
+    // requests' lines among them.
+    let written = gate.handle.audit_health().written as usize;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let text = loop {
+        let bytes = read.lock().unwrap().clone();
+        let text = String::from_utf8(bytes).unwrap();
+        if text.lines().count() >= written && text.ends_with('\n') {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reader did not get every line"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lines: Vec<Value> = text.lines().map(schema_1).collect();
+    let fills = lines
+        .iter()
+        .filter(|l| l["event"] == "decision" && l["path"] == "/fill")
+        .count();
+    assert_eq!(fills, admitted, "every admitted request has its line");
+}
