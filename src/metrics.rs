@@ -56,6 +56,13 @@ struct ChangeLabels {
     result: &'static str,
 }
 
+/// `posture_gate_tls_refused_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    /// `expired`, `unknown_issuer`, `revoked`, ...
+    reason: &'static str,
+}
+
 /// `posture_gate_reloads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
@@ -64,6 +71,7 @@ struct ReloadLabels {
 }
 
 struct Metrics {
+    tls_refused: Family<ReasonLabel, Counter>,
     decisions: Family<DecisionLabels, Counter>,
     attestations: Family<AttestationLabels, Counter>,
     changes: Family<ChangeLabels, Counter>,
@@ -74,6 +82,7 @@ struct Metrics {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let metrics = Metrics {
+        tls_refused: Family::default(),
         decisions: Family::default(),
         attestations: Family::default(),
         changes: Family::default(),
@@ -96,6 +105,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 /// copied: a family clone is the same family).
 pub fn register(registry: &mut Registry) {
     let m = &*METRICS;
+    registry.register(
+        "posture_gate_tls_refused",
+        "TLS handshakes refused for the client certificate, by reason",
+        m.tls_refused.clone(),
+    );
     registry.register(
         "posture_gate_decisions",
         "Decisions of every door, and requests refused before one, by door (enforcement), segment, decision and reason code",
@@ -153,6 +167,18 @@ pub fn observe(event: &AuditEvent<'_>) {
             };
             m.attestations.get_or_create_owned(&labels).inc();
         }
+        AuditEvent::TlsRefused(t) => {
+            // The reason's word, as the audit line writes it.
+            let reason = match serde_json::to_value(t.reason) {
+                Ok(serde_json::Value::String(word)) => intern(&word),
+                _ => "other",
+            };
+            m.tls_refused
+                .get_or_create_owned(&ReasonLabel { reason })
+                .inc();
+        }
+        // Counted by `reload` when the reload is applied.
+        AuditEvent::Reload(_) => {}
         AuditEvent::Change(c) => {
             let result = match c.result {
                 "ack" => "ack",

@@ -133,12 +133,19 @@ async fn ready(shared: &Arc<Shared>) -> Response<Body> {
         Err(_) => Err(format!("no answer within {STORE_CHECK:?}")),
     };
     checks.push(("store", store));
+    let health = shared.audit.health();
     checks.push((
         "audit",
-        if AUDIT_WRITER.load(Ordering::Relaxed) {
-            Ok(())
-        } else {
+        if !AUDIT_WRITER.load(Ordering::Relaxed) {
             Err("no audit writer is installed".into())
+        } else if health.failing {
+            Err(format!(
+                "the audit log cannot be written now ({} write errors, {} lines queued of {}); \
+                 on_audit_failure applies",
+                health.write_errors, health.queue_depth, health.queue_capacity
+            ))
+        } else {
+            Ok(())
         },
     ));
     let mut body = String::new();
@@ -282,6 +289,47 @@ impl Collector for Readings {
             None,
             gauge.metric_type(),
         )?)?;
+        let health = shared.audit.health();
+        for (name, help, value) in [
+            (
+                "posture_gate_audit_queue_depth",
+                "Audit lines queued and not yet written",
+                health.queue_depth as i64,
+            ),
+            (
+                "posture_gate_audit_failing",
+                "1 while the audit log cannot be written (on_audit_failure applies)",
+                i64::from(health.failing),
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        for (name, help, value) in [
+            (
+                "posture_gate_audit_lost",
+                "Audit lines not recorded: of requests admitted anyway (allow) and of events that admit no one",
+                health.lost,
+            ),
+            (
+                "posture_gate_audit_refused",
+                "Requests refused (503) because their audit line could not be recorded (deny)",
+                health.refused,
+            ),
+            (
+                "posture_gate_audit_write_errors",
+                "Failed writes of the audit log (each retried)",
+                health.write_errors,
+            ),
+            (
+                "posture_gate_audit_written",
+                "Audit lines written",
+                health.written,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
         Ok(())
     }
 }

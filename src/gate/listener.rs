@@ -29,7 +29,8 @@ use tokio_rustls::TlsAcceptor;
 use super::conn::{conn_info, PerIp, Slot};
 use super::proxy_header::{self, HeaderError, Origin};
 use super::respond;
-use super::{proxy, GateError, Live, Shared};
+use super::{proxy, tls, GateError, Live, Shared};
+use posture_core::audit::{AuditEvent, TlsRefusedEvent};
 
 /// hyper refuses an HTTP/1 read buffer smaller than this.
 pub(super) const MIN_H1_BUFFER: usize = 8192;
@@ -275,10 +276,25 @@ async fn connection(
     let settings = &live.settings;
     let _ = stream.set_nodelay(true);
     let acceptor = TlsAcceptor::from(live.tls.clone());
-    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+    let mut refused = None;
+    let handshake = tls::watch_handshake(acceptor.accept(stream), &mut refused);
+    let tls = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
+            if let Some(r) = refused {
+                // In this connection's task: a flood of refused handshakes
+                // waits here, each holding its connection slot, never the
+                // gate's workers.
+                let event = AuditEvent::TlsRefused(TlsRefusedEvent {
+                    source: peer,
+                    reason: r.reason,
+                    subject: r.subject.as_deref(),
+                    issuer: r.issuer.as_deref(),
+                    serial: r.serial.as_deref(),
+                });
+                shared.audit.emit_record(&event).await;
+            }
             return;
         }
         Err(_) => {
@@ -296,11 +312,17 @@ async fn connection(
         // In flight from the request head until its response body has
         // been sent (or dropped): a long download is not idle.
         let working = Working::start(busy.clone());
+        let start = std::time::Instant::now();
         async move {
-            let response = proxy::handle(req, &conn, &shared).await;
+            let mut access = None;
+            let response = proxy::handle(req, &conn, &shared, &mut access, start).await;
+            if let Some(access) = &mut access {
+                access.status(response.status().as_u16());
+            }
             Ok::<_, Infallible>(response.map(|body| Guarded {
                 inner: body,
                 _working: working,
+                access,
             }))
         }
     });
@@ -432,9 +454,12 @@ impl Drop for Working {
 }
 
 /// A response body that keeps its request in flight until it is done.
+/// Its drop also sends the proxied request's access line (`access`),
+/// with the bytes counted here.
 pub(super) struct Guarded {
     pub(super) inner: respond::Body,
     pub(super) _working: Working,
+    pub(super) access: Option<crate::audit::Pending>,
 }
 
 impl Body for Guarded {
@@ -446,7 +471,13 @@ impl Body for Guarded {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         // Both halves of `respond::Body` are Unpin.
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(access)) = (&poll, &mut self.access) {
+            if let Some(data) = frame.data_ref() {
+                access.count(data.len());
+            }
+        }
+        poll
     }
 
     fn is_end_stream(&self) -> bool {

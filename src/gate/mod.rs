@@ -33,8 +33,9 @@
 //!   address. No other peer's bytes are ever read as a PROXY header: from
 //!   them a header is just a failed TLS handshake.
 //! - `listen`, `max_connections`, `max_body_bytes_in_flight`,
-//!   `posture_cache_capacity` and `[store]` are fixed at bind; a reload that changes them
-//!   logs a warning and keeps the old ones. The other limits apply to new
+//!   `posture_cache_capacity`, `[store]` and `[audit]` are fixed at bind; a reload that
+//!   changes them logs a warning and keeps the old ones (a reload does reopen
+//!   the audit file, for logrotate). The other limits apply to new
 //!   connections (and requests) after a reload.
 //! - A peer without a client certificate may post at most
 //!   `attest_without_certificate_per_minute` attestations a minute per
@@ -219,6 +220,10 @@ pub(crate) struct Shared {
     serving: std::sync::atomic::AtomicBool,
     /// Attestations without a client certificate, per IP address.
     attest_limit: attest_limit::AttestLimit,
+    /// The audit log (`[audit]`, fixed at bind; a reload reopens it).
+    pub(crate) audit: crate::audit::Audit,
+    /// A SIGHUP came: the next reload's trigger is `signal`.
+    hangup: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +254,8 @@ pub enum GateError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Store(#[from] crate::store::redis::SetupError),
+    #[error("cannot open the audit log: {0}")]
+    Audit(std::io::Error),
 }
 
 /// The server, bound and ready to run.
@@ -303,6 +310,14 @@ impl Gate {
                 )
             }
         };
+        let audit = crate::audit::Audit::start(
+            &snapshot
+                .server
+                .as_ref()
+                .map(|s| s.audit.clone())
+                .unwrap_or_default(),
+        )
+        .map_err(GateError::Audit)?;
         let live = reload::build_live(snapshot, files, &fallback_secret).await?;
         let addr = live.settings.listen;
         let listener = listener::bind(addr).map_err(|source| GateError::Bind { addr, source })?;
@@ -381,7 +396,10 @@ impl Gate {
             open,
             serving: std::sync::atomic::AtomicBool::new(false),
             attest_limit,
+            audit,
+            hangup: Default::default(),
         });
+        reload::record(&shared, posture_core::audit::ReloadTrigger::Start, None).await;
         // Signal handlers and the file watcher are set up here rather than
         // in `run`, so a SIGHUP or SIGTERM right after bind is handled.
         let signals = listener::Signals::new()?;
@@ -445,6 +463,15 @@ impl Gate {
             let _ = side.await;
         }
         drop(self.watchers);
+        // The last lines are on their way: wait for them (bounded).
+        if !self
+            .shared
+            .audit
+            .flush(std::time::Duration::from_secs(5))
+            .await
+        {
+            tracing::error!("audit lines still queued at exit");
+        }
         result
     }
 
@@ -470,6 +497,17 @@ impl GateHandle {
     /// Reloads the config file now. On error the running config stays.
     pub async fn reload_now(&self) -> Result<(), ReloadError> {
         reload::reload(&self.shared).await
+    }
+
+    /// The audit log's state, for readiness and metrics.
+    pub fn audit_health(&self) -> crate::audit::AuditHealth {
+        self.shared.audit.health()
+    }
+
+    /// Waits until every audit line queued so far is written (and synced,
+    /// unless `fsync = "never"`), at most `timeout`.
+    pub async fn audit_flush(&self, timeout: std::time::Duration) -> bool {
+        self.shared.audit.flush(timeout).await
     }
 
     /// Starts a graceful shutdown; `run` returns once drained.

@@ -176,6 +176,12 @@ async fn attest(
         issuer: &live.nonces,
         nonces: &shared.used_nonces,
     };
+    // Room for the attestation's audit line first: a posture is never
+    // remembered without its record (`on_audit_failure = "deny"`).
+    let reservation = shared.audit.reserve().await;
+    if matches!(reservation, audit::Reservation::Refused) {
+        return audit_unavailable(pager);
+    }
     let client = conn.client(&live.revocations, now);
     let attestation = enforce::attest(
         &live.snapshot,
@@ -186,7 +192,7 @@ async fn attest(
         now,
     )
     .await;
-    audit::emit(&attestation.event(client.identity, conn.peer));
+    reservation.send(&attestation.event(client.identity, conn.peer));
     if let (Ok((posture, _)), true, Some(identity), Some(der)) = (
         &attestation.result,
         attestation.remembered,
@@ -366,6 +372,14 @@ fn close_if(http1: bool, response: &mut Response<Body>) {
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_default();
     page_response(status, "application/json", Bytes::from(body))
+}
+
+/// 503 `audit_unavailable`: the audit log has no room for the line in
+/// `max_wait` and `on_audit_failure = "deny"`.
+pub(super) fn audit_unavailable(pager: &Pager<'_>) -> Response<Body> {
+    let reference = posture_core::decision::new_reference();
+    tracing::warn!(peer = %pager.conn.peer, reference, "refused: the audit log cannot record the decision");
+    pager.page(crate::page::Problem::AuditUnavailable, &reference)
 }
 
 #[cfg(test)]

@@ -31,10 +31,14 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// `access` gets the proxied request's decision line, which the response
+/// body finishes and sends (see the audit module).
 pub(super) async fn handle(
     req: Request<Incoming>,
     conn: &Arc<ConnInfo>,
     shared: &Arc<Shared>,
+    access: &mut Option<audit::Pending>,
+    start: std::time::Instant,
 ) -> Response<Body> {
     // One snapshot for the whole request, however long it takes.
     let live = shared.live.load_full();
@@ -48,6 +52,7 @@ pub(super) async fn handle(
         path_and_query: "/",
         enforcement: Enforcement::Proxy,
         proxy: None,
+        audit: &shared.audit,
     };
 
     // 1. Which host and which path, normalised before anything looks at them.
@@ -77,9 +82,35 @@ pub(super) async fn handle(
         return pager.refuse(Problem::BadRequest, Some(route), &why);
     }
 
-    // 4. The judgement, the same at every door (see `judge`).
+    // 4. The judgement, the same at every door (see `judge`), with room
+    //    for its audit line taken first: no decision without a record.
+    let reservation = shared.audit.reserve().await;
+    if matches!(reservation, audit::Reservation::Refused) {
+        return posture::audit_unavailable(&pager);
+    }
     let token = req.headers().get(&headers::POSTURE_ATTESTATION).cloned();
-    let judgement = judge(&live, shared, conn, route, token.as_ref(), now, &pager).await;
+    let line = Line::Defer;
+    let (judgement, recorded) = judge(
+        &live,
+        shared,
+        conn,
+        route,
+        token.as_ref(),
+        now,
+        &pager,
+        line,
+    )
+    .await;
+    if !recorded && shared.audit.refuses() {
+        return posture::audit_unavailable(&pager);
+    }
+    *access = Some(audit::Pending::new(
+        reservation,
+        &judgement.decision_event(),
+        req.method().as_str(),
+        &target.path_and_query,
+        start,
+    ));
 
     // 5. Forward, or the denial page.
     let Outcome::Deny(denial) = &judgement.outcome else {
@@ -104,11 +135,21 @@ pub(super) async fn handle(
     pager.page(problem, judgement.reference.as_deref().unwrap_or_default())
 }
 
+/// Where `judge` puts the decision event.
+pub(super) enum Line {
+    /// Emitted by `judge`.
+    Emit,
+    /// Left to the caller (the reverse proxy's access line).
+    Defer,
+}
+
 /// The core's enforcement step for a request on `route`, with this
 /// gate's stores, and its audit events: revocation by the CRLs of this
 /// snapshot (a keep-alive connection outlives a CRL update), an inline
 /// attestation or the remembered posture, the segment's policy. The door
-/// (reverse proxy or forward-auth, and which proxy) is the pager's.
+/// (reverse proxy or forward-auth, and which proxy) is the pager's. The
+/// flag: every audit line was recorded (else see `on_audit_failure`).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn judge<'a>(
     live: &'a Arc<Live>,
     shared: &'a Arc<Shared>,
@@ -117,7 +158,8 @@ pub(super) async fn judge<'a>(
     token: Option<&'a HeaderValue>,
     now: i64,
     pager: &Pager<'a>,
-) -> Judgement<'a> {
+    line: Line,
+) -> (Judgement<'a>, bool) {
     let judgement = enforce::enforce(Case {
         snapshot: &live.snapshot,
         postures: &shared.postures,
@@ -139,8 +181,9 @@ pub(super) async fn judge<'a>(
         now,
     })
     .await;
+    let mut recorded = true;
     if let Some(event) = judgement.attestation_event() {
-        audit::emit(&event);
+        recorded &= shared.audit.emit(&event).await;
     }
     if let (Some(attestation), Some(identity), Some(der)) = (
         &judgement.attestation,
@@ -151,8 +194,10 @@ pub(super) async fn judge<'a>(
             super::nac::after_attestation(shared, live, identity, der, posture, now).await;
         }
     }
-    audit::emit(&judgement.decision_event());
-    judgement
+    if let Line::Emit = line {
+        recorded &= shared.audit.emit(&judgement.decision_event()).await;
+    }
+    (judgement, recorded)
 }
 
 /// A request the judgement let through, and what forwarding it needs.

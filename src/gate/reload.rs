@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use super::routing::RouteTable;
 use super::{forward, nac, tls, upstream, Live, Shared};
 use posture_core::attestation::Verifier;
+use posture_core::audit::{AuditEvent, ReloadEvent, ReloadResult, ReloadTrigger};
 use posture_core::config::snapshot::{CrlFreshness, CrlValidity};
 use posture_core::config::{self, ConfigErrors, Snapshot};
 use posture_core::nonce::NonceIssuer;
@@ -148,13 +149,37 @@ fn build_live_blocking(
 }
 
 pub(super) async fn reload(shared: &Shared) -> Result<(), ReloadError> {
-    reload_recording(shared).await.0
+    reload_recording(shared, ReloadTrigger::Api).await.0
+}
+
+/// The `reload` audit line of a load with its result (`error`: refused),
+/// and a reopen of the audit file: every reload, SIGHUP's included, is
+/// also logrotate's signal.
+pub(super) async fn record(shared: &Shared, trigger: ReloadTrigger, error: Option<&ReloadError>) {
+    shared.audit.reopen();
+    let error = error.map(ToString::to_string);
+    let source = shared.config_path.display().to_string();
+    let event = AuditEvent::Reload(ReloadEvent {
+        result: if error.is_some() {
+            ReloadResult::Failed
+        } else {
+            ReloadResult::Ok
+        },
+        trigger,
+        error: error.as_deref(),
+        source: &source,
+    });
+    // A reload admits no one: nothing to refuse if it cannot be recorded.
+    shared.audit.emit_record(&event).await;
 }
 
 /// [`reload`], also giving the files the new config refers to, so the
 /// watcher follows them even when the config was refused (a CRL it names
 /// that does not exist yet, say).
-async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<PathBuf>) {
+async fn reload_recording(
+    shared: &Shared,
+    trigger: ReloadTrigger,
+) -> (Result<(), ReloadError>, Vec<PathBuf>) {
     // One reload at a time, so two quick edits cannot swap in out of order.
     let _serial = shared.reload_lock.lock().await;
     super::systemd::reloading();
@@ -169,9 +194,10 @@ async fn reload_recording(shared: &Shared) -> (Result<(), ReloadError>, Vec<Path
         }
         Err(e) => Err(e),
     };
-    let applied = apply(shared, result);
+    let result = apply(shared, result);
     super::systemd::ready();
-    (applied, files)
+    record(shared, trigger, result.as_ref().err()).await;
+    (result, files)
 }
 
 fn apply(shared: &Shared, result: Result<Live, ReloadError>) -> Result<(), ReloadError> {
@@ -234,6 +260,11 @@ fn warn_fixed_settings(
     if old.admin != new.admin {
         tracing::warn!("[admin] changes (and adding or removing it) take effect after a restart");
     }
+    if old.audit != new.audit {
+        tracing::warn!(
+            "[audit] changes take effect after a restart (a reload only reopens the file)"
+        );
+    }
 }
 
 /// Keeps the file watcher and the signal task alive while the gate runs.
@@ -253,12 +284,17 @@ pub(super) fn spawn_watchers(shared: Arc<Shared>) -> std::io::Result<Watchers> {
     let (tx, rx) = mpsc::channel::<()>(1);
     let watch = FileWatch::new(tx.clone());
     #[cfg_attr(not(unix), allow(unused_mut))]
+    #[cfg(unix)]
+    let signalled = shared.clone();
     let mut tasks = vec![tokio::spawn(reload_on_events(shared, rx, watch))];
     #[cfg(unix)]
     {
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tasks.push(tokio::spawn(async move {
             while hangup.recv().await.is_some() {
+                signalled
+                    .hangup
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 let _ = tx.try_send(());
             }
         }));
@@ -511,7 +547,12 @@ async fn reload_on_events(shared: Arc<Shared>, mut rx: mpsc::Receiver<()>, mut w
                 let files: Vec<PathBuf> = wanted(&shared, &attempt).into_iter().collect();
                 settled(&files, &mut rx).await;
                 // Errors are logged inside; the running config stays.
-                let (_, files) = reload_recording(&shared).await;
+                let trigger = if shared.hangup.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    ReloadTrigger::Signal
+                } else {
+                    ReloadTrigger::File
+                };
+                let (_, files) = reload_recording(&shared, trigger).await;
                 attempt = files;
             }
             _ = tick.tick() => {

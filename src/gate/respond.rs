@@ -35,6 +35,8 @@ pub(super) struct Pager<'a> {
     pub enforcement: Enforcement,
     /// Forward-auth: the name of the proxy that asked.
     pub proxy: Option<&'a str>,
+    /// The gate's audit log.
+    pub audit: &'a audit::Audit,
 }
 
 impl Pager<'_> {
@@ -84,7 +86,7 @@ impl Pager<'_> {
             _ => tracing::debug!(%peer, reference, %reason, route_host = host, "refused: {why}"),
         }
         let segment = route.and_then(|r| self.live.snapshot.segments.get(r.segment));
-        audit::emit(&AuditEvent::Refused(RefusedEvent {
+        self.audit.emit_detached(&AuditEvent::Refused(RefusedEvent {
             reference,
             enforcement: self.enforcement,
             device: self.conn.client.as_ref().map(Into::into),

@@ -28,6 +28,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use posture_core::audit::TlsRefusal;
 use posture_core::config::snapshot::{ForwardAuthTls, ServerSettings};
 
 /// The TLS material loaded and checked with the config, refused by rustls
@@ -210,20 +211,8 @@ struct DeviceCertVerifier {
     inner: Arc<dyn ClientCertVerifier>,
 }
 
-impl ClientCertVerifier for DeviceCertVerifier {
-    fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
+impl DeviceCertVerifier {
+    fn verify(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -245,6 +234,33 @@ impl ClientCertVerifier for DeviceCertVerifier {
             ));
         }
         Ok(verified)
+    }
+}
+
+impl ClientCertVerifier for DeviceCertVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let result = self.verify(end_entity, intermediates, now);
+        if let Err(e) = &result {
+            note_refusal(end_entity, e);
+        }
+        result
     }
 
     fn verify_tls12_signature(
@@ -281,4 +297,91 @@ fn has_client_auth_eku(cert: &CertificateDer<'_>) -> bool {
         return false;
     };
     matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth)
+}
+
+/// A client certificate the front refused at the handshake, for the
+/// `tls_refused` audit line. The verifier is shared by every connection
+/// and has no context of its own, so it leaves the refusal in a
+/// thread-local: rustls calls it inside the poll of the handshake that then
+/// fails, on the same thread, and [`watch_handshake`] takes it out after
+/// exactly that poll (and clears it before every poll, so nothing of
+/// another connection is ever taken).
+#[derive(Debug, Clone)]
+pub(super) struct Refused {
+    pub reason: TlsRefusal,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub serial: Option<String>,
+}
+
+thread_local! {
+    static REFUSED: std::cell::RefCell<Option<Refused>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Polls a TLS handshake; when it fails because the verifier refused the
+/// client's certificate, `refused` gets the refusal.
+pub(super) async fn watch_handshake<F, T>(
+    handshake: F,
+    refused: &mut Option<Refused>,
+) -> std::io::Result<T>
+where
+    F: std::future::Future<Output = std::io::Result<T>>,
+{
+    let mut handshake = std::pin::pin!(handshake);
+    std::future::poll_fn(|cx| {
+        REFUSED.with(|r| r.borrow_mut().take());
+        let poll = handshake.as_mut().poll(cx);
+        if let std::task::Poll::Ready(Err(_)) = &poll {
+            *refused = REFUSED.with(|r| r.borrow_mut().take());
+        }
+        poll
+    })
+    .await
+}
+
+/// The audit reason of a verifier's error.
+fn refusal_reason(error: &rustls::Error) -> TlsRefusal {
+    let rustls::Error::InvalidCertificate(e) = error else {
+        return TlsRefusal::Other;
+    };
+    match e {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => TlsRefusal::Expired,
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            TlsRefusal::NotYetValid
+        }
+        CertificateError::UnknownIssuer => TlsRefusal::UnknownIssuer,
+        CertificateError::Revoked => TlsRefusal::Revoked,
+        CertificateError::UnknownRevocationStatus
+        | CertificateError::ExpiredRevocationList
+        | CertificateError::ExpiredRevocationListContext { .. } => TlsRefusal::RevocationUnknown,
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            TlsRefusal::BadPurpose
+        }
+        CertificateError::BadSignature => TlsRefusal::BadSignature,
+        CertificateError::Other(OtherError(inner)) if inner.is::<ChainTooLong>() => {
+            TlsRefusal::ChainTooLong
+        }
+        _ => TlsRefusal::Other,
+    }
+}
+
+/// Leaves the refusal for [`watch_handshake`]; the leaf is parsed only
+/// here, for a refused certificate.
+fn note_refusal(end_entity: &CertificateDer<'_>, error: &rustls::Error) {
+    let parsed = X509Certificate::from_der(end_entity.as_ref()).ok();
+    let (subject, issuer, serial) = match &parsed {
+        Some((_, c)) => (
+            Some(c.subject().to_string()),
+            Some(c.issuer().to_string()),
+            Some(hex::encode(c.raw_serial())),
+        ),
+        None => (None, None, None),
+    };
+    let refused = Refused {
+        reason: refusal_reason(error),
+        subject,
+        issuer,
+        serial,
+    };
+    REFUSED.with(|r| *r.borrow_mut() = Some(refused));
 }

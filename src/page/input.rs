@@ -50,6 +50,9 @@ pub enum Problem<'a> {
     /// 503: the posture store is out of reach, so the gate cannot judge the
     /// device now (it was not admitted); try again shortly.
     StoreUnavailable,
+    /// 503: the audit log cannot record the decision now, and the gate
+    /// admits no one without a record; try again shortly.
+    AuditUnavailable,
     /// 504
     UpstreamTimeout,
     /// 413
@@ -87,6 +90,7 @@ impl<'a> Problem<'a> {
             Code::Attestation(reason) => Problem::InvalidAttestation(reason),
             // A store out of reach is a service that is not available.
             Code::PostureStoreUnavailable | Code::NonceNotRecorded => Problem::StoreUnavailable,
+            Code::AuditUnavailable => Problem::AuditUnavailable,
             Code::UpstreamUnavailable => Problem::UpstreamUnavailable,
             Code::UpstreamTimeout => Problem::UpstreamTimeout,
             Code::PayloadTooLarge => Problem::PayloadTooLarge,
@@ -115,6 +119,7 @@ impl<'a> Problem<'a> {
             Code::UnknownHost => "unknown-host",
             Code::UpstreamUnavailable => "upstream-unavailable",
             Code::PostureStoreUnavailable | Code::NonceNotRecorded => "store-unavailable",
+            Code::AuditUnavailable => "audit-unavailable",
             Code::UpstreamTimeout => "upstream-timeout",
             Code::PayloadTooLarge => "payload-too-large",
             Code::BadRequest => "bad-request",
@@ -140,6 +145,7 @@ impl<'a> Problem<'a> {
             Problem::UnknownHost => Code::UnknownHost,
             Problem::UpstreamUnavailable => Code::UpstreamUnavailable,
             Problem::StoreUnavailable => Code::PostureStoreUnavailable,
+            Problem::AuditUnavailable => Code::AuditUnavailable,
             Problem::UpstreamTimeout => Code::UpstreamTimeout,
             Problem::PayloadTooLarge => Code::PayloadTooLarge,
             Problem::BadRequest => Code::BadRequest,

@@ -189,6 +189,16 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
             ),
             retry,
         ),
+        Problem::AuditUnavailable => unavailable(
+            l,
+            StatusCode::SERVICE_UNAVAILABLE,
+            l.pick("Uw verzoek kan nu niet worden vastgelegd", "Your request cannot be recorded right now"),
+            l.pick(
+                "De toegangscontrole legt elke beslissing vast en kan dat even niet, en laat daarom niemand door. Dat ligt niet aan u of uw apparaat.",
+                "The access check records every decision and cannot do so for a moment, so it lets no one through. This is not your fault, nor your device's.",
+            ),
+            retry,
+        ),
         Problem::UpstreamTimeout => unavailable(
             l,
             StatusCode::GATEWAY_TIMEOUT,

@@ -427,6 +427,13 @@ async fn metrics_count_every_door_and_pass_a_real_openmetrics_parser() {
     assert_eq!(crl.len(), 1, "{text}");
     assert!(crl[0] > 0.03 && crl[0] <= 1.0 / 24.0, "{}", crl[0]);
     assert!(text.ends_with("# EOF\n"), "{text}");
+    // The audit log's own state, from the writer of this gate.
+    assert_eq!(sample(&samples, "posture_gate_audit_failing{}"), 0.0);
+    assert!(
+        sample(&samples, "posture_gate_audit_written_total{}") > 0.0,
+        "{text}"
+    );
+    assert_eq!(sample(&samples, "posture_gate_audit_lost_total{}"), 0.0);
 
     // A reload by SIGHUP is counted once done.
     let pid = served.child.id() as libc::pid_t;

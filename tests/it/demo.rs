@@ -36,7 +36,8 @@ fn run_printed(line: &str, extra: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The audit event with this reference, from the gate's standard error. The
+/// The audit event with this reference, from the gate's standard output
+/// (the audit log's default output; diagnostics go to standard error). The
 /// writer writes in batches a few milliseconds apart, so the line is waited
 /// for (at most 20 s) rather than expected at once.
 fn audit_line(log: &std::path::Path, reference: &str) -> serde_json::Value {
@@ -45,18 +46,19 @@ fn audit_line(log: &std::path::Path, reference: &str) -> serde_json::Value {
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(line) = text.lines().find(|l| l.contains(&needle)) {
-            let (time, json) = line
-                .split_once("  INFO audit: ")
-                .unwrap_or_else(|| panic!("not an audit line: {line}"));
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            assert!(line.starts_with("{\"schema\":1,\"time\":\""), "{line}");
+            let time = v["time"].as_str().unwrap();
             assert!(
-                time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
-                "an RFC 3339 UTC time with microseconds: {time}"
+                time.len() == 32 && time.ends_with("+00:00") && time.as_bytes()[10] == b'T',
+                "an RFC 3339 time with microseconds and offset: {time}"
             );
-            return serde_json::from_str(json).unwrap();
+            return v;
         }
         assert!(
             Instant::now() < deadline,
-            "no audit line with {reference} on the gate's stderr:\n{text}"
+            "no audit line with {reference} on the gate's stdout:\n{text}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -70,7 +72,7 @@ fn the_demo_prints_commands_that_show_both_outcomes() {
     );
     let dir = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
-    let log = logs.path().join("stderr.log");
+    let log = logs.path().join("stdout.log");
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
         .args([
@@ -81,7 +83,7 @@ fn the_demo_prints_commands_that_show_both_outcomes() {
             &port.to_string(),
         ])
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(logs.path().join("stderr.log")).unwrap())
         .spawn()
         .expect("the demo starts");
     let stdout = child.stdout.take().unwrap();
@@ -89,12 +91,14 @@ fn the_demo_prints_commands_that_show_both_outcomes() {
 
     // Read the instructions until the closing line; a thread keeps draining
     // stdout afterwards, as a terminal would.
+    // Every line is also kept in a file, where the audit lines are looked for.
     let (tx, rx) = std::sync::mpsc::channel();
+    let mut kept = std::fs::File::create(&log).unwrap();
     std::thread::spawn(move || {
+        use std::io::Write as _;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = writeln!(kept, "{line}");
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);

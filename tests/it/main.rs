@@ -5,6 +5,8 @@
 mod support;
 
 mod admin;
+mod audit_disk;
+mod audit_log;
 mod cli;
 mod demo;
 mod docs;

@@ -72,6 +72,7 @@ fn test_snapshot() -> Snapshot {
             proxy_protocol_from: Vec::new(),
             forward_auth: None,
             nac: None,
+            audit: Default::default(),
             attest_without_certificate_per_minute: 30,
             admin: None,
         }),

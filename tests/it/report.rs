@@ -109,6 +109,10 @@ fn kaspersky(
 fn line(time: &str, event: &Value) -> String {
     let mut text = format!("{{\"schema\":1,\"time\":{}", json!(time));
     for (k, v) in event.as_object().expect("an event is an object") {
+        // A captured line has its own; the one given here replaces it.
+        if k == "schema" || k == "time" {
+            continue;
+        }
         text.push_str(&format!(",{}:{}", json!(k), v));
     }
     text.push_str("}\n");

@@ -54,9 +54,15 @@ pub enum Enforcement {
 }
 
 /// A request for a segment was allowed, warned or denied.
+///
+/// A request the reverse proxy decided has, in its audit line, also
+/// `method`, `path`, `status`, `bytes` (of the response body sent) and
+/// `latency_ms` (from the request head to the last byte); the gate's
+/// writer appends them once the response is done (they are not known
+/// when the event is made).
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionEvent<'a> {
-    /// Shown on the denial page; absent on a plain allow.
+    /// Every decision has one; shown on the denial page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<&'a str>,
     /// The door.
@@ -159,6 +165,92 @@ pub enum AuditEvent<'a> {
     Refused(RefusedEvent<'a>),
     /// A NAS was told that a device's VLAN changed (802.1X, RFC 5176).
     Change(ChangeEvent<'a>),
+    /// The TLS front refused a client certificate at the handshake.
+    TlsRefused(TlsRefusedEvent<'a>),
+    /// The configuration was (re)loaded, or a reload was refused.
+    Reload(ReloadEvent<'a>),
+}
+
+/// Why the TLS front refused a presented client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsRefusal {
+    /// Past its notAfter.
+    Expired,
+    /// Before its notBefore.
+    NotYetValid,
+    /// It does not chain to the client-CA bundle.
+    UnknownIssuer,
+    /// A CRL lists it (or a certificate of its chain).
+    Revoked,
+    /// No CRL, or only an out-of-date one, says whether it is revoked.
+    RevocationUnknown,
+    /// Not a client certificate (extended key usage).
+    BadPurpose,
+    /// More intermediates than the gate accepts.
+    ChainTooLong,
+    /// A signature in the chain does not verify.
+    BadSignature,
+    /// Anything else the verifier refused.
+    Other,
+}
+
+/// A refused TLS handshake: the device never got to a request, so this
+/// is the only trace of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsRefusedEvent<'a> {
+    /// The peer address.
+    pub source: SocketAddr,
+    /// Why.
+    pub reason: TlsRefusal,
+    /// The presented leaf's RFC 4514 subject, when it parses. Unverified:
+    /// whoever connects writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<&'a str>,
+    /// The presented leaf's issuer, when it parses (unverified too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<&'a str>,
+    /// The presented leaf's serial number, lowercase hex, when it parses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<&'a str>,
+}
+
+/// What started a (re)load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadTrigger {
+    /// SIGHUP.
+    Signal,
+    /// A watched file changed.
+    File,
+    /// A call of the gate's API (`GateHandle::reload_now`).
+    Api,
+    /// The first load, at start.
+    Start,
+}
+
+/// `ok` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadResult {
+    /// The new configuration serves.
+    Ok,
+    /// Refused; the running configuration stays.
+    Failed,
+}
+
+/// A configuration load and its result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadEvent<'a> {
+    /// Whether the configuration now serves.
+    pub result: ReloadResult,
+    /// What started it.
+    pub trigger: ReloadTrigger,
+    /// Why it was refused (every error, one per line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    /// The configuration file.
+    pub source: &'a str,
 }
 
 /// The gate told (or tried to tell) a NAS that the VLAN a device may have

@@ -52,6 +52,9 @@ pub enum Code {
     /// out of reach): refused, since an unrecorded nonce could be used
     /// again; the device may try again shortly.
     NonceNotRecorded,
+    /// The audit log cannot take the decision's line in time and
+    /// `on_audit_failure = "deny"`: no decision without a record.
+    AuditUnavailable,
     /// The request is malformed (Host, path, encoded separators).
     BadRequest,
     /// No route for the request's host and path.
@@ -83,6 +86,7 @@ impl Code {
             Code::Prohibited,
             Code::PostureStoreUnavailable,
             Code::NonceNotRecorded,
+            Code::AuditUnavailable,
             Code::BadRequest,
             Code::UnknownHost,
             Code::UpstreamUnavailable,
@@ -107,6 +111,7 @@ impl Code {
             Code::Prohibited => "prohibited",
             Code::PostureStoreUnavailable => "posture_store_unavailable",
             Code::NonceNotRecorded => "nonce_not_recorded",
+            Code::AuditUnavailable => "audit_unavailable",
             Code::BadRequest => "bad_request",
             Code::UnknownHost => "unknown_host",
             Code::UpstreamUnavailable => "upstream_unavailable",

@@ -121,8 +121,8 @@ pub struct Judgement<'a> {
     /// Allow, warn (and why) or deny (and why).
     pub outcome: Outcome,
     /// The reference shown to the person and written to the audit log;
-    /// generated for a warning and a denial, none for a plain allow.
-    pub reference: Option<String>,
+    /// every decision has one (made inline, no allocation).
+    pub reference: Option<decision::Reference>,
     /// The posture the request was judged by, if there was one: remembered,
     /// or fresh from an inline token.
     pub posture: Option<Arc<Posture>>,
@@ -337,10 +337,9 @@ impl Seen {
         segment: usize,
         outcome: Outcome,
     ) -> Judgement<'a> {
-        let reference = match outcome {
-            Outcome::Allow => None,
-            Outcome::Warn(_) | Outcome::Deny(_) => Some(decision::new_reference()),
-        };
+        // Every decision has a reference (issue 18): an allowed request is
+        // found in the audit log by it as well as a denied one.
+        let reference = Some(decision::Reference::new());
         Judgement {
             outcome,
             reference,

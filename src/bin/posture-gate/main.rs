@@ -171,15 +171,10 @@ fn main() -> ExitCode {
         // Colour codes only for a person at a terminal, never into log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // Audit lines go to stderr too, beside the other logs, but batched by a
-    // writer of their own; the guard writes out the last ones at exit.
-    let _audit = match posture_gate::audit::writer::install(std::io::stderr()) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("posture-gate: cannot start the audit writer: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    // The audit log is the gate's own (`[audit]`, see the audit module);
+    // its default output is standard output, never stderr with the
+    // diagnostics above.
+    posture_gate::audit::use_stdout();
     posture_gate::gate::note_audit_writer_installed();
     match run(cli.command) {
         Ok(code) => code,

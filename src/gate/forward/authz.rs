@@ -61,7 +61,7 @@ pub(super) async fn handle(
 
     // 1. Which proxy: by address, certificate or socket, never by header.
     let Some((index, proxy)) = proxy_of(fa, peer) else {
-        return stranger(peer, &req, Enforcement::ForwardAuth);
+        return stranger(&shared.audit, peer, &req, Enforcement::ForwardAuth);
     };
     let via = Via {
         live: &live,
@@ -108,6 +108,7 @@ fn proxy_of<'a>(
 /// 403 for a peer that is no configured proxy, with an audit event; its
 /// headers are not read, and the connection closes after the answer.
 pub(in crate::gate) fn stranger<B>(
+    audit: &audit::Audit,
     peer: &ProxyPeer,
     req: &Request<B>,
     enforcement: Enforcement,
@@ -116,7 +117,7 @@ pub(in crate::gate) fn stranger<B>(
     let reference = decision::new_reference();
     let source = peer.addr.unwrap_or(UNKNOWN_SOURCE);
     tracing::warn!(peer = %source, reference, ?enforcement, path = uri.path(), "request from a peer that is none of the configured proxies or RADIUS servers, refused");
-    audit::emit(&AuditEvent::Refused(RefusedEvent {
+    audit.emit_detached(&AuditEvent::Refused(RefusedEvent {
         reference: &reference,
         enforcement,
         device: None,
@@ -178,6 +179,7 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         path_and_query: "/",
         enforcement: Enforcement::ForwardAuth,
         proxy: Some(&proxy.name),
+        audit: &shared.audit,
     };
     let fingerprint = conn.client.as_ref().map(|c| c.fingerprint);
     let refused =
@@ -222,12 +224,20 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
 
     // 4. The judgement, the same at every door.
     let token = h.get(&headers::POSTURE_ATTESTATION);
-    let judgement = proxy::judge(live, shared, &conn, route, token, now, &pager).await;
+    let line = proxy::Line::Emit;
+    let (judgement, recorded) =
+        proxy::judge(live, shared, &conn, route, token, now, &pager, line).await;
+    if !recorded && shared.audit.refuses() {
+        return posture::audit_unavailable(&pager);
+    }
 
     // 5. The answer.
     let Outcome::Deny(denial) = &judgement.outcome else {
         let warning = judgement.warning().map(|w| headers::encode_list(&w));
-        let reference = judgement.reference.as_deref();
+        // The proxy shows a reference only with a warning; an allowed
+        // decision's own is in the audit line.
+        let warned = matches!(judgement.outcome, Outcome::Warn(_));
+        let reference = judgement.reference.as_deref().filter(|_| warned);
         return admitted(
             &conn,
             judgement.outcome.decision().as_str(),
@@ -439,6 +449,7 @@ async fn posture_endpoint(req: Request<Incoming>, path: &str, via: &Via<'_>) -> 
         path_and_query: "/",
         enforcement: Enforcement::ForwardAuth,
         proxy: Some(&proxy.name),
+        audit: &shared.audit,
     };
     if let Err(problem) = &device {
         // Readiness says nothing about a device: it is answered anyway.

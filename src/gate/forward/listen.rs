@@ -313,6 +313,7 @@ async fn connection(
             Ok::<_, Infallible>(response.map(|body| Guarded {
                 inner: body,
                 _working: working,
+                access: None,
             }))
         }
     });

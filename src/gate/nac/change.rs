@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::{Live, Shared};
-use crate::audit;
 use crate::radius::coa::{self, Change, CoaError, Outcome};
 use posture_core::audit::{AuditEvent, ChangeEvent};
 use posture_core::config::model::NasChange;
@@ -158,7 +157,7 @@ async fn tell(
             }
         },
     };
-    audit::emit(&AuditEvent::Change(ChangeEvent {
+    shared.audit.emit_detached(&AuditEvent::Change(ChangeEvent {
         device: identity.into(),
         nas: nas.map(|n| n.name.as_str()),
         nas_address: session.nas,

@@ -39,7 +39,6 @@ use super::forward::ProxyPeer;
 use super::respond::{page_response, Body};
 use super::tls::TlsError;
 use super::{unix_now, Live, Shared};
-use crate::audit;
 use posture_core::audit::{AuditEvent, DecisionEvent, Enforcement};
 use posture_core::code::Code;
 use posture_core::config::snapshot::{ForwardAuthListen, NacSettings, TrustedPeer};
@@ -112,7 +111,7 @@ pub(super) async fn handle(
         .iter()
         .find(|r| peer.is(&r.from, r.certificate_name.as_deref()))
     else {
-        return stranger(peer, &req, Enforcement::Nac);
+        return stranger(&shared.audit, peer, &req, Enforcement::Nac);
     };
 
     // 2. Which endpoint, and its body.
@@ -271,7 +270,19 @@ impl Asked<'_> {
             &segments,
         )
         .await;
-        audit::emit(&judgement.decision_event());
+        // No placement without a record (`on_audit_failure = "deny"`).
+        let recorded = self.shared.audit.emit(&judgement.decision_event()).await;
+        if !recorded && self.shared.audit.refuses() {
+            let why = &"the audit log cannot record the decision";
+            return self.refuse(
+                Code::AuditUnavailable,
+                &nas_name,
+                source,
+                &segments,
+                why,
+                "",
+            );
+        }
         let vlan = match &judgement.outcome {
             Outcome::Allow | Outcome::Warn(_) => live
                 .snapshot
@@ -375,20 +386,22 @@ impl Asked<'_> {
             .last()
             .and_then(|&i| self.live.snapshot.segments.get(i))
             .map_or("", |s| s.name.as_str());
-        audit::emit(&AuditEvent::Decision(DecisionEvent {
-            reference: Some(&reference),
-            enforcement: Enforcement::Nac,
-            device: None,
-            source,
-            proxy: Some(&self.radius.name),
-            route_host: nas_name,
-            route_prefix: "",
-            segment,
-            decision: Decision::Deny,
-            reason: Some(code),
-            findings: &[],
-            unmet: &[],
-        }));
+        self.shared
+            .audit
+            .emit_detached(&AuditEvent::Decision(DecisionEvent {
+                reference: Some(&reference),
+                enforcement: Enforcement::Nac,
+                device: None,
+                source,
+                proxy: Some(&self.radius.name),
+                route_host: nas_name,
+                route_prefix: "",
+                segment,
+                decision: Decision::Deny,
+                reason: Some(code),
+                findings: &[],
+                unmet: &[],
+            }));
         match self.settings.quarantine_vlan {
             Some(vlan) => accept(
                 vlan,

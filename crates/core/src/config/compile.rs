@@ -34,6 +34,7 @@ use super::snapshot::{
 use super::values;
 
 mod admin;
+pub(crate) mod audit;
 mod forward_auth;
 mod nac;
 
@@ -122,6 +123,12 @@ pub(crate) fn compile_recording(
                 a.listen.span(),
                 "[admin] is part of the server: it needs a [server] section",
             ),
+        }
+    }
+    if let Some(a) = &file.audit {
+        match &mut server {
+            Some(server) => server.audit = cx.audit(a.get_ref()),
+            None => cx.audit_without_server(a.span()),
         }
     }
     let attestation = cx.attestation(&file.attestation, file.server.as_ref());
@@ -532,6 +539,7 @@ impl Context<'_> {
             nac: None,
             attest_without_certificate_per_minute: limits.attest_without_certificate_per_minute,
             admin: None,
+            audit: Default::default(),
         }
     }
 

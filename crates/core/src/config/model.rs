@@ -11,6 +11,7 @@ use serde_spanned::Spanned;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use super::compile::audit::AuditConfig;
 use super::duration::ConfigDuration;
 
 /// A whole `gate.toml`, as written.
@@ -52,6 +53,9 @@ pub struct FileConfig {
     /// NASes it sends RADIUS CoA to; absent: off.
     #[serde(default)]
     pub nac: Option<NacConfig>,
+    /// `[audit]`: where the audit log goes (issue 18); absent: stdout.
+    #[serde(default)]
+    pub audit: Option<Spanned<AuditConfig>>,
     /// `[admin]`: `/metrics`, `/healthz` and `/readyz` on a listener of
     /// their own; absent: no such listener (see `compile/admin.rs`).
     #[serde(default)]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::compile::audit::{AuditOutput, AuditSettings, Fsync, OnAuditFailure};
 use crate::attestation::claims::OsFamily;
 use crate::attestation::VerifierSettings;
 use crate::catalogue::{Catalogue, Category, Matcher};
@@ -179,6 +180,8 @@ pub struct ServerSettings {
     pub forward_auth: Option<ForwardAuthSettings>,
     /// The 802.1X decision API, when `[nac]` is configured.
     pub nac: Option<NacSettings>,
+    /// `[audit]`: the audit log's output, rotation, fsync and failure policy.
+    pub audit: AuditSettings,
     /// Attestations a minute per IP address without a client certificate;
     /// never zero.
     pub attest_without_certificate_per_minute: u32,

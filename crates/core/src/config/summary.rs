@@ -110,6 +110,9 @@ fn header(out: &mut String, s: &Snapshot) {
     }
     writeln!(out, "Catalogue: {} entries", s.catalogue.entries().len()).ok();
     store(out, &s.store);
+    if let Some(server) = &s.server {
+        super::compile::audit::summary(out, &server.audit);
+    }
     if let Some(f) = s
         .server
         .as_ref()

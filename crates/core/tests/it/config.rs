@@ -1932,6 +1932,81 @@ fn forward_auth_with_only_a_root_in_client_ca_is_warned_about() {
 }
 
 #[test]
+fn the_examples_commented_audit_loads_when_uncommented() {
+    use posture_core::config::snapshot::{AuditOutput, Fsync, OnAuditFailure};
+    let fx = Fixture::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/gate.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let start = text.find("# [audit]\n").expect("the example shows [audit]");
+    let block: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or("")))
+        .collect();
+    let s = fx
+        .load(&format!("{text}\n{block}"))
+        .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let a = s.server.as_ref().unwrap().audit.clone();
+    assert_eq!(
+        a.output,
+        AuditOutput::File(PathBuf::from("/var/log/posture-gate/audit.jsonl"))
+    );
+    assert_eq!(a.rotate_size, Some(100_000_000));
+    assert!(a.rotate_daily);
+    assert_eq!(a.keep, 30);
+    assert_eq!(a.fsync, Fsync::Batch);
+    assert_eq!(a.queue_lines, 65_536);
+    assert_eq!(a.max_wait, Duration::from_secs(2));
+    assert_eq!(a.on_failure, OnAuditFailure::Deny);
+    let printed = summary(&s, time::macros::date!(2026 - 11 - 30));
+    assert!(
+        printed.contains(
+            "Audit log: /var/log/posture-gate/audit.jsonl (rotated at 100000000 bytes and daily, 30 kept), \
+             fsync per batch; a request that cannot be recorded within 2s refuses (503)"
+        ),
+        "{printed}"
+    );
+    // Without the section: standard output, deny, and the same defaults.
+    let (_fx, plain) = load_example();
+    let d = plain.server.unwrap().audit;
+    assert_eq!(d.output, AuditOutput::Stdout);
+    assert_eq!(d.on_failure, OnAuditFailure::Deny);
+}
+
+#[test]
+fn audit_errors_are_reported_at_their_line() {
+    let fx = Fixture::new();
+    let audit = |body: &str| with_base(&format!("[audit]\n{body}"));
+    fx.single_error(
+        &audit("output = \"kafka\"\n"),
+        "\"kafka\"",
+        "none of \"stdout\", \"file\", \"syslog\"",
+    );
+    fx.single_error(&audit("output = \"file\"\n"), "\"file\"", "needs a path");
+    fx.single_error(
+        &audit("output = \"file\"\npath = \"a.jsonl\"\nrotate_size = \"12 parsecs\"\n"),
+        "\"12 parsecs\"",
+        "the unit must be",
+    );
+    fx.single_error(
+        &audit("fsync = \"sometimes\"\n"),
+        "\"sometimes\"",
+        "none of \"batch\"",
+    );
+    fx.single_error(
+        &audit("on_audit_failure = \"shrug\"\n"),
+        "\"shrug\"",
+        "neither \"deny\" nor \"allow\"",
+    );
+    fx.single_error(&audit("queue_lines = 0\n"), "0\n", "more than 0");
+    let errors = fx.errors(&audit("compress = true\n"));
+    assert!(
+        errors.iter().any(|e| e.message.contains("unknown field")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
 fn two_proxies_one_connection_could_be_are_an_error() {
     let fx = Fixture::new();
     let second = |extra: &str| {
