@@ -77,6 +77,12 @@ pub(crate) struct Stats {
     write_errors: AtomicU64,
     /// Lines written.
     written: AtomicU64,
+    /// Batches written (each with its fsync, by the policy).
+    pub(crate) writes: AtomicU64,
+    /// Microseconds spent writing (and syncing) them, in all.
+    pub(crate) write_micros: AtomicU64,
+    /// Microseconds the last batch took.
+    pub(crate) last_write_micros: AtomicU64,
     /// The writer's last write failed and it is retrying.
     writer_failing: AtomicBool,
     /// The last emit found no room in time.
@@ -84,7 +90,7 @@ pub(crate) struct Stats {
 }
 
 /// The state of the audit log, for readiness and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AuditHealth {
     /// Lines queued and not yet written.
     pub queue_depth: usize,
@@ -102,6 +108,13 @@ pub struct AuditHealth {
     pub write_errors: u64,
     /// Lines written to the output.
     pub written: u64,
+    /// Batches written.
+    pub writes: u64,
+    /// Seconds spent writing (and syncing) batches, in all: with `writes`,
+    /// the mean write latency.
+    pub write_seconds: f64,
+    /// Seconds the last batch took to write (and sync).
+    pub last_write_seconds: f64,
     /// The output cannot be written now, or the last emit found the queue
     /// full: `on_audit_failure` is applying.
     pub failing: bool,
@@ -332,6 +345,9 @@ impl Audit {
             refused: s.refused.load(Ordering::Relaxed),
             write_errors: s.write_errors.load(Ordering::Relaxed),
             written: s.written.load(Ordering::Relaxed),
+            writes: s.writes.load(Ordering::Relaxed),
+            write_seconds: s.write_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            last_write_seconds: s.last_write_micros.load(Ordering::Relaxed) as f64 / 1e6,
             failing: s.writer_failing.load(Ordering::Relaxed)
                 || s.queue_failing.load(Ordering::Relaxed),
             denies: self.refuses(),

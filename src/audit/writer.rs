@@ -356,6 +356,7 @@ impl Writer {
         if self.batch.is_empty() {
             return;
         }
+        let started = Instant::now();
         let mut failing = false;
         loop {
             match self.output.write(&self.batch) {
@@ -387,6 +388,14 @@ impl Writer {
             Fsync::Interval(every) if self.last_sync.elapsed() >= every => self.sync_now(),
             _ => {}
         }
+        // What a batch costs the writer, retries included: the write
+        // latency the metrics show.
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        self.stats.write_micros.fetch_add(micros, Ordering::Relaxed);
+        self.stats
+            .last_write_micros
+            .store(micros, Ordering::Relaxed);
     }
 
     fn sync_now(&mut self) {

@@ -326,10 +326,29 @@ impl Collector for Readings {
                 "Audit lines written",
                 health.written,
             ),
+            (
+                "posture_gate_audit_writes",
+                "Batches of audit lines written (each synced by the fsync policy)",
+                health.writes,
+            ),
         ] {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
         }
+        let seconds = ConstCounter::new(health.write_seconds);
+        seconds.encode(encoder.encode_descriptor(
+            "posture_gate_audit_write_seconds",
+            "Seconds spent writing (and syncing) audit batches; divided by posture_gate_audit_writes_total, the mean write latency",
+            None,
+            seconds.metric_type(),
+        )?)?;
+        let last = ConstGauge::new(health.last_write_seconds);
+        last.encode(encoder.encode_descriptor(
+            "posture_gate_audit_last_write_seconds",
+            "Seconds the last audit batch took to write (and sync)",
+            None,
+            last.metric_type(),
+        )?)?;
         Ok(())
     }
 }

@@ -434,6 +434,14 @@ async fn metrics_count_every_door_and_pass_a_real_openmetrics_parser() {
         "{text}"
     );
     assert_eq!(sample(&samples, "posture_gate_audit_lost_total{}"), 0.0);
+    assert!(
+        sample(&samples, "posture_gate_audit_writes_total{}") > 0.0,
+        "{text}"
+    );
+    assert!(
+        sample(&samples, "posture_gate_audit_write_seconds_total{}") > 0.0,
+        "{text}"
+    );
 
     // A reload by SIGHUP is counted once done.
     let pid = served.child.id() as libc::pid_t;
