@@ -129,6 +129,7 @@ fn findings(d: &Dev, only_segment: Option<&str>) -> Vec<Finding> {
                 category: "antivirus".into(),
                 exemption,
                 exemption_expires: expires,
+                deny_from: None,
             }
         })
         .collect()

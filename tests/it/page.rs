@@ -161,6 +161,7 @@ fn finding(name: &str, version: &str, action: Decision) -> Finding {
         category: "antivirus".into(),
         exemption: None,
         exemption_expires: None,
+        deny_from: None,
     }
 }
 

@@ -100,6 +100,7 @@ fn kaspersky(
         category: "antivirus".into(),
         exemption: exemption.map(|(r, _)| r.to_owned()),
         exemption_expires: exemption.map(|(_, e)| e.to_owned()),
+        deny_from: None,
     })
     .unwrap()
 }

@@ -508,6 +508,7 @@ mod tests {
             category: "antivirus".into(),
             exemption: None,
             exemption_expires: None,
+            deny_from: None,
         }
     }
 

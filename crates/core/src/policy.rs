@@ -165,6 +165,7 @@ pub fn evaluate_segment(
             category: m.category.as_str().to_owned(),
             exemption: exemption.map(|e| e.reference.clone()),
             exemption_expires: exemption.map(|e| e.expires.to_string()),
+            deny_from: None,
         });
     }
     if let Some(unmet) = min_os_unmet(policy, &assessment.os) {

@@ -102,6 +102,13 @@ pub struct Finding {
     /// waiver runs out without the configuration at hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exemption_expires: Option<String>,
+    /// Staged enforcement (`deny_from` on the policy rule): the first day
+    /// (UTC, `YYYY-MM-DD`) on which the rule denies. Before it the finding's
+    /// action is `warn` and the user is told this date; from it, `deny`.
+    /// Absent for a rule that is not staged. The action says which stage
+    /// applied; this says the date the stages turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_from: Option<String>,
 }
 
 /// A segment requirement the device does not meet (minimum OS version, a
@@ -241,6 +248,7 @@ mod tests {
                 category: "antivirus".into(),
                 exemption: None,
                 exemption_expires: None,
+                deny_from: None,
             }],
             unmet: Vec::new(),
         };
