@@ -3,8 +3,9 @@
 //! a tool that is not installed, which is an absent optional source, and a tool
 //! that ran and failed, which makes the inventory incomplete.
 
-use std::io::ErrorKind;
-use std::process::Command;
+use std::io::{ErrorKind, Read};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// What running a listing tool gave.
 #[derive(Debug)]
@@ -21,7 +22,7 @@ pub enum Ran {
 pub fn run(program: &str, args: &[&str]) -> Ran {
     let output = Command::new(program)
         .args(args)
-        .stdin(std::process::Stdio::null())
+        .stdin(Stdio::null())
         .output();
     match output {
         Err(e) if e.kind() == ErrorKind::NotFound => Ran::Absent,
@@ -41,6 +42,109 @@ pub fn run(program: &str, args: &[&str]) -> Ran {
             }
         }
     }
+}
+
+/// Runs `program args` like [`run`], but for a tool that may hang or babble
+/// (a security product's health query talks to its daemon, which may be
+/// wedged): the child is killed once `timeout` has passed, and at most
+/// `max_output` bytes of its standard output are kept (the rest is drained
+/// so the child cannot block on a full pipe, and the result is `Failed`).
+pub fn run_bounded(program: &str, args: &[&str], timeout: Duration, max_output: usize) -> Ran {
+    let spawned = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ran::Absent,
+        Err(e) => return Ran::Failed(format!("cannot run `{program}`: {e}")),
+        Ok(c) => c,
+    };
+    let stdout = child.stdout.take().map(|s| drain_bounded(s, max_output));
+    let stderr = child.stderr.take().map(|s| drain_bounded(s, 4096));
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if started.elapsed() >= timeout => {
+                // Kill, then reap, so no zombie outlives the collection.
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!(
+                    "`{program}` did not finish within {}s and was stopped",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!("cannot wait for `{program}`: {e}"));
+            }
+        }
+    };
+    // The readers end once the child (and anything it left holding the
+    // pipes) is gone; a grandchild keeping a pipe open must not hold us, so
+    // a reader that is not done shortly after the child is abandoned.
+    let (out, out_overflow) = stdout.map(|h| h.finish()).unwrap_or_default();
+    let (err, _) = stderr.map(|h| h.finish()).unwrap_or_default();
+    let status = match status {
+        Ok(s) => s,
+        Err(m) => return Ran::Failed(m),
+    };
+    if !status.success() {
+        return Ran::Failed(format!(
+            "`{program}` exited with {status}: {}",
+            first_line(&String::from_utf8_lossy(&err))
+        ));
+    }
+    if out_overflow {
+        return Ran::Failed(format!(
+            "`{program}` printed more than {max_output} bytes; its output was not used"
+        ));
+    }
+    Ran::Output {
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+    }
+}
+
+/// A pipe read on its own thread, keeping at most `limit` bytes.
+struct Drain {
+    rx: std::sync::mpsc::Receiver<(Vec<u8>, bool)>,
+}
+
+impl Drain {
+    /// What the pipe gave, and whether it gave more than the limit; empty
+    /// when the reader is still blocked a second after the child ended.
+    fn finish(self) -> (Vec<u8>, bool) {
+        self.rx
+            .recv_timeout(Duration::from_secs(1))
+            .unwrap_or_default()
+    }
+}
+
+fn drain_bounded(mut pipe: impl Read + Send + 'static, limit: usize) -> Drain {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut overflow = false;
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = limit.saturating_sub(kept.len());
+                    if n > room {
+                        overflow = true;
+                    }
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+        let _ = tx.send((kept, overflow));
+    });
+    Drain { rx }
 }
 
 /// The first non-empty line of a tool's error output, bounded, for a warning.
@@ -78,5 +182,49 @@ mod tests {
             Ran::Output { stdout, .. } => assert_eq!(stdout, "a\tb\n"),
             other => panic!("expected output, got {other:?}"),
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_hanging_program_is_stopped_after_the_timeout() {
+        let started = Instant::now();
+        match run_bounded(
+            "sh",
+            &["-c", "exec sleep 30"],
+            Duration::from_millis(300),
+            1024,
+        ) {
+            Ran::Failed(m) => assert!(m.contains("did not finish"), "{m}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        // A guard, not a measurement: the child was not waited for.
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn too_much_output_is_refused_and_bounded_output_kept() {
+        match run_bounded(
+            "sh",
+            &["-c", "head -c 100000 /dev/zero"],
+            Duration::from_secs(20),
+            1000,
+        ) {
+            Ran::Failed(m) => assert!(m.contains("more than 1000 bytes"), "{m}"),
+            other => panic!("expected refusal, got {other:?}"),
+        }
+        match run_bounded("sh", &["-c", "printf '{}'"], Duration::from_secs(20), 1000) {
+            Ran::Output { stdout } => assert_eq!(stdout, "{}"),
+            other => panic!("expected output, got {other:?}"),
+        }
+        assert!(matches!(
+            run_bounded(
+                "posture-agent-no-such-program-xyz",
+                &[],
+                Duration::from_secs(1),
+                10
+            ),
+            Ran::Absent
+        ));
     }
 }
