@@ -12,6 +12,8 @@
 //! linux, macos, windows, dpkg, rpm, snap, flatpak, os_release, procfs,
 //! osquery      collectors; every parser is OS-independent and tested with
 //!              fixtures on every OS
+//! security     security products of Linux and macOS (clamav, mdatp,
+//!              xprotect, third-party products by install location)
 //! attest       the attest client: challenge, sign, post, read the verdict
 //! render       the inventory and verdict as a table or JSON for the person
 //! main.rs      the posture-agent command (collect, attest, run)
@@ -32,18 +34,22 @@
 //! a failure.
 
 pub mod attest;
+pub mod clamav;
 mod command;
 pub mod dpkg;
 pub mod flatpak;
 mod linux;
 pub mod macos;
+pub mod mdatp;
 pub mod os_release;
 pub mod osquery;
 pub mod procfs;
 mod render;
 pub mod rpm;
+pub mod security;
 pub mod snap;
 pub mod windows;
+pub mod xprotect;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -206,7 +212,8 @@ pub fn collect() -> Inventory {
 }
 
 /// Collects a Linux inventory from the tree under `root`: its dpkg status
-/// file, os-release, `proc` and snap directories. The tools that query a live
+/// file, os-release, `proc` and snap directories, and the security products
+/// installed under it (see [`security`]). The tools that query a live
 /// database (`rpm`, `flatpak`) run only when `root` is `/`, except that rpm is
 /// pointed at `root` with `--root` when `root` holds an rpm database, so a
 /// fixture tree gives the same answer on every machine.

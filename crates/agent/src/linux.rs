@@ -3,10 +3,12 @@
 
 use std::io;
 use std::path::Path;
+use std::time::SystemTime;
 
 use posture_core::attestation::claims::OsFamily;
 
 use super::command::{self, Ran};
+use super::security::{self, Mdatp, Scan};
 use super::{dedup_processes, dpkg, flatpak, os_release, procfs, rpm, snap, Inventory};
 
 /// Where rpm keeps its database, old and new (rpm >= 4.16 on Fedora, SUSE).
@@ -30,8 +32,25 @@ pub fn collect(root: &Path, live: bool) -> Inventory {
     if live {
         flatpaks(&mut inv);
     }
-    processes(root, &mut inv);
+    let processes_read = processes(root, &mut inv);
+    security_products(root, live, processes_read, &mut inv);
     inv
+}
+
+/// ClamAV, Defender for Endpoint and the EDRs installed under `root`;
+/// `mdatp health` runs only for this machine.
+fn security_products(root: &Path, live: bool, processes_read: bool, inv: &mut Inventory) {
+    let found = security::linux_products(&Scan {
+        root,
+        now: SystemTime::now(),
+        processes: processes_read.then_some(inv.processes.as_slice()),
+        software: &inv.software,
+        mdatp: if live { Mdatp::Run } else { Mdatp::Skip },
+    });
+    inv.security_products.extend(found.products);
+    for w in found.warnings {
+        inv.warn("security-products", w);
+    }
 }
 
 fn os(root: &Path, inv: &mut Inventory) {
@@ -108,16 +127,21 @@ fn flatpaks(inv: &mut Inventory) {
     }
 }
 
-fn processes(root: &Path, inv: &mut Inventory) {
+/// Lists the processes; false when they could not be listed.
+fn processes(root: &Path, inv: &mut Inventory) -> bool {
     let proc_dir = root.join("proc");
     match procfs::read_processes(&proc_dir) {
         Ok(mut ps) => {
             dedup_processes(&mut ps);
             inv.processes = ps;
+            true
         }
-        Err(e) => inv.warn(
-            "processes",
-            format!("cannot list {}: {e}", proc_dir.display()),
-        ),
+        Err(e) => {
+            inv.warn(
+                "processes",
+                format!("cannot list {}: {e}", proc_dir.display()),
+            );
+            false
+        }
     }
 }

@@ -82,6 +82,11 @@ fn scan_dir(
         other => other?,
     };
     for entry in entries.flatten() {
+        if apps.len() >= MAX_BUNDLES {
+            return Err(io::Error::other(format!(
+                "more than {MAX_BUNDLES} application bundles; the rest were not read"
+            )));
+        }
         let path = entry.path();
         if !path.is_dir() {
             continue;
@@ -100,9 +105,15 @@ fn scan_dir(
     Ok(())
 }
 
+/// The spec's limit on the `software` array: more bundles than this cannot
+/// be reported anyway, and reading them would only cost time.
+const MAX_BUNDLES: usize = 10_000;
+
+/// An Info.plist is a few KiB; a larger one is treated as broken.
+const MAX_INFO_PLIST_BYTES: u64 = 1024 * 1024;
+
 fn read_bundle(path: &Path, bundle_name: &str) -> Software {
-    std::fs::read(path.join("Contents/Info.plist"))
-        .ok()
+    super::security::read_bounded(&path.join("Contents/Info.plist"), MAX_INFO_PLIST_BYTES)
         .and_then(|bytes| parse_info_plist(&bytes, bundle_name).ok())
         .unwrap_or_else(|| Software {
             name: bundle_name.to_string(),
@@ -163,10 +174,12 @@ pub use live::collect;
 
 #[cfg(target_os = "macos")]
 mod live {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
+    use std::time::SystemTime;
 
     use super::super::command::{self, Ran};
+    use super::super::security::{self, Mdatp, Scan};
     use super::super::{dedup_processes, Inventory};
     use super::*;
 
@@ -193,14 +206,32 @@ mod live {
         }
         add_team_ids(&mut apps);
         inv.software.extend(apps.into_iter().map(|a| a.software));
-        match command::run("ps", &["-axo", "comm="]) {
+        let processes_read = match command::run("ps", &["-axo", "comm="]) {
             Ran::Output { stdout, .. } => {
                 let mut ps = parse_ps_comm(&stdout);
                 dedup_processes(&mut ps);
                 inv.processes = ps;
+                true
             }
-            Ran::Absent => inv.warn("processes", "ps is missing"),
-            Ran::Failed(m) => inv.warn("processes", m),
+            Ran::Absent => {
+                inv.warn("processes", "ps is missing");
+                false
+            }
+            Ran::Failed(m) => {
+                inv.warn("processes", m);
+                false
+            }
+        };
+        let found = security::macos_products(&Scan {
+            root: Path::new("/"),
+            now: SystemTime::now(),
+            processes: processes_read.then_some(inv.processes.as_slice()),
+            software: &inv.software,
+            mdatp: Mdatp::Run,
+        });
+        inv.security_products.extend(found.products);
+        for w in found.warnings {
+            inv.warn("security-products", w);
         }
         inv
     }

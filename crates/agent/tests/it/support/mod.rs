@@ -36,6 +36,7 @@ pub fn clean_root(dir: &Path) -> PathBuf {
         .filter(|stanza| !stanza.lines().any(|l| l == "Package: kesl"))
         .collect();
     std::fs::write(&status_path, kept.join("\n\n")).unwrap();
+    std::fs::remove_dir_all(root.join("opt/kaspersky")).unwrap();
     for entry in std::fs::read_dir(root.join("proc")).unwrap() {
         let dir = entry.unwrap().path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
@@ -46,7 +47,7 @@ pub fn clean_root(dir: &Path) -> PathBuf {
     root
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -65,6 +66,45 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// A file or tree under `tests/fixtures`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// A ClamAV database header built at `built`, in the format `sigtool`
+/// writes (see tests/fixtures/README.md), padded to its 512 bytes.
+pub fn cvd_header(built: std::time::SystemTime) -> Vec<u8> {
+    let secs = built
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap();
+    let format =
+        time::macros::format_description!("[day] [month repr:short] [year] [hour]-[minute] +0000");
+    let text = format!(
+        "ClamAV-VDB:{}:27835:2077123:90:{}:{}:posture-gate-test:{secs}",
+        t.format(&format).unwrap(),
+        "0".repeat(32),
+        "A".repeat(86)
+    );
+    format!("{text:<512}").into_bytes()
+}
+
+/// The Debian-with-ClamAV fixture copied under `dir`, its daily signatures
+/// built `age` before now.
+pub fn clamav_root(dir: &Path, age: std::time::Duration) -> PathBuf {
+    let root = dir.join(format!("clamav-root-{}", age.as_secs()));
+    copy_tree(&fixture("debian-clamav"), &root);
+    std::fs::write(
+        root.join("var/lib/clamav/daily.cvd"),
+        cvd_header(std::time::SystemTime::now() - age),
+    )
+    .unwrap();
+    root
 }
 
 /// A running gate with the development PKI of `posture_testkit::pki` (root CA,
