@@ -221,6 +221,18 @@ pub fn collect_linux_from(root: &Path) -> Inventory {
     linux::collect(root, root == Path::new("/"))
 }
 
+/// Collects the inventory of the tree under `root`: a macOS tree (one with
+/// `System/Library/CoreServices/SystemVersion.plist`) as
+/// [`macos::collect_from`] does, anything else as a Linux tree
+/// ([`collect_linux_from`]).
+pub fn collect_from(root: &Path) -> Inventory {
+    if macos::is_macos_tree(root) {
+        macos::collect_from(root, std::time::SystemTime::now())
+    } else {
+        collect_linux_from(root)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,6 +169,69 @@ pub fn parse_sw_vers(output: &str) -> Os {
     }
 }
 
+/// The OS from `System/Library/CoreServices/SystemVersion.plist`, the file
+/// `sw_vers` itself reads (`ProductName`, `ProductVersion`).
+pub fn parse_system_version_plist(bytes: &[u8]) -> Option<Os> {
+    let value: plist::Value = plist::from_bytes(bytes).ok()?;
+    let dict = value.as_dictionary()?;
+    let get = |key: &str| dict.get(key)?.as_string().and_then(non_empty);
+    Some(Os {
+        family: OsFamily::Macos,
+        name: get("ProductName"),
+        version: get("ProductVersion"),
+    })
+}
+
+/// Where a macOS tree says its version.
+pub const SYSTEM_VERSION_PLIST: &str = "System/Library/CoreServices/SystemVersion.plist";
+
+/// Whether the tree under `root` is a macOS system (it has the file
+/// `sw_vers` reads).
+pub fn is_macos_tree(root: &Path) -> bool {
+    root.join(SYSTEM_VERSION_PLIST).is_file()
+}
+
+/// Collects a macOS inventory from the tree under `root` (a mounted disk, a
+/// fixture): its version, the application bundles in `Applications` and
+/// `Applications/Utilities`, and its security products. A tree that is not
+/// running has no processes, so the inventory says it is incomplete; no
+/// command (`codesign`, `mdatp`) is run against it.
+pub fn collect_from(root: &Path, now: std::time::SystemTime) -> super::Inventory {
+    use super::security::{self, Mdatp, Scan};
+    let mut inv = super::Inventory::empty(OsFamily::Macos);
+    match super::security::read_bounded(&root.join(SYSTEM_VERSION_PLIST), 256 * 1024)
+        .and_then(|b| parse_system_version_plist(&b))
+    {
+        Some(os) => inv.os = os,
+        None => inv.warn("os", format!("cannot read {SYSTEM_VERSION_PLIST}")),
+    }
+    let dirs = [
+        root.join("Applications"),
+        root.join("Applications/Utilities"),
+    ];
+    let (apps, failures) = scan_applications(&dirs);
+    for f in failures {
+        inv.warn("macos-apps", f);
+    }
+    inv.software.extend(apps.into_iter().map(|a| a.software));
+    inv.warn(
+        "processes",
+        "a macOS tree that is not running has no process list",
+    );
+    let found = security::macos_products(&Scan {
+        root,
+        now,
+        processes: None,
+        software: &inv.software,
+        mdatp: Mdatp::Skip,
+    });
+    inv.security_products.extend(found.products);
+    for w in found.warnings {
+        inv.warn("security-products", w);
+    }
+    inv
+}
+
 #[cfg(target_os = "macos")]
 pub use live::collect;
 

@@ -47,7 +47,8 @@ struct Source {
     /// Collect the Linux inventory from the file system under DIR instead of
     /// this machine: a container image, a chroot, a mounted disk. Reads
     /// DIR/var/lib/dpkg/status, DIR/etc/os-release, DIR/proc, DIR/snap (and
-    /// the rpm database with `rpm --root DIR`).
+    /// the rpm database with `rpm --root DIR`). A macOS tree (with
+    /// System/Library/CoreServices/SystemVersion.plist) is read as macOS.
     #[arg(long, value_name = "DIR", conflicts_with = "from_osquery")]
     root: Option<PathBuf>,
 }
@@ -154,7 +155,7 @@ fn inventory(source: &Source) -> Result<Inventory> {
             if !root.is_dir() {
                 bail!("--root {}: not a directory", root.display());
             }
-            agent::collect_linux_from(root)
+            agent::collect_from(root)
         }
         (None, None) => agent::collect(),
     };

@@ -8,11 +8,13 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::support::{agent, attest, clamav_root, copy_tree, cvd_header, fixture, s, AgentGate};
+use crate::support::{
+    agent, attest, clamav_root, copy_tree, cvd_header, fixture, macos_root, s, AgentGate,
+};
 use posture_agent::macos::scan_applications;
 use posture_agent::mdatp::{parse_health_json, MdatpError};
 use posture_agent::security::{linux_products, macos_products, Found, Mdatp, Scan};
-use posture_agent::{collect_linux_from, procfs, Inventory};
+use posture_agent::{collect_from, collect_linux_from, procfs, Inventory};
 use posture_core::attestation::claims::{
     Claims, OsFamily, Process, SecurityProduct, SecurityProductKind, Software,
 };
@@ -651,4 +653,96 @@ async fn a_gate_that_requires_an_antivirus_admits_fresh_clamav_only() {
     )
     .await;
     assert_eq!(run.code, Some(3), "{}", run.all());
+}
+
+#[test]
+fn a_macos_tree_is_collected_as_macos() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = macos_root(dir.path(), "macos-root", DAY);
+    let inv = collect_from(&root);
+    assert_eq!(inv.os.family, OsFamily::Macos);
+    assert_eq!(
+        (inv.os.name.as_deref(), inv.os.version.as_deref()),
+        (Some("macOS"), Some("14.4.1"))
+    );
+    let mut apps: Vec<&str> = inv.software.iter().map(|s| s.name.as_str()).collect();
+    apps.sort();
+    assert_eq!(apps, ["Falcon", "Microsoft Defender"]);
+    // A tree that is not running has no processes, and says so; nothing else
+    // is missing.
+    let collectors: Vec<&str> = inv.warnings.iter().map(|w| w.collector).collect();
+    assert_eq!(collectors, ["processes"]);
+    assert_eq!(
+        state(product(&inv.security_products, "XProtect")),
+        (Some(true), Some(true))
+    );
+    // mdatp is never run for a tree: Defender's state is unknown.
+    assert_eq!(
+        state(product(
+            &inv.security_products,
+            "Microsoft Defender for Endpoint"
+        )),
+        (None, None)
+    );
+    assert_eq!(inv.security_products.len(), 5);
+    // A Linux tree is still read as Linux.
+    assert_eq!(
+        collect_from(&fixture("debian-clean")).os.family,
+        OsFamily::Linux
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gate_that_requires_an_antivirus_admits_a_clean_mac_with_current_xprotect() {
+    let gate = AgentGate::start_with(|text| {
+        text.replace(
+            "name = \"strict\"\n",
+            "name = \"strict\"\nrequire_antivirus = true\n",
+        )
+    })
+    .await;
+    let (_, device) = gate.device("mac-001", DeviceKeyType::P256);
+    let clean = macos_root(gate.dir.path(), "macos-clean", 3 * DAY);
+    let run = agent(&["collect", "--json", "--root", s(&clean)]).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["os"]["family"], "macos");
+    assert_eq!(
+        v["security_products"],
+        serde_json::json!([{
+            "name": "XProtect",
+            "vendor": "Apple Inc.",
+            "kind": "antivirus",
+            "enabled": true,
+            "up_to_date": true
+        }])
+    );
+    let run = attest(&gate, &device, &["--root", s(&clean), "--json"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let verdict: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(verdict["decisions"]["finance"], "allow", "{verdict}");
+
+    let outdated = macos_root(gate.dir.path(), "macos-clean", 60 * DAY);
+    let run = attest(&gate, &device, &["--root", s(&outdated), "--json"]).await;
+    assert_eq!(run.code, Some(3), "{}", run.all());
+    let verdict: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(verdict["decisions"]["finance"], "deny", "{verdict}");
+
+    // Current XProtect, but Kaspersky's launch daemon is installed.
+    let kaspersky = macos_root(gate.dir.path(), "macos-root", DAY);
+    let run = attest(&gate, &device, &["--root", s(&kaspersky), "--json"]).await;
+    assert_eq!(run.code, Some(3), "{}", run.all());
+    let verdict: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(verdict["decisions"]["finance"], "deny", "{verdict}");
+    assert!(
+        verdict["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["catalog_id"] == "kaspersky"
+                && f["item"]["kind"] == "security_product"
+                && f["item"]["vendor"] == "AO Kaspersky Lab"),
+        "{verdict}"
+    );
 }

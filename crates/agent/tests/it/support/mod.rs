@@ -107,6 +107,21 @@ pub fn clamav_root(dir: &Path, age: std::time::Duration) -> PathBuf {
     root
 }
 
+/// A macOS fixture tree (`macos-clean`, `macos-root`) copied under `dir`,
+/// its XProtect definitions written `age` before now (git keeps no
+/// modification times, so the checkout's would say nothing).
+pub fn macos_root(dir: &Path, name: &str, age: std::time::Duration) -> PathBuf {
+    let root = dir.join(format!("{name}-{}", age.as_secs()));
+    copy_tree(&fixture(name), &root);
+    let meta = root.join(
+        "Library/Apple/System/Library/CoreServices/XProtect.bundle/Contents/Resources/XProtect.meta.plist",
+    );
+    let file = std::fs::File::options().write(true).open(meta).unwrap();
+    file.set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
+    root
+}
+
 /// A running gate with the development PKI of `posture_testkit::pki` (root CA,
 /// device CA, a server certificate for localhost) in a temp dir.
 pub struct AgentGate {
