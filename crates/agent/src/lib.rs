@@ -13,8 +13,12 @@
 //! osquery      collectors; every parser is OS-independent and tested with
 //!              fixtures on every OS
 //! attest       the attest client: challenge, sign, post, read the verdict
-//! render       the inventory and verdict as a table or JSON for the person
-//! main.rs      the posture-agent command (collect, attest, run)
+//! render       the inventory as a table (Dutch or English) or JSON, and
+//!              the one line saying whether anything prohibited is there
+//! report       the gate's verdict in words (Dutch or English), exit codes
+//! config       agent.toml: where it is found, what it may say
+//! i18n         the locale's language; errors and service triggers in words
+//! main.rs      the posture-agent command (collect, attest, token)
 //! ```
 //!
 //! The inventory is what this machine reports in the claims of
@@ -33,14 +37,17 @@
 
 pub mod attest;
 mod command;
+pub mod config;
 pub mod dpkg;
 pub mod flatpak;
+pub mod i18n;
 mod linux;
 pub mod macos;
 pub mod os_release;
 pub mod osquery;
 pub mod procfs;
 mod render;
+pub mod report;
 pub mod rpm;
 pub mod snap;
 pub mod windows;
@@ -55,7 +62,7 @@ use posture_core::attestation::claims::{
 };
 
 pub use osquery::{from_osquery, OsqueryError};
-pub use render::{render_json, render_table};
+pub use render::{prohibited_line, render_json, render_table, render_table_in};
 
 /// What one collection run found, and whether it is the whole truth.
 #[derive(Debug, Clone, PartialEq)]
