@@ -8,4 +8,5 @@ mod collect;
 mod docs;
 mod e2e;
 mod interop;
+mod service_files;
 mod ux;
