@@ -69,12 +69,13 @@ pub fn locate(
     if let Some(path) = env.filter(|v| !v.is_empty()) {
         return Some((PathBuf::from(path), Origin::Env));
     }
-    // `exists` is false for a path that cannot be looked at either; reading
-    // it then says why.
-    if default.exists() {
-        return Some((default.to_path_buf(), Origin::Default));
+    // Only a file that is not there is skipped: one this user may not read
+    // (a folder closed to everyone but the service) must say so, or the
+    // person would be told that settings are missing instead.
+    match std::fs::metadata(default) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => Some((default.to_path_buf(), Origin::Default)),
     }
-    None
 }
 
 /// What the file sets.
@@ -322,6 +323,8 @@ mod tests {
         let flag = Path::new("/from/flag.toml");
         let env = || Some(OsString::from("/from/env.toml"));
         assert_eq!(locate(None, None, &default), None);
+        // Under a file, not a folder: also not there.
+        assert_eq!(locate(None, None, &dir.path().join("agent.toml/x")), None);
         std::fs::write(&default, "").unwrap();
         assert_eq!(
             locate(None, None, &default),

@@ -87,6 +87,24 @@ pub fn key_not_readable(path: &str, os: ServiceOs, lang: Lang) -> String {
     }
 }
 
+/// The configuration file exists but this user may not read it: an
+/// installation that keeps its settings to the service.
+pub fn config_not_readable(path: &str, os: ServiceOs, lang: Lang) -> String {
+    let trigger = os.trigger();
+    match lang {
+        Lang::Nl => format!(
+            "kan het configuratiebestand {path} niet lezen: geen toegang. Laat de \
+             posture-agent-service dit apparaat nu controleren met:\n    {trigger}\nen laad \
+             daarna de pagina opnieuw."
+        ),
+        Lang::En => format!(
+            "cannot read the configuration file {path}: permission denied. Have the \
+             posture-agent service check this device now with:\n    {trigger}\nthen reload \
+             the page."
+        ),
+    }
+}
+
 /// An attest error in words, with what to do where the agent knows it.
 pub fn attest_error(e: &AttestError, lang: Lang) -> String {
     use AttestError as E;
@@ -168,6 +186,14 @@ pub fn attest_error(e: &AttestError, lang: Lang) -> String {
 
 /// A configuration file error in words; the place stays `file:line:column`.
 pub fn config_error(e: &ConfigError, lang: Lang) -> String {
+    if let ConfigError::Read {
+        path,
+        kind: std::io::ErrorKind::PermissionDenied,
+        ..
+    } = e
+    {
+        return config_not_readable(path, ServiceOs::this(), lang);
+    }
     if lang == Lang::En {
         return e.to_string();
     }
@@ -277,6 +303,9 @@ mod tests {
                 let text = key_not_readable("/k.pem", os, lang);
                 assert!(text.contains(&format!("\n    {command}\n")), "{text}");
                 assert!(text.contains("/k.pem"), "{text}");
+                let text = config_not_readable("/agent.toml", os, lang);
+                assert!(text.contains(&format!("\n    {command}\n")), "{text}");
+                assert!(text.contains("/agent.toml"), "{text}");
             }
         }
     }

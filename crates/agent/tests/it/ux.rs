@@ -619,4 +619,18 @@ fn an_unreadable_key_tells_the_person_to_trigger_the_service() {
         "{stderr}"
     );
     assert!(Path::new(&key).exists());
+
+    // Settings closed to this user: the same advice, not "missing --gate".
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "gate = \"https://gate.example:8443\"\n").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let config = config.display().to_string();
+    let (code, stderr) = run("C.UTF-8", &["attest", "--config", &config]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot read the configuration file {config}: permission denied. Have the posture-agent service check this device now with:\n    systemctl start posture-agent.service\n"
+        )),
+        "{stderr}"
+    );
 }
