@@ -634,3 +634,46 @@ fn an_unreadable_key_tells_the_person_to_trigger_the_service() {
         "{stderr}"
     );
 }
+
+/// A gate whose certificate is from a private CA, and no `ca` anywhere: the
+/// system's roots do not know it, and the agent says both ways to give it.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_gates_ca_the_agent_says_to_pass_or_set_it() {
+    let gate = AgentGate::start().await;
+    let (_, device) = gate.device("lt-noca", DeviceKeyType::P256);
+    let config = device.dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "gate = {:?}\ncert = {:?}\nkey = {:?}\n",
+            gate.url(),
+            s(&device.cert),
+            s(&device.key)
+        ),
+    )
+    .unwrap();
+    let run = agent(&["attest", "--config", s(&config)]).await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "UnknownIssuer (the gate's server certificate is not trusted by this system; pass \
+             the CA that issued it with --ca, or set ca in the configuration file)"
+        ),
+        "{}",
+        run.all()
+    );
+    let run = agent_env(
+        &["attest", "--config", s(&config)],
+        &[("LANG", "nl_NL.UTF-8")],
+    )
+    .await;
+    assert!(
+        run.stderr.contains(
+            "UnknownIssuer (dit systeem vertrouwt het servercertificaat van de gate niet; geef \
+             de CA die het uitgaf mee met --ca, of zet ca in het configuratiebestand)"
+        ),
+        "{}",
+        run.all()
+    );
+    assert_eq!(gate.handle.posture_count(), 0);
+}
