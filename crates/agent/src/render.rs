@@ -108,7 +108,7 @@ pub fn render_table_in(inv: &Inventory, lang: Lang) -> String {
             &mut out,
             [
                 t("NAAM", "NAME"),
-                t("AAN", "ENABLED"),
+                t("INGESCHAKELD", "ENABLED"),
                 t("BIJGEWERKT", "UP TO DATE"),
             ],
             &rows,
