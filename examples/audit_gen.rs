@@ -219,6 +219,7 @@ fn main() -> Result<()> {
                 Vec::new()
             };
             let event = AuditEvent::Attestation(AttestationEvent {
+                reference: None,
                 device: Some(device),
                 source: d.source,
                 valid: true,

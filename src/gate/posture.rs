@@ -192,7 +192,14 @@ async fn attest(
         now,
     )
     .await;
-    reservation.send(&attestation.event(client.identity, conn.peer));
+    // One reference for the answer and its audit line: the agent prints it,
+    // the service desk finds the line by it.
+    let reference = posture_core::decision::Reference::new();
+    let mut event = attestation.event(client.identity, conn.peer);
+    if let posture_core::audit::AuditEvent::Attestation(e) = &mut event {
+        e.reference = Some(&reference);
+    }
+    reservation.send(&event);
     if let (Ok((posture, _)), true, Some(identity), Some(der)) = (
         &attestation.result,
         attestation.remembered,
@@ -204,18 +211,26 @@ async fn attest(
     if let Some(e) = &attestation.store_error {
         tracing::warn!(peer = %conn.peer, "attestation: {e}");
     }
+    let with_reference = |mut response: Response<Body>| {
+        if let Ok(v) = HeaderValue::from_str(&reference) {
+            response.headers_mut().insert(super::headers::REFERENCE, v);
+        }
+        response
+    };
     match &attestation.result {
         // A verdict the gate could not remember would not admit the device:
         // the agent is told to retry rather than that all is well.
         Ok(_) if attestation.store_error.is_some() => nonce_memory_full(1),
-        Ok((_, verdict)) => json(StatusCode::OK, verdict),
+        Ok((_, verdict)) => with_reference(json(StatusCode::OK, verdict)),
         Err(Refusal {
             retry_later: true, ..
         }) => {
             let retry_after = shared.used_nonces.full_for(now).await;
             nonce_memory_full(retry_after.ok().flatten().unwrap_or(1))
         }
-        Err(Refusal { reason, .. }) => json(StatusCode::BAD_REQUEST, &Invalid::new(*reason)),
+        Err(Refusal { reason, .. }) => {
+            with_reference(json(StatusCode::BAD_REQUEST, &Invalid::new(*reason)))
+        }
     }
 }
 

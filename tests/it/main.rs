@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod attest_reference;
 mod audit_disk;
 mod audit_log;
 mod cli;

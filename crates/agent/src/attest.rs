@@ -27,6 +27,11 @@ const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 pub enum AttestError {
     #[error("cannot read {path}: {message}")]
     File { path: String, message: String },
+    /// The device key exists but this user may not read it: on an installed
+    /// device only the service account may (the caller tells the person to
+    /// trigger the service instead).
+    #[error("cannot read {0}: permission denied")]
+    KeyNotReadable(String),
     #[error("the private key in {0} does not belong to the certificate")]
     KeyMismatch(String),
     #[error("{0}")]
@@ -34,9 +39,26 @@ pub enum AttestError {
     #[error("bad gate URL {0:?}: use https://host[:port]")]
     Url(String),
     #[error("cannot reach the gate at {addr}: {message}")]
-    Unreachable { addr: String, message: String },
+    Unreachable {
+        addr: String,
+        message: String,
+        /// Nothing listens there (connection refused): a wrong port, or
+        /// the gate is not running.
+        refused: bool,
+    },
     #[error("TLS with the gate failed: {0}")]
     Tls(String),
+    /// The gate's server certificate does not chain to a trusted root:
+    /// `ca` is the `--ca` file used, `None` for the system's roots.
+    #[error("TLS with the gate failed: {detail} ({})", match ca {
+        Some(ca) => format!("the gate's server certificate is not issued by a CA in {ca}"),
+        None => "the gate's server certificate is not trusted by this system; pass the CA that issued it with --ca, or set ca in the configuration file".to_owned(),
+    })]
+    UntrustedServer { detail: String, ca: Option<String> },
+    /// The gate ended the TLS session with an alert after the handshake:
+    /// in TLS 1.3 that is how it rejects the client certificate.
+    #[error("HTTP exchange with the gate failed: {0} (the gate rejected this device certificate: is it issued by the gate's client CA, valid now and not revoked?)")]
+    CertRejected(String),
     #[error("HTTP exchange with the gate failed: {0}")]
     Http(String),
     #[error("the gate answered {status} to {what}: {body}")]
@@ -45,8 +67,12 @@ pub enum AttestError {
         status: StatusCode,
         body: String,
     },
-    #[error("the gate refused the attestation: {0}")]
-    Refused(Reason),
+    #[error("the gate refused the attestation: {reason}")]
+    Refused {
+        reason: Reason,
+        /// The gate's `X-Posture-Reference`, the key to its audit event.
+        reference: Option<String>,
+    },
     #[error("could not sign the attestation: {0}")]
     Sign(String),
 }
@@ -71,7 +97,13 @@ impl Credentials {
         let leaf = chain
             .first()
             .ok_or_else(|| file_err(cert, "no certificate in the file".into()))?;
-        let pem = std::fs::read_to_string(key).map_err(|e| file_err(key, e.to_string()))?;
+        let pem = std::fs::read_to_string(key).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                AttestError::KeyNotReadable(key.display().to_string())
+            } else {
+                file_err(key, e.to_string())
+            }
+        })?;
         let signing = SigningKey::from_pem(&pem)
             .map_err(|e| AttestError::Key(format!("{}: {e}", key.display())))?;
         match key_matches_certificate(&signing, leaf) {
@@ -98,6 +130,8 @@ impl Credentials {
 pub struct GateAnswer {
     /// The verdict of spec section 5, as the core's type.
     pub verdict: Verdict,
+    /// The gate's `X-Posture-Reference`, the key to its audit event.
+    pub reference: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +157,7 @@ pub async fn attest_once(
         .map_err(|_| AttestError::Unreachable {
             addr: gate.to_owned(),
             message: format!("no answer within {timeout:?}"),
+            refused: false,
         })?
 }
 
@@ -159,6 +194,7 @@ async fn attest_inner(
             .map_err(|e| AttestError::Unreachable {
                 addr: addr.clone(),
                 message: e.to_string(),
+                refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
             })?;
     let name = ServerName::try_from(
         host.trim_start_matches('[')
@@ -169,7 +205,7 @@ async fn attest_inner(
     let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
         .connect(name, tcp)
         .await
-        .map_err(|e| AttestError::Tls(explain_tls(&e, ca)))?;
+        .map_err(|e| tls_error(&e, ca))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| AttestError::Http(e.to_string()))?;
@@ -182,7 +218,7 @@ async fn attest_inner(
         .header("accept", "application/json")
         .body(Full::new(Bytes::new()))
         .map_err(|e| AttestError::Http(e.to_string()))?;
-    let (status, body) = send(&mut sender, req).await?;
+    let (status, body, _) = send(&mut sender, req).await?;
     if status != StatusCode::OK {
         return Err(AttestError::Status {
             what: "the challenge",
@@ -202,16 +238,19 @@ async fn attest_inner(
         .header("accept", "application/json")
         .body(Full::new(Bytes::from(token)))
         .map_err(|e| AttestError::Http(e.to_string()))?;
-    let (status, body) = send(&mut sender, req).await?;
+    let (status, body, reference) = send(&mut sender, req).await?;
     match status {
         StatusCode::OK => {
             let verdict = serde_json::from_slice(&body).map_err(|e| {
                 AttestError::Http(format!("the gate's verdict cannot be read: {e}"))
             })?;
-            Ok(GateAnswer { verdict })
+            Ok(GateAnswer { verdict, reference })
         }
         StatusCode::BAD_REQUEST => match serde_json::from_slice::<Refusal>(&body) {
-            Ok(r) => Err(AttestError::Refused(r.reason)),
+            Ok(r) => Err(AttestError::Refused {
+                reason: r.reason,
+                reference,
+            }),
             Err(_) => Err(AttestError::Status {
                 what: "the attestation",
                 status,
@@ -226,44 +265,43 @@ async fn attest_inner(
     }
 }
 
-fn explain_tls(e: &std::io::Error, ca: Option<&Path>) -> String {
-    let text = e.to_string();
-    if !text.contains("invalid peer certificate") {
-        return text;
+fn tls_error(e: &std::io::Error, ca: Option<&Path>) -> AttestError {
+    let detail = e.to_string();
+    if !detail.contains("invalid peer certificate") {
+        return AttestError::Tls(detail);
     }
-    match ca {
-        Some(ca) => format!(
-            "{text} (the gate's server certificate is not issued by a CA in {})",
-            ca.display()
-        ),
-        None => format!(
-            "{text} (the gate's server certificate is not trusted by this system; \
-             pass the CA that issued it with --ca)"
-        ),
+    AttestError::UntrustedServer {
+        detail,
+        ca: ca.map(|p| p.display().to_string()),
     }
 }
 
+/// Status, body and the `X-Posture-Reference` of one exchange.
 async fn send(
     sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     req: Request<Full<Bytes>>,
-) -> Result<(StatusCode, Bytes), AttestError> {
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| AttestError::Http(explain_http(&e)))?;
+) -> Result<(StatusCode, Bytes, Option<String>), AttestError> {
+    let resp = sender.send_request(req).await.map_err(|e| http_error(&e))?;
     let status = resp.status();
+    // Shown to a person: printable ASCII of a sane length only.
+    let reference = resp
+        .headers()
+        .get("x-posture-reference")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
     let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
         .collect()
         .await
         .map_err(|e| AttestError::Http(e.to_string()))?
         .to_bytes();
-    Ok((status, body))
+    Ok((status, body, reference))
 }
 
 /// hyper's own message ("connection error") hides the cause; in TLS 1.3 a
 /// gate that rejects the client certificate says so only with an alert on
 /// the first read, which arrives here.
-fn explain_http(e: &hyper::Error) -> String {
+fn http_error(e: &hyper::Error) -> AttestError {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -272,12 +310,10 @@ fn explain_http(e: &hyper::Error) -> String {
         source = s.source();
     }
     if text.contains("received fatal alert") {
-        text.push_str(
-            " (the gate rejected this device certificate: is it issued by the gate's \
-             client CA, valid now and not revoked?)",
-        );
+        AttestError::CertRejected(text)
+    } else {
+        AttestError::Http(text)
     }
-    text
 }
 
 fn lossy(b: &[u8]) -> String {

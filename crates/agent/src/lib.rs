@@ -15,8 +15,12 @@
 //! security     security products of Linux and macOS (clamav, mdatp,
 //!              xprotect, third-party products by install location)
 //! attest       the attest client: challenge, sign, post, read the verdict
-//! render       the inventory and verdict as a table or JSON for the person
-//! main.rs      the posture-agent command (collect, attest, run)
+//! render       the inventory as a table (Dutch or English) or JSON, and
+//!              the one line saying whether anything prohibited is there
+//! report       the gate's verdict in words (Dutch or English), exit codes
+//! config       agent.toml: where it is found, what it may say
+//! i18n         the locale's language; errors and service triggers in words
+//! main.rs      the posture-agent command (collect, attest, token)
 //! ```
 //!
 //! The inventory is what this machine reports in the claims of
@@ -36,8 +40,10 @@
 pub mod attest;
 pub mod clamav;
 mod command;
+pub mod config;
 pub mod dpkg;
 pub mod flatpak;
+pub mod i18n;
 mod linux;
 pub mod macos;
 pub mod mdatp;
@@ -45,6 +51,7 @@ pub mod os_release;
 pub mod osquery;
 pub mod procfs;
 mod render;
+pub mod report;
 pub mod rpm;
 pub mod security;
 pub mod snap;
@@ -61,7 +68,7 @@ use posture_core::attestation::claims::{
 };
 
 pub use osquery::{from_osquery, OsqueryError};
-pub use render::{render_json, render_table};
+pub use render::{prohibited_line, render_json, render_table, render_table_in};
 
 /// What one collection run found, and whether it is the whole truth.
 #[derive(Debug, Clone, PartialEq)]

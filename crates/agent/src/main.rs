@@ -1,9 +1,17 @@
 //! The `posture-agent` command, run on the endpoint: collects the inventory,
 //! signs it with the device key and attests to the gate.
 //!
+//! Settings come from the command line, then the configuration file
+//! (`posture_agent::config`), so the installed service and a person run the
+//! same gate, CA, certificate and key. What a person reads is in Dutch or
+//! English (`posture_agent::i18n`).
+//!
 //! Exit codes: 0 allowed on every segment (or the command succeeded), 3
-//! denied on at least one segment, 1 on any error (unreachable gate, bad or
-//! mismatched key, a token the gate refused), 2 for bad usage (clap).
+//! denied on at least one segment, 4 allowed everywhere but warned on at
+//! least one segment (a warn rule, including a staged one before its date),
+//! 1 on any error (unreachable gate, bad, unreadable or mismatched key, a
+//! configuration file that cannot be used, a token the gate refused), 2 for
+//! bad usage (clap).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,26 +21,51 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use posture_agent::attest::{attest_once, AttestError, Credentials, GateAnswer};
+use posture_agent::config::{self, AgentConfig, ConfigError};
+use posture_agent::i18n::{self, Lang};
+use posture_agent::report::{self, Outcome};
 use posture_agent::{self as agent, Inventory};
 use posture_core::attestation::claims::OsFamily;
-use posture_core::catalogue::Catalogue;
 use posture_core::decision::unix_now as now;
-use posture_core::verdict::{Decision, Finding, ItemKind, Requirement, Unmet, Verdict};
 
 const EXIT_ERROR: u8 = 1;
-const EXIT_DENIED: u8 = 3;
 /// How long one attestation (connect, challenge, post) may take.
 const ATTEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first retry after a failed attestation in `--interval` mode.
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 
+const EXIT_CODES: &str = "\
+Exit codes of attest: 0 allowed on every segment; 3 denied on at least one
+segment; 4 allowed, but warned on at least one segment (for a staged rule the
+output says from which date access will be refused); 1 an error (unreachable
+gate, unreadable or mismatched key, a configuration file that cannot be used,
+a report the gate refused: the output gives the reason code and the gate's
+reference); 2 wrong arguments. collect and token: 0 done, 1 error.
+
+Settings not given as flags come from the configuration file: --config FILE,
+else $POSTURE_AGENT_CONFIG, else /etc/posture-agent/agent.toml (Linux),
+/Library/Application Support/posture-agent/agent.toml (macOS),
+%ProgramData%\\posture-agent\\agent.toml (Windows) if it exists. Keys: gate,
+ca, cert, key, interval, lang. Flags override the file.
+
+Output is in Dutch when LC_ALL, LC_MESSAGES or LANG (the first one set)
+starts with nl, else English; --lang or lang in the file decide instead.";
+
 #[derive(Parser)]
 #[command(
     name = "posture-agent",
     version,
-    about = "Reports this device's posture to a posture-gate"
+    about = "Reports this device's posture to a posture-gate",
+    after_help = EXIT_CODES
 )]
 struct Cli {
+    /// The configuration file (agent.toml) to read settings from.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The language of the output: nl or en (default: the file's lang,
+    /// else the locale's).
+    #[arg(long, global = true, value_name = "nl|en", value_parser = parse_lang)]
+    lang: Option<Lang>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,22 +86,24 @@ struct Source {
     root: Option<PathBuf>,
 }
 
-/// The device's certificate and key.
+/// The device's certificate and key (default: cert and key of the
+/// configuration file).
 #[derive(Args)]
 struct Device {
     /// PEM device certificate (leaf first, then its CA chain).
     #[arg(long, value_name = "PEM")]
-    cert: PathBuf,
+    cert: Option<PathBuf>,
     /// PEM private key of the device certificate (PKCS#8 or SEC1; P-256,
     /// P-384 or Ed25519).
     #[arg(long, value_name = "PEM")]
-    key: PathBuf,
+    key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Print what this machine would report (installed software, processes,
-    /// OS, security products), without sending anything.
+    /// OS, security products), without sending anything, and one line
+    /// saying whether the built-in catalogue finds anything prohibited.
     Collect {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -77,15 +112,17 @@ enum Command {
         source: Source,
     },
     /// Attest to the gate over mutual TLS and print the verdict in plain
-    /// words. Exit 0: allowed everywhere; 3: denied somewhere; 1: error.
+    /// words. Exit 0: allowed everywhere; 3: denied somewhere; 4: warned
+    /// somewhere; 1: error.
     Attest {
-        /// The gate, e.g. https://gate.example.nl:8443
+        /// The gate, e.g. https://gate.example.nl:8443 (default: gate of the
+        /// configuration file).
         #[arg(long, value_name = "URL")]
-        gate: String,
+        gate: Option<String>,
         #[command(flatten)]
         device: Device,
         /// PEM CA bundle that issued the gate's server certificate (default:
-        /// the system's roots).
+        /// ca of the configuration file, else the system's roots).
         #[arg(long, value_name = "PEM")]
         ca: Option<PathBuf>,
         /// Print the gate's verdict JSON instead of words.
@@ -93,8 +130,11 @@ enum Command {
         json: bool,
         /// Keep attesting, at most this far apart (e.g. 10m) and always well
         /// before the posture ages out, retrying sooner after an error.
-        #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+        #[arg(long, value_name = "DURATION", value_parser = config::parse_interval)]
         interval: Option<Duration>,
+        /// Attest once even if the configuration file sets an interval.
+        #[arg(long, conflicts_with = "interval")]
+        once: bool,
         #[command(flatten)]
         source: Source,
     },
@@ -114,13 +154,8 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    // A zero or sub-second interval would hammer the gate.
-    if d < Duration::from_secs(1) {
-        return Err("the interval must be at least 1s".into());
-    }
-    Ok(d)
+fn parse_lang(s: &str) -> Result<Lang, String> {
+    config::parse_lang(s).ok_or_else(|| "use nl or en".to_owned())
 }
 
 fn main() -> ExitCode {
@@ -133,27 +168,59 @@ fn main() -> ExitCode {
         // Colour codes only for a person at a terminal, never into log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    // Until the file is read (it may set lang), the flag or the locale.
+    let lang = cli
+        .lang
+        .unwrap_or_else(|| i18n::from_env(|name| std::env::var_os(name)));
+    let file = match config::locate(
+        cli.config.as_deref(),
+        std::env::var_os(config::ENV_VAR),
+        &config::default_path(),
+    ) {
+        None => None,
+        Some((path, _)) => match config::load(&path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("posture-agent: {}", i18n::config_error(&e, lang));
+                return ExitCode::from(EXIT_ERROR);
+            }
+        },
+    };
+    let lang = cli
+        .lang
+        .or(file.as_ref().and_then(|f| f.lang))
+        .unwrap_or(lang);
+    match run(cli.command, file.as_ref(), lang) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("posture-agent: {}", explain(&e));
+            eprintln!("posture-agent: {}", explain(&e, lang));
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-fn inventory(source: &Source) -> Result<Inventory> {
+fn inventory(source: &Source, lang: Lang) -> Result<Inventory> {
     let inv = match (&source.from_osquery, &source.root) {
         (Some(p), _) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let text = std::fs::read_to_string(p).with_context(|| {
+                format!(
+                    "{} {}",
+                    lang.pick("kan niet lezen:", "cannot read"),
+                    p.display()
+                )
+            })?;
             agent::from_osquery(&text).with_context(|| format!("{}", p.display()))?
         }
         (None, Some(root)) => {
             // A typo in DIR would otherwise give an empty, "clean" inventory
             // with only warnings.
             if !root.is_dir() {
-                bail!("--root {}: not a directory", root.display());
+                bail!(
+                    "--root {}: {}",
+                    root.display(),
+                    lang.pick("geen map", "not a directory")
+                );
             }
             agent::collect_from(root)
         }
@@ -175,14 +242,50 @@ fn hostname() -> Option<String> {
         .or_else(|| std::env::var("COMPUTERNAME").ok())
 }
 
-fn run(command: Command) -> Result<ExitCode> {
+/// A setting from its flag, else from the file, else an error that says
+/// where it can be given.
+fn required<T: Clone>(
+    flag: Option<T>,
+    from_file: Option<&T>,
+    (name, key): (&str, &str),
+    file: Option<&AgentConfig>,
+    lang: Lang,
+) -> Result<T> {
+    match flag.or_else(|| from_file.cloned()) {
+        Some(v) => Ok(v),
+        None => {
+            let path = file.map(|f| f.path.display().to_string());
+            bail!(i18n::missing(name, key, path.as_deref(), lang))
+        }
+    }
+}
+
+fn credentials(device: Device, file: Option<&AgentConfig>, lang: Lang) -> Result<Credentials> {
+    let cert = required(
+        device.cert,
+        file.and_then(|f| f.cert.as_ref()),
+        ("--cert", "cert"),
+        file,
+        lang,
+    )?;
+    let key = required(
+        device.key,
+        file.and_then(|f| f.key.as_ref()),
+        ("--key", "key"),
+        file,
+        lang,
+    )?;
+    Ok(Credentials::load(&cert, &key)?)
+}
+
+fn run(command: Command, file: Option<&AgentConfig>, lang: Lang) -> Result<ExitCode> {
     match command {
         Command::Collect { json, source } => {
-            let inv = inventory(&source)?;
+            let inv = inventory(&source, lang)?;
             if json {
                 emit(&format!("{}\n", agent::render_json(&inv)))?;
             } else {
-                emit(&agent::render_table(&inv))?;
+                emit(&agent::render_table_in(&inv, lang))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -191,8 +294,8 @@ fn run(command: Command) -> Result<ExitCode> {
             nonce,
             source,
         } => {
-            let creds = Credentials::load(&device.cert, &device.key)?;
-            let claims = inventory(&source)?.into_claims(now(), nonce, hostname());
+            let creds = credentials(device, file, lang)?;
+            let claims = inventory(&source, lang)?.into_claims(now(), nonce, hostname());
             emit(&format!("{}\n", creds.sign(&claims)?))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -202,14 +305,27 @@ fn run(command: Command) -> Result<ExitCode> {
             ca,
             json,
             interval,
+            once,
             source,
         } => {
-            let creds = Credentials::load(&device.cert, &device.key)?;
+            let gate = required(
+                gate,
+                file.and_then(|f| f.gate.as_ref()),
+                ("--gate", "gate"),
+                file,
+                lang,
+            )?;
+            let creds = credentials(device, file, lang)?;
             let attester = Attester {
                 gate,
-                ca,
+                ca: ca.or_else(|| file.and_then(|f| f.ca.clone())),
                 creds,
                 source,
+                lang,
+            };
+            let interval = match once {
+                true => None,
+                false => interval.or(file.and_then(|f| f.interval)),
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -229,11 +345,12 @@ struct Attester {
     ca: Option<PathBuf>,
     creds: Credentials,
     source: Source,
+    lang: Lang,
 }
 
 impl Attester {
     async fn once(&self) -> Result<(GateAnswer, OsFamily)> {
-        let inv = inventory(&self.source)?;
+        let inv = inventory(&self.source, self.lang)?;
         let family = inv.os.family;
         let answer = attest_once(
             &self.gate,
@@ -248,7 +365,9 @@ impl Attester {
 
     async fn once_and_report(&self, json: bool) -> Result<ExitCode> {
         let (answer, family) = self.once().await?;
-        Ok(report(&answer, family, json))
+        Ok(ExitCode::from(
+            report(&answer, family, json, self.lang).exit_code(),
+        ))
     }
 
     /// Re-attests until SIGINT or SIGTERM. The next report goes out after
@@ -260,7 +379,7 @@ impl Attester {
         loop {
             let wait = match self.once().await {
                 Ok((answer, family)) => {
-                    report(&answer, family, json);
+                    report(&answer, family, json, self.lang);
                     backoff = FIRST_BACKOFF.min(every);
                     let next = next_attestation(&answer, every);
                     tracing::info!(
@@ -275,7 +394,7 @@ impl Attester {
                     tracing::error!(
                         retry_in = %humantime::format_duration(wait),
                         "{}",
-                        explain(&e)
+                        explain(&e, self.lang)
                     );
                     backoff = (backoff * 2).min(every);
                     wait
@@ -331,19 +450,16 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// An error in words; a refused token names the gate's reason code and what
-/// to do about it.
-fn explain(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<AttestError>() {
-        Some(AttestError::Refused(reason)) => {
-            let words = posture_core::reasons::explain(*reason, posture_core::lang::Lang::En);
-            format!(
-                "the gate refused the attestation (reason: {reason}): {} {}",
-                words.what, words.fix
-            )
-        }
-        _ => format!("{e:#}"),
+/// An error in words, in `lang`; a refused token names the gate's reason
+/// code, what to do about it and the gate's reference.
+fn explain(e: &anyhow::Error, lang: Lang) -> String {
+    if let Some(e) = e.downcast_ref::<AttestError>() {
+        return i18n::attest_error(e, lang);
     }
+    if let Some(e) = e.downcast_ref::<ConfigError>() {
+        return i18n::config_error(e, lang);
+    }
+    format!("{e:#}")
 }
 
 /// Writes to standard output; a closed pipe (`| head`) is not an error.
@@ -359,162 +475,19 @@ fn emit(text: &str) -> Result<()> {
     }
 }
 
-/// Prints the verdict in plain words (or its JSON); the exit code says
-/// whether any segment denied.
-fn report(answer: &GateAnswer, os: OsFamily, json: bool) -> ExitCode {
+/// Prints the verdict in plain words (or its JSON, unchanged); the outcome
+/// sets the exit code.
+fn report(answer: &GateAnswer, os: OsFamily, json: bool, lang: Lang) -> Outcome {
     let v = &answer.verdict;
-    // A decision this agent does not know reads as a denial (see
-    // `Decision`'s Deserialize).
-    let denied: Vec<&str> = v
-        .decisions
-        .iter()
-        .filter(|(_, d)| **d == Decision::Deny)
-        .map(|(seg, _)| seg.as_str())
-        .collect();
     let text = if json {
         format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
     } else {
-        words(v, &denied, os)
+        report::words(v, os, lang, answer.reference.as_deref())
     };
     if let Err(e) = emit(&text) {
         tracing::error!("{e:#}");
     }
-    if denied.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_DENIED)
-    }
-}
-
-/// `writeln!` into a String, which cannot fail.
-macro_rules! say {
-    ($out:expr, $($arg:tt)*) => {{
-        use std::fmt::Write as _;
-        let _ = writeln!($out, $($arg)*);
-    }};
-}
-
-fn words(v: &Verdict, denied: &[&str], os: OsFamily) -> String {
-    let mut out = String::new();
-    if denied.is_empty() {
-        say!(
-            out,
-            "Allowed: the gate admits this device to every segment."
-        );
-    } else {
-        say!(
-            out,
-            "DENIED: the gate refuses this device on {}.",
-            denied.join(", ")
-        );
-    }
-    say!(out, "Device: {}", v.device.subject);
-    out.push('\n');
-    for (segment, d) in &v.decisions {
-        let word = match d {
-            Decision::Allow => "allowed",
-            Decision::Warn => "allowed, with a warning",
-            Decision::Deny => "DENIED",
-        };
-        say!(out, "  {segment:<20} {word}");
-    }
-    let found = findings(&mut out, &v.findings, os);
-    let unmet = unmet(&mut out, &v.unmet);
-    if found || unmet {
-        say!(out, "\nThen run posture-agent attest again.");
-    }
-    say!(out, "\nThis posture is valid until {}.", v.valid_until);
-    out
-}
-
-/// Prohibited items and how to remove them; whether there were any.
-fn findings(out: &mut String, findings: &[Finding], os: OsFamily) -> bool {
-    if findings.is_empty() {
-        return false;
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    say!(out, "\nFound on this device:");
-    for f in findings {
-        let item = &f.item;
-        let version = item.version.as_deref().unwrap_or("");
-        if !seen.insert((f.catalog_id.as_str(), item.name.as_str(), version)) {
-            continue;
-        }
-        let kind = match item.kind {
-            ItemKind::Software => "software",
-            ItemKind::Process => "process",
-            ItemKind::SecurityProduct => "security_product",
-        };
-        let version = if version.is_empty() {
-            String::new()
-        } else {
-            format!(" {version}")
-        };
-        say!(
-            out,
-            "  - {kind} {}{version} (prohibited: {})",
-            item.name,
-            f.catalog_id
-        );
-    }
-    let ids: std::collections::BTreeSet<&str> =
-        findings.iter().map(|f| f.catalog_id.as_str()).collect();
-    removal_steps(out, &ids, os);
-    true
-}
-
-/// Requirements a policy set that the device does not meet (minimum OS
-/// version, a working antivirus), once each with the segments that want
-/// them; whether there were any. A denial without a finding must still say
-/// why.
-fn unmet(out: &mut String, unmet: &[Unmet]) -> bool {
-    if unmet.is_empty() {
-        return false;
-    }
-    // By code, so the list reads in the same order whatever the gate sent.
-    type Segments<'a> = (Requirement, Vec<&'a str>);
-    let mut by_requirement: std::collections::BTreeMap<(&str, &str), Segments<'_>> =
-        std::collections::BTreeMap::new();
-    for u in unmet {
-        by_requirement
-            .entry((u.requirement.code(), u.detail.as_str()))
-            .or_insert_with(|| (u.requirement, Vec::new()))
-            .1
-            .push(u.segment.as_str());
-    }
-    say!(out, "\nRequirements this device does not meet:");
-    for ((_, detail), (requirement, segments)) in by_requirement {
-        let what = match requirement {
-            Requirement::Antivirus => "an enabled, up-to-date antivirus that is not prohibited",
-            Requirement::MinOsVersion => "a minimum operating system version",
-        };
-        say!(out, "  - {what} (for {}): {detail}", segments.join(", "));
-    }
-    true
-}
-
-fn removal_steps(out: &mut String, ids: &std::collections::BTreeSet<&str>, os: OsFamily) {
-    let catalogue = match Catalogue::builtin() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!("no removal steps: the built-in catalogue does not load: {e}");
-            return;
-        }
-    };
-    for id in ids {
-        let Some(i) = catalogue.index_of(id) else {
-            say!(
-                out,
-                "\nRemove the software listed as {id} (ask the network team how)."
-            );
-            continue;
-        };
-        let entry = &catalogue.entries()[i];
-        say!(out, "\nHow to remove {}:", entry.title.en);
-        for (n, step) in entry.removal_steps(Some(os)).en.iter().enumerate() {
-            say!(out, "  {}. {step}", n + 1);
-        }
-    }
+    report::outcome(v)
 }
 
 #[cfg(test)]
@@ -523,69 +496,8 @@ mod tests {
 
     const FINGERPRINT: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
-    fn verdict(json: serde_json::Value) -> Verdict {
+    fn verdict(json: serde_json::Value) -> posture_core::verdict::Verdict {
         serde_json::from_value(json).unwrap()
-    }
-
-    #[test]
-    fn a_denial_for_an_unmet_requirement_says_which_and_where() {
-        let v = verdict(serde_json::json!({
-            "valid": true,
-            "decisions": {"kantoor": "deny", "gasten": "allow", "beheer": "deny"},
-            "device": {"subject": "CN=lt-1", "fingerprint_sha256": FINGERPRINT},
-            "findings": [],
-            "unmet": [
-                {"requirement": "antivirus", "segment": "kantoor", "action": "deny",
-                 "detail": "no enabled, up-to-date antivirus that is allowed was reported"},
-                {"requirement": "antivirus", "segment": "beheer", "action": "deny",
-                 "detail": "no enabled, up-to-date antivirus that is allowed was reported"},
-                {"requirement": "min_os_version", "segment": "beheer", "action": "deny",
-                 "detail": "windows 10.0.17763 (minimum 10.0.19045)"}
-            ],
-            "valid_until": "2026-11-23T12:00:00Z"
-        }));
-        let text = words(&v, &["beheer", "kantoor"], OsFamily::Windows);
-        assert!(
-            text.contains("DENIED: the gate refuses this device on beheer, kantoor."),
-            "{text}"
-        );
-        assert!(
-            text.contains("  - an enabled, up-to-date antivirus that is not prohibited (for kantoor, beheer): no enabled, up-to-date antivirus that is allowed was reported"),
-            "{text}"
-        );
-        assert!(
-            text.contains("  - a minimum operating system version (for beheer): windows 10.0.17763 (minimum 10.0.19045)"),
-            "{text}"
-        );
-        assert_eq!(
-            text.matches("Then run posture-agent attest again.").count(),
-            1,
-            "{text}"
-        );
-    }
-
-    /// A decision word of a newer gate must never read as an admission.
-    #[test]
-    fn a_decision_this_agent_does_not_know_is_a_denial() {
-        let v = verdict(serde_json::json!({"valid": true,
-            "decisions": {"gasten": "allow", "kluis": "quarantine"},
-            "device": {"subject": "CN=lt-1", "fingerprint_sha256": FINGERPRINT},
-            "valid_until": "2026-11-23T12:00:00Z", "findings": []}));
-        assert_eq!(v.decisions["kluis"], Decision::Deny);
-        let text = words(&v, &["kluis"], OsFamily::Linux);
-        assert!(text.contains("  kluis                DENIED"), "{text}");
-    }
-
-    #[test]
-    fn an_allowed_device_gets_no_remedy() {
-        let v = verdict(
-            serde_json::json!({"valid": true, "decisions": {"gasten": "allow"},
-            "device": {"subject": "CN=lt-1", "fingerprint_sha256": FINGERPRINT},
-            "valid_until": "2026-11-23T12:00:00Z", "findings": [], "unmet": []}),
-        );
-        let text = words(&v, &[], OsFamily::Linux);
-        assert!(text.starts_with("Allowed:"), "{text}");
-        assert!(!text.contains("Then run"), "{text}");
     }
 
     fn answer_valid_for(secs: i64) -> GateAnswer {
@@ -597,6 +509,7 @@ mod tests {
             verdict: verdict(serde_json::json!({ "valid": true, "valid_until": until,
                 "device": {"subject": "CN=lt-1", "fingerprint_sha256": FINGERPRINT},
                 "decisions": {}, "findings": [] })),
+            reference: None,
         }
     }
 
@@ -620,6 +533,7 @@ mod tests {
 
     #[test]
     fn an_interval_under_a_second_is_refused() {
+        use config::parse_interval;
         assert_eq!(parse_interval("10m"), Ok(Duration::from_secs(600)));
         assert!(parse_interval("0s").is_err());
         assert!(parse_interval("500ms").is_err());

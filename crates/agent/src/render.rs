@@ -1,20 +1,31 @@
-//! How `posture-agent collect` shows an inventory: a table for people, JSON
-//! (the claims subset plus completeness) for scripts.
+//! How `posture-agent collect` shows an inventory: a table for people (in
+//! Dutch or English, ending in one line that says whether the built-in
+//! catalogue finds anything prohibited), JSON (the claims subset plus
+//! completeness) for scripts.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use posture_core::attestation::claims::{Os, Process, SecurityProduct, Software, SoftwareSource};
+use posture_core::catalogue::{Catalogue, ItemRef, Matcher};
+use posture_core::lang::Lang;
 
 use super::{CollectorWarning, Inventory};
 
 /// Widest a table cell may be; longer values end in "…".
 const MAX_CELL: usize = 48;
 
-/// A readable report: the OS, the software, security products, processes
-/// (names only) and, first of all, whether the inventory is complete.
+/// A readable report in English: the OS, the software, security products,
+/// processes (names only) and, first of all, whether the inventory is
+/// complete.
 pub fn render_table(inv: &Inventory) -> String {
+    render_table_in(inv, Lang::En)
+}
+
+/// [`render_table`] in `lang`.
+pub fn render_table_in(inv: &Inventory, lang: Lang) -> String {
+    let t = |nl, en| lang.pick(nl, en);
     let mut out = String::new();
     let os = [inv.os.name.as_deref(), inv.os.version.as_deref()]
         .into_iter()
@@ -23,17 +34,32 @@ pub fn render_table(inv: &Inventory) -> String {
         .join(" ");
     let _ = writeln!(
         out,
-        "OS: {} ({})",
-        if os.is_empty() { "unknown" } else { &os },
+        "{}: {} ({})",
+        t("Besturingssysteem", "OS"),
+        if os.is_empty() {
+            t("onbekend", "unknown")
+        } else {
+            &os
+        },
         inv.os.family.as_str()
     );
     if inv.complete {
-        let _ = writeln!(out, "Inventory: complete");
+        let _ = writeln!(out, "{}", t("Inventaris: volledig", "Inventory: complete"));
     } else {
-        let _ = writeln!(out, "Inventory: INCOMPLETE");
+        let _ = writeln!(
+            out,
+            "{}",
+            t("Inventaris: ONVOLLEDIG", "Inventory: INCOMPLETE")
+        );
     }
     for w in &inv.warnings {
-        let _ = writeln!(out, "  warning [{}]: {}", w.collector, w.message);
+        let _ = writeln!(
+            out,
+            "  {} [{}]: {}",
+            t("waarschuwing", "warning"),
+            w.collector,
+            w.message
+        );
     }
     let _ = writeln!(out, "\nSoftware ({}):", inv.software.len());
     let rows: Vec<[String; 5]> = inv
@@ -51,36 +77,133 @@ pub fn render_table(inv: &Inventory) -> String {
         .collect();
     table(
         &mut out,
-        ["NAME", "VERSION", "VENDOR", "SOURCE", "ID"],
+        [
+            t("NAAM", "NAME"),
+            t("VERSIE", "VERSION"),
+            t("LEVERANCIER", "VENDOR"),
+            t("BRON", "SOURCE"),
+            "ID",
+        ],
         &rows,
     );
     if !inv.security_products.is_empty() {
         let _ = writeln!(
             out,
-            "\nSecurity products ({}):",
+            "\n{} ({}):",
+            t("Beveiligingsproducten", "Security products"),
             inv.security_products.len()
         );
         let rows: Vec<[String; 3]> = inv
             .security_products
             .iter()
-            .map(|p| [p.name.clone(), yes_no(p.enabled), yes_no(p.up_to_date)])
+            .map(|p| {
+                [
+                    p.name.clone(),
+                    yes_no(p.enabled, lang),
+                    yes_no(p.up_to_date, lang),
+                ]
+            })
             .collect();
-        table(&mut out, ["NAME", "ENABLED", "UP TO DATE"], &rows);
+        table(
+            &mut out,
+            [
+                t("NAAM", "NAME"),
+                t("INGESCHAKELD", "ENABLED"),
+                t("BIJGEWERKT", "UP TO DATE"),
+            ],
+            &rows,
+        );
     }
-    let _ = writeln!(out, "\nProcesses ({}):", inv.processes.len());
+    let _ = writeln!(
+        out,
+        "\n{} ({}):",
+        t("Processen", "Processes"),
+        inv.processes.len()
+    );
     let rows: Vec<[String; 2]> = inv
         .processes
         .iter()
         .map(|p| [p.name.clone(), p.path.clone().unwrap_or_default()])
         .collect();
-    table(&mut out, ["NAME", "PATH"], &rows);
+    table(&mut out, [t("NAAM", "NAME"), t("PAD", "PATH")], &rows);
+    let _ = writeln!(out, "\n{}", prohibited_line(inv, lang));
     out
 }
 
-fn yes_no(v: Option<bool>) -> String {
+/// One line: whether the built-in catalogue (the list the gate's example
+/// policies prohibit) matches anything in the inventory, and what, grouped
+/// by catalogue entry; e.g. `Prohibited software found: kesl 12.1.0-1297,
+/// process kesl (kaspersky)`. An incomplete inventory says so, since its
+/// "nothing found" is not the whole truth.
+pub fn prohibited_line(inv: &Inventory, lang: Lang) -> String {
+    let Ok(catalogue) = Catalogue::builtin() else {
+        return lang
+            .pick(
+                "Kan niet controleren op verboden software: de ingebouwde catalogus laadt niet.",
+                "Cannot check for prohibited software: the built-in catalogue does not load.",
+            )
+            .to_owned();
+    };
+    let matcher = Matcher::new(&catalogue);
+    // Per entry, in catalogue order: each item's label once.
+    let mut found: Vec<Vec<String>> = vec![Vec::new(); catalogue.entries().len()];
+    let mut matches = Vec::new();
+    let mut note = |item: ItemRef<'_>, label: String| {
+        matches.clear();
+        matcher.match_item(item, &mut matches);
+        for m in &matches {
+            if !found[m.entry].contains(&label) {
+                found[m.entry].push(label.clone());
+            }
+        }
+    };
+    for s in &inv.software {
+        let label = match s.version.as_deref().filter(|v| !v.is_empty()) {
+            Some(v) => format!("{} {v}", cell(&s.name)),
+            None => cell(&s.name),
+        };
+        note(ItemRef::Software(s), label);
+    }
+    for p in &inv.security_products {
+        note(ItemRef::SecurityProduct(p), cell(&p.name));
+    }
+    for p in &inv.processes {
+        let label = format!("{} {}", lang.pick("proces", "process"), cell(&p.name));
+        note(ItemRef::Process(p), label);
+    }
+    let groups: Vec<String> = found
+        .iter()
+        .zip(catalogue.entries())
+        .filter(|(items, _)| !items.is_empty())
+        .map(|(items, entry)| format!("{} ({})", items.join(", "), entry.id))
+        .collect();
+    if !groups.is_empty() {
+        return format!(
+            "{} {}",
+            lang.pick("Verboden software gevonden:", "Prohibited software found:"),
+            groups.join("; ")
+        );
+    }
+    let mut line = lang
+        .pick(
+            "Geen verboden software gevonden",
+            "No prohibited software found",
+        )
+        .to_owned();
+    if !inv.complete {
+        line.push_str(lang.pick(
+            " (maar de inventaris is onvolledig: zie de waarschuwingen bovenaan)",
+            " (but the inventory is incomplete: see the warnings at the top)",
+        ));
+    }
+    line.push('.');
+    line
+}
+
+fn yes_no(v: Option<bool>, lang: Lang) -> String {
     match v {
-        Some(true) => "yes".into(),
-        Some(false) => "no".into(),
+        Some(true) => lang.pick("ja", "yes").into(),
+        Some(false) => lang.pick("nee", "no").into(),
         None => "?".into(),
     }
 }

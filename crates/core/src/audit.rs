@@ -133,6 +133,11 @@ pub struct RefusedEvent<'a> {
 /// An attestation was accepted or refused.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttestationEvent<'a> {
+    /// The reference the gate gave the agent with its answer
+    /// (`X-Posture-Reference`), printed by posture-agent for the service
+    /// desk; absent for a token that came inline with a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<&'a str>,
     /// The client certificate's identity, when there was a readable one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device<'a>>,

@@ -405,6 +405,7 @@ impl Attestation {
             Err(refusal) => (Some(refusal.reason), None, &[][..]),
         };
         AuditEvent::Attestation(AttestationEvent {
+            reference: None,
             device: device.map(Into::into),
             source,
             valid: reason.is_none(),

@@ -9,3 +9,5 @@ mod docs;
 mod e2e;
 mod interop;
 mod security;
+mod service_files;
+mod ux;

@@ -211,12 +211,24 @@ impl Run {
 }
 
 pub async fn agent(args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_posture-agent"))
+    agent_env(args, &[]).await
+}
+
+/// Runs the agent in an English locale without a configuration file from
+/// the environment, with `env` set on top.
+pub async fn agent_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_posture-agent"));
+    command
         .args(args)
         .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("POSTURE_AGENT_CONFIG")
+        .env("LANG", "C.UTF-8");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().await.unwrap();
     Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
