@@ -165,7 +165,12 @@ pub fn prohibited_line(inv: &Inventory, lang: Lang) -> String {
         note(ItemRef::Software(s), label);
     }
     for p in &inv.security_products {
-        note(ItemRef::SecurityProduct(p), cell(&p.name));
+        let label = format!(
+            "{} {}",
+            lang.pick("beveiligingsproduct", "security product"),
+            cell(&p.name)
+        );
+        note(ItemRef::SecurityProduct(p), label);
     }
     for p in &inv.processes {
         let label = format!("{} {}", lang.pick("proces", "process"), cell(&p.name));

@@ -189,7 +189,7 @@ fn findings(out: &mut String, findings: &[Finding], lang: Lang) -> bool {
             (ItemKind::Process, Lang::Nl) => "proces",
             (ItemKind::Process, Lang::En) => "process",
             (ItemKind::SecurityProduct, Lang::Nl) => "beveiligingsproduct",
-            (ItemKind::SecurityProduct, Lang::En) => "security_product",
+            (ItemKind::SecurityProduct, Lang::En) => "security product",
         };
         let version = if version.is_empty() {
             String::new()

@@ -218,8 +218,8 @@ async fn a_configuration_file_that_cannot_be_used_names_the_file_and_line() {
     );
 }
 
-const KESL_LINE_EN: &str = "Prohibited software found: kesl 12.1.0-1297, process kesl (kaspersky)";
-const KESL_LINE_NL: &str = "Verboden software gevonden: kesl 12.1.0-1297, proces kesl (kaspersky)";
+const KESL_LINE_EN: &str = "Prohibited software found: kesl 12.1.0-1297, security product Kaspersky Endpoint Security for Linux, process kesl (kaspersky)";
+const KESL_LINE_NL: &str = "Verboden software gevonden: kesl 12.1.0-1297, beveiligingsproduct Kaspersky Endpoint Security for Linux, proces kesl (kaspersky)";
 
 fn last_line(run: &Run) -> &str {
     run.stdout.lines().last().unwrap_or_default()
