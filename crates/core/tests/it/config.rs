@@ -136,7 +136,10 @@ fn the_example_config_loads() {
     let beheer = &s.segments[s.segment_index("beheer").unwrap()];
     assert_eq!(beheer.sensitivity, Sensitivity::Critical);
     assert_eq!(s.policies[beheer.policy].name, "streng");
-    assert!(s.policies[beheer.policy].require_antivirus);
+    assert_eq!(
+        s.policies[beheer.policy].require_antivirus,
+        [OsFamily::Windows, OsFamily::Macos]
+    );
     assert_eq!(beheer.vlan, Some(999));
     let server = s.server.as_ref().unwrap();
     assert_eq!(server.listen.to_string(), "0.0.0.0:8443");
@@ -172,15 +175,28 @@ fn the_example_summary_shows_segments_routes_policies_and_expiring_exemptions() 
         "financien        high     policy streng           VLAN 210",
         "portaal.rijk.example/financien -> financien (upstream https://fin-app.intern.rijk.example:8443/, own CA)",
         "intranet.rijk.example/ -> kantoor (upstream http://10.10.1.20:8080/)",
-        "streng: deny kaspersky; min OS linux >= 6.6, macos >= 15, windows >= 10.0.26100; antivirus required",
-        "externen: deny kaspersky [antivirus, management_agent, vpn]; warn kaspersky [password_manager, parental_control]; antivirus required",
+        "streng: deny kaspersky; min OS macos >= 15, windows >= 10.0.26100; antivirus required on windows, macos",
+        "externen: deny kaspersky [antivirus, management_agent, vpn]; warn kaspersky [password_manager, parental_control] until 2027-06-30, deny from 2027-07-01; antivirus required on windows, macos",
         "gasten: warn kaspersky; antivirus not required",
         "Exemptions: 2 in total, 0 expired, 1 expiring within 30 days (by 2026-12-23):",
         "kaspersky expires 2026-12-15: sha256 3fa91c075e88d241906b0cae715f24d8ee139a6047b2c50f813d6a921be407cc, kantoor, reference BIO risicoacceptatie RA-2026-021",
     ] {
         assert!(text.contains(expected), "summary lacks {expected:?}:\n{text}");
     }
-    assert!(!text.contains("lt-0427"), "later exemption listed:\n{text}");
+    assert!(
+        !text.contains("expires 2027-03-31"),
+        "later exemption listed:\n{text}"
+    );
+    // Every subject exemption, expiring or not, with the name it matches.
+    assert!(
+        text.contains(
+            "kaspersky until 2027-03-31: subject \"CN=lt-0427,O=Leverancier Voorbeeld BV\" \
+             matches a certificate whose subject is exactly CN=lt-0427,O=leverancier voorbeeld bv"
+        ),
+        "{text}"
+    );
+    // The staged rule turns in July 2027: not due yet, shown on its policy only.
+    assert!(!text.contains("Staged rules"), "{text}");
     assert!(text.lines().count() <= 30, "more than a screen:\n{text}");
 }
 
