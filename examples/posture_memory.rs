@@ -40,10 +40,12 @@ fn rss_bytes() -> Result<u64> {
 /// A device as a client certificate names it.
 fn device(i: usize) -> DeviceIdentity {
     let fingerprint: [u8; 32] = Sha256::digest(i.to_be_bytes()).into();
+    let subject = format!("CN=lt-{i:06},OU=Laptops,O=Ministerie van Voorbeeldzaken");
     DeviceIdentity {
         fingerprint_sha256: hex::encode(fingerprint),
         fingerprint,
-        subject: format!("CN=lt-{i:06},OU=Laptops,O=Ministerie van Voorbeeldzaken"),
+        subject_name: posture_core::dn::DistinguishedName::parse(&subject).ok(),
+        subject,
         organization: Some("Ministerie van Voorbeeldzaken".to_string()),
         organizational_units: vec!["Laptops".to_string()],
     }

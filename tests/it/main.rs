@@ -39,4 +39,6 @@ mod page_chromium;
 mod pki;
 mod radius_coa;
 mod report;
+mod staged;
 mod store_redis;
+mod subject_exemption;

@@ -103,12 +103,13 @@ fn test_snapshot() -> Snapshot {
                 entry: 0,
                 action: Decision::Deny,
                 categories: None,
+                deny_from: None,
             }],
             min_os_version: vec![(
                 OsFamily::Windows,
                 OsVersion::parse("10.0.19045").expect("a version"),
             )],
-            require_antivirus: true,
+            require_antivirus: OsFamily::ALL.to_vec(),
         }],
         routes: vec![Route {
             host: "finance.intern.example".into(),
@@ -120,7 +121,11 @@ fn test_snapshot() -> Snapshot {
             upgrades: vec!["websocket".into()],
         }],
         exemptions: vec![Exemption {
-            device: DeviceSelector::Subject("CN=lt-042,O=Leverancier BV".into()),
+            device: DeviceSelector::Subject {
+                written: "CN=lt-042,O=Leverancier BV".into(),
+                name: posture_core::dn::DistinguishedName::parse("CN=lt-042,O=Leverancier BV")
+                    .expect("a subject"),
+            },
             catalogue_id: "kaspersky".into(),
             entry: kaspersky,
             expires: time::macros::date!(2026 - 12 - 31),

@@ -6,6 +6,8 @@ use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 use x509_parser::x509::AttributeTypeAndValue;
 
+use crate::dn::DistinguishedName;
+
 /// A device as its certificate names it: the client certificate where one
 /// was presented, otherwise the `x5c` leaf. Serialises as the `device`
 /// object of the verdict (spec section 5); the byte fingerprint and the OUs
@@ -33,6 +35,14 @@ pub struct DeviceIdentity {
     /// Every OU of the subject, for audit; not part of the wire verdict.
     #[serde(skip)]
     pub organizational_units: Vec<String>,
+    /// The subject as exemptions by `device_subject` compare it (RDN order,
+    /// case and spacing ignored; see [`crate::dn`]), made from the
+    /// certificate's attributes. Read from the wire (no certificate at
+    /// hand), it is parsed from `subject`, which this module renders
+    /// losslessly; `None` when that does not parse: no subject exemption
+    /// then applies. Not part of the wire verdict.
+    #[serde(skip)]
+    pub subject_name: Option<DistinguishedName>,
 }
 
 /// The `device` object as it is on the wire.
@@ -54,6 +64,7 @@ impl TryFrom<WireDevice> for DeviceIdentity {
         Ok(DeviceIdentity {
             fingerprint_sha256: w.fingerprint_sha256,
             fingerprint,
+            subject_name: DistinguishedName::parse(&w.subject).ok(),
             subject: w.subject,
             organization: w.organization,
             organizational_units: Vec::new(),
@@ -120,6 +131,7 @@ impl DeviceIdentity {
             subject: rfc4514(subject),
             organization: attribute_values(subject, OID_O).next(),
             organizational_units: attribute_values(subject, OID_OU).collect(),
+            subject_name: Some(DistinguishedName::from_x509(subject)),
         }
     }
 }
@@ -176,7 +188,7 @@ fn push_attribute(out: &mut String, atv: &AttributeTypeAndValue<'_>) {
 
 /// The text of a DirectoryString-like value, or `None` when it has none we
 /// can decode without guessing (TeletexString, binary types).
-fn attribute_text(atv: &AttributeTypeAndValue<'_>) -> Option<String> {
+pub(crate) fn attribute_text(atv: &AttributeTypeAndValue<'_>) -> Option<String> {
     if let Ok(s) = atv.as_str() {
         return Some(s.to_owned());
     }
@@ -210,7 +222,7 @@ fn attribute_text(atv: &AttributeTypeAndValue<'_>) -> Option<String> {
 }
 
 /// The DER of an attribute value (tag, length, contents) for the `#hex` form.
-fn value_der(atv: &AttributeTypeAndValue<'_>) -> Vec<u8> {
+pub(crate) fn value_der(atv: &AttributeTypeAndValue<'_>) -> Vec<u8> {
     let value = atv.attr_value();
     let header = &value.header;
     let data = value.data;
@@ -342,6 +354,43 @@ mod tests {
         let id = DeviceIdentity::from_der(&cert_with(dn)).unwrap();
         // UTF8String (0x0c), length 1, "x".
         assert_eq!(id.subject, "1.2.3.4=#0c0178");
+    }
+
+    /// The name exemptions compare is made from the attributes; a device
+    /// read from the wire has only the rendered subject and parses it. Both
+    /// must give the same name, or an exemption would apply at one door and
+    /// not at another.
+    #[test]
+    fn the_subject_name_from_attributes_is_the_parse_of_the_rendering() {
+        let mut names = Vec::new();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "NL");
+        dn.push(DnType::OrganizationName, "Supplier  BV");
+        dn.push(DnType::OrganizationalUnitName, "IT");
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 11]), "Field");
+        dn.push(DnType::CommonName, "LT-042");
+        names.push(dn);
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "Smith, Jones + Co <\"x\">; a\\b ");
+        dn.push(DnType::CommonName, "#lt 1");
+        names.push(dn);
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            DnValue::BmpString("Zoë".try_into().unwrap()),
+        );
+        dn.push(DnType::CustomDnType(vec![1, 2, 3, 4]), "x");
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 5]), "SN-1");
+        names.push(dn);
+        for dn in names {
+            let id = DeviceIdentity::from_der(&cert_with(dn)).unwrap();
+            let from_attributes = id.subject_name.clone().unwrap();
+            let parsed = crate::dn::DistinguishedName::parse(&id.subject).unwrap();
+            assert_eq!(from_attributes, parsed, "{}", id.subject);
+            let wire: DeviceIdentity =
+                serde_json::from_str(&serde_json::to_string(&id).unwrap()).unwrap();
+            assert_eq!(wire.subject_name, id.subject_name);
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! config/       the file model, validation with file:line:column, the
 //!               compiled Snapshot
 //! device        device identity from a certificate (fingerprint, subject, O, OU)
+//! dn            distinguished names compared as X.500 does (exemptions by subject)
 //! revocation    the CRLs' revoked (issuer, serial) pairs, checked on every
 //!               request and attestation at every door
 //! policy        (assessment, snapshot, segment, day) -> decision + findings
@@ -47,6 +48,7 @@ pub mod code;
 pub mod config;
 pub mod decision;
 pub mod device;
+pub mod dn;
 pub mod enforce;
 pub mod lang;
 pub mod nac;

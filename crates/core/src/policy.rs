@@ -138,7 +138,7 @@ pub fn evaluate_segment(
         unmet: Vec::new(),
     };
     for m in &assessment.matches {
-        let Some(action) = strictest_rule(policy, m) else {
+        let Some((action, deny_from)) = strictest_rule(policy, m, today) else {
             continue;
         };
         // An index from a shared store is checked, never trusted to be in
@@ -152,9 +152,11 @@ pub fn evaluate_segment(
             .exemptions
             .iter()
             .find(|e| exemption_applies(e, device, m.entry, segment, today));
-        let action = match exemption {
-            Some(_) => Decision::Allow,
-            None => action,
+        // An exempted finding has no stage: the exemption, not the date,
+        // decides until it runs out.
+        let (action, deny_from) = match exemption {
+            Some(_) => (Decision::Allow, None),
+            None => (action, deny_from),
         };
         result.decision = result.decision.max(action);
         result.findings.push(Finding {
@@ -165,7 +167,7 @@ pub fn evaluate_segment(
             category: m.category.as_str().to_owned(),
             exemption: exemption.map(|e| e.reference.clone()),
             exemption_expires: exemption.map(|e| e.expires.to_string()),
-            deny_from: None,
+            deny_from: deny_from.map(|d| d.to_string()),
         });
     }
     if let Some(unmet) = min_os_unmet(policy, &assessment.os) {
@@ -176,7 +178,7 @@ pub fn evaluate_segment(
             detail: unmet,
         });
     }
-    if policy.require_antivirus && !assessment.working_antivirus {
+    if !assessment.working_antivirus && policy.require_antivirus.contains(&assessment.os.family) {
         result.unmet.push(Unmet {
             requirement: Requirement::Antivirus,
             segment: seg.name.clone(),
@@ -190,12 +192,20 @@ pub fn evaluate_segment(
     result
 }
 
-/// The strictest action of the policy's rules that cover this match, if any.
+/// The strictest action of the policy's rules that cover this match, if any,
+/// on `today`, and the day a staged rule among them turns to deny.
 /// A vendor- or signer-only match is `Unclassified` and is covered by every
 /// rule for its entry, narrowed or not: an unknown product of a prohibited
 /// vendor must not slip through a category filter.
-fn strictest_rule(policy: &Policy, m: &ItemMatch) -> Option<Decision> {
-    policy
+///
+/// A staged rule (`deny_from`) warns before its day and denies from it. The
+/// day is reported unless a rule that always denies covers the match (then
+/// no date changes anything); of several staged rules, the earliest day.
+fn strictest_rule(policy: &Policy, m: &ItemMatch, today: Date) -> Option<(Decision, Option<Date>)> {
+    let mut strictest: Option<Decision> = None;
+    let mut stage: Option<Date> = None;
+    let mut always_denied = false;
+    for r in policy
         .rules
         .iter()
         .filter(|r| r.entry == m.entry)
@@ -203,8 +213,24 @@ fn strictest_rule(policy: &Policy, m: &ItemMatch) -> Option<Decision> {
             None => true,
             Some(cats) => m.category == Category::Unclassified || cats.contains(&m.category),
         })
-        .map(|r| r.action)
-        .max()
+    {
+        let action = match r.deny_from {
+            Some(day) => {
+                stage = Some(stage.map_or(day, |s| s.min(day)));
+                if today >= day {
+                    Decision::Deny
+                } else {
+                    Decision::Warn
+                }
+            }
+            None => {
+                always_denied |= r.action == Decision::Deny;
+                r.action
+            }
+        };
+        strictest = strictest.max(Some(action));
+    }
+    strictest.map(|a| (a, stage.filter(|_| !always_denied)))
 }
 
 fn exemption_applies(
@@ -216,7 +242,7 @@ fn exemption_applies(
 ) -> bool {
     let device_matches = match &e.device {
         DeviceSelector::Fingerprint(fp) => *fp == device.fingerprint,
-        DeviceSelector::Subject(s) => *s == device.subject,
+        DeviceSelector::Subject { name, .. } => device.subject_name.as_ref() == Some(name),
     };
     device_matches
         && e.entry == entry
@@ -302,6 +328,7 @@ reference = "RA-7"
             subject: "CN=lt-1".into(),
             organization: None,
             organizational_units: Vec::new(),
+            subject_name: crate::dn::DistinguishedName::parse("CN=lt-1").ok(),
         }
     }
 
@@ -345,6 +372,116 @@ reference = "RA-7"
         assert_eq!(denied.decision, Decision::Deny);
         assert_eq!(denied.findings[0].exemption, None);
         assert_eq!(denied.findings[0].exemption_expires, None);
+    }
+
+    fn staged_snapshot(rules: &str) -> Snapshot {
+        let text = format!(
+            "[[policy]]\nname = \"p\"\nrule = [{rules}]\n\n[[segment]]\nname = \"s\"\n\
+             sensitivity = \"low\"\npolicy = \"p\"\n"
+        );
+        crate::config::load_str(&text, Path::new("/etc/posture-gate/gate.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Noon UTC of a day, as the gate's clock would give it.
+    fn noon(y: i32, m: time::Month, d: u8) -> i64 {
+        Date::from_calendar_date(y, m, d)
+            .unwrap()
+            .with_hms(12, 0, 0)
+            .unwrap()
+            .assume_utc()
+            .unix_timestamp()
+    }
+
+    #[test]
+    fn a_staged_rule_warns_before_its_day_and_denies_from_it_in_utc() {
+        use time::Month::January;
+        let s = staged_snapshot(
+            r#"{ catalogue = "kaspersky", action = "warn", deny_from = 2027-01-15 }"#,
+        );
+        let a = kaspersky_on_windows(&s, "10.0.22631");
+        let d = device([1; 32]);
+        let at = |now: i64| evaluate_segment(&s, 0, &d, &a, utc_day(now));
+        // The last second of the day before, the first of the day, and later.
+        let last_second_before = noon(2027, January, 14) + 12 * 3600 - 1;
+        for (now, want) in [
+            (noon(2027, January, 14), Decision::Warn),
+            (last_second_before, Decision::Warn),
+            (last_second_before + 1, Decision::Deny),
+            (noon(2027, January, 15), Decision::Deny),
+            (noon(2027, January, 16), Decision::Deny),
+        ] {
+            let r = at(now);
+            assert_eq!(r.decision, want, "at {now}");
+            assert_eq!(r.findings[0].action, want, "at {now}");
+            assert_eq!(r.findings[0].deny_from.as_deref(), Some("2027-01-15"));
+        }
+    }
+
+    #[test]
+    fn a_rule_that_always_denies_leaves_no_stage_and_an_exemption_waives_it() {
+        let s = staged_snapshot(
+            r#"{ catalogue = "kaspersky", action = "warn", deny_from = 2999-01-01 }"#,
+        );
+        let a = kaspersky_on_windows(&s, "10.0.22631");
+        let r = evaluate_segment(&s, 0, &device([1; 32]), &a, utc_day(0));
+        assert_eq!(r.decision, Decision::Warn);
+        assert_eq!(r.findings[0].deny_from.as_deref(), Some("2999-01-01"));
+        // A plain warn beside it does not hide the day it turns.
+        let s = staged_snapshot(
+            r#"{ catalogue = "kaspersky", action = "warn", deny_from = 2999-01-01 },
+               { catalogue = "kaspersky", action = "warn", categories = ["vpn"] }"#,
+        );
+        let r = evaluate_segment(&s, 0, &device([1; 32]), &a, utc_day(0));
+        assert_eq!(r.findings[0].deny_from.as_deref(), Some("2999-01-01"));
+        // Exempted: allowed, and no date is told (the exemption decides).
+        let mut s = s;
+        s.exemptions.push(Exemption {
+            device: DeviceSelector::Fingerprint([1; 32]),
+            catalogue_id: "kaspersky".into(),
+            entry: s.catalogue.index_of("kaspersky").unwrap(),
+            expires: Date::MAX,
+            reference: "RA-1".into(),
+            segments: None,
+        });
+        let r = evaluate_segment(&s, 0, &device([1; 32]), &a, utc_day(0));
+        assert_eq!(r.findings[0].action, Decision::Allow);
+        assert_eq!(r.findings[0].deny_from, None);
+    }
+
+    #[test]
+    fn antivirus_is_required_only_on_the_families_listed() {
+        let text = r#"[[policy]]
+name = "p"
+require_antivirus = ["windows", "macos"]
+[[segment]]
+name = "s"
+sensitivity = "low"
+policy = "p"
+"#;
+        let s = crate::config::load_str(text, Path::new("/etc/posture-gate/gate.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let on = |family: OsFamily, working_antivirus: bool| {
+            let a = Assessment {
+                matches: Vec::new(),
+                os: Os {
+                    family,
+                    name: None,
+                    version: None,
+                },
+                working_antivirus,
+            };
+            evaluate_segment(&s, 0, &device([1; 32]), &a, utc_day(0))
+        };
+        for family in [OsFamily::Windows, OsFamily::Macos] {
+            let r = on(family, false);
+            assert_eq!(r.decision, Decision::Deny, "{family:?}");
+            assert_eq!(r.unmet[0].requirement, Requirement::Antivirus);
+            assert_eq!(on(family, true).decision, Decision::Allow);
+        }
+        for family in [OsFamily::Linux, OsFamily::Android, OsFamily::Other] {
+            assert_eq!(on(family, false).decision, Decision::Allow, "{family:?}");
+        }
     }
 
     #[test]

@@ -228,6 +228,7 @@ mod tests {
             subject: "CN=lt-1,O=Leverancier BV".into(),
             organization: Some("Leverancier BV".into()),
             organizational_units: Vec::new(),
+            subject_name: crate::dn::DistinguishedName::parse("CN=lt-1,O=Leverancier BV").ok(),
         };
         let verdict = Verdict {
             valid: true,

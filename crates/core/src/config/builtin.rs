@@ -30,6 +30,7 @@ impl Snapshot {
                 entry,
                 action: Decision::Deny,
                 categories: None,
+                deny_from: None,
             })
             .collect();
         let defaults = AttestationConfig::default();
@@ -61,7 +62,7 @@ impl Snapshot {
                 description: "Deny every entry of the built-in catalogue".to_string(),
                 rules,
                 min_os_version: Vec::new(),
-                require_antivirus: false,
+                require_antivirus: Vec::new(),
             }],
             routes: Vec::new(),
             exemptions: Vec::new(),

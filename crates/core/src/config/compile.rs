@@ -15,17 +15,19 @@ use std::time::Duration;
 
 use serde_spanned::Spanned;
 
+use crate::attestation::claims::OsFamily;
 use crate::attestation::jws::MAX_TOKEN_BYTES;
 use crate::attestation::VerifierSettings;
 use crate::catalogue::{Catalogue, CatalogueError, Category, Matcher};
+use crate::dn::DistinguishedName;
 use crate::verdict::Decision;
 
 use super::error::{Collector, ConfigError, ConfigErrors};
 use super::files;
 use super::model::{
     Action, AttestationConfig, CatalogueConfig, ExemptionConfig, FileConfig, PolicyConfig,
-    RouteConfig, RuleConfig, SegmentConfig, Sensitivity, ServerConfig, StoreConfig, StoreFailure,
-    StoreKind,
+    RequireAntivirus, RouteConfig, RuleConfig, SegmentConfig, Sensitivity, ServerConfig,
+    StoreConfig, StoreFailure, StoreKind,
 };
 use super::snapshot::{
     AttestationSettings, DeviceSelector, Exemption, OsVersion, Policy, RedisSettings, Remediation,
@@ -741,6 +743,7 @@ impl Context<'_> {
             if let Some(cs) = &r.categories {
                 self.check_categories(cs, categories.as_deref(), catalogue, r, p);
             }
+            let deny_from = r.deny_from.as_ref().and_then(|d| self.deny_from(d, r, p));
             rules.push(Rule {
                 entry,
                 action: match r.action {
@@ -748,6 +751,7 @@ impl Context<'_> {
                     Action::Warn => Decision::Warn,
                 },
                 categories,
+                deny_from,
             });
         }
         let mut min_os_version = Vec::new();
@@ -759,13 +763,112 @@ impl Context<'_> {
                 min_os_version.push((family, version));
             }
         }
+        let require_antivirus = self.require_antivirus(p);
         Policy {
             name: p.name.get_ref().clone(),
             description: p.description.clone(),
             rules,
             min_os_version,
-            require_antivirus: p.require_antivirus,
+            require_antivirus,
         }
+    }
+
+    /// The families `require_antivirus` names: `true` is every family
+    /// (check-config warns about those posture-agent cannot report a
+    /// security product for), a list only those.
+    fn require_antivirus(&mut self, p: &PolicyConfig) -> Vec<OsFamily> {
+        let Some(value) = &p.require_antivirus else {
+            return Vec::new();
+        };
+        match value.get_ref() {
+            RequireAntivirus::Every(true) => OsFamily::ALL.to_vec(),
+            RequireAntivirus::Every(false) => Vec::new(),
+            RequireAntivirus::Families(names) => {
+                if names.is_empty() {
+                    self.c.at(
+                        value.span(),
+                        format!(
+                            "policy {:?}: require_antivirus = [] requires it nowhere; write \
+                             false (or leave it out), or list OS families like [\"windows\", \"macos\"]",
+                            p.name.get_ref()
+                        ),
+                    );
+                }
+                let mut families = Vec::new();
+                for name in names {
+                    match OsFamily::ALL.iter().find(|f| f.as_str() == name.get_ref()) {
+                        Some(f) if families.contains(f) => self.c.at(
+                            name.span(),
+                            format!("{:?} is listed twice in require_antivirus", name.get_ref()),
+                        ),
+                        Some(f) => families.push(*f),
+                        None => {
+                            let all: Vec<&str> = OsFamily::ALL.iter().map(|f| f.as_str()).collect();
+                            self.c.at(
+                                name.span(),
+                                format!(
+                                    "require_antivirus: {:?} is not an OS family (one of: {})",
+                                    name.get_ref(),
+                                    all.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                }
+                families
+            }
+        }
+    }
+
+    /// A rule's `deny_from`: a date, on a warn rule that a deny rule of the
+    /// same policy does not already cover (its date would change nothing).
+    fn deny_from(
+        &mut self,
+        d: &Spanned<toml::value::Datetime>,
+        r: &RuleConfig,
+        p: &PolicyConfig,
+    ) -> Option<time::Date> {
+        let date = values::deny_from_date(d.get_ref())
+            .map_err(|m| self.c.at(d.span(), m))
+            .ok()?;
+        if r.action != Action::Warn {
+            self.c.at(
+                d.span(),
+                format!(
+                    "policy {:?}: deny_from goes with action = \"warn\" (the rule warns until \
+                     that day and denies from it); this rule already denies",
+                    p.name.get_ref()
+                ),
+            );
+            return None;
+        }
+        fn names(c: &Option<Spanned<Vec<Spanned<String>>>>) -> Option<Vec<&str>> {
+            c.as_ref()
+                .map(|cs| cs.get_ref().iter().map(|c| c.get_ref().as_str()).collect())
+        }
+        let staged = names(&r.categories);
+        let shadowed = p.rules.iter().any(|other| {
+            other.action == Action::Deny
+                && other.catalogue.get_ref() == r.catalogue.get_ref()
+                && match (names(&other.categories), &staged) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(deny), Some(staged)) => staged.iter().all(|c| deny.contains(c)),
+                }
+        });
+        if shadowed {
+            self.c.at(
+                d.span(),
+                format!(
+                    "policy {:?}: a deny rule for {:?} already denies everything this staged \
+                     rule covers, so deny_from would never change anything; remove one of them",
+                    p.name.get_ref(),
+                    r.catalogue.get_ref()
+                ),
+            );
+            return None;
+        }
+        Some(date)
     }
 
     /// A categories list that selects nothing turns the rule off without
@@ -1032,34 +1135,55 @@ impl Context<'_> {
     }
 
     fn device(&mut self, e: &ExemptionConfig) -> DeviceSelector {
+        // The stand-in after an error (never reaches a gate: the load
+        // fails): a fingerprint no certificate has been seen with.
+        const NO_DEVICE: DeviceSelector = DeviceSelector::Fingerprint([0; 32]);
         match (&e.device_fingerprint, &e.device_subject) {
             (Some(fp), None) => match values::fingerprint(fp.get_ref()) {
                 Ok(bytes) => DeviceSelector::Fingerprint(bytes),
                 Err(m) => {
                     self.c.at(fp.span(), m);
-                    DeviceSelector::Subject(String::new())
+                    NO_DEVICE
                 }
             },
             (None, Some(subject)) => {
-                if subject.get_ref().trim().is_empty() {
+                let written = subject.get_ref();
+                if written.trim().is_empty() {
                     self.c
                         .at(subject.span(), "device_subject must not be empty");
+                    return NO_DEVICE;
                 }
-                DeviceSelector::Subject(subject.get_ref().clone())
+                match DistinguishedName::parse(written) {
+                    Ok(name) => DeviceSelector::Subject {
+                        written: written.clone(),
+                        name,
+                    },
+                    Err(e) => {
+                        self.c.at(
+                            subject.span(),
+                            format!(
+                                "device_subject {written:?} is not a distinguished name: {e}; \
+                                 write it as RFC 4514, like \"CN=lt-042,OU=Beheer,O=Leverancier BV\" \
+                                 (order, spacing and case do not matter)"
+                            ),
+                        );
+                        NO_DEVICE
+                    }
+                }
             }
             (Some(_), Some(subject)) => {
                 self.c.at(
                     subject.span(),
                     "an exemption names one device: give device_fingerprint or device_subject, not both",
                 );
-                DeviceSelector::Subject(String::new())
+                NO_DEVICE
             }
             (None, None) => {
                 self.c.at(
                     e.catalogue.span(),
                     "an exemption needs a device: give device_fingerprint or device_subject",
                 );
-                DeviceSelector::Subject(String::new())
+                NO_DEVICE
             }
         }
     }

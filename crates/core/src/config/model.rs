@@ -505,14 +505,51 @@ pub struct PolicyConfig {
     /// Minimum OS version per OS family, e.g. `{ windows = "10.0.19045" }`.
     #[serde(default)]
     pub min_os_version: BTreeMap<String, Spanned<String>>,
-    /// Require an enabled, up-to-date antivirus that is not prohibited.
+    /// Require an enabled, up-to-date antivirus that is not prohibited:
+    /// `true` on every OS family, or only on the families listed
+    /// (`["windows", "macos"]`).
     #[serde(default)]
-    pub require_antivirus: bool,
+    pub require_antivirus: Option<Spanned<RequireAntivirus>>,
     /// A policy that guards a high or critical segment must deny something;
     /// `true` says it is meant not to (so a half-written file or a slip
     /// cannot open such a segment unnoticed).
     #[serde(default)]
     pub allow_empty: bool,
+}
+
+/// `require_antivirus`: a boolean or a list of OS family names.
+#[derive(Debug, Clone)]
+pub enum RequireAntivirus {
+    /// `true`: on every OS family; `false`: not at all.
+    Every(bool),
+    /// Only on these families, as written.
+    Families(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for RequireAntivirus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RequireAntivirus;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or a list of OS families like [\"windows\", \"macos\"]")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(RequireAntivirus::Every(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut families = Vec::new();
+                while let Some(f) = seq.next_element::<Spanned<String>>()? {
+                    families.push(f);
+                }
+                Ok(RequireAntivirus::Families(families))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// One `[[policy.rule]]`.
@@ -527,6 +564,10 @@ pub struct RuleConfig {
     /// empty list is an error: it would turn the rule off without saying so.
     #[serde(default)]
     pub categories: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Staged enforcement: with `action = "warn"` only, the first day (UTC,
+    /// a TOML date like `2027-01-15`) from which the rule denies.
+    #[serde(default)]
+    pub deny_from: Option<Spanned<toml::value::Datetime>>,
 }
 
 /// One `[[exemption]]`: a waiver of one catalogue entry for one device.

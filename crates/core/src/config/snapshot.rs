@@ -459,9 +459,9 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// The lowest OS version accepted, per OS family (at most one each).
     pub min_os_version: Vec<(OsFamily, OsVersion)>,
-    /// Whether an enabled, up-to-date antivirus that is not prohibited is
-    /// required.
-    pub require_antivirus: bool,
+    /// The OS families on which an enabled, up-to-date antivirus that is
+    /// not prohibited is required; empty: nowhere.
+    pub require_antivirus: Vec<OsFamily>,
 }
 
 /// One rule of a policy.
@@ -474,6 +474,9 @@ pub struct Rule {
     pub action: Decision,
     /// `None`: every category of the entry.
     pub categories: Option<Vec<Category>>,
+    /// Staged enforcement (only with action warn): from this UTC day on the
+    /// rule denies; before it, it warns and the finding names the day.
+    pub deny_from: Option<time::Date>,
 }
 
 /// A minimum OS version, parsed at load: dotted numbers compared part by
@@ -574,8 +577,14 @@ pub enum DeviceSelector {
     /// SHA-256 of the certificate DER, compared with
     /// `DeviceIdentity::fingerprint`.
     Fingerprint([u8; 32]),
-    /// RFC 4514 subject, compared exactly.
-    Subject(String),
+    /// RFC 4514 subject, compared as X.500 compares names (see
+    /// [`crate::dn`]) with `DeviceIdentity::subject_name`.
+    Subject {
+        /// As written in the config, for messages.
+        written: String,
+        /// What it matches: the parsed, normalised name.
+        name: crate::dn::DistinguishedName,
+    },
 }
 
 /// A waiver of one catalogue entry for one device (a risk acceptance).

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::attestation::claims::OsFamily;
 use crate::catalogue::Category;
 use crate::verdict::Decision;
 
@@ -35,8 +36,98 @@ pub fn summary_at(snapshot: &Snapshot, now: time::OffsetDateTime) -> String {
     segments(&mut out, snapshot);
     routes(&mut out, snapshot);
     policies(&mut out, snapshot);
+    staged_rules(&mut out, snapshot, today);
     exemptions(&mut out, snapshot, today);
+    subject_exemptions(&mut out, snapshot);
     out
+}
+
+/// The OS families posture-agent reports no security products for (it has
+/// no collector there): a policy that requires an antivirus on them denies
+/// every such device.
+const NO_SECURITY_PRODUCTS: [OsFamily; 4] = [
+    OsFamily::Android,
+    OsFamily::Ios,
+    OsFamily::Chromeos,
+    OsFamily::Other,
+];
+
+/// Staged rules whose deny day is past (they deny now) or within
+/// [`EXPIRY_WARNING_DAYS`]: the network team must know before devices that
+/// were warned are refused.
+fn staged_rules(out: &mut String, s: &Snapshot, today: time::Date) {
+    let horizon = today.saturating_add(time::Duration::days(EXPIRY_WARNING_DAYS));
+    let staged: Vec<(&Policy, &str, time::Date)> = s
+        .policies
+        .iter()
+        .flat_map(|p| {
+            p.rules.iter().filter_map(move |r| {
+                let id = s
+                    .catalogue
+                    .entries()
+                    .get(r.entry)
+                    .map_or("?", |e| e.id.as_str());
+                r.deny_from.map(|d| (p, id, d))
+            })
+        })
+        .collect();
+    // The policy lines show every staged rule's day; this lists the ones
+    // that need attention now.
+    let due: Vec<_> = staged.iter().filter(|(_, _, d)| *d <= horizon).collect();
+    if due.is_empty() {
+        return;
+    }
+    writeln!(
+        out,
+        "\nStaged rules (warn until deny_from, deny from it): {} in total, {} denying already or \
+         within {EXPIRY_WARNING_DAYS} days (by {horizon}):",
+        staged.len(),
+        due.len()
+    )
+    .ok();
+    for (p, id, day) in due {
+        if *day <= today {
+            writeln!(
+                out,
+                "  policy {}: {id} denies since {day} (deny_from has passed: the rule now denies)",
+                p.name
+            )
+            .ok();
+        } else {
+            let last = day.previous_day().unwrap_or(*day);
+            writeln!(
+                out,
+                "  policy {}: {id} warns until {last}, denies from {day} (in {} days)",
+                p.name,
+                (*day - today).whole_days()
+            )
+            .ok();
+        }
+    }
+}
+
+/// Every exemption by subject (expiring soon or not) with the normalised
+/// name it matches, under the exemptions: the certificate's subject must
+/// have exactly these attributes (any order, case and spacing ignored), no
+/// more and no fewer.
+fn subject_exemptions(out: &mut String, s: &Snapshot) {
+    let subjects: Vec<(&Exemption, &str, &str)> = s
+        .exemptions
+        .iter()
+        .filter_map(|e| match &e.device {
+            DeviceSelector::Subject { written, name } => Some((e, written.as_str(), name.as_str())),
+            DeviceSelector::Fingerprint(_) => None,
+        })
+        .collect();
+    for (e, written, name) in subjects {
+        writeln!(
+            out,
+            "  {} until {}: subject {written:?} matches a certificate whose subject is exactly \
+             {name} (any order; case and spacing ignored)",
+            e.catalogue_id, e.expires
+        )
+        .ok();
+    }
 }
 
 fn human(d: Duration) -> String {
@@ -416,6 +507,7 @@ fn policies(out: &mut String, s: &Snapshot) {
     writeln!(out, "\nPolicies ({}):", s.policies.len()).ok();
     for p in &s.policies {
         writeln!(out, "  {}: {}", p.name, policy_line(s, p)).ok();
+        antivirus_warning(out, s, p);
     }
 }
 
@@ -435,11 +527,15 @@ fn policy_line(s: &Snapshot, p: &Policy) -> String {
                 Decision::Warn => "warn",
                 Decision::Allow => "allow",
             };
+            let staged = r
+                .deny_from
+                .map(|d| format!(" until {}, deny from {d}", d.previous_day().unwrap_or(d)))
+                .unwrap_or_default();
             match &r.categories {
-                None => format!("{action} {id}"),
+                None => format!("{action} {id}{staged}"),
                 Some(cs) => {
                     let names: Vec<&str> = cs.iter().map(|c| category_name(*c)).collect();
-                    format!("{action} {id} [{}]", names.join(", "))
+                    format!("{action} {id} [{}]{staged}", names.join(", "))
                 }
             }
         })
@@ -457,12 +553,56 @@ fn policy_line(s: &Snapshot, p: &Policy) -> String {
             .collect();
         parts.push(format!("min OS {}", os.join(", ")));
     }
-    parts.push(if p.require_antivirus {
+    parts.push(if p.require_antivirus.is_empty() {
+        "antivirus not required".to_string()
+    } else if p.require_antivirus.len() == OsFamily::ALL.len() {
         "antivirus required".to_string()
     } else {
-        "antivirus not required".to_string()
+        let families: Vec<&str> = p.require_antivirus.iter().map(|f| f.as_str()).collect();
+        format!("antivirus required on {}", families.join(", "))
     });
     parts.join("; ")
+}
+
+/// A WARNING for a policy that requires an antivirus on a family whose
+/// devices cannot report one: they are always denied where it applies.
+fn antivirus_warning(out: &mut String, s: &Snapshot, p: &Policy) {
+    let unreportable: Vec<&str> = NO_SECURITY_PRODUCTS
+        .iter()
+        .filter(|f| p.require_antivirus.contains(f))
+        .map(|f| f.as_str())
+        .collect();
+    if unreportable.is_empty() {
+        return;
+    }
+    let segments: Vec<&str> = s
+        .segments
+        .iter()
+        .filter(|seg| {
+            s.policies
+                .get(seg.policy)
+                .is_some_and(|x| std::ptr::eq(x, p))
+        })
+        .map(|seg| seg.name.as_str())
+        .collect();
+    writeln!(
+        out,
+        "WARNING: policy {} requires an antivirus on {}, but posture-agent reports no security \
+         products there: those devices are always denied (segments: {}); list the families \
+         that can meet it, like require_antivirus = [\"windows\", \"macos\", \"linux\"]",
+        p.name,
+        unreportable.join(", "),
+        list_or_none(&segments)
+    )
+    .ok();
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn category_name(c: Category) -> &'static str {
@@ -494,7 +634,7 @@ fn exemptions(out: &mut String, s: &Snapshot, today: time::Date) {
     for e in soon {
         let device = match &e.device {
             DeviceSelector::Fingerprint(bytes) => format!("sha256 {}", hex::encode(bytes)),
-            DeviceSelector::Subject(subject) => format!("subject {subject:?}"),
+            DeviceSelector::Subject { written, .. } => format!("subject {written:?}"),
         };
         let segments = match &e.segments {
             None => "all segments".to_string(),

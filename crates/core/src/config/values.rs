@@ -204,6 +204,23 @@ pub fn expires_date(value: &toml::value::Datetime) -> Result<time::Date, String>
         .map_err(|e| format!("expires = {value}: {e}"))
 }
 
+/// The `deny_from` of a policy rule: a TOML local date, like `expires`.
+pub fn deny_from_date(value: &toml::value::Datetime) -> Result<time::Date, String> {
+    let date = match (value.date, value.time, value.offset) {
+        (Some(date), None, None) => date,
+        _ => {
+            return Err(format!(
+                "deny_from = {value} is not a date; write the first day (UTC) the rule denies, \
+                 like deny_from = 2027-01-15"
+            ))
+        }
+    };
+    let month = time::Month::try_from(date.month)
+        .map_err(|_| format!("deny_from = {value}: month out of range"))?;
+    time::Date::from_calendar_date(i32::from(date.year), month, date.day)
+        .map_err(|e| format!("deny_from = {value}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,7 +136,10 @@ fn the_example_config_loads() {
     let beheer = &s.segments[s.segment_index("beheer").unwrap()];
     assert_eq!(beheer.sensitivity, Sensitivity::Critical);
     assert_eq!(s.policies[beheer.policy].name, "streng");
-    assert!(s.policies[beheer.policy].require_antivirus);
+    assert_eq!(
+        s.policies[beheer.policy].require_antivirus,
+        [OsFamily::Windows, OsFamily::Macos]
+    );
     assert_eq!(beheer.vlan, Some(999));
     let server = s.server.as_ref().unwrap();
     assert_eq!(server.listen.to_string(), "0.0.0.0:8443");
@@ -172,15 +175,28 @@ fn the_example_summary_shows_segments_routes_policies_and_expiring_exemptions() 
         "financien        high     policy streng           VLAN 210",
         "portaal.rijk.example/financien -> financien (upstream https://fin-app.intern.rijk.example:8443/, own CA)",
         "intranet.rijk.example/ -> kantoor (upstream http://10.10.1.20:8080/)",
-        "streng: deny kaspersky; min OS linux >= 6.6, macos >= 15, windows >= 10.0.26100; antivirus required",
-        "externen: deny kaspersky [antivirus, management_agent, vpn]; warn kaspersky [password_manager, parental_control]; antivirus required",
+        "streng: deny kaspersky; min OS macos >= 15, windows >= 10.0.26100; antivirus required on windows, macos",
+        "externen: deny kaspersky [antivirus, management_agent, vpn]; warn kaspersky [password_manager, parental_control] until 2027-06-30, deny from 2027-07-01; antivirus required on windows, macos",
         "gasten: warn kaspersky; antivirus not required",
         "Exemptions: 2 in total, 0 expired, 1 expiring within 30 days (by 2026-12-23):",
         "kaspersky expires 2026-12-15: sha256 3fa91c075e88d241906b0cae715f24d8ee139a6047b2c50f813d6a921be407cc, kantoor, reference BIO risicoacceptatie RA-2026-021",
     ] {
         assert!(text.contains(expected), "summary lacks {expected:?}:\n{text}");
     }
-    assert!(!text.contains("lt-0427"), "later exemption listed:\n{text}");
+    assert!(
+        !text.contains("expires 2027-03-31"),
+        "later exemption listed:\n{text}"
+    );
+    // Every subject exemption, expiring or not, with the name it matches.
+    assert!(
+        text.contains(
+            "kaspersky until 2027-03-31: subject \"CN=lt-0427,O=Leverancier Voorbeeld BV\" \
+             matches a certificate whose subject is exactly CN=lt-0427,O=leverancier voorbeeld bv"
+        ),
+        "{text}"
+    );
+    // The staged rule turns in July 2027: not due yet, shown on its policy only.
+    assert!(!text.contains("Staged rules"), "{text}");
     assert!(text.lines().count() <= 30, "more than a screen:\n{text}");
 }
 
@@ -2052,4 +2068,229 @@ kind = "caddy"
         "\"caddy\"\nkind",
         "could be the same connection",
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 19: subjects as distinguished names, antivirus per OS family, staged
+// rules
+
+#[test]
+fn a_device_subject_that_is_not_a_distinguished_name_is_an_error_at_its_line() {
+    let fx = Fixture::new();
+    for (subject, why) in [
+        ("lt-042", r#""=" expected after "lt-042""#),
+        ("CN=lt-042;O=Leverancier BV", r#"';' must be escaped"#),
+        (
+            "CN=lt-042,Organisatie=Leverancier BV",
+            r#"unknown attribute type "Organisatie""#,
+        ),
+        ("CN=lt-042,", "an attribute type (like CN) expected"),
+    ] {
+        let text = exemption(&format!(
+            "device_subject = \"{subject}\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01"
+        ));
+        let e = fx.single_error(
+            &text,
+            &format!("\"{subject}\""),
+            &format!("device_subject {subject:?} is not a distinguished name: "),
+        );
+        assert!(e.message.contains(why), "{e}\nshould contain: {why}");
+    }
+}
+
+#[test]
+fn device_subjects_load_as_normalised_names() {
+    let fx = Fixture::new();
+    let text = exemption(
+        "device_subject = \"CN = lt-042, OU = Beheer, O = Leverancier BV\"\ncatalogue = \"kaspersky\"\nexpires = 2027-01-01",
+    );
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    match &s.exemptions[0].device {
+        DeviceSelector::Subject { written, name } => {
+            assert_eq!(written, "CN = lt-042, OU = Beheer, O = Leverancier BV");
+            assert_eq!(name.as_str(), "CN=lt-042,O=leverancier bv,OU=beheer");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn policy_with(lines: &str, rule: &str) -> String {
+    format!(
+        "[[policy]]\nname = \"p\"\n{lines}\n[[policy.rule]]\n{rule}\n\n[[segment]]\nname = \"s\"\nsensitivity = \"low\"\npolicy = \"p\"\n"
+    )
+}
+
+const DENY_RULE: &str = "catalogue = \"kaspersky\"\naction = \"deny\"";
+
+#[test]
+fn require_antivirus_takes_true_false_or_os_families() {
+    let fx = Fixture::new();
+    let load = |lines: &str| {
+        fx.load(&policy_with(lines, DENY_RULE))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .policies[0]
+            .require_antivirus
+            .clone()
+    };
+    assert_eq!(load("require_antivirus = true"), OsFamily::ALL);
+    assert_eq!(load("require_antivirus = false"), []);
+    assert_eq!(load(""), []);
+    assert_eq!(
+        load("require_antivirus = [\"macos\", \"windows\"]"),
+        [OsFamily::Macos, OsFamily::Windows]
+    );
+}
+
+#[test]
+fn require_antivirus_with_an_unknown_repeated_or_no_family_is_an_error() {
+    let fx = Fixture::new();
+    let text = policy_with("require_antivirus = [\"windows\", \"mac\"]", DENY_RULE);
+    fx.single_error(
+        &text,
+        "\"mac\"",
+        "require_antivirus: \"mac\" is not an OS family (one of: windows, macos, linux, android, ios, chromeos, other)",
+    );
+    let text = policy_with("require_antivirus = [\"linux\", \"linux\"]", DENY_RULE);
+    let errors = fx.errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].message.contains("\"linux\" is listed twice"),
+        "{errors:#?}"
+    );
+    let text = policy_with("require_antivirus = []", DENY_RULE);
+    fx.single_error(&text, "[]", "require_antivirus = [] requires it nowhere");
+    let text = policy_with("require_antivirus = \"windows\"", DENY_RULE);
+    fx.single_error(&text, "\"windows\"", "true, false or a list of OS families");
+}
+
+#[test]
+fn deny_from_goes_only_with_warn_and_only_as_a_date() {
+    let fx = Fixture::new();
+    let text = policy_with(
+        "",
+        "catalogue = \"kaspersky\"\naction = \"deny\"\ndeny_from = 2027-01-15",
+    );
+    fx.single_error(&text, "2027-01-15", "deny_from goes with action = \"warn\"");
+    for bad in [
+        "2027-01-15T00:00:00",
+        "2027-01-15T00:00:00Z",
+        "\"2027-01-15\"",
+    ] {
+        let text = policy_with(
+            "",
+            &format!("catalogue = \"kaspersky\"\naction = \"warn\"\ndeny_from = {bad}"),
+        );
+        let errors = fx.errors(&text);
+        assert_eq!(errors.len(), 1, "{bad}: {errors:#?}");
+        assert_eq!(
+            (errors[0].line, errors[0].column),
+            position(&text, bad),
+            "{bad}"
+        );
+    }
+    let s = fx
+        .load(&policy_with(
+            "",
+            "catalogue = \"kaspersky\"\naction = \"warn\"\ndeny_from = 2027-01-15",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.policies[0].rules[0].deny_from,
+        Some(date!(2027 - 01 - 15))
+    );
+    assert_eq!(s.policies[0].rules[0].action, Decision::Warn);
+}
+
+#[test]
+fn a_staged_rule_that_a_deny_rule_already_covers_is_an_error() {
+    let fx = Fixture::new();
+    let staged = "[[policy.rule]]\ncatalogue = \"kaspersky\"\naction = \"warn\"\ncategories = [\"vpn\"]\ndeny_from = 2027-01-15";
+    let text = policy_with("", &format!("{DENY_RULE}\n{staged}"));
+    fx.single_error(
+        &text,
+        "2027-01-15",
+        "a deny rule for \"kaspersky\" already denies everything this staged rule covers",
+    );
+    let narrow =
+        "catalogue = \"kaspersky\"\naction = \"deny\"\ncategories = [\"vpn\", \"antivirus\"]";
+    let text = policy_with("", &format!("{narrow}\n{staged}"));
+    fx.single_error(&text, "2027-01-15", "would never change anything");
+    // A deny rule for other categories leaves the staged one meaningful.
+    let other = "catalogue = \"kaspersky\"\naction = \"deny\"\ncategories = [\"antivirus\"]";
+    fx.load(&policy_with("", &format!("{other}\n{staged}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn the_summary_lists_staged_rules_due_within_30_days_and_those_that_deny_already() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{SERVER}\n[[policy]]\nname = \"p\"\nrule = [\
+         {{ catalogue = \"kaspersky\", action = \"warn\", categories = [\"vpn\"], deny_from = 2027-01-15 }},\
+         {{ catalogue = \"kaspersky\", action = \"warn\", categories = [\"antivirus\"], deny_from = 2026-12-01 }},\
+         {{ catalogue = \"kaspersky\", action = \"warn\", categories = [\"password_manager\"], deny_from = 2027-06-01 }}]\n\
+         [[segment]]\nname = \"s\"\nsensitivity = \"low\"\npolicy = \"p\"\n"
+    );
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let shown = summary(&s, date!(2027 - 01 - 03));
+    assert!(
+        shown.contains("warn kaspersky [vpn] until 2027-01-14, deny from 2027-01-15"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Staged rules (warn until deny_from, deny from it): 3 in total, 2 denying already or within 30 days (by 2027-02-02):"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "  policy p: kaspersky warns until 2027-01-14, denies from 2027-01-15 (in 12 days)"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  policy p: kaspersky denies since 2026-12-01 (deny_from has passed: the rule now denies)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("denies from 2027-06-01"), "{shown}");
+    // On the day itself the rule denies.
+    let shown = summary(&s, date!(2027 - 01 - 15));
+    assert!(
+        shown.contains("kaspersky denies since 2027-01-15"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_summary_warns_about_an_antivirus_no_agent_can_report() {
+    let fx = Fixture::new();
+    let every = fx
+        .load(&format!(
+            "{SERVER}{}",
+            policy_with("require_antivirus = true", DENY_RULE)
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shown = summary(&every, date!(2027 - 01 - 03));
+    assert!(
+        shown.contains(
+            "WARNING: policy p requires an antivirus on android, ios, chromeos, other, but \
+             posture-agent reports no security products there: those devices are always denied \
+             (segments: s)"
+        ),
+        "{shown}"
+    );
+    let listed = fx
+        .load(&format!(
+            "{SERVER}{}",
+            policy_with(
+                "require_antivirus = [\"windows\", \"macos\", \"linux\"]",
+                DENY_RULE
+            )
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shown = summary(&listed, date!(2027 - 01 - 03));
+    assert!(
+        shown.contains("antivirus required on windows, macos, linux"),
+        "{shown}"
+    );
+    assert!(!shown.contains("WARNING: policy"), "{shown}");
 }

@@ -20,6 +20,7 @@ fn identity(cn: &str) -> DeviceIdentity {
         subject: format!("CN={cn}"),
         organization: None,
         organizational_units: Vec::new(),
+        subject_name: posture_core::dn::DistinguishedName::parse(&format!("CN={cn}")).ok(),
     }
 }
 

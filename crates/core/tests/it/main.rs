@@ -9,3 +9,4 @@ mod catalogue;
 mod config;
 mod decision;
 mod enforce;
+mod example_policy;
