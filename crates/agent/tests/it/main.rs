@@ -7,6 +7,7 @@ mod support;
 mod collect;
 mod docs;
 mod e2e;
+mod example_config;
 mod interop;
 mod security;
 mod service_files;
