@@ -167,6 +167,9 @@ pub struct Live {
     pub settings: ServerSettings,
     pub verifier: Verifier,
     pub tls: Arc<rustls::ServerConfig>,
+    /// The verifier every client certificate is judged by once its
+    /// handshake is done (`tls`'s own lets any certificate through).
+    devices: Arc<tls::DeviceVerifier>,
     /// The revoked certificates of this config's CRLs, checked on every
     /// request and attestation, not only at the handshake.
     revocations: Revocations,

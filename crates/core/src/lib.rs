@@ -17,6 +17,8 @@
 //! config/       the file model, validation with file:line:column, the
 //!               compiled Snapshot
 //! device        device identity from a certificate (fingerprint, subject, O, OU)
+//! certificate   a presented client certificate that failed verification:
+//!               its problem (and code) and unverified details
 //! revocation    the CRLs' revoked (issuer, serial) pairs, checked on every
 //!               request and attestation at every door
 //! policy        (assessment, snapshot, segment, day) -> decision + findings
@@ -43,6 +45,7 @@
 pub mod attestation;
 pub mod audit;
 pub mod catalogue;
+pub mod certificate;
 pub mod code;
 pub mod config;
 pub mod decision;

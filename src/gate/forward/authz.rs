@@ -170,7 +170,11 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         .as_ref()
         .map_or(Ok(None), |doors| doors.device(*index, proxy, h, now));
     let source = client_address(h);
-    let conn = ConnInfo::forwarded(source, device.as_ref().ok().and_then(|d| d.as_deref()));
+    let conn = ConnInfo::forwarded(
+        source,
+        device.as_ref().ok().and_then(|d| d.as_deref()),
+        device.as_ref().err().and_then(|p| p.rejected()).cloned(),
+    );
     let mut pager = Pager {
         live,
         conn: &conn,
@@ -217,9 +221,14 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         );
     }
 
-    // 3. The certificate the proxy forwarded: verified, or refused.
+    // 3. The certificate the proxy forwarded: verified, or refused. One
+    //    that does not verify is judged as none, its problem named (as at
+    //    the TLS front); a header that cannot be taken is refused here.
     if let Err(problem) = &device {
-        return refused(&pager, Problem::CertificateUntrusted, Some(route), problem);
+        if conn.rejected.is_none() {
+            return refused(&pager, Problem::CertificateUntrusted, Some(route), problem);
+        }
+        tracing::debug!(peer = %source, proxy = %proxy.name, "forwarded certificate: {problem}");
     }
 
     // 4. The judgement, the same at every door.
@@ -440,7 +449,11 @@ async fn posture_endpoint(req: Request<Incoming>, path: &str, via: &Via<'_>) -> 
         doors.device(*index, proxy, req.headers(), now)
     });
     let source = client_address(req.headers());
-    let conn = ConnInfo::forwarded(source, device.as_ref().ok().and_then(|d| d.as_deref()));
+    let conn = ConnInfo::forwarded(
+        source,
+        device.as_ref().ok().and_then(|d| d.as_deref()),
+        device.as_ref().err().and_then(|p| p.rejected()).cloned(),
+    );
     let pager = Pager {
         live,
         conn: &conn,
@@ -452,8 +465,10 @@ async fn posture_endpoint(req: Request<Incoming>, path: &str, via: &Via<'_>) -> 
         audit: &shared.audit,
     };
     if let Err(problem) = &device {
-        // Readiness says nothing about a device: it is answered anyway.
-        if path != READY_PATH {
+        // Readiness says nothing about a device: it is answered anyway. A
+        // certificate that does not verify is no certificate (an attest
+        // is refused with the spec's code, see `enforce::attest`).
+        if path != READY_PATH && conn.rejected.is_none() {
             return pager.refuse(Problem::CertificateUntrusted, None, problem);
         }
     }

@@ -85,6 +85,7 @@ impl Fixture {
             identity: Some(&self.identity),
             certificate: Some(self.device.cert_der.as_ref()),
             revocation: Status::Good,
+            rejected: None,
         }
     }
 
