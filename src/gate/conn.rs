@@ -88,14 +88,17 @@ pub(super) fn conn_info(
             match DeviceIdentity::from_der(leaf) {
                 Ok(identity) => Ok(Some((identity, leaf.clone().into_owned()))),
                 // Verified, yet x509-parser cannot read it: not an identity.
-                Err(_) => Err(RejectedCert::of(CertProblem::Unreadable, leaf.as_ref())),
+                Err(_) => Err(Arc::new(RejectedCert::of(
+                    CertProblem::Unreadable,
+                    leaf.as_ref(),
+                ))),
             }
         }),
     };
     let (client, client_der, rejected) = match verdict {
         Ok(Some((identity, der))) => (Some(identity), Some(der), None),
         Ok(None) => (None, None, None),
-        Err(rejected) => (None, None, Some(Arc::new(rejected))),
+        Err(rejected) => (None, None, Some(rejected)),
     };
     // A certificate whose issuer and serial cannot be read cannot be looked
     // up: with CRLs configured that is an unknown status, refused.

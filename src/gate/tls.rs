@@ -260,12 +260,16 @@ impl DeviceVerifier {
     /// The verdict on a chain as a client sent it (leaf first): `Ok` for a
     /// device certificate, else the problem and what the leaf says. An
     /// empty chain is no certificate, and not asked about.
-    pub fn judge(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Result<(), RejectedCert> {
+    pub fn judge(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), Arc<RejectedCert>> {
         let Some((leaf, intermediates)) = chain.split_first() else {
-            return Err(RejectedCert::bare(CertProblem::Other));
+            return Err(Arc::new(RejectedCert::bare(CertProblem::Other)));
         };
         self.verify(leaf, intermediates, now)
-            .map_err(|e| RejectedCert::of(classify(&e), leaf.as_ref()))
+            .map_err(|e| Arc::new(RejectedCert::of(classify(&e), leaf.as_ref())))
     }
 }
 
