@@ -26,8 +26,9 @@ pub enum Problem<'a> {
     /// not known to the gate now; the service desk must renew it.
     CertificateRefused,
     /// 403: the certificate a proxy forwarded does not verify against the
-    /// client-CA bundle (forward-auth only: the gate's own TLS handshake
-    /// refuses such a certificate before any page).
+    /// client-CA bundle (forward-auth only), when the gate cannot say why:
+    /// a certificate header sent twice or not decodable. A certificate it
+    /// can judge gets [`Problem::CertificateRejected`].
     CertificateUntrusted,
     /// 403: a client certificate was presented but failed verification
     /// (expired, not yet valid, unknown issuer, revoked, wrong usage,
