@@ -441,3 +441,38 @@ async fn openssl_s_client_completes_the_handshake_with_an_expired_certificate() 
     assert!(stdout.contains("Code: cert_expired"), "{stdout}");
     assert_eq!(up.count(), 0);
 }
+
+/// The subject is the sender's own words: escaped on the page, and a bad
+/// certificate's attestations are under the no-certificate budget
+/// (`attest_without_certificate_per_minute`), checked before the body.
+#[tokio::test]
+async fn a_bad_certificates_words_are_escaped_and_its_attestations_rate_limited() {
+    let up = Counting::start().await;
+    let settings = Settings {
+        server_extra: "attest_without_certificate_per_minute = 2\n".into(),
+        ..Settings::default()
+    };
+    let gate = TestGate::start(&routes(&up.url()), &settings).await;
+    let mut hostile = DeviceSpec::new("<script>alert(1)</script>", "Elders BV");
+    hostile.issuer = DeviceIssuer::SelfSigned;
+    let hostile = gate.pki.device_from(hostile);
+    let c = gate.client(Some(&hostile), Proto::H1);
+    let html = page(&c, "text/html", "en").await;
+    assert_eq!(html.status, 403);
+    let body = html.text();
+    assert!(!body.contains("<script>alert(1)"), "{body}");
+    assert!(body.contains("&#60;script&#62;alert(1)"), "{body}");
+
+    let nonce = common::challenge(&c).await;
+    let token = hostile.token(&claims(Some(&nonce), false));
+    let statuses: Vec<u16> = {
+        let mut s = Vec::new();
+        for _ in 0..3 {
+            s.push(common::post_token(&c, HOST, &token).await.status.as_u16());
+        }
+        s
+    };
+    assert_eq!(statuses, [400, 400, 429], "the third is over the budget");
+    assert_eq!(up.count(), 0);
+    assert_eq!(gate.handle.posture_count(), 0);
+}
