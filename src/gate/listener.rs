@@ -295,15 +295,7 @@ async fn connection(
         // flood waits here, each holding its connection slot, never the
         // gate's workers.
         tracing::debug!(peer = %peer, code = %r.code(), "client certificate refused");
-        let event = AuditEvent::TlsRefused(TlsRefusedEvent {
-            source: peer,
-            reason: r.problem,
-            code: r.code(),
-            fingerprint_sha256: Some(r.fingerprint_sha256.as_str()).filter(|f| !f.is_empty()),
-            subject: r.subject.as_deref(),
-            issuer: r.issuer.as_deref(),
-            serial: r.serial.as_deref(),
-        });
+        let event = AuditEvent::TlsRefused(TlsRefusedEvent::of(peer, r, None));
         shared.audit.emit_record(&event).await;
     }
     // A certificate that failed verification is no certificate here either.

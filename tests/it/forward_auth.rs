@@ -387,6 +387,20 @@ async fn a_certificate_that_does_not_chain_to_the_client_ca_does_not_open_the_do
     assert_eq!(event["reason"], "untrusted_chain");
     assert_eq!(event["route_prefix"], "/public");
     assert!(event.get("device").is_none(), "no identity: {event}");
+    // And what the certificate says about itself, with the proxy that
+    // forwarded it.
+    let line = captured
+        .audit_events()
+        .into_iter()
+        .find(|e| e["event"] == "tls_refused" && e["fingerprint_sha256"] == stranger.fingerprint())
+        .expect("a tls_refused line for the forwarded certificate");
+    assert_eq!(line["code"], "untrusted_chain", "{line}");
+    assert_eq!(line["reason"], "bad_signature", "{line}");
+    assert!(line["proxy"].is_string(), "{line}");
+    assert!(
+        line["subject"].as_str().unwrap().contains("CN=lt-fa-5"),
+        "{line}"
+    );
 
     // An expired certificate of the right CA: `cert_expired`, and the
     // posture its device name has does not open the door.

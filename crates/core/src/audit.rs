@@ -202,6 +202,32 @@ pub struct TlsRefusedEvent<'a> {
     /// The presented leaf's serial number, lowercase hex, when it parses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial: Option<&'a str>,
+    /// Forward-auth: the proxy that forwarded the certificate (then one
+    /// line per request it asks about, as its `decision` lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<&'a str>,
+}
+
+impl<'a> TlsRefusedEvent<'a> {
+    /// The line of `rejected`, shown by the client at `source` (through
+    /// `proxy`, for forward-auth).
+    pub fn of(
+        source: SocketAddr,
+        rejected: &'a crate::certificate::RejectedCert,
+        proxy: Option<&'a str>,
+    ) -> TlsRefusedEvent<'a> {
+        TlsRefusedEvent {
+            source,
+            reason: rejected.problem,
+            code: rejected.code(),
+            fingerprint_sha256: Some(rejected.fingerprint_sha256.as_str())
+                .filter(|f| !f.is_empty()),
+            subject: rejected.subject.as_deref(),
+            issuer: rejected.issuer.as_deref(),
+            serial: rejected.serial.as_deref(),
+            proxy,
+        }
+    }
 }
 
 /// What started a (re)load.

@@ -24,7 +24,7 @@ use crate::gate::respond::{page_response, Body, Pager};
 use crate::gate::routing::{normalise_host, PathError};
 use crate::gate::{unix_now, Live, Shared};
 use crate::page::{self, PageInput, Problem};
-use posture_core::audit::{AuditEvent, Enforcement, RefusedEvent};
+use posture_core::audit::{AuditEvent, Enforcement, RefusedEvent, TlsRefusedEvent};
 use posture_core::code::Code;
 use posture_core::config::model::ProxyKind;
 use posture_core::config::snapshot::{ForwardAuthListen, ForwardAuthSettings, TrustedProxy};
@@ -225,10 +225,12 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
     //    that does not verify is judged as none, its problem named (as at
     //    the TLS front); a header that cannot be taken is refused here.
     if let Err(problem) = &device {
-        if conn.rejected.is_none() {
+        let Some(rejected) = &conn.rejected else {
             return refused(&pager, Problem::CertificateUntrusted, Some(route), problem);
-        }
+        };
         tracing::debug!(peer = %source, proxy = %proxy.name, "forwarded certificate: {problem}");
+        let event = TlsRefusedEvent::of(source, rejected, Some(&proxy.name));
+        shared.audit.emit_detached(&AuditEvent::TlsRefused(event));
     }
 
     // 4. The judgement, the same at every door.
