@@ -107,7 +107,7 @@ pub fn register(registry: &mut Registry) {
     let m = &*METRICS;
     registry.register(
         "posture_gate_tls_refused",
-        "TLS handshakes refused for the client certificate, by reason",
+        "Client certificates refused (each TLS connection, each forward-auth request), by reason",
         m.tls_refused.clone(),
     );
     registry.register(

@@ -7,10 +7,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::HeaderValue;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::headers;
+use super::tls::DeviceVerifier;
+use posture_core::certificate::{CertProblem, RejectedCert};
 use posture_core::device::DeviceIdentity;
 use posture_core::enforce::Client;
 use posture_core::revocation::{CertId, Revocations};
@@ -21,6 +23,10 @@ pub struct ConnInfo {
     /// The validated client certificate's identity, if one was presented.
     pub client: Option<DeviceIdentity>,
     pub client_der: Option<CertificateDer<'static>>,
+    /// A certificate that was presented but failed verification (then
+    /// `client`, `client_der` and `cert_ids` are empty: the connection is
+    /// one without a certificate that gets a page naming the problem).
+    pub rejected: Option<Arc<RejectedCert>>,
     /// Issuer and serial of each presented certificate, leaf first, for the
     /// revocation check on every request (see `posture_core::revocation`).
     pub(super) cert_ids: Vec<CertId>,
@@ -65,38 +71,48 @@ impl UpstreamValues {
     }
 }
 
+/// The connection's identity: only what [`DeviceVerifier::judge`] says of
+/// the chain the handshake left. The handshake's verifier lets any
+/// certificate through (see the tls module), so `peer_certificates()` alone
+/// proves nothing.
 pub(super) fn conn_info(
     peer: SocketAddr,
     session: &rustls::ServerConnection,
+    devices: &DeviceVerifier,
     slot: Slot,
 ) -> ConnInfo {
-    let client_der = session
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|c| c.clone().into_owned());
-    // rustls validated the certificate; one x509-parser cannot read is
-    // treated as no certificate at all, which is denied.
-    let client = client_der
-        .as_ref()
-        .and_then(|der| match DeviceIdentity::from_der(der) {
-            Ok(identity) => Some(identity),
-            Err(e) => {
-                tracing::warn!(peer = %peer, "unreadable client certificate: {e}");
-                None
+    let chain = session.peer_certificates().unwrap_or_default();
+    let verdict = match chain.first() {
+        None => Ok(None),
+        Some(leaf) => devices.judge(chain, UnixTime::now()).and_then(|()| {
+            match DeviceIdentity::from_der(leaf) {
+                Ok(identity) => Ok(Some((identity, leaf.clone().into_owned()))),
+                // Verified, yet x509-parser cannot read it: not an identity.
+                Err(_) => Err(Arc::new(RejectedCert::of(
+                    CertProblem::Unreadable,
+                    leaf.as_ref(),
+                ))),
             }
-        });
+        }),
+    };
+    let (client, client_der, rejected) = match verdict {
+        Ok(Some((identity, der))) => (Some(identity), Some(der), None),
+        Ok(None) => (None, None, None),
+        Err(rejected) => (None, None, Some(rejected)),
+    };
     // A certificate whose issuer and serial cannot be read cannot be looked
     // up: with CRLs configured that is an unknown status, refused.
-    let cert_ids = session
-        .peer_certificates()
-        .map(|chain| chain.iter().map_while(CertId::of).collect())
-        .unwrap_or_default();
+    let cert_ids = match &client_der {
+        Some(_) => chain.iter().map_while(CertId::of).collect(),
+        None => Vec::new(),
+    };
     ConnInfo {
         cert_ids,
         upstream_values: UpstreamValues::new(peer, client.as_ref()),
         peer,
         client,
         client_der,
+        rejected,
         sni: session.server_name().map(str::to_ascii_lowercase),
         _slot: Some(slot),
     }
@@ -110,11 +126,13 @@ impl ConnInfo {
     pub(super) fn forwarded(
         peer: SocketAddr,
         device: Option<&super::forward::ForwardedCert>,
+        rejected: Option<Arc<RejectedCert>>,
     ) -> ConnInfo {
         ConnInfo {
             peer,
             client: device.map(|d| d.identity.clone()),
             client_der: device.map(|d| d.der.clone()),
+            rejected: device.is_none().then_some(rejected).flatten(),
             cert_ids: device.map(|d| d.cert_ids.clone()).unwrap_or_default(),
             sni: None,
             _slot: None,
@@ -181,12 +199,16 @@ impl ConnInfo {
     /// without a certificate.
     pub(super) fn client(&self, revocations: &Revocations, now: i64) -> Client<'_> {
         let Some(der) = &self.client_der else {
-            return Client::NONE;
+            return Client {
+                rejected: self.rejected.as_ref(),
+                ..Client::NONE
+            };
         };
         Client {
             identity: self.client.as_ref(),
             certificate: Some(der.as_ref()),
             revocation: revocations.status(&self.cert_ids, now),
+            rejected: None,
         }
     }
 }

@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use super::conn::{conn_info, PerIp, Slot};
 use super::proxy_header::{self, HeaderError, Origin};
 use super::respond;
-use super::{proxy, tls, GateError, Live, Shared};
+use super::{proxy, GateError, Live, Shared};
 use posture_core::audit::{AuditEvent, TlsRefusedEvent};
 
 /// hyper refuses an HTTP/1 read buffer smaller than this.
@@ -276,25 +276,10 @@ async fn connection(
     let settings = &live.settings;
     let _ = stream.set_nodelay(true);
     let acceptor = TlsAcceptor::from(live.tls.clone());
-    let mut refused = None;
-    let handshake = tls::watch_handshake(acceptor.accept(stream), &mut refused);
-    let tls = match tokio::time::timeout_at(deadline, handshake).await {
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
-            if let Some(r) = refused {
-                // In this connection's task: a flood of refused handshakes
-                // waits here, each holding its connection slot, never the
-                // gate's workers.
-                let event = AuditEvent::TlsRefused(TlsRefusedEvent {
-                    source: peer,
-                    reason: r.reason,
-                    subject: r.subject.as_deref(),
-                    issuer: r.issuer.as_deref(),
-                    serial: r.serial.as_deref(),
-                });
-                shared.audit.emit_record(&event).await;
-            }
             return;
         }
         Err(_) => {
@@ -302,7 +287,18 @@ async fn connection(
             return;
         }
     };
-    let conn = Arc::new(conn_info(peer, tls.get_ref().1, slot));
+    let conn = Arc::new(conn_info(peer, tls.get_ref().1, &live.devices, slot));
+    if let Some(r) = &conn.rejected {
+        // One line per connection, in this connection's task: a client that
+        // opens many gets as many lines as handshakes it completes (each a
+        // full handshake, under the per-address connection limit), and a
+        // flood waits here, each holding its connection slot, never the
+        // gate's workers.
+        tracing::debug!(peer = %peer, code = %r.code(), "client certificate refused");
+        let event = AuditEvent::TlsRefused(TlsRefusedEvent::of(peer, r, None));
+        shared.audit.emit_record(&event).await;
+    }
+    // A certificate that failed verification is no certificate here either.
     let known = conn.client_der.is_some();
     let activity = Arc::new(Activity::new());
     let busy = activity.clone();

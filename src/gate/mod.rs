@@ -37,6 +37,8 @@
 //!   changes them logs a warning and keeps the old ones (a reload does reopen
 //!   the audit file, for logrotate). The other limits apply to new
 //!   connections (and requests) after a reload.
+//! - A peer whose client certificate failed verification is a peer
+//!   without one for every limit below (and everything else; see `tls`).
 //! - A peer without a client certificate may post at most
 //!   `attest_without_certificate_per_minute` attestations a minute per
 //!   address (a token bucket, see `attest_limit`), checked before its body
@@ -167,6 +169,9 @@ pub struct Live {
     pub settings: ServerSettings,
     pub verifier: Verifier,
     pub tls: Arc<rustls::ServerConfig>,
+    /// The verifier every client certificate is judged by once its
+    /// handshake is done (`tls`'s own lets any certificate through).
+    devices: Arc<tls::DeviceVerifier>,
     /// The revoked certificates of this config's CRLs, checked on every
     /// request and attestation, not only at the handshake.
     revocations: Revocations,

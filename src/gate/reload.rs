@@ -139,6 +139,7 @@ fn build_live_blocking(
         settings,
         verifier,
         tls: front.config,
+        devices: front.devices,
         forward,
         nac,
         revocations,

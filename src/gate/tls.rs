@@ -1,15 +1,30 @@
 //! The TLS front: rustls with the aws-lc-rs provider passed explicitly, TLS
 //! 1.2 and 1.3, ALPN for HTTP/2 and HTTP/1.1, and a client certificate that
 //! is requested but optional, so a device without one gets a page that says
-//! so instead of a TLS alert nobody can read. A certificate that is presented
-//! must chain to the client-CA bundle and pass the CRLs when configured.
+//! so instead of a TLS alert nobody can read.
 //!
-//! On top of webpki's checks, a presented certificate must carry the
+//! A certificate that is presented gets a page too when it fails (issue 19
+//! point 2): the handshake verifier ([`AnyClientCert`]) lets every
+//! certificate through the handshake, still checking that the client holds
+//! its key (CertificateVerify), and the connection is then judged by
+//! [`DeviceVerifier`] alone, on the chain the handshake left
+//! (`conn::conn_info`). rustls takes a verifier's `Ok` for "authenticated",
+//! so nothing may take an identity from `peer_certificates()` without that
+//! second verdict; it is also what makes a resumed session (which rustls
+//! restores without asking any verifier) verified against the current CAs
+//! and CRLs. A certificate that fails leaves the connection without any
+//! identity: judged as one without a certificate, pages only, under the
+//! same tight limits, with a page naming the problem ([`classify`]) and one
+//! `tls_refused` audit line.
+//!
+//! [`DeviceVerifier`] is webpki's verifier (the client-CA bundle, the CRLs)
+//! plus the gate's own rules: a presented certificate must carry the
 //! clientAuth extended key usage (webpki accepts a leaf without any EKU
 //! extension, RFC 5280's reading; a device certificate always has one, so a
 //! leaf without it is not a device certificate), and the client may send at
-//! most [`MAX_CLIENT_INTERMEDIATES`] intermediates. A certificate that fails
-//! any check fails the handshake with a TLS alert, like an untrusted one.
+//! most [`MAX_CLIENT_INTERMEDIATES`] intermediates. Forward-auth verifies
+//! the certificates proxies forward with the very same verifier and
+//! [`classify`].
 //!
 //! The server picks the cipher suite, in the order of the Dutch NCSC's TLS
 //! guidelines (security level "good"): see [`server_provider`].
@@ -28,7 +43,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use posture_core::audit::TlsRefusal;
+use posture_core::certificate::{CertProblem, RejectedCert};
 use posture_core::config::snapshot::{ForwardAuthTls, ServerSettings};
 
 /// The TLS material loaded and checked with the config, refused by rustls
@@ -99,11 +114,12 @@ pub const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The server config of the TLS front, and its client-certificate
-/// verifier on its own: forward-auth checks the certificates proxies
+/// verifier on its own: every connection's certificate is judged by it
+/// after the handshake, and forward-auth checks the certificates proxies
 /// forward with the very same rules.
 pub struct Front {
     pub config: Arc<ServerConfig>,
-    pub devices: Arc<dyn ClientCertVerifier>,
+    pub devices: Arc<DeviceVerifier>,
 }
 
 /// Builds the server config from the snapshot's DER (read once at load,
@@ -135,10 +151,13 @@ pub fn server_config(settings: &ServerSettings) -> Result<Front, TlsError> {
                 .join(", "),
             reason: e.to_string(),
         })?;
-    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(DeviceCertVerifier { inner: verifier });
+    let devices = Arc::new(DeviceVerifier { inner: verifier });
+    let handshake = Arc::new(AnyClientCert {
+        devices: devices.clone(),
+    });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
-        .with_client_cert_verifier(verifier.clone())
+        .with_client_cert_verifier(handshake)
         .with_single_cert(
             settings.cert_chain.clone(),
             settings.private_key.clone_key(),
@@ -154,7 +173,7 @@ pub fn server_config(settings: &ServerSettings) -> Result<Front, TlsError> {
     config.ignore_client_order = true;
     Ok(Front {
         config: Arc::new(config),
-        devices: verifier,
+        devices,
     })
 }
 
@@ -205,19 +224,22 @@ pub struct ChainTooLong {
 /// webpki's client verifier with the gate's own rules on top (see the
 /// module docs): a bounded chain before any work, and the clientAuth EKU
 /// after webpki has verified the chain, so only a trusted certificate is
-/// parsed a second time.
+/// parsed a second time. Not a handshake verifier itself: see
+/// [`AnyClientCert`].
 #[derive(Debug)]
-struct DeviceCertVerifier {
+pub struct DeviceVerifier {
     inner: Arc<dyn ClientCertVerifier>,
 }
 
-impl DeviceCertVerifier {
-    fn verify(
+impl DeviceVerifier {
+    /// Whether `end_entity` (sent with `intermediates`) is a device
+    /// certificate of the client CA, valid and not revoked at `now`.
+    pub fn verify(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
+    ) -> Result<(), rustls::Error> {
         if intermediates.len() > MAX_CLIENT_INTERMEDIATES {
             return Err(rustls::Error::InvalidCertificate(CertificateError::Other(
                 OtherError(Arc::new(ChainTooLong {
@@ -225,42 +247,64 @@ impl DeviceCertVerifier {
                 })),
             )));
         }
-        let verified = self
-            .inner
+        self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
         if !has_client_auth_eku(end_entity) {
             return Err(rustls::Error::InvalidCertificate(
                 CertificateError::InvalidPurpose,
             ));
         }
-        Ok(verified)
+        Ok(())
+    }
+
+    /// The verdict on a chain as a client sent it (leaf first): `Ok` for a
+    /// device certificate, else the problem and what the leaf says. An
+    /// empty chain is no certificate, and not asked about.
+    pub fn judge(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), Arc<RejectedCert>> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(Arc::new(RejectedCert::bare(CertProblem::Other)));
+        };
+        self.verify(leaf, intermediates, now)
+            .map_err(|e| Arc::new(RejectedCert::of(classify(&e), leaf.as_ref())))
     }
 }
 
-impl ClientCertVerifier for DeviceCertVerifier {
+/// The handshake's verifier: any certificate completes the handshake, so
+/// a failing one gets a page rather than a TLS alert; everything else is
+/// webpki's, CertificateVerify included, so a client still proves that it
+/// holds the key of whatever it sent. Its `Ok` means nothing: the
+/// connection's identity comes only from [`DeviceVerifier::judge`].
+#[derive(Debug)]
+struct AnyClientCert {
+    devices: Arc<DeviceVerifier>,
+}
+
+impl ClientCertVerifier for AnyClientCert {
     fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
+        self.devices.inner.offer_client_auth()
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        self.devices.inner.client_auth_mandatory()
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        self.devices.inner.root_hint_subjects()
     }
 
     fn verify_client_cert(
         &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let result = self.verify(end_entity, intermediates, now);
-        if let Err(e) = &result {
-            note_refusal(end_entity, e);
-        }
-        result
+        // Judged once the handshake is done (`conn::conn_info`), where the
+        // verdict belongs to this connection; a verifier is shared.
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -269,7 +313,9 @@ impl ClientCertVerifier for DeviceCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.devices
+            .inner
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -278,15 +324,17 @@ impl ClientCertVerifier for DeviceCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.devices
+            .inner
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.devices.inner.supported_verify_schemes()
     }
 
     fn requires_raw_public_keys(&self) -> bool {
-        self.inner.requires_raw_public_keys()
+        self.devices.inner.requires_raw_public_keys()
     }
 }
 
@@ -299,89 +347,30 @@ fn has_client_auth_eku(cert: &CertificateDer<'_>) -> bool {
     matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth)
 }
 
-/// A client certificate the front refused at the handshake, for the
-/// `tls_refused` audit line. The verifier is shared by every connection
-/// and has no context of its own, so it leaves the refusal in a
-/// thread-local: rustls calls it inside the poll of the handshake that then
-/// fails, on the same thread, and [`watch_handshake`] takes it out after
-/// exactly that poll (and clears it before every poll, so nothing of
-/// another connection is ever taken).
-#[derive(Debug, Clone)]
-pub(super) struct Refused {
-    pub reason: TlsRefusal,
-    pub subject: Option<String>,
-    pub issuer: Option<String>,
-    pub serial: Option<String>,
-}
-
-thread_local! {
-    static REFUSED: std::cell::RefCell<Option<Refused>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Polls a TLS handshake; when it fails because the verifier refused the
-/// client's certificate, `refused` gets the refusal.
-pub(super) async fn watch_handshake<F, T>(
-    handshake: F,
-    refused: &mut Option<Refused>,
-) -> std::io::Result<T>
-where
-    F: std::future::Future<Output = std::io::Result<T>>,
-{
-    let mut handshake = std::pin::pin!(handshake);
-    std::future::poll_fn(|cx| {
-        REFUSED.with(|r| r.borrow_mut().take());
-        let poll = handshake.as_mut().poll(cx);
-        if let std::task::Poll::Ready(Err(_)) = &poll {
-            *refused = REFUSED.with(|r| r.borrow_mut().take());
-        }
-        poll
-    })
-    .await
-}
-
-/// The audit reason of a verifier's error.
-fn refusal_reason(error: &rustls::Error) -> TlsRefusal {
+/// The problem behind a verifier's error: the one classification of the
+/// TLS front and forward-auth.
+pub fn classify(error: &rustls::Error) -> CertProblem {
     let rustls::Error::InvalidCertificate(e) = error else {
-        return TlsRefusal::Other;
+        return CertProblem::Other;
     };
     match e {
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => TlsRefusal::Expired,
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => CertProblem::Expired,
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            TlsRefusal::NotYetValid
+            CertProblem::NotYetValid
         }
-        CertificateError::UnknownIssuer => TlsRefusal::UnknownIssuer,
-        CertificateError::Revoked => TlsRefusal::Revoked,
+        CertificateError::UnknownIssuer => CertProblem::UnknownIssuer,
+        CertificateError::Revoked => CertProblem::Revoked,
         CertificateError::UnknownRevocationStatus
         | CertificateError::ExpiredRevocationList
-        | CertificateError::ExpiredRevocationListContext { .. } => TlsRefusal::RevocationUnknown,
+        | CertificateError::ExpiredRevocationListContext { .. } => CertProblem::RevocationUnknown,
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-            TlsRefusal::BadPurpose
+            CertProblem::BadPurpose
         }
-        CertificateError::BadSignature => TlsRefusal::BadSignature,
+        CertificateError::BadSignature => CertProblem::BadSignature,
+        CertificateError::BadEncoding => CertProblem::Unreadable,
         CertificateError::Other(OtherError(inner)) if inner.is::<ChainTooLong>() => {
-            TlsRefusal::ChainTooLong
+            CertProblem::ChainTooLong
         }
-        _ => TlsRefusal::Other,
+        _ => CertProblem::Other,
     }
-}
-
-/// Leaves the refusal for [`watch_handshake`]; the leaf is parsed only
-/// here, for a refused certificate.
-fn note_refusal(end_entity: &CertificateDer<'_>, error: &rustls::Error) {
-    let parsed = X509Certificate::from_der(end_entity.as_ref()).ok();
-    let (subject, issuer, serial) = match &parsed {
-        Some((_, c)) => (
-            Some(c.subject().to_string()),
-            Some(c.issuer().to_string()),
-            Some(hex::encode(c.raw_serial())),
-        ),
-        None => (None, None, None),
-    };
-    let refused = Refused {
-        reason: refusal_reason(error),
-        subject,
-        issuer,
-        serial,
-    };
-    REFUSED.with(|r| *r.borrow_mut() = Some(refused));
 }

@@ -3,6 +3,7 @@
 
 use posture_core::attestation::claims::Os;
 use posture_core::attestation::Reason;
+use posture_core::certificate::{CertProblem, RejectedCert};
 use posture_core::code::Code;
 use posture_core::config::Snapshot;
 use posture_core::decision::{Denial, SegmentResult};
@@ -25,9 +26,15 @@ pub enum Problem<'a> {
     /// not known to the gate now; the service desk must renew it.
     CertificateRefused,
     /// 403: the certificate a proxy forwarded does not verify against the
-    /// client-CA bundle (forward-auth only: the gate's own TLS handshake
-    /// refuses such a certificate before any page).
+    /// client-CA bundle (forward-auth only), when the gate cannot say why:
+    /// a certificate header sent twice or not decodable. A certificate it
+    /// can judge gets [`Problem::CertificateRejected`].
     CertificateUntrusted,
+    /// 403: a client certificate was presented but failed verification
+    /// (expired, not yet valid, unknown issuer, revoked, wrong usage,
+    /// unreadable): the connection is one without a certificate, and the
+    /// page names the problem, the certificate and what to do.
+    CertificateRejected(&'a RejectedCert),
     /// 403: no posture known for this device; run the agent.
     NoPosture,
     /// 403: the posture aged out; run the agent again.
@@ -71,6 +78,7 @@ impl<'a> Problem<'a> {
                 result,
                 os,
             },
+            Denial::CertificateRejected(rejected) => Problem::CertificateRejected(rejected),
             // Only `prohibited` has no page of its code alone.
             other => Problem::of_code(other.code()).unwrap_or(Problem::NoPosture),
         }
@@ -84,6 +92,11 @@ impl<'a> Problem<'a> {
             // The page does not tell the two apart; the audit log does.
             Code::CertRevoked | Code::RevocationUnknown => Problem::CertificateRefused,
             Code::CertUntrusted => Problem::CertificateUntrusted,
+            // Without the certificate's details (they come with a denial).
+            Code::CertExpired => Problem::CertificateRejected(&BARE_EXPIRED),
+            Code::UntrustedChain => Problem::CertificateRejected(&BARE_UNTRUSTED),
+            Code::CertWrongUsage => Problem::CertificateRejected(&BARE_WRONG_USAGE),
+            Code::CertInvalid => Problem::CertificateRejected(&BARE_INVALID),
             Code::NoPosture => Problem::NoPosture,
             Code::StalePosture => Problem::StalePosture,
             Code::CatalogueChanged => Problem::CatalogueChanged,
@@ -111,6 +124,10 @@ impl<'a> Problem<'a> {
             Code::NoCertificate => "no-certificate",
             Code::CertRevoked | Code::RevocationUnknown => "certificate-refused",
             Code::CertUntrusted => "certificate-untrusted",
+            Code::CertExpired => "certificate-expired",
+            Code::UntrustedChain => "certificate-untrusted-chain",
+            Code::CertWrongUsage => "certificate-wrong-usage",
+            Code::CertInvalid => "certificate-invalid",
             Code::UntrustedProxy => "untrusted-proxy",
             Code::NoPosture => "no-attestation",
             Code::StalePosture => "stale-attestation",
@@ -137,6 +154,7 @@ impl<'a> Problem<'a> {
             // The page does not tell the two apart; the audit log does.
             Problem::CertificateRefused => Code::CertRevoked,
             Problem::CertificateUntrusted => Code::CertUntrusted,
+            Problem::CertificateRejected(rejected) => rejected.code(),
             Problem::NoPosture => Code::NoPosture,
             Problem::StalePosture => Code::StalePosture,
             Problem::CatalogueChanged => Code::CatalogueChanged,
@@ -152,6 +170,11 @@ impl<'a> Problem<'a> {
         }
     }
 }
+
+static BARE_EXPIRED: RejectedCert = RejectedCert::bare(CertProblem::Expired);
+static BARE_UNTRUSTED: RejectedCert = RejectedCert::bare(CertProblem::UnknownIssuer);
+static BARE_WRONG_USAGE: RejectedCert = RejectedCert::bare(CertProblem::BadPurpose);
+static BARE_INVALID: RejectedCert = RejectedCert::bare(CertProblem::Other);
 
 /// The three pages of a `prohibited` denial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,12 +13,14 @@
 //!
 //! ```text
 //! mod ── view ──┬── steps ──┬── model     the structs a page is made of
+//!   │           ├── certificate ── model  a certificate that failed
 //!   │           │           └── labels    words for the core's codes
 //!   │           ├── links, input (leaves)
 //!   ├── html, problem_json ── model
 //!   └── negotiate ── input                Format, Problem, PageInput
 //! ```
 
+mod certificate;
 mod csp;
 mod html;
 mod input;

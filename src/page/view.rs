@@ -13,6 +13,7 @@ use posture_core::lang::Lang;
 use posture_core::reasons;
 use posture_core::verdict::{Decision, Finding, Unmet};
 
+use super::certificate;
 use super::input::{PageInput, Problem, ProhibitedPage};
 use super::labels::{action_label, category_label, kind_label, requirement_label};
 use super::links;
@@ -99,6 +100,12 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
                 ),
             );
             b.sections.push(steps::enrol(l, retry));
+            b
+        }
+        Problem::CertificateRejected(rejected) => {
+            let t = certificate::texts(input.snapshot, rejected, l, retry);
+            let mut b = Body::new(StatusCode::FORBIDDEN, denied, t.title, &t.lead);
+            b.sections = t.sections;
             b
         }
         Problem::CertificateRefused => {

@@ -230,8 +230,10 @@ async fn every_event_kind_is_one_schema_1_line_in_the_file() {
     );
 }
 
-/// A device certificate refused at the handshake leaves a `tls_refused`
-/// line with the reason and what the leaf says about itself.
+/// A device certificate that fails verification leaves one `tls_refused`
+/// line per connection with the reason, the code and what the leaf says
+/// about itself (the handshake completes: issue 19), and its requests
+/// decision lines with the code and no device.
 #[tokio::test]
 async fn refused_tls_handshakes_are_tls_refused_lines_with_reason_and_leaf() {
     let up = Counting::start().await;
@@ -262,8 +264,9 @@ async fn refused_tls_handshakes_are_tls_refused_lines_with_reason_and_leaf() {
             gate.client(Some(device), proto).try_get("public.test", "/"),
         )
         .await
-        .expect("refused in time");
-        assert!(got.is_err(), "the handshake is refused");
+        .expect("answered in time")
+        .expect("the handshake completes");
+        assert_eq!(got.status, 403, "{}", got.text());
     }
     assert_eq!(up.count(), 0);
 
@@ -282,11 +285,29 @@ async fn refused_tls_handshakes_are_tls_refused_lines_with_reason_and_leaf() {
         .iter()
         .find(|r| r["reason"] == "bad_signature")
         .unwrap_or_else(|| panic!("{refused:#?}"));
+    assert_eq!(expired_line["code"], "cert_expired");
+    assert_eq!(unknown_line["code"], "untrusted_chain");
+    assert_eq!(foreign_line["code"], "untrusted_chain");
+    let decisions = of_kind(&lines, "decision");
+    let mut reasons: Vec<&str> = decisions
+        .iter()
+        .map(|d| {
+            assert!(d.get("device").is_none(), "no identity: {d}");
+            d["reason"].as_str().unwrap_or_default()
+        })
+        .collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        ["cert_expired", "untrusted_chain", "untrusted_chain"],
+        "{decisions:#?}"
+    );
     for (line, device, cn) in [
         (expired_line, &expired, "lt-expired"),
         (unknown_line, &unknown, "lt-selfmade"),
         (foreign_line, &foreign, "lt-foreign"),
     ] {
+        assert_eq!(line["fingerprint_sha256"], device.fingerprint(), "{line}");
         assert!(
             line["source"].as_str().unwrap().starts_with("127.0.0.1:"),
             "{line}"

@@ -2,9 +2,10 @@
 //! `posture-gate pki init` (client CA = the device CA alone, as in
 //! config/gate.toml and the demo): client certificates that are expired,
 //! not yet valid, from another CA, without the clientAuth extended key
-//! usage, or sent with too long a chain fail the handshake, never reach an
-//! upstream and never get a posture; the server picks the cipher suite; the
-//! gate's pages carry HSTS.
+//! usage, or sent with too long a chain complete the handshake but get only
+//! the page naming their problem (issue 19), never reach an upstream and
+//! never get a posture; the server picks the cipher suite; the gate's pages
+//! carry HSTS.
 
 use crate::support as common;
 
@@ -223,14 +224,17 @@ fn token(creds: &DeviceCredentials, nonce: &str) -> String {
 }
 
 /// Posts a fresh attestation and then asks for the app, over TLS 1.3 and
-/// 1.2: every request must fail (the handshake is refused), none may reach
-/// the upstream or leave a posture behind.
+/// 1.2: the handshake completes (issue 19: a page, not a TLS alert), the
+/// attestation is refused with the spec's `reason`, the app answers with
+/// the page of `code` (problem+json), the challenge is still served; none
+/// of it reaches the upstream or leaves a posture behind.
 async fn assert_refused(
     door: &Door,
     what: &str,
     chain: Vec<CertificateDer<'static>>,
     key_pem: &str,
     attest_with: Option<&DeviceCredentials>,
+    (code, reason): (&str, &str),
 ) {
     for version in VERSIONS {
         let config = client_config(door, Some((chain.clone(), key_pem)), version, &[]);
@@ -243,31 +247,37 @@ async fn assert_refused(
                 .unwrap();
             let got = tokio::time::timeout(Duration::from_secs(20), c.try_send(req))
                 .await
-                .expect("the gate answers or closes in time");
-            assert!(
-                got.is_err(),
-                "{what} ({version:?}): attest got {}",
-                got.map(|a| a.status.to_string()).unwrap_or_default()
-            );
+                .expect("the gate answers in time")
+                .unwrap_or_else(|e| panic!("{what} ({version:?}): attest: {e}"));
+            assert_eq!(got.status, 400, "{what} ({version:?}): {}", got.text());
+            assert_eq!(got.json()["reason"], reason, "{what} ({version:?})");
+            assert_eq!(got.json()["valid"], false, "{what} ({version:?})");
         }
-        for path in ["/", "/.well-known/posture-gate/challenge"] {
-            let got = tokio::time::timeout(Duration::from_secs(20), c.try_get(HOST, path))
-                .await
-                .expect("the gate answers or closes in time");
-            // TLS 1.2 fails in the handshake; in TLS 1.3 the client has
-            // finished when the server's alert arrives, so the request fails.
-            match got {
-                Err(_) => {}
-                Ok(a) => panic!(
-                    "{what} ({version:?}) {path}: the gate answered {} instead of refusing the handshake",
-                    a.status
-                ),
-            }
-        }
+        let req = request("GET", HOST, "/", Proto::H1)
+            .header("accept", "application/problem+json")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(20), c.try_send(req))
+            .await
+            .expect("the gate answers in time")
+            .unwrap_or_else(|e| panic!("{what} ({version:?}): the handshake failed: {e}"));
+        assert_eq!(got.status, 403, "{what} ({version:?}): {}", got.text());
+        let slug = got.json()["type"].as_str().unwrap_or_default().to_string();
+        assert_eq!(
+            slug,
+            format!("urn:posture-gate:problem:{code}"),
+            "{what} ({version:?}): {}",
+            got.text()
+        );
+        let challenge = c.get(HOST, "/.well-known/posture-gate/challenge").await;
+        assert_eq!(challenge.status, 200, "{what}: as without a certificate");
     }
     assert_eq!(door.upstream.count(), 0, "{what}: reached the upstream");
     assert_eq!(door.handle.posture_count(), 0, "{what}: got a posture");
 }
+
+const EXPIRED: (&str, &str) = ("certificate-expired", "cert_expired");
+const UNTRUSTED: (&str, &str) = ("certificate-untrusted-chain", "untrusted_chain");
 
 fn spec(name: &str) -> DeviceSpec {
     DeviceSpec::new(name, "Leverancier BV")
@@ -322,6 +332,7 @@ async fn expired_and_not_yet_valid_client_certificates_are_refused() {
             creds.chain.clone(),
             &creds.key_pem,
             Some(&creds),
+            EXPIRED,
         )
         .await;
     }
@@ -340,6 +351,7 @@ async fn client_certificates_from_another_ca_are_refused() {
         foreign.chain.clone(),
         &foreign.key_pem,
         Some(&foreign),
+        UNTRUSTED,
     )
     .await;
 
@@ -356,6 +368,7 @@ async fn client_certificates_from_another_ca_are_refused() {
         chain,
         &by_root.key_pem,
         Some(&by_root),
+        UNTRUSTED,
     )
     .await;
 
@@ -368,6 +381,7 @@ async fn client_certificates_from_another_ca_are_refused() {
         own.chain.clone(),
         &own.key_pem,
         Some(&own),
+        UNTRUSTED,
     )
     .await;
 }
@@ -386,6 +400,7 @@ async fn a_client_certificate_without_the_client_auth_eku_is_refused() {
         creds.chain.clone(),
         &creds.key_pem,
         Some(&creds),
+        ("certificate-wrong-usage", "untrusted_chain"),
     )
     .await;
 }
@@ -477,6 +492,7 @@ async fn a_client_chain_longer_than_three_intermediates_is_refused() {
             deep.chain.clone(),
             &deep.key_pem,
             None,
+            UNTRUSTED,
         )
         .await;
     }

@@ -16,6 +16,7 @@ mod forward_auth_caddy;
 mod forward_auth_nginx;
 mod fuzz_found;
 mod gate_audit;
+mod gate_certpage;
 mod gate_curl;
 mod gate_flood;
 mod gate_hostile;

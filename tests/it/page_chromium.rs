@@ -559,3 +559,115 @@ async fn a_browser_without_a_certificate_gets_the_enrolment_page_over_tls() {
     reads(&text, &reference, "the reference the gate logged");
     does_not_read(&text, "Geen toegang", "Dutch words");
 }
+
+// ------------------------------------------- a certificate that failed (19)
+
+/// How far the page at `url` is wider than a `width` px window (0 or less:
+/// it fits), measured by Chromium on a copy of the page with a script that
+/// writes the measure into the document.
+async fn overflow_at(browser: &Browser, name: &str, html: &str, width: u32) -> i64 {
+    const PROBE: &str = "<script>document.body.dataset.overflow = String(document.documentElement.scrollWidth - document.documentElement.clientWidth);</script>";
+    let probed = html.replacen("</body>", &format!("{PROBE}</body>"), 1);
+    assert_ne!(probed, html, "the page has a </body>");
+    let file = browser.out.join(format!("{name}-probe-{width}.html"));
+    std::fs::write(&file, probed).unwrap();
+    let output = browser
+        .chromium(
+            &file_url(&file),
+            None,
+            &["--dump-dom".into(), format!("--window-size={width},2400")],
+        )
+        .await;
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let start = dom
+        .find("data-overflow=\"")
+        .unwrap_or_else(|| panic!("the probe ran on {name} at {width} px:\n{dom}"))
+        + "data-overflow=\"".len();
+    let end = start + dom[start..].find('"').unwrap();
+    dom[start..end].parse().unwrap()
+}
+
+/// An expired device certificate: the browser completes the handshake
+/// (which headless Chromium cannot do with a client certificate, so the
+/// device's answer is rendered from a file) and the person reads what is
+/// wrong, since when, whom to ask and what the certificate says, in Dutch
+/// and English; the page fits a phone (390 px) and a desktop (1280 px)
+/// without sideways scrolling, long fingerprint and all.
+#[tokio::test(flavor = "current_thread")]
+async fn an_expired_certificate_reads_what_is_wrong_and_whom_to_ask_in_both_languages() {
+    let browser = Browser::new("expired-certificate");
+    let (audit, _guard) = common::audit::capture();
+    let gate = start_gate().await;
+    let now = time::OffsetDateTime::now_utc();
+    let mut spec = common::pki::DeviceSpec::new("lt-verlopen-01", "Leverancier BV");
+    spec.not_before = now - time::Duration::days(400);
+    spec.not_after = now - time::Duration::days(3);
+    let expires = spec
+        .not_after
+        .format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap();
+    let device = gate.pki.device_from(spec);
+    let (_, ca) = x509_parser::parse_x509_certificate(gate.pki.device_ca_cert_der()).unwrap();
+    let ca_name = ca.subject().to_string();
+
+    // The probe can fail: a page with something too wide does not fit.
+    let wide = "<!DOCTYPE html><html><body><div style=\"width:2000px\">x</div></body></html>";
+    assert!(overflow_at(&browser, "control", wide, 390).await > 0);
+
+    for (lang, accept) in [("nl", "nl-NL,nl;q=0.9"), ("en", "en-GB,en;q=0.9")] {
+        let html = fetch_page(&gate, &device, accept).await;
+        let last = audit.decisions();
+        let last = last.last().expect("a decision");
+        assert_eq!(last["reason"], "cert_expired", "{last}");
+        assert!(last.get("device").is_none(), "no identity: {last}");
+        let reference = last_denial_reference(&audit);
+        let name = format!("verlopen-{lang}");
+        let file = browser.out.join(format!("{name}.html"));
+        std::fs::write(&file, &html).unwrap();
+        let url = file_url(&file);
+        let text = words(&browser.read(&name, &url, None).await);
+        let pick = |nl: &'static str, en: &'static str| if lang == "nl" { nl } else { en };
+        reads(
+            &text,
+            pick(
+                "Het certificaat van uw apparaat is verlopen",
+                "Your device's certificate has expired",
+            ),
+            "the title",
+        );
+        reads(
+            &text,
+            &format!("{}{expires}", pick("Het verliep op ", "It expired on ")),
+            "since when",
+        );
+        reads(
+            &text,
+            &format!(
+                "{}{ca_name}",
+                pick(
+                    "Apparaatcertificaten voor deze toegang worden uitgegeven door: ",
+                    "Device certificates for this access are issued by: ",
+                )
+            ),
+            "whom to ask",
+        );
+        reads(&text, "CN=lt-verlopen-01", "the certificate's subject");
+        reads(&text, "Code: cert_expired", "the code");
+        reads(&text, &reference, "the reference the gate logged");
+        reads(&text, DESK_NAME, "the service desk");
+        does_not_read(
+            &text,
+            pick("Access denied", "Geen toegang"),
+            "the other language",
+        );
+        assert!(
+            text.replace(' ', "").contains(&device.fingerprint()),
+            "the fingerprint, perhaps wrapped: {text}"
+        );
+        for width in [1280, 390] {
+            let over = overflow_at(&browser, &name, &html, width).await;
+            assert!(over <= 0, "{name} is {over} px too wide at {width} px");
+        }
+        browser.screenshots(&name, &url).await;
+    }
+}

@@ -170,44 +170,33 @@ pub enum AuditEvent<'a> {
     Refused(RefusedEvent<'a>),
     /// A NAS was told that a device's VLAN changed (802.1X, RFC 5176).
     Change(ChangeEvent<'a>),
-    /// The TLS front refused a client certificate at the handshake.
+    /// The TLS front refused a presented client certificate: the
+    /// connection is served pages only.
     TlsRefused(TlsRefusedEvent<'a>),
     /// The configuration was (re)loaded, or a reload was refused.
     Reload(ReloadEvent<'a>),
 }
 
-/// Why the TLS front refused a presented client certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsRefusal {
-    /// Past its notAfter.
-    Expired,
-    /// Before its notBefore.
-    NotYetValid,
-    /// It does not chain to the client-CA bundle.
-    UnknownIssuer,
-    /// A CRL lists it (or a certificate of its chain).
-    Revoked,
-    /// No CRL, or only an out-of-date one, says whether it is revoked.
-    RevocationUnknown,
-    /// Not a client certificate (extended key usage).
-    BadPurpose,
-    /// More intermediates than the gate accepts.
-    ChainTooLong,
-    /// A signature in the chain does not verify.
-    BadSignature,
-    /// Anything else the verifier refused.
-    Other,
-}
+/// Why the TLS front refused a presented client certificate (the
+/// certificate module's [`CertProblem`], by its old name).
+pub use crate::certificate::CertProblem as TlsRefusal;
 
-/// A refused TLS handshake: the device never got to a request, so this
-/// is the only trace of it.
+/// A client certificate the TLS front refused: the handshake completes
+/// (so the person gets a page naming the problem), but the connection has
+/// no identity. One line per connection, at the handshake; its requests
+/// get decision lines with the code and no device.
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsRefusedEvent<'a> {
     /// The peer address.
     pub source: SocketAddr,
     /// Why.
     pub reason: TlsRefusal,
+    /// The code the pages of this connection show (`cert_expired`, ...).
+    pub code: Code,
+    /// Lowercase hex SHA-256 of the presented leaf's DER (unverified: it
+    /// identifies what was sent, not a device).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint_sha256: Option<&'a str>,
     /// The presented leaf's RFC 4514 subject, when it parses. Unverified:
     /// whoever connects writes it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,6 +207,32 @@ pub struct TlsRefusedEvent<'a> {
     /// The presented leaf's serial number, lowercase hex, when it parses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial: Option<&'a str>,
+    /// Forward-auth: the proxy that forwarded the certificate (then one
+    /// line per request it asks about, as its `decision` lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<&'a str>,
+}
+
+impl<'a> TlsRefusedEvent<'a> {
+    /// The line of `rejected`, shown by the client at `source` (through
+    /// `proxy`, for forward-auth).
+    pub fn of(
+        source: SocketAddr,
+        rejected: &'a crate::certificate::RejectedCert,
+        proxy: Option<&'a str>,
+    ) -> TlsRefusedEvent<'a> {
+        TlsRefusedEvent {
+            source,
+            reason: rejected.problem,
+            code: rejected.code(),
+            fingerprint_sha256: Some(rejected.fingerprint_sha256.as_str())
+                .filter(|f| !f.is_empty()),
+            subject: rejected.subject.as_deref(),
+            issuer: rejected.issuer.as_deref(),
+            serial: rejected.serial.as_deref(),
+            proxy,
+        }
+    }
 }
 
 /// What started a (re)load.

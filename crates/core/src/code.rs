@@ -32,6 +32,18 @@ pub enum Code {
     /// verify against the client-CA bundle and CRLs, or does not decode:
     /// what the gate's own TLS handshake would have refused.
     CertUntrusted,
+    /// The client certificate is expired or not yet valid (spec section
+    /// 7's word for both); the connection has no identity.
+    CertExpired,
+    /// The client certificate does not chain to the client-CA bundle
+    /// (unknown issuer, a bad signature, too long a chain).
+    UntrustedChain,
+    /// The client certificate is not for client authentication (no
+    /// clientAuth extended key usage).
+    CertWrongUsage,
+    /// The client certificate does not decode, or is refused for a reason
+    /// none of the other codes names.
+    CertInvalid,
     /// A request on the forward-auth listener from a peer that is none of
     /// its configured proxies: refused without reading its headers.
     UntrustedProxy,
@@ -79,6 +91,10 @@ impl Code {
             Code::CertRevoked,
             Code::RevocationUnknown,
             Code::CertUntrusted,
+            Code::CertExpired,
+            Code::UntrustedChain,
+            Code::CertWrongUsage,
+            Code::CertInvalid,
             Code::UntrustedProxy,
             Code::NoPosture,
             Code::StalePosture,
@@ -104,6 +120,10 @@ impl Code {
             Code::CertRevoked => "cert_revoked",
             Code::RevocationUnknown => "revocation_unknown",
             Code::CertUntrusted => "cert_untrusted",
+            Code::CertExpired => "cert_expired",
+            Code::UntrustedChain => "untrusted_chain",
+            Code::CertWrongUsage => "cert_wrong_usage",
+            Code::CertInvalid => "cert_invalid",
             Code::UntrustedProxy => "untrusted_proxy",
             Code::NoPosture => "no_posture",
             Code::StalePosture => "stale_posture",
@@ -151,7 +171,20 @@ mod tests {
 
     #[test]
     fn codes_are_distinct_words_and_attestation_codes_are_the_specs() {
-        let words: Vec<&str> = Code::all().map(Code::as_str).collect();
+        // A client certificate out of its validity period, or not chaining
+        // to a trusted CA, has the spec's word whether it came at the
+        // handshake or in `x5c`: those two words are shared, no other.
+        let shared = [
+            (Code::CertExpired, Reason::CertExpired),
+            (Code::UntrustedChain, Reason::UntrustedChain),
+        ];
+        for (code, reason) in shared {
+            assert_eq!(code.as_str(), Code::Attestation(reason).as_str());
+        }
+        let words: Vec<&str> = Code::all()
+            .filter(|c| !shared.iter().any(|(code, _)| code == c))
+            .map(Code::as_str)
+            .collect();
         let mut unique = words.clone();
         unique.sort_unstable();
         unique.dedup();

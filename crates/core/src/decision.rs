@@ -110,6 +110,9 @@ impl Posture {
 pub enum Denial {
     /// No client certificate at the TLS handshake.
     NoCertificate,
+    /// A client certificate was presented but failed verification: judged
+    /// as [`Denial::NoCertificate`], with the problem named.
+    CertificateRejected(std::sync::Arc<crate::certificate::RejectedCert>),
     /// The client certificate is revoked by a CRL of the current
     /// configuration; checked on every request, not only at the handshake.
     CertificateRevoked,
@@ -142,6 +145,7 @@ impl Denial {
     pub fn code(&self) -> Code {
         match self {
             Denial::NoCertificate => Code::NoCertificate,
+            Denial::CertificateRejected(rejected) => rejected.code(),
             Denial::CertificateRevoked => Code::CertRevoked,
             Denial::RevocationUnknown => Code::RevocationUnknown,
             Denial::NoPosture => Code::NoPosture,

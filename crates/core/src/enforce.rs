@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use crate::attestation::{NonceCheck, Reason, Verifier};
 use crate::audit::{AttestationEvent, AuditEvent, DecisionEvent, Enforcement};
+use crate::certificate::RejectedCert;
 use crate::code::Code;
 use crate::config::Snapshot;
 use crate::decision::{self, Denial, Outcome, Posture, SegmentResult};
@@ -48,6 +49,10 @@ pub struct Client<'a> {
     /// What the current CRLs say about the presented chain; `Good` when no
     /// certificate was presented.
     pub revocation: Status,
+    /// A certificate that was presented but failed verification. Then
+    /// `identity` and `certificate` are `None`: the client is judged as
+    /// one without a certificate, and only the denial names the problem.
+    pub rejected: Option<&'a Arc<RejectedCert>>,
 }
 
 impl Client<'_> {
@@ -56,6 +61,7 @@ impl Client<'_> {
         identity: None,
         certificate: None,
         revocation: Status::Good,
+        rejected: None,
     };
 
     /// Why the CRLs refuse this client's certificate, if they do. (802.1X
@@ -321,13 +327,22 @@ impl Seen {
             (Some(denial), _) => Outcome::Deny(denial),
             (None, Some(denial)) => Outcome::Deny(denial),
             (None, None) if self.unreadable => Outcome::Deny(Denial::PostureStoreUnavailable),
-            (None, None) => decision::decide(
-                case.snapshot,
-                case.client.identity,
-                self.posture.as_deref(),
-                segment,
-                case.now,
-            ),
+            (None, None) => match (
+                decision::decide(
+                    case.snapshot,
+                    case.client.identity,
+                    self.posture.as_deref(),
+                    segment,
+                    case.now,
+                ),
+                case.client.rejected,
+            ) {
+                // Denied as without a certificate; the page names why.
+                (Outcome::Deny(Denial::NoCertificate), Some(rejected)) => {
+                    Outcome::Deny(Denial::CertificateRejected(rejected.clone()))
+                }
+                (outcome, _) => outcome,
+            },
         }
     }
 
@@ -438,6 +453,11 @@ where
     // honest one on the wire.
     if client.refused().is_some() {
         return Attestation::refused(Reason::UntrustedChain);
+    }
+    // A certificate that failed verification vouches for nothing either:
+    // the token is not read, let alone bound or remembered.
+    if let Some(rejected) = client.rejected {
+        return Attestation::refused(rejected.problem.attestation_reason());
     }
     let check = MacCheck::new(attestor.issuer);
     let verified =
@@ -579,6 +599,7 @@ mod tests {
             identity: None,
             certificate: Some(&der),
             revocation,
+            rejected: None,
         };
         assert_eq!(with(Status::Good).refused(), None);
         assert_eq!(
@@ -591,6 +612,7 @@ mod tests {
         );
         let none = Client {
             revocation: Status::Revoked,
+            rejected: None,
             ..Client::NONE
         };
         assert_eq!(none.refused(), None);

@@ -17,6 +17,8 @@
 //! config/       the file model, validation with file:line:column, the
 //!               compiled Snapshot
 //! device        device identity from a certificate (fingerprint, subject, O, OU)
+//! certificate   a presented client certificate that failed verification:
+//!               its problem (and code) and unverified details
 //! dn            distinguished names compared as X.500 does (exemptions by subject)
 //! revocation    the CRLs' revoked (issuer, serial) pairs, checked on every
 //!               request and attestation at every door
@@ -44,6 +46,7 @@
 pub mod attestation;
 pub mod audit;
 pub mod catalogue;
+pub mod certificate;
 pub mod code;
 pub mod config;
 pub mod decision;

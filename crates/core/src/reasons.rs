@@ -3,6 +3,7 @@
 //! The code itself is shown too, for the service desk.
 
 use crate::attestation::Reason;
+use crate::certificate::CertProblem;
 
 use crate::lang::Lang;
 
@@ -121,6 +122,80 @@ fn texts(reason: Reason) -> (&'static str, &'static str, &'static str, &'static 
     }
 }
 
+/// The plain words for a client certificate that failed verification
+/// (issue 19 point 2), as the page shows them next to the code; the page
+/// adds what only it knows (the dates, which CA issued it and which the
+/// gate accepts).
+pub fn explain_certificate(problem: CertProblem, lang: Lang) -> Explanation {
+    let (what_nl, fix_nl, what_en, fix_en) = certificate_texts(problem);
+    match lang {
+        Lang::Nl => Explanation {
+            what: what_nl,
+            fix: fix_nl,
+        },
+        Lang::En => Explanation {
+            what: what_en,
+            fix: fix_en,
+        },
+    }
+}
+
+/// (what, fix) in Dutch, then (what, fix) in English.
+fn certificate_texts(
+    problem: CertProblem,
+) -> (&'static str, &'static str, &'static str, &'static str) {
+    match problem {
+        CertProblem::Expired => (
+            "Het certificaat dat uw apparaat liet zien, is verlopen. Met een verlopen certificaat laat deze toegangscontrole niemand door.",
+            "Vraag een nieuw apparaatcertificaat aan bij wie het heeft uitgegeven, en installeer het op dit apparaat.",
+            "The certificate your device presented has expired. This access check lets no one in with an expired certificate.",
+            "Ask whoever issued it for a new device certificate, and install it on this device.",
+        ),
+        CertProblem::NotYetValid => (
+            "Het certificaat dat uw apparaat liet zien, is nog niet geldig. Meestal staat de klok van het apparaat verkeerd.",
+            "Controleer of de datum en tijd van dit apparaat kloppen, en zet ze op automatisch instellen. Kloppen ze, wacht dan tot het certificaat geldig wordt of vraag de uitgever om een nieuw.",
+            "The certificate your device presented is not valid yet. Usually the device's clock is wrong.",
+            "Check that this device's date and time are correct, and set them to be set automatically. If they are, wait until the certificate becomes valid or ask its issuer for a new one.",
+        ),
+        CertProblem::UnknownIssuer => (
+            "Het certificaat dat uw apparaat liet zien, is uitgegeven door een organisatie die deze toegangscontrole niet aanvaardt.",
+            "Kies het apparaatcertificaat dat u van de organisatie hieronder kreeg. Heeft u dat niet, vraag het daar dan aan.",
+            "The certificate your device presented was issued by an organisation this access check does not accept.",
+            "Choose the device certificate you received from the organisation below. If you do not have one, ask them for it.",
+        ),
+        CertProblem::BadSignature | CertProblem::ChainTooLong => (
+            "Het certificaat dat uw apparaat liet zien, leidt niet op een geldige manier naar een uitgever die deze toegangscontrole aanvaardt.",
+            "Kies het apparaatcertificaat dat u van uw organisatie kreeg, of vraag een nieuw aan bij de uitgever hieronder.",
+            "The certificate your device presented does not lead validly to an issuer this access check accepts.",
+            "Choose the device certificate your organisation gave you, or ask the issuer below for a new one.",
+        ),
+        CertProblem::Revoked => (
+            "Het certificaat dat uw apparaat liet zien, is ingetrokken door wie het heeft uitgegeven.",
+            "Vraag de uitgever om een nieuw apparaatcertificaat. Het oude kan niet meer worden gebruikt.",
+            "The certificate your device presented has been revoked by its issuer.",
+            "Ask the issuer for a new device certificate. The old one cannot be used any more.",
+        ),
+        CertProblem::RevocationUnknown => (
+            "Deze toegangscontrole kan nu niet nagaan of het certificaat van uw apparaat is ingetrokken, en laat het daarom niet toe. Dat ligt niet aan u.",
+            "Probeer het later opnieuw. Blijft dit zo, neem dan contact op met de servicedesk en noem de referentie op deze pagina.",
+            "This access check cannot confirm now that your device's certificate has not been revoked, so it does not accept it. This is not your fault.",
+            "Try again later. If this persists, contact the service desk and quote the reference on this page.",
+        ),
+        CertProblem::BadPurpose => (
+            "Het certificaat dat uw apparaat liet zien, is niet bedoeld om een apparaat aan te melden (het mist het gebruik \"client authentication\").",
+            "Kies in uw browser het apparaatcertificaat, niet een ander certificaat. Heeft u er geen, vraag dan een apparaatcertificaat aan bij de uitgever.",
+            "The certificate your device presented is not meant to identify a device (it lacks the \"client authentication\" usage).",
+            "Choose the device certificate in your browser, not another certificate. If you have none, ask the issuer for a device certificate.",
+        ),
+        CertProblem::Unreadable | CertProblem::Other => (
+            "Het certificaat dat uw apparaat liet zien, kan deze toegangscontrole niet lezen of niet gebruiken.",
+            "Kies het apparaatcertificaat dat u van uw organisatie kreeg, of vraag een nieuw aan bij de uitgever.",
+            "The certificate your device presented cannot be read or used by this access check.",
+            "Choose the device certificate your organisation gave you, or ask its issuer for a new one.",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +210,22 @@ mod tests {
                 assert!(seen.insert(e.what), "{r:?} {lang:?} repeats another reason");
             }
             assert_ne!(explain(r, Lang::Nl).what, explain(r, Lang::En).what);
+        }
+    }
+
+    #[test]
+    fn every_certificate_problem_has_texts_in_both_languages() {
+        for p in CertProblem::ALL {
+            for lang in [Lang::Nl, Lang::En] {
+                let e = explain_certificate(p, lang);
+                assert!(e.what.len() > 10 && e.fix.len() > 5, "{p:?} {lang:?}");
+            }
+            let (nl, en) = (
+                explain_certificate(p, Lang::Nl),
+                explain_certificate(p, Lang::En),
+            );
+            assert_ne!(nl.what, en.what);
+            assert_ne!(nl.fix, en.fix);
         }
     }
 }

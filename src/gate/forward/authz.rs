@@ -24,7 +24,7 @@ use crate::gate::respond::{page_response, Body, Pager};
 use crate::gate::routing::{normalise_host, PathError};
 use crate::gate::{unix_now, Live, Shared};
 use crate::page::{self, PageInput, Problem};
-use posture_core::audit::{AuditEvent, Enforcement, RefusedEvent};
+use posture_core::audit::{AuditEvent, Enforcement, RefusedEvent, TlsRefusedEvent};
 use posture_core::code::Code;
 use posture_core::config::model::ProxyKind;
 use posture_core::config::snapshot::{ForwardAuthListen, ForwardAuthSettings, TrustedProxy};
@@ -170,7 +170,11 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         .as_ref()
         .map_or(Ok(None), |doors| doors.device(*index, proxy, h, now));
     let source = client_address(h);
-    let conn = ConnInfo::forwarded(source, device.as_ref().ok().and_then(|d| d.as_deref()));
+    let conn = ConnInfo::forwarded(
+        source,
+        device.as_ref().ok().and_then(|d| d.as_deref()),
+        device.as_ref().err().and_then(|p| p.rejected()).cloned(),
+    );
     let mut pager = Pager {
         live,
         conn: &conn,
@@ -217,9 +221,16 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         );
     }
 
-    // 3. The certificate the proxy forwarded: verified, or refused.
+    // 3. The certificate the proxy forwarded: verified, or refused. One
+    //    that does not verify is judged as none, its problem named (as at
+    //    the TLS front); a header that cannot be taken is refused here.
     if let Err(problem) = &device {
-        return refused(&pager, Problem::CertificateUntrusted, Some(route), problem);
+        let Some(rejected) = &conn.rejected else {
+            return refused(&pager, Problem::CertificateUntrusted, Some(route), problem);
+        };
+        tracing::debug!(peer = %source, proxy = %proxy.name, "forwarded certificate: {problem}");
+        let event = TlsRefusedEvent::of(source, rejected, Some(&proxy.name));
+        shared.audit.emit_detached(&AuditEvent::TlsRefused(event));
     }
 
     // 4. The judgement, the same at every door.
@@ -440,7 +451,11 @@ async fn posture_endpoint(req: Request<Incoming>, path: &str, via: &Via<'_>) -> 
         doors.device(*index, proxy, req.headers(), now)
     });
     let source = client_address(req.headers());
-    let conn = ConnInfo::forwarded(source, device.as_ref().ok().and_then(|d| d.as_deref()));
+    let conn = ConnInfo::forwarded(
+        source,
+        device.as_ref().ok().and_then(|d| d.as_deref()),
+        device.as_ref().err().and_then(|p| p.rejected()).cloned(),
+    );
     let pager = Pager {
         live,
         conn: &conn,
@@ -452,8 +467,10 @@ async fn posture_endpoint(req: Request<Incoming>, path: &str, via: &Via<'_>) -> 
         audit: &shared.audit,
     };
     if let Err(problem) = &device {
-        // Readiness says nothing about a device: it is answered anyway.
-        if path != READY_PATH {
+        // Readiness says nothing about a device: it is answered anyway. A
+        // certificate that does not verify is no certificate (an attest
+        // is refused with the spec's code, see `enforce::attest`).
+        if path != READY_PATH && conn.rejected.is_none() {
             return pager.refuse(Problem::CertificateUntrusted, None, problem);
         }
     }

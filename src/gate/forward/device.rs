@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::cert_header::{self, CertHeaderError, HeaderFormat};
-use crate::gate::tls::{self, TlsError};
+use crate::gate::tls::{self, DeviceVerifier, TlsError};
+use posture_core::certificate::{CertProblem as Problem, RejectedCert};
 use posture_core::config::model::ProxyKind;
 use posture_core::config::snapshot::{ForwardAuthSettings, TrustedProxy};
 use posture_core::device::DeviceIdentity;
@@ -38,17 +38,39 @@ pub(in crate::gate) struct ForwardedCert {
     not_after: i64,
 }
 
-/// Why a forwarded certificate is refused: each is a deny (`cert_untrusted`).
+/// Why a forwarded certificate is refused. A header the gate cannot take
+/// is the proxy's fault as much as the device's (`cert_untrusted`); a
+/// certificate that does not verify or read is the device's, and is judged
+/// as at the TLS front: no identity, the problem named (`Rejected`).
 #[derive(Debug, thiserror::Error)]
 pub(in crate::gate) enum CertProblem {
     #[error("the certificate header {0} was sent more than once")]
     Repeated(http::HeaderName),
     #[error("the certificate header does not decode: {0}")]
     Header(#[from] CertHeaderError),
-    #[error("the certificate does not verify: {0}")]
-    Untrusted(rustls::Error),
-    #[error("the certificate is not readable: {0}")]
-    Unreadable(String),
+    #[error("the certificate is refused ({}): {why}", rejected.code())]
+    Rejected {
+        rejected: Arc<RejectedCert>,
+        why: String,
+    },
+}
+
+impl CertProblem {
+    /// The certificate refused as the TLS front would refuse it, if that
+    /// is the problem.
+    pub fn rejected(&self) -> Option<&Arc<RejectedCert>> {
+        match self {
+            CertProblem::Rejected { rejected, .. } => Some(rejected),
+            _ => None,
+        }
+    }
+
+    fn rejected_as(problem: Problem, leaf: &[u8], why: impl ToString) -> CertProblem {
+        CertProblem::Rejected {
+            rejected: Arc::new(RejectedCert::of(problem, leaf)),
+            why: why.to_string(),
+        }
+    }
 }
 
 /// The forward-auth side of one config (a reload builds new ones).
@@ -56,7 +78,7 @@ pub(in crate::gate) struct Doors {
     /// The listener's mutual TLS, when configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The TLS front's verifier of device certificates.
-    devices: Arc<dyn ClientCertVerifier>,
+    devices: Arc<DeviceVerifier>,
     /// One cache per proxy, same index as `ForwardAuthSettings::proxies`:
     /// the same bytes mean different certificates in different encodings.
     verified: Vec<moka::sync::Cache<Box<[u8]>, Arc<ForwardedCert>>>,
@@ -65,7 +87,7 @@ pub(in crate::gate) struct Doors {
 impl Doors {
     pub fn new(
         settings: &ForwardAuthSettings,
-        devices: Arc<dyn ClientCertVerifier>,
+        devices: Arc<DeviceVerifier>,
     ) -> Result<Doors, TlsError> {
         let tls = settings
             .tls
@@ -130,17 +152,22 @@ impl Doors {
         now: i64,
     ) -> Result<ForwardedCert, CertProblem> {
         let Some((leaf, intermediates)) = chain.split_first() else {
-            return Err(CertProblem::Unreadable("no certificate".into()));
+            return Err(CertProblem::rejected_as(
+                Problem::Unreadable,
+                &[],
+                "no certificate",
+            ));
         };
         let at = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).unwrap_or(0)));
         self.devices
-            .verify_client_cert(leaf, intermediates, at)
-            .map_err(CertProblem::Untrusted)?;
-        let identity =
-            DeviceIdentity::from_der(leaf).map_err(|e| CertProblem::Unreadable(e.to_string()))?;
+            .verify(leaf, intermediates, at)
+            .map_err(|e| CertProblem::rejected_as(tls::classify(&e), leaf, e))?;
+        let unreadable =
+            |e: &dyn std::fmt::Display| CertProblem::rejected_as(Problem::Unreadable, leaf, e);
+        let identity = DeviceIdentity::from_der(leaf).map_err(|e| unreadable(&e))?;
         let not_after = X509Certificate::from_der(leaf.as_ref())
             .map(|(_, c)| c.validity().not_after.timestamp())
-            .map_err(|e| CertProblem::Unreadable(e.to_string()))?;
+            .map_err(|e| unreadable(&e))?;
         // As at the handshake: a certificate whose issuer and serial cannot
         // be read ends the list, and with CRLs configured is refused.
         let cert_ids = chain.iter().map_while(CertId::of).collect();

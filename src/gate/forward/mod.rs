@@ -17,7 +17,9 @@
 //!   verified with the very verifier of the gate's own TLS front (client-CA
 //!   bundle, CRLs, clientAuth EKU, at most three intermediates) and the
 //!   CRLs again on every request. A proxy that forwards a certificate it
-//!   did not verify (nginx `optional_no_ca`) cannot open the door with it.
+//!   did not verify (nginx `optional_no_ca`) cannot open the door with it:
+//!   one that fails is judged as no certificate, its problem named with the
+//!   TLS front's codes (`cert_expired`, `untrusted_chain`, ...).
 //!   Verified certificates are remembered per proxy by their exact header
 //!   bytes until a reload or their `notAfter`.
 //! - **The original request** (`authz`): host and target from the proxy's

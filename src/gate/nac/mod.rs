@@ -250,6 +250,7 @@ impl Asked<'_> {
                     identity: Some(&device),
                     certificate: None,
                     revocation,
+                    rejected: None,
                 },
                 door: Door {
                     enforcement: Enforcement::Nac,

@@ -85,6 +85,7 @@ impl Fixture {
             identity: Some(&self.identity),
             certificate: Some(self.device.cert_der.as_ref()),
             revocation: Status::Good,
+            rejected: None,
         }
     }
 
@@ -523,4 +524,73 @@ fn an_allowed_request_costs_no_allocation_beyond_lookup_and_decision() {
     let before = counting::on_this_thread();
     std::hint::black_box(vec![0u8; 16]);
     assert!(counting::on_this_thread() > before);
+}
+
+/// Issue 19: a certificate that failed verification is judged as none,
+/// whatever is remembered for it or sent with it; the denial and the
+/// decision event name its problem, and an attestation on it is refused
+/// with the spec's code and remembers nothing.
+#[test]
+fn a_rejected_certificate_is_judged_as_none_with_its_problem_named() {
+    use posture_core::certificate::{CertProblem, RejectedCert};
+    let f = fixture();
+    f.remember(false);
+    let token = f.token(false, None);
+    for (problem, code, reason) in [
+        (CertProblem::Expired, "cert_expired", Reason::CertExpired),
+        (
+            CertProblem::NotYetValid,
+            "cert_expired",
+            Reason::CertExpired,
+        ),
+        (
+            CertProblem::UnknownIssuer,
+            "untrusted_chain",
+            Reason::UntrustedChain,
+        ),
+        (CertProblem::Revoked, "cert_revoked", Reason::UntrustedChain),
+        (
+            CertProblem::BadPurpose,
+            "cert_wrong_usage",
+            Reason::UntrustedChain,
+        ),
+        (
+            CertProblem::Unreadable,
+            "cert_invalid",
+            Reason::UntrustedChain,
+        ),
+    ] {
+        let rejected = Arc::new(RejectedCert::of(problem, f.device.cert_der.as_ref()));
+        let client = Client {
+            rejected: Some(&rejected),
+            ..Client::NONE
+        };
+        for inline in [None, Some(token.as_bytes())] {
+            let j = f.judge(client, inline);
+            assert_eq!(
+                j.outcome,
+                Outcome::Deny(Denial::CertificateRejected(rejected.clone()))
+            );
+            assert!(j.attestation.is_none(), "no token is read");
+            let e = json(j.decision_event());
+            assert_eq!(e["reason"], code, "{e}");
+            assert!(e.get("device").is_none(), "no identity: {e}");
+        }
+        let before = f.postures.count();
+        let a = run(enforce::attest(
+            &f.snapshot,
+            &f.attestor(),
+            &f.postures,
+            client,
+            token.as_bytes(),
+            now(),
+        ));
+        assert_eq!(
+            a.result.as_ref().err().map(|r| r.reason),
+            Some(reason),
+            "{problem:?}"
+        );
+        assert!(!a.remembered);
+        assert_eq!(f.postures.count(), before);
+    }
 }
