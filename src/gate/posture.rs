@@ -193,6 +193,11 @@ async fn attest(
     )
     .await;
     reservation.send(&attestation.event(client.identity, conn.peer));
+    shared.refusals.note(
+        client.identity.map(|i| i.fingerprint),
+        &attestation.result,
+        now,
+    );
     if let (Ok((posture, _)), true, Some(identity), Some(der)) = (
         &attestation.result,
         attestation.remembered,

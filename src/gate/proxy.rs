@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use super::conn::ConnInfo;
 use super::headers;
 use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH, READY_PATH};
-use super::respond::{Body, Pager};
+use super::respond::{page_response, Body, Pager};
 use super::routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
 };
@@ -23,7 +23,7 @@ use crate::audit;
 use crate::page::{self, Format, Lang, Problem};
 use posture_core::audit::Enforcement;
 use posture_core::config::snapshot::{Route, ServerSettings};
-use posture_core::decision::{Outcome, Posture};
+use posture_core::decision::{Denial, Outcome, Posture, SegmentResult};
 use posture_core::enforce::{self, Attestor, Case, Door, Judgement};
 use posture_core::verdict::Decision;
 
@@ -53,6 +53,8 @@ pub(super) async fn handle(
         enforcement: Enforcement::Proxy,
         proxy: None,
         audit: &shared.audit,
+        gate_url: None,
+        os_family: None,
     };
 
     // 1. Which host and which path, normalised before anything looks at them.
@@ -77,6 +79,7 @@ pub(super) async fn handle(
         return pager.refuse(Problem::UnknownHost, None, &why);
     };
     let route = &live.snapshot.routes[index];
+    pager.gate_url = Some(gate_url(&route.host, &req));
     if target.encoded_percent && !route.allow_encoded_percent {
         let why = format_args!("{}: {}", PathError::EncodedPercent, req.uri());
         return pager.refuse(Problem::BadRequest, Some(route), &why);
@@ -112,11 +115,52 @@ pub(super) async fn handle(
         start,
     ));
 
-    // 5. Forward, or the denial page.
+    pager.os_family = judgement.posture.as_deref().map(|p| p.os().family);
+
+    // 5. Forward (after the warning notice, when one is due), or the
+    //    denial page.
     let Outcome::Deny(denial) = &judgement.outcome else {
+        let browser_warning = match &judgement.outcome {
+            Outcome::Warn(result) => warning_header(judgement.segment(), result),
+            _ => None,
+        };
+        if let (Outcome::Warn(result), Some(device)) = (&judgement.outcome, &conn.client) {
+            let every = live.snapshot.remediation.warning_notice_every;
+            if is_navigation(&req)
+                && shared
+                    .notices
+                    .due(device.fingerprint, judgement.segment(), now, every)
+            {
+                let rendered = page::render_notice(&page::NoticeInput {
+                    reference: judgement.reference.as_deref().unwrap_or_default(),
+                    lang: pager.lang,
+                    snapshot: &live.snapshot,
+                    organization: device.organization.as_deref(),
+                    segment: judgement.segment(),
+                    result,
+                    os: judgement.posture.as_deref().map(Posture::os),
+                    path_and_query: &target.path_and_query,
+                    gate_url: pager.gate_url.as_deref(),
+                });
+                let mut response =
+                    page_response(rendered.status, rendered.content_type, rendered.body);
+                let h = response.headers_mut();
+                if let Some(v) = browser_warning {
+                    h.insert(headers::POSTURE_WARNING, v);
+                }
+                if let Some(v) = judgement
+                    .reference
+                    .as_deref()
+                    .and_then(|r| HeaderValue::from_str(r).ok())
+                {
+                    h.insert(headers::REFERENCE, v);
+                }
+                return response;
+            }
+        }
         let warning = judgement.warning().map(|w| headers::encode_list(&w));
         let (decision, valid_until) = (judgement.outcome.decision(), judgement.valid_until());
-        return forward(Forward {
+        let mut response = forward(Forward {
             req,
             conn,
             shared,
@@ -129,10 +173,96 @@ pub(super) async fn handle(
             valid_until,
         })
         .await;
+        if let Some(v) = browser_warning {
+            response.headers_mut().insert(headers::POSTURE_WARNING, v);
+        }
+        return response;
     };
     let os = judgement.posture.as_deref().map(Posture::os);
-    let problem = Problem::of_denial(denial, judgement.segment(), os);
+    let refusal = match denial {
+        Denial::NoPosture => conn
+            .client
+            .as_ref()
+            .and_then(|c| shared.refusals.last(&c.fingerprint)),
+        _ => None,
+    };
+    let problem = match refusal {
+        Some((at, reason)) => Problem::ReportRefused { at, reason },
+        None => Problem::of_denial(denial, judgement.segment(), os),
+    };
     pager.page(problem, judgement.reference.as_deref().unwrap_or_default())
+}
+
+/// `https://HOST:PORT` as the agent should use it for this request: the
+/// route's configured host (never the client's Host text), and the port the
+/// client named in its request (parsed as a number; absent: 443, the port a
+/// browser leaves out). Behind port forwarding this is the port the device
+/// used, not the listener's.
+fn gate_url(route_host: &str, req: &Request<Incoming>) -> String {
+    let port = req
+        .uri()
+        .authority()
+        .and_then(|a| a.port_u16())
+        .or_else(|| {
+            let host = req.headers().get(header::HOST)?.to_str().ok()?;
+            host.parse::<http::uri::Authority>().ok()?.port_u16()
+        })
+        .unwrap_or(443);
+    format!("https://{route_host}:{port}")
+}
+
+/// `Posture-Warning` on the answer to a warned request: one element per
+/// cause (a catalogue id or a requirement code), sorted, each with the
+/// segment and, for a staged rule, the first day it denies:
+/// `kaspersky; segment=office; deny-from=2027-01-15, min_os_version; segment=office`.
+fn warning_header(segment: &str, result: &SegmentResult) -> Option<HeaderValue> {
+    let mut causes: Vec<(&str, Option<&str>)> = Vec::new();
+    for f in result
+        .findings
+        .iter()
+        .filter(|f| f.action == Decision::Warn)
+    {
+        let deny_from = f.deny_from.as_deref();
+        match causes.iter_mut().find(|(c, _)| *c == f.catalog_id) {
+            Some((_, d)) => *d = (*d).into_iter().chain(deny_from).min(),
+            None => causes.push((&f.catalog_id, deny_from)),
+        }
+    }
+    for u in &result.unmet {
+        if !causes.iter().any(|(c, _)| *c == u.requirement.code()) {
+            causes.push((u.requirement.code(), None));
+        }
+    }
+    if causes.is_empty() {
+        return None;
+    }
+    causes.sort_unstable();
+    let text = causes
+        .iter()
+        .map(|(cause, deny_from)| match deny_from {
+            Some(d) => format!("{cause}; segment={segment}; deny-from={d}"),
+            None => format!("{cause}; segment={segment}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(headers::encode_list(&text))
+}
+
+/// A browser's top-level page load: GET, asking for HTML, and (when the
+/// browser says) a navigation to a document. Scripts, images, API calls
+/// and form posts never get the notice in their place.
+fn is_navigation(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    let html = text("accept").is_some_and(|a| {
+        a.split(',').any(|range| {
+            let range = range.split(';').next().unwrap_or_default().trim();
+            range.eq_ignore_ascii_case("text/html")
+        })
+    });
+    let mode = text("sec-fetch-mode").is_none_or(|m| m.eq_ignore_ascii_case("navigate"));
+    let dest = text("sec-fetch-dest").is_none_or(|d| d.eq_ignore_ascii_case("document"));
+    req.method() == http::Method::GET && html && mode && dest && !headers::wants_upgrade(h)
 }
 
 /// Where `judge` puts the decision event.
@@ -184,6 +314,10 @@ pub(super) async fn judge<'a>(
     let mut recorded = true;
     if let Some(event) = judgement.attestation_event() {
         recorded &= shared.audit.emit(&event).await;
+    }
+    if let Some(attestation) = &judgement.attestation {
+        let fingerprint = conn.client.as_ref().map(|c| c.fingerprint);
+        shared.refusals.note(fingerprint, &attestation.result, now);
     }
     if let (Some(attestation), Some(identity), Some(der)) = (
         &judgement.attestation,

@@ -15,6 +15,7 @@ use super::conn::ConnInfo;
 use super::Live;
 use crate::audit;
 use crate::page::{self, Format, Lang, PageInput, Problem};
+use posture_core::attestation::claims::OsFamily;
 use posture_core::audit::{AuditEvent, Enforcement, RefusedEvent};
 use posture_core::code::Code;
 use posture_core::config::snapshot::Route;
@@ -37,6 +38,11 @@ pub(super) struct Pager<'a> {
     pub proxy: Option<&'a str>,
     /// The gate's audit log.
     pub audit: &'a audit::Audit,
+    /// `https://HOST:PORT` of this gate as the request reached it, for the
+    /// agent command on pages; `None` until known (or behind forward-auth).
+    pub gate_url: Option<String>,
+    /// The OS family the device last reported, once judged.
+    pub os_family: Option<OsFamily>,
 }
 
 impl Pager<'_> {
@@ -54,6 +60,8 @@ impl Pager<'_> {
                 .as_ref()
                 .and_then(|c| c.organization.as_deref()),
             path_and_query: self.path_and_query,
+            gate_url: self.gate_url.as_deref(),
+            os_family: self.os_family,
         });
         let mut response = page_response(rendered.status, rendered.content_type, rendered.body);
         if !reference.is_empty() {

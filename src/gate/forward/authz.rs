@@ -180,6 +180,8 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         enforcement: Enforcement::ForwardAuth,
         proxy: Some(&proxy.name),
         audit: &shared.audit,
+        gate_url: None,
+        os_family: None,
     };
     let fingerprint = conn.client.as_ref().map(|c| c.fingerprint);
     let refused =
@@ -406,6 +408,8 @@ fn denied_page(req: &Request<Incoming>, via: &Via<'_>, reference: &str) -> Respo
         snapshot: &kept.snapshot,
         organization: kept.organization.as_deref(),
         path_and_query: &kept.path_and_query,
+        gate_url: None,
+        os_family: None,
     });
     let mut response = page_response(kept.status, rendered.content_type, rendered.body);
     if let Ok(v) = HeaderValue::from_str(reference) {
@@ -450,6 +454,8 @@ async fn posture_endpoint(req: Request<Incoming>, path: &str, via: &Via<'_>) -> 
         enforcement: Enforcement::ForwardAuth,
         proxy: Some(&proxy.name),
         audit: &shared.audit,
+        gate_url: None,
+        os_family: None,
     };
     if let Err(problem) = &device {
         // Readiness says nothing about a device: it is answered anyway.
