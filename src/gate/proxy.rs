@@ -93,7 +93,7 @@ pub(super) async fn handle(
     }
     let token = req.headers().get(&headers::POSTURE_ATTESTATION).cloned();
     let line = Line::Defer;
-    let (judgement, recorded) = judge(
+    let (mut judgement, recorded) = judge(
         &live,
         shared,
         conn,
@@ -107,6 +107,7 @@ pub(super) async fn handle(
     if !recorded && shared.audit.refuses() {
         return posture::audit_unavailable(&pager);
     }
+    lapsed(&mut judgement, conn, shared, now);
     *access = Some(audit::Pending::new(
         reservation,
         &judgement.decision_event(),
@@ -179,18 +180,40 @@ pub(super) async fn handle(
         return response;
     };
     let os = judgement.posture.as_deref().map(Posture::os);
-    let refusal = match denial {
-        Denial::NoPosture => conn
-            .client
-            .as_ref()
-            .and_then(|c| shared.refusals.last(&c.fingerprint)),
+    // A refused report is never stored: what this replica remembers of the
+    // device tells the person why it has no posture (the audit line keeps
+    // the core's `no_posture`, which is still true).
+    let refused = match (denial, &conn.client) {
+        (Denial::NoPosture, Some(c)) => shared.refusals.last(&c.fingerprint),
         _ => None,
     };
-    let problem = match refusal {
+    let problem = match refused {
         Some((at, reason)) => Problem::ReportRefused { at, reason },
         None => Problem::of_denial(denial, judgement.segment(), os),
     };
     pager.page(problem, judgement.reference.as_deref().unwrap_or_default())
+}
+
+/// The posture stores forget a posture the moment it ages out, so the core
+/// sees none and denies `no_posture`. When this replica accepted the
+/// device's last report and it has aged out since (with no refusal after
+/// it), the denial is what it really is: `stale_posture` at that moment,
+/// for the page and the audit line alike.
+fn lapsed(judgement: &mut Judgement<'_>, conn: &ConnInfo, shared: &Shared, now: i64) {
+    let (Outcome::Deny(Denial::NoPosture), Some(client)) = (&judgement.outcome, &conn.client)
+    else {
+        return;
+    };
+    let Some(end) = shared.refusals.aged_out(&client.fingerprint, now) else {
+        return;
+    };
+    let refused_since = shared
+        .refusals
+        .last(&client.fingerprint)
+        .is_some_and(|(at, _)| at >= end);
+    if !refused_since {
+        judgement.outcome = Outcome::Deny(Denial::StalePosture { valid_until: end });
+    }
 }
 
 /// `https://HOST:PORT` as the agent should use it for this request: the
@@ -214,7 +237,7 @@ fn gate_url(route_host: &str, req: &Request<Incoming>) -> String {
 /// `Posture-Warning` on the answer to a warned request: one element per
 /// cause (a catalogue id or a requirement code), sorted, each with the
 /// segment and, for a staged rule, the first day it denies:
-/// `kaspersky; segment=office; deny-from=2027-01-15, min_os_version; segment=office`.
+/// `kaspersky;segment=office;deny-from=2027-01-15, min_os_version;segment=office`.
 fn warning_header(segment: &str, result: &SegmentResult) -> Option<HeaderValue> {
     let mut causes: Vec<(&str, Option<&str>)> = Vec::new();
     for f in result
@@ -237,15 +260,23 @@ fn warning_header(segment: &str, result: &SegmentResult) -> Option<HeaderValue> 
         return None;
     }
     causes.sort_unstable();
+    // Each element percent-encoded on its own (names come from the config
+    // and the catalogue, never from the device), joined as a list.
     let text = causes
         .iter()
-        .map(|(cause, deny_from)| match deny_from {
-            Some(d) => format!("{cause}; segment={segment}; deny-from={d}"),
-            None => format!("{cause}; segment={segment}"),
+        .map(|(cause, deny_from)| {
+            let mut element = format!("{cause};segment={segment}");
+            if let Some(d) = deny_from {
+                element.push_str(";deny-from=");
+                element.push_str(d);
+            }
+            element
         })
+        .map(|e| headers::encode_list(&e))
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
         .collect::<Vec<_>>()
         .join(", ");
-    Some(headers::encode_list(&text))
+    HeaderValue::from_str(&text).ok()
 }
 
 /// A browser's top-level page load: GET, asking for HTML, and (when the
@@ -643,6 +674,58 @@ pub(super) fn negotiate(req: &Request<Incoming>) -> (Format, Lang) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finding(
+        id: &str,
+        action: Decision,
+        deny_from: Option<&str>,
+    ) -> posture_core::verdict::Finding {
+        posture_core::verdict::Finding {
+            catalog_id: id.into(),
+            segment: "office".into(),
+            action,
+            item: posture_core::verdict::FindingItem {
+                kind: posture_core::verdict::ItemKind::Process,
+                name: "avp.exe".into(),
+                vendor: None,
+                version: None,
+                id: None,
+            },
+            category: "antivirus".into(),
+            exemption: None,
+            exemption_expires: None,
+            deny_from: deny_from.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_warning_header_names_each_cause_its_segment_and_staged_date() {
+        let result = SegmentResult {
+            decision: Decision::Warn,
+            findings: vec![
+                finding("kaspersky", Decision::Warn, Some("2027-02-01")),
+                finding("kaspersky", Decision::Warn, Some("2027-01-15")),
+                finding("anydesk", Decision::Warn, None),
+                finding("waived", Decision::Allow, None),
+            ],
+            unmet: vec![posture_core::verdict::Unmet {
+                requirement: posture_core::verdict::Requirement::MinOsVersion,
+                segment: "office".into(),
+                action: Decision::Deny,
+                detail: String::new(),
+            }],
+        };
+        assert_eq!(
+            warning_header("office", &result).unwrap(),
+            "anydesk;segment=office, kaspersky;segment=office;deny-from=2027-01-15, min_os_version;segment=office"
+        );
+        let clean = SegmentResult {
+            decision: Decision::Allow,
+            findings: Vec::new(),
+            unmet: Vec::new(),
+        };
+        assert!(warning_header("office", &clean).is_none());
+    }
 
     #[test]
     fn upstream_uri_joins_base_path_and_request_path() {

@@ -1,6 +1,9 @@
 //! What the gate remembers per device for its pages, beyond postures: the
 //! last refusal of a device's report (so "not checked yet" can say why),
-//! and when a device was last shown the warning notice of a segment.
+//! until when its last accepted report was valid (the posture stores drop
+//! a posture when it ages out, so without this an aged-out device would be
+//! told it was never checked), and when it was last shown the warning
+//! notice of a segment.
 //!
 //! Both are bounded in-memory caches of this process, keyed by the SHA-256
 //! fingerprint of the device certificate. They are local to each replica:
@@ -12,48 +15,73 @@
 use std::time::Duration;
 
 use posture_core::attestation::Reason;
+use posture_core::decision::Posture;
 use posture_core::enforce::Refusal;
+use posture_core::verdict::Verdict;
+
+/// How an attestation ended, as `enforce::Attestation` has it.
+type Attested = Result<(std::sync::Arc<Posture>, Verdict), Refusal>;
 
 /// Devices whose last refusal is remembered at most.
 const REFUSALS: u64 = 10_000;
 /// How long a refusal is told after it happened.
 const REFUSAL_TTL: Duration = Duration::from_secs(3600);
+/// Devices whose last posture's end is remembered at most.
+const LAPSES: u64 = 100_000;
+/// How long after an accepted report its end is told: a device not seen
+/// for longer is simply "not checked".
+const LAPSE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Device and segment pairs whose last notice is remembered at most.
 const NOTICES: u64 = 100_000;
 
-/// The last refused report per device: when (Unix seconds) and why.
-pub(super) struct Refusals(moka::sync::Cache<[u8; 32], (i64, Reason)>);
+/// Per device: its last refused report, when (Unix seconds) and why; and
+/// until when its last accepted report was valid.
+pub(super) struct Refusals {
+    refusals: moka::sync::Cache<[u8; 32], (i64, Reason)>,
+    lapses: moka::sync::Cache<[u8; 32], i64>,
+}
 
 impl Default for Refusals {
     fn default() -> Self {
-        Refusals(
-            moka::sync::Cache::builder()
+        Refusals {
+            refusals: moka::sync::Cache::builder()
                 .max_capacity(REFUSALS)
                 .time_to_live(REFUSAL_TTL)
                 .build(),
-        )
+            lapses: moka::sync::Cache::builder()
+                .max_capacity(LAPSES)
+                .time_to_live(LAPSE_TTL)
+                .build(),
+        }
     }
 }
 
 impl Refusals {
     /// A report of this device was refused for `reason` at `now`.
     pub fn refused(&self, fingerprint: [u8; 32], now: i64, reason: Reason) {
-        self.0.insert(fingerprint, (now, reason));
+        self.refusals.insert(fingerprint, (now, reason));
     }
 
-    /// A report of this device was accepted: its old refusal is history.
-    pub fn accepted(&self, fingerprint: &[u8; 32]) {
-        self.0.invalidate(fingerprint);
+    /// A report of this device was accepted, valid until `valid_until`:
+    /// its old refusal is history.
+    pub fn accepted(&self, fingerprint: &[u8; 32], valid_until: i64) {
+        self.refusals.invalidate(fingerprint);
+        self.lapses.insert(*fingerprint, valid_until);
+    }
+
+    /// When the device's last accepted report aged out, if it has by `now`.
+    pub fn aged_out(&self, fingerprint: &[u8; 32], now: i64) -> Option<i64> {
+        self.lapses.get(fingerprint).filter(|end| *end <= now)
     }
 
     /// Notes how an attestation of the device with `fingerprint` ended. A
     /// refusal that is the gate's (`retry_later`) is not the device's.
-    pub fn note<T>(&self, fingerprint: Option<[u8; 32]>, result: &Result<T, Refusal>, now: i64) {
+    pub fn note(&self, fingerprint: Option<[u8; 32]>, result: &Attested, now: i64) {
         let Some(fingerprint) = fingerprint else {
             return;
         };
         match result {
-            Ok(_) => self.accepted(&fingerprint),
+            Ok((posture, _)) => self.accepted(&fingerprint, posture.valid_until),
             Err(Refusal {
                 reason,
                 retry_later: false,
@@ -64,7 +92,7 @@ impl Refusals {
 
     /// The device's last refusal, if it came after its last acceptance.
     pub fn last(&self, fingerprint: &[u8; 32]) -> Option<(i64, Reason)> {
-        self.0.get(fingerprint)
+        self.refusals.get(fingerprint)
     }
 }
 
@@ -119,7 +147,9 @@ mod tests {
         let r = Refusals::default();
         r.refused([1; 32], 5, Reason::KeyMismatch);
         assert_eq!(r.last(&[1; 32]), Some((5, Reason::KeyMismatch)));
-        r.accepted(&[1; 32]);
+        r.accepted(&[1; 32], 100);
         assert_eq!(r.last(&[1; 32]), None);
+        assert_eq!(r.aged_out(&[1; 32], 99), None);
+        assert_eq!(r.aged_out(&[1; 32], 100), Some(100));
     }
 }

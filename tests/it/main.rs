@@ -35,6 +35,7 @@ mod nac;
 mod nac_freeradius;
 mod page;
 mod page_chromium;
+mod page_gate;
 mod pki;
 mod radius_coa;
 mod report;
