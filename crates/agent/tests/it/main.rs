@@ -8,3 +8,4 @@ mod collect;
 mod docs;
 mod e2e;
 mod interop;
+mod page_command;
