@@ -295,7 +295,7 @@ fn device_line(os: &Os, l: Lang) -> String {
 }
 
 /// The catalogue entries of `findings`, each once, in the order found.
-fn entries<'f>(findings: &'f [FindingView]) -> Vec<&'f FindingView> {
+fn entries(findings: &[FindingView]) -> Vec<&FindingView> {
     let mut seen = BTreeSet::new();
     findings
         .iter()
