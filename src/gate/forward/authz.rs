@@ -210,6 +210,7 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         return refused(&pager, Problem::UnknownHost, None, &why);
     };
     let route = &live.snapshot.routes[route_index];
+    pager.gate_url = Some(gate_url(&route.host, h, proxy));
     if target.encoded_percent && !route.allow_encoded_percent {
         return refused(
             &pager,
@@ -248,6 +249,7 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         );
     };
     let os = judgement.posture.as_deref().map(Posture::os);
+    pager.os_family = os.map(|o| o.family);
     let segment = judgement.segment();
     let problem = Problem::of_denial(denial, segment, os);
     let reference = judgement.reference.as_deref().unwrap_or_default();
@@ -258,6 +260,25 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         os: os.cloned(),
     };
     keep_refusal(via, &pager, response, why, fingerprint)
+}
+
+/// `https://HOST:PORT` for the agent command on a page: the route's host
+/// (the agent attests through the proxy, on the name the browser used),
+/// and the port the proxy says the browser used: in its original host
+/// header, else `X-Forwarded-Port`, else 443. Only a number is taken.
+fn gate_url(route_host: &str, h: &HeaderMap, proxy: &TrustedProxy) -> String {
+    let text = |name: &HeaderName| h.get(name).and_then(|v| v.to_str().ok());
+    let port = text(&proxy.host_header)
+        .and_then(|host| host.parse::<http::uri::Authority>().ok())
+        .and_then(|a| a.port_u16())
+        .or_else(|| {
+            text(&HeaderName::from_static("x-forwarded-port"))?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(443);
+    format!("https://{route_host}:{port}")
 }
 
 /// 200: the proxy lets the request through, with the gate's headers for
@@ -352,6 +373,7 @@ fn keep_refusal(
                 fingerprint,
                 path_and_query: truncated(pager.path_and_query, MAX_KEPT_TARGET).to_string(),
                 status,
+                gate_url: pager.gate_url.clone(),
             },
         );
     }
@@ -408,8 +430,8 @@ fn denied_page(req: &Request<Incoming>, via: &Via<'_>, reference: &str) -> Respo
         snapshot: &kept.snapshot,
         organization: kept.organization.as_deref(),
         path_and_query: &kept.path_and_query,
-        gate_url: None,
-        os_family: None,
+        gate_url: kept.gate_url.as_deref(),
+        os_family: kept.os_family(),
     });
     let mut response = page_response(kept.status, rendered.content_type, rendered.body);
     if let Ok(v) = HeaderValue::from_str(reference) {
