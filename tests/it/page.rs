@@ -1629,6 +1629,8 @@ fn the_warning_notice_says_what_was_found_by_when_how_to_remove_it_and_continues
     }
     let nl = notice(&result, Lang::Nl, "/finance/report?year=2026");
     assert!(nl.contains("<p class=\"kicker\">Waarschuwing</p>"));
+    // Not a refusal: no status among the facts.
+    assert!(!nl.contains("<dt>Status</dt>"), "{nl}");
     assert!(
         nl.contains(
             "Vanaf 15 januari 2027 wordt de toegang geweigerd zolang die software erop staat."
