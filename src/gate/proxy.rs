@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use super::conn::ConnInfo;
 use super::headers;
 use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH, READY_PATH};
-use super::respond::{page_response, Body, Pager};
+use super::respond::{page_response, Body, GateAddr, Pager};
 use super::routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
 };
@@ -53,7 +53,7 @@ pub(super) async fn handle(
         enforcement: Enforcement::Proxy,
         proxy: None,
         audit: &shared.audit,
-        gate_url: None,
+        gate: None,
         os_family: None,
     };
 
@@ -79,7 +79,10 @@ pub(super) async fn handle(
         return pager.refuse(Problem::UnknownHost, None, &why);
     };
     let route = &live.snapshot.routes[index];
-    pager.gate_url = Some(gate_url(&route.host, &req));
+    pager.gate = Some(GateAddr {
+        host: &route.host,
+        port: request_port(&req),
+    });
     if target.encoded_percent && !route.allow_encoded_percent {
         let why = format_args!("{}: {}", PathError::EncodedPercent, req.uri());
         return pager.refuse(Problem::BadRequest, Some(route), &why);
@@ -141,7 +144,7 @@ pub(super) async fn handle(
                     result,
                     os: judgement.posture.as_deref().map(Posture::os),
                     path_and_query: &target.path_and_query,
-                    gate_url: pager.gate_url.as_deref(),
+                    gate_url: pager.gate_url().as_deref(),
                 });
                 let mut response =
                     page_response(rendered.status, rendered.content_type, rendered.body);
@@ -216,22 +219,19 @@ fn lapsed(judgement: &mut Judgement<'_>, conn: &ConnInfo, shared: &Shared, now: 
     }
 }
 
-/// `https://HOST:PORT` as the agent should use it for this request: the
-/// route's configured host (never the client's Host text), and the port the
-/// client named in its request (parsed as a number; absent: 443, the port a
-/// browser leaves out). Behind port forwarding this is the port the device
-/// used, not the listener's.
-fn gate_url(route_host: &str, req: &Request<Incoming>) -> String {
-    let port = req
-        .uri()
+/// The port the client named in its request, for the agent command: the
+/// route's configured host (never the client's Host text) goes with it.
+/// Parsed as a number; absent: 443, the port a browser leaves out. Behind
+/// port forwarding this is the port the device used, not the listener's.
+fn request_port(req: &Request<Incoming>) -> u16 {
+    req.uri()
         .authority()
         .and_then(|a| a.port_u16())
         .or_else(|| {
             let host = req.headers().get(header::HOST)?.to_str().ok()?;
             host.parse::<http::uri::Authority>().ok()?.port_u16()
         })
-        .unwrap_or(443);
-    format!("https://{route_host}:{port}")
+        .unwrap_or(443)
 }
 
 /// `Posture-Warning` on the answer to a warned request: one element per

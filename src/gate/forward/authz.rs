@@ -20,7 +20,7 @@ use crate::gate::conn::ConnInfo;
 use crate::gate::headers::{self, REFERENCE};
 use crate::gate::posture::{self, ATTEST_PATH, CHALLENGE_PATH, READY_PATH};
 use crate::gate::proxy::{self, Target};
-use crate::gate::respond::{page_response, Body, Pager};
+use crate::gate::respond::{page_response, Body, GateAddr, Pager};
 use crate::gate::routing::{normalise_host, PathError};
 use crate::gate::{unix_now, Live, Shared};
 use crate::page::{self, PageInput, Problem};
@@ -180,7 +180,7 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         enforcement: Enforcement::ForwardAuth,
         proxy: Some(&proxy.name),
         audit: &shared.audit,
-        gate_url: None,
+        gate: None,
         os_family: None,
     };
     let fingerprint = conn.client.as_ref().map(|c| c.fingerprint);
@@ -210,7 +210,10 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         return refused(&pager, Problem::UnknownHost, None, &why);
     };
     let route = &live.snapshot.routes[route_index];
-    pager.gate_url = Some(gate_url(&route.host, h, proxy));
+    pager.gate = Some(GateAddr {
+        host: &route.host,
+        port: browser_port(h, proxy),
+    });
     if target.encoded_percent && !route.allow_encoded_percent {
         return refused(
             &pager,
@@ -262,13 +265,13 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
     keep_refusal(via, &pager, response, why, fingerprint)
 }
 
-/// `https://HOST:PORT` for the agent command on a page: the route's host
-/// (the agent attests through the proxy, on the name the browser used),
-/// and the port the proxy says the browser used: in its original host
-/// header, else `X-Forwarded-Port`, else 443. Only a number is taken.
-fn gate_url(route_host: &str, h: &HeaderMap, proxy: &TrustedProxy) -> String {
+/// The port for the agent command on a page, with the route's host (the
+/// agent attests through the proxy, on the name the browser used): the
+/// port the proxy says the browser used, in its original host header, else
+/// `X-Forwarded-Port`, else 443. Only a number is taken.
+fn browser_port(h: &HeaderMap, proxy: &TrustedProxy) -> u16 {
     let text = |name: &HeaderName| h.get(name).and_then(|v| v.to_str().ok());
-    let port = text(&proxy.host_header)
+    text(&proxy.host_header)
         .and_then(|host| host.parse::<http::uri::Authority>().ok())
         .and_then(|a| a.port_u16())
         .or_else(|| {
@@ -277,8 +280,7 @@ fn gate_url(route_host: &str, h: &HeaderMap, proxy: &TrustedProxy) -> String {
                 .parse()
                 .ok()
         })
-        .unwrap_or(443);
-    format!("https://{route_host}:{port}")
+        .unwrap_or(443)
 }
 
 /// 200: the proxy lets the request through, with the gate's headers for
@@ -373,7 +375,7 @@ fn keep_refusal(
                 fingerprint,
                 path_and_query: truncated(pager.path_and_query, MAX_KEPT_TARGET).to_string(),
                 status,
-                gate_url: pager.gate_url.clone(),
+                gate_url: pager.gate_url(),
             },
         );
     }
@@ -476,7 +478,7 @@ async fn posture_endpoint(req: Request<Incoming>, path: &str, via: &Via<'_>) -> 
         enforcement: Enforcement::ForwardAuth,
         proxy: Some(&proxy.name),
         audit: &shared.audit,
-        gate_url: None,
+        gate: None,
         os_family: None,
     };
     if let Err(problem) = &device {
