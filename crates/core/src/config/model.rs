@@ -572,7 +572,8 @@ pub struct RemediationConfig {
     pub warning_notice_every: ConfigDuration,
     /// The CA file of the gate's server certificate as the organisation
     /// hands it out, shown as `--ca FILE` in the agent command on pages.
-    /// Empty: the gate's certificate is from a public CA, no `--ca`.
+    /// Empty: no `--ca`, for a gate certificate from a public CA or an
+    /// agent.toml that names the CA (the flag would override the file).
     #[serde(default = "defaults::agent_ca")]
     pub agent_ca: String,
     /// How devices run posture-agent: `service` (the pages show how to
