@@ -101,7 +101,15 @@ pub fn manual_command(agent: &Agent<'_>, l: Lang) -> String {
     let mut command = format!("posture-agent attest --gate {gate}");
     if !agent.ca.is_empty() {
         command.push_str(" --ca ");
-        command.push_str(agent.ca);
+        // A path with spaces (C:\Program Files\...) must stay one argument
+        // in every shell the page names.
+        if agent.ca.contains(char::is_whitespace) {
+            command.push('"');
+            command.push_str(agent.ca);
+            command.push('"');
+        } else {
+            command.push_str(agent.ca);
+        }
     }
     command
 }

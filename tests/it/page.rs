@@ -1583,6 +1583,14 @@ fn the_check_again_step_is_the_real_command_for_this_gate_and_os() {
         "<pre><code>posture-agent attest --gate https://finance.intern.example:8443</code></pre>"
     ));
     assert!(!body.contains("systemctl") && !body.contains("--ca"));
+    // A CA path with a space stays one argument.
+    snapshot.remediation.agent_ca = r"C:\ProgramData\Org CA\gate-ca.pem".into();
+    let body = text(&page_with(&snapshot, Problem::NoPosture, Case::default()));
+    assert!(
+        body.contains("--ca &#34;C:\\ProgramData\\Org CA\\gate-ca.pem&#34;</code>"),
+        "{body}"
+    );
+    snapshot.remediation.agent_ca = String::new();
     // agent = "service": the triggers, no manual command.
     snapshot.remediation.agent = posture_core::config::model::AgentMode::Service;
     let body = text(&page_with(&snapshot, Problem::NoPosture, Case::default()));
