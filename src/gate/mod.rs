@@ -125,6 +125,7 @@ mod posture;
 mod proxy;
 mod proxy_header;
 mod reload;
+mod remember;
 mod respond;
 mod routing;
 mod systemd;
@@ -229,6 +230,10 @@ pub(crate) struct Shared {
     pub(crate) audit: crate::audit::Audit,
     /// A SIGHUP came: the next reload's trigger is `signal`.
     hangup: std::sync::atomic::AtomicBool,
+    /// The last refused report per device, for its pages (per replica).
+    refusals: remember::Refusals,
+    /// When each device last saw each segment's warning notice.
+    notices: remember::Notices,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -403,6 +408,8 @@ impl Gate {
             attest_limit,
             audit,
             hangup: Default::default(),
+            refusals: Default::default(),
+            notices: Default::default(),
         });
         reload::record(&shared, posture_core::audit::ReloadTrigger::Start, None).await;
         // Signal handlers and the file watcher are set up here rather than

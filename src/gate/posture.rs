@@ -200,6 +200,11 @@ async fn attest(
         e.reference = Some(&reference);
     }
     reservation.send(&event);
+    shared.refusals.note(
+        client.identity.map(|i| i.fingerprint),
+        &attestation.result,
+        now,
+    );
     if let (Ok((posture, _)), true, Some(identity), Some(der)) = (
         &attestation.result,
         attestation.remembered,

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use super::conn::ConnInfo;
 use super::headers;
 use super::posture::{self, ATTEST_PATH, CHALLENGE_PATH, READY_PATH};
-use super::respond::{Body, Pager};
+use super::respond::{page_response, Body, GateAddr, Pager};
 use super::routing::{
     normalise_host, normalise_path, normalise_path_allowing_encoded_percent, route_view, PathError,
 };
@@ -23,7 +23,7 @@ use crate::audit;
 use crate::page::{self, Format, Lang, Problem};
 use posture_core::audit::Enforcement;
 use posture_core::config::snapshot::{Route, ServerSettings};
-use posture_core::decision::{Outcome, Posture};
+use posture_core::decision::{Denial, Outcome, Posture, SegmentResult};
 use posture_core::enforce::{self, Attestor, Case, Door, Judgement};
 use posture_core::verdict::Decision;
 
@@ -53,6 +53,8 @@ pub(super) async fn handle(
         enforcement: Enforcement::Proxy,
         proxy: None,
         audit: &shared.audit,
+        gate: None,
+        os_family: None,
     };
 
     // 1. Which host and which path, normalised before anything looks at them.
@@ -77,6 +79,10 @@ pub(super) async fn handle(
         return pager.refuse(Problem::UnknownHost, None, &why);
     };
     let route = &live.snapshot.routes[index];
+    pager.gate = Some(GateAddr {
+        host: &route.host,
+        port: request_port(&req),
+    });
     if target.encoded_percent && !route.allow_encoded_percent {
         let why = format_args!("{}: {}", PathError::EncodedPercent, req.uri());
         return pager.refuse(Problem::BadRequest, Some(route), &why);
@@ -90,7 +96,7 @@ pub(super) async fn handle(
     }
     let token = req.headers().get(&headers::POSTURE_ATTESTATION).cloned();
     let line = Line::Defer;
-    let (judgement, recorded) = judge(
+    let (mut judgement, recorded) = judge(
         &live,
         shared,
         conn,
@@ -104,6 +110,7 @@ pub(super) async fn handle(
     if !recorded && shared.audit.refuses() {
         return posture::audit_unavailable(&pager);
     }
+    lapsed(&mut judgement, conn, shared, now);
     *access = Some(audit::Pending::new(
         reservation,
         &judgement.decision_event(),
@@ -112,11 +119,52 @@ pub(super) async fn handle(
         start,
     ));
 
-    // 5. Forward, or the denial page.
+    pager.os_family = judgement.posture.as_deref().map(|p| p.os().family);
+
+    // 5. Forward (after the warning notice, when one is due), or the
+    //    denial page.
     let Outcome::Deny(denial) = &judgement.outcome else {
+        let browser_warning = match &judgement.outcome {
+            Outcome::Warn(result) => warning_header(judgement.segment(), result),
+            _ => None,
+        };
+        if let (Outcome::Warn(result), Some(device)) = (&judgement.outcome, &conn.client) {
+            let every = live.snapshot.remediation.warning_notice_every;
+            if is_navigation(&req)
+                && shared
+                    .notices
+                    .due(device.fingerprint, judgement.segment(), now, every)
+            {
+                let rendered = page::render_notice(&page::NoticeInput {
+                    reference: judgement.reference.as_deref().unwrap_or_default(),
+                    lang: pager.lang,
+                    snapshot: &live.snapshot,
+                    organization: device.organization.as_deref(),
+                    segment: judgement.segment(),
+                    result,
+                    os: judgement.posture.as_deref().map(Posture::os),
+                    path_and_query: &target.path_and_query,
+                    gate_url: pager.gate_url().as_deref(),
+                });
+                let mut response =
+                    page_response(rendered.status, rendered.content_type, rendered.body);
+                let h = response.headers_mut();
+                if let Some(v) = browser_warning {
+                    h.insert(headers::POSTURE_WARNING, v);
+                }
+                if let Some(v) = judgement
+                    .reference
+                    .as_deref()
+                    .and_then(|r| HeaderValue::from_str(r).ok())
+                {
+                    h.insert(headers::REFERENCE, v);
+                }
+                return response;
+            }
+        }
         let warning = judgement.warning().map(|w| headers::encode_list(&w));
         let (decision, valid_until) = (judgement.outcome.decision(), judgement.valid_until());
-        return forward(Forward {
+        let mut response = forward(Forward {
             req,
             conn,
             shared,
@@ -129,10 +177,123 @@ pub(super) async fn handle(
             valid_until,
         })
         .await;
+        if let Some(v) = browser_warning {
+            response.headers_mut().insert(headers::POSTURE_WARNING, v);
+        }
+        return response;
     };
     let os = judgement.posture.as_deref().map(Posture::os);
-    let problem = Problem::of_denial(denial, judgement.segment(), os);
+    // A refused report is never stored: what this replica remembers of the
+    // device tells the person why it has no posture (the audit line keeps
+    // the core's `no_posture`, which is still true).
+    let refused = match (denial, &conn.client) {
+        (Denial::NoPosture, Some(c)) => shared.refusals.last(&c.fingerprint),
+        _ => None,
+    };
+    let problem = match refused {
+        Some((at, reason)) => Problem::ReportRefused { at, reason },
+        None => Problem::of_denial(denial, judgement.segment(), os),
+    };
     pager.page(problem, judgement.reference.as_deref().unwrap_or_default())
+}
+
+/// The posture stores forget a posture the moment it ages out, so the core
+/// sees none and denies `no_posture`. When this replica accepted the
+/// device's last report and it has aged out since (with no refusal after
+/// it), the denial is what it really is: `stale_posture` at that moment,
+/// for the page and the audit line alike.
+fn lapsed(judgement: &mut Judgement<'_>, conn: &ConnInfo, shared: &Shared, now: i64) {
+    let (Outcome::Deny(Denial::NoPosture), Some(client)) = (&judgement.outcome, &conn.client)
+    else {
+        return;
+    };
+    let Some(end) = shared.refusals.aged_out(&client.fingerprint, now) else {
+        return;
+    };
+    let refused_since = shared
+        .refusals
+        .last(&client.fingerprint)
+        .is_some_and(|(at, _)| at >= end);
+    if !refused_since {
+        judgement.outcome = Outcome::Deny(Denial::StalePosture { valid_until: end });
+    }
+}
+
+/// The port the client named in its request, for the agent command: the
+/// route's configured host (never the client's Host text) goes with it.
+/// Parsed as a number; absent: 443, the port a browser leaves out. Behind
+/// port forwarding this is the port the device used, not the listener's.
+fn request_port(req: &Request<Incoming>) -> u16 {
+    req.uri()
+        .authority()
+        .and_then(|a| a.port_u16())
+        .or_else(|| {
+            let host = req.headers().get(header::HOST)?.to_str().ok()?;
+            host.parse::<http::uri::Authority>().ok()?.port_u16()
+        })
+        .unwrap_or(443)
+}
+
+/// `Posture-Warning` on the answer to a warned request: one element per
+/// cause (a catalogue id or a requirement code), sorted, each with the
+/// segment and, for a staged rule, the first day it denies:
+/// `kaspersky;segment=office;deny-from=2027-01-15, min_os_version;segment=office`.
+fn warning_header(segment: &str, result: &SegmentResult) -> Option<HeaderValue> {
+    let mut causes: Vec<(&str, Option<&str>)> = Vec::new();
+    for f in result
+        .findings
+        .iter()
+        .filter(|f| f.action == Decision::Warn)
+    {
+        let deny_from = f.deny_from.as_deref();
+        match causes.iter_mut().find(|(c, _)| *c == f.catalog_id) {
+            Some((_, d)) => *d = (*d).into_iter().chain(deny_from).min(),
+            None => causes.push((&f.catalog_id, deny_from)),
+        }
+    }
+    for u in &result.unmet {
+        if !causes.iter().any(|(c, _)| *c == u.requirement.code()) {
+            causes.push((u.requirement.code(), None));
+        }
+    }
+    if causes.is_empty() {
+        return None;
+    }
+    causes.sort_unstable();
+    // Each element percent-encoded on its own (names come from the config
+    // and the catalogue, never from the device), joined as a list.
+    let text = causes
+        .iter()
+        .map(|(cause, deny_from)| {
+            let mut element = format!("{cause};segment={segment}");
+            if let Some(d) = deny_from {
+                element.push_str(";deny-from=");
+                element.push_str(d);
+            }
+            element
+        })
+        .map(|e| headers::encode_list(&e))
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join(", ");
+    HeaderValue::from_str(&text).ok()
+}
+
+/// A browser's top-level page load: GET, asking for HTML, and (when the
+/// browser says) a navigation to a document. Scripts, images, API calls
+/// and form posts never get the notice in their place.
+fn is_navigation(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    let html = text("accept").is_some_and(|a| {
+        a.split(',').any(|range| {
+            let range = range.split(';').next().unwrap_or_default().trim();
+            range.eq_ignore_ascii_case("text/html")
+        })
+    });
+    let mode = text("sec-fetch-mode").is_none_or(|m| m.eq_ignore_ascii_case("navigate"));
+    let dest = text("sec-fetch-dest").is_none_or(|d| d.eq_ignore_ascii_case("document"));
+    req.method() == http::Method::GET && html && mode && dest && !headers::wants_upgrade(h)
 }
 
 /// Where `judge` puts the decision event.
@@ -184,6 +345,10 @@ pub(super) async fn judge<'a>(
     let mut recorded = true;
     if let Some(event) = judgement.attestation_event() {
         recorded &= shared.audit.emit(&event).await;
+    }
+    if let Some(attestation) = &judgement.attestation {
+        let fingerprint = conn.client.as_ref().map(|c| c.fingerprint);
+        shared.refusals.note(fingerprint, &attestation.result, now);
     }
     if let (Some(attestation), Some(identity), Some(der)) = (
         &judgement.attestation,
@@ -509,6 +674,58 @@ pub(super) fn negotiate(req: &Request<Incoming>) -> (Format, Lang) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finding(
+        id: &str,
+        action: Decision,
+        deny_from: Option<&str>,
+    ) -> posture_core::verdict::Finding {
+        posture_core::verdict::Finding {
+            catalog_id: id.into(),
+            segment: "office".into(),
+            action,
+            item: posture_core::verdict::FindingItem {
+                kind: posture_core::verdict::ItemKind::Process,
+                name: "avp.exe".into(),
+                vendor: None,
+                version: None,
+                id: None,
+            },
+            category: "antivirus".into(),
+            exemption: None,
+            exemption_expires: None,
+            deny_from: deny_from.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_warning_header_names_each_cause_its_segment_and_staged_date() {
+        let result = SegmentResult {
+            decision: Decision::Warn,
+            findings: vec![
+                finding("kaspersky", Decision::Warn, Some("2027-02-01")),
+                finding("kaspersky", Decision::Warn, Some("2027-01-15")),
+                finding("anydesk", Decision::Warn, None),
+                finding("waived", Decision::Allow, None),
+            ],
+            unmet: vec![posture_core::verdict::Unmet {
+                requirement: posture_core::verdict::Requirement::MinOsVersion,
+                segment: "office".into(),
+                action: Decision::Deny,
+                detail: String::new(),
+            }],
+        };
+        assert_eq!(
+            warning_header("office", &result).unwrap(),
+            "anydesk;segment=office, kaspersky;segment=office;deny-from=2027-01-15, min_os_version;segment=office"
+        );
+        let clean = SegmentResult {
+            decision: Decision::Allow,
+            findings: Vec::new(),
+            unmet: Vec::new(),
+        };
+        assert!(warning_header("office", &clean).is_none());
+    }
 
     #[test]
     fn upstream_uri_joins_base_path_and_request_path() {

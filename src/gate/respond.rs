@@ -15,6 +15,7 @@ use super::conn::ConnInfo;
 use super::Live;
 use crate::audit;
 use crate::page::{self, Format, Lang, PageInput, Problem};
+use posture_core::attestation::claims::OsFamily;
 use posture_core::audit::{AuditEvent, Enforcement, RefusedEvent};
 use posture_core::code::Code;
 use posture_core::config::snapshot::Route;
@@ -37,9 +38,34 @@ pub(super) struct Pager<'a> {
     pub proxy: Option<&'a str>,
     /// The gate's audit log.
     pub audit: &'a audit::Audit,
+    /// Where the request reached this gate (the route's host and the
+    /// port), for the agent command on pages; `None` until known. Kept as
+    /// parts so an admitted request never formats it.
+    pub gate: Option<GateAddr<'a>>,
+    /// The OS family the device last reported, once judged.
+    pub os_family: Option<OsFamily>,
+}
+
+/// The host (a configured route's) and port a request reached the gate on.
+#[derive(Clone, Copy)]
+pub(super) struct GateAddr<'a> {
+    pub host: &'a str,
+    pub port: u16,
+}
+
+impl GateAddr<'_> {
+    /// `https://HOST:PORT`, as the agent takes it.
+    pub fn url(&self) -> String {
+        format!("https://{}:{}", self.host, self.port)
+    }
 }
 
 impl Pager<'_> {
+    /// `https://HOST:PORT` for the agent command, when known.
+    pub fn gate_url(&self) -> Option<String> {
+        self.gate.map(|g| g.url())
+    }
+
     /// The page of `problem`, showing `reference`.
     pub fn page(&self, problem: Problem<'_>, reference: &str) -> Response<Body> {
         let rendered = page::render(&PageInput {
@@ -54,6 +80,8 @@ impl Pager<'_> {
                 .as_ref()
                 .and_then(|c| c.organization.as_deref()),
             path_and_query: self.path_and_query,
+            gate_url: self.gate_url().as_deref(),
+            os_family: self.os_family,
         });
         let mut response = page_response(rendered.status, rendered.content_type, rendered.body);
         if !reference.is_empty() {

@@ -10,7 +10,7 @@ pub const CSS: &str = include_str!("../../templates/page/page.css");
 /// The policy to send with every page. The hash is that of `CSS`; a test
 /// recomputes it, so an edited stylesheet with a stale hash fails the build
 /// instead of shipping an unstyled page.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'sha256-rqZYxW0ANSgDhUEHHxxRJ3OgouKxhPwEmS9ua+9ybXE='; img-src data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'sha256-Co1wGuqm4k1JTkRMZE2N1PnukSecFZwBKduacUSqySI='; img-src data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! What the gate hands the page: the problem to explain and the request's
 //! negotiated format and language. A leaf: it imports nothing of the page.
 
-use posture_core::attestation::claims::Os;
+use posture_core::attestation::claims::{Os, OsFamily};
 use posture_core::attestation::Reason;
 use posture_core::certificate::{CertProblem, RejectedCert};
 use posture_core::code::Code;
@@ -37,8 +37,13 @@ pub enum Problem<'a> {
     CertificateRejected(&'a RejectedCert),
     /// 403: no posture known for this device; run the agent.
     NoPosture,
-    /// 403: the posture aged out; run the agent again.
-    StalePosture,
+    /// 403: no posture known for this device, and its last report (at
+    /// `at`, Unix seconds) was refused for `reason`: the page says so
+    /// instead of "not checked yet" (code `no_posture`, as the decision's).
+    ReportRefused { at: i64, reason: Reason },
+    /// 403: the posture aged out (at `aged_out`, Unix seconds, when the
+    /// gate still knows it); run the agent again.
+    StalePosture { aged_out: Option<i64> },
     /// 403: the catalogue of prohibited software changed since the device
     /// last reported; run the agent again to be checked against it.
     CatalogueChanged,
@@ -79,6 +84,9 @@ impl<'a> Problem<'a> {
                 os,
             },
             Denial::CertificateRejected(rejected) => Problem::CertificateRejected(rejected),
+            Denial::StalePosture { valid_until } => Problem::StalePosture {
+                aged_out: Some(*valid_until),
+            },
             // Only `prohibited` has no page of its code alone.
             other => Problem::of_code(other.code()).unwrap_or(Problem::NoPosture),
         }
@@ -98,7 +106,7 @@ impl<'a> Problem<'a> {
             Code::CertWrongUsage => Problem::CertificateRejected(&BARE_WRONG_USAGE),
             Code::CertInvalid => Problem::CertificateRejected(&BARE_INVALID),
             Code::NoPosture => Problem::NoPosture,
-            Code::StalePosture => Problem::StalePosture,
+            Code::StalePosture => Problem::StalePosture { aged_out: None },
             Code::CatalogueChanged => Problem::CatalogueChanged,
             Code::Attestation(reason) => Problem::InvalidAttestation(reason),
             // A store out of reach is a service that is not available.
@@ -155,8 +163,8 @@ impl<'a> Problem<'a> {
             Problem::CertificateRefused => Code::CertRevoked,
             Problem::CertificateUntrusted => Code::CertUntrusted,
             Problem::CertificateRejected(rejected) => rejected.code(),
-            Problem::NoPosture => Code::NoPosture,
-            Problem::StalePosture => Code::StalePosture,
+            Problem::NoPosture | Problem::ReportRefused { .. } => Code::NoPosture,
+            Problem::StalePosture { .. } => Code::StalePosture,
             Problem::CatalogueChanged => Code::CatalogueChanged,
             Problem::InvalidAttestation(reason) => Code::Attestation(*reason),
             Problem::Prohibited { .. } => Code::Prohibited,
@@ -226,4 +234,31 @@ pub struct PageInput<'a> {
     pub organization: Option<&'a str>,
     /// The request target, for the retry and language links.
     pub path_and_query: &'a str,
+    /// Where the agent reaches this gate, `https://HOST:PORT`, for the
+    /// command on the page; `None` when not known (the page then says to
+    /// use the name in the address bar).
+    pub gate_url: Option<&'a str>,
+    /// The OS family the device last reported, when known: the page then
+    /// shows that OS's steps only.
+    pub os_family: Option<OsFamily>,
+}
+
+/// What the warning notice is made of: a device the segment's policy lets
+/// in with a warning, shown before the app once per
+/// `[remediation] warning_notice_every`.
+pub struct NoticeInput<'a> {
+    /// The reference of the (warn) decision, as in its audit line.
+    pub reference: &'a str,
+    pub lang: Lang,
+    pub snapshot: &'a Snapshot,
+    pub organization: Option<&'a str>,
+    /// The segment's name.
+    pub segment: &'a str,
+    /// The findings and unmet requirements behind the warning.
+    pub result: &'a SegmentResult,
+    pub os: Option<&'a Os>,
+    /// The request target: the continue link goes there, on this host.
+    pub path_and_query: &'a str,
+    /// See [`PageInput::gate_url`].
+    pub gate_url: Option<&'a str>,
 }

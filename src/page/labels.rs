@@ -68,9 +68,94 @@ pub fn requirement_label(requirement: Requirement, l: Lang) -> &'static str {
     }
 }
 
+const MONTHS_NL: [&str; 12] = [
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "mei",
+    "juni",
+    "juli",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+fn day_words(d: time::Date, l: Lang) -> String {
+    let month = usize::from(u8::from(d.month())) - 1;
+    let name = l.pick(MONTHS_NL[month], MONTHS_EN[month]);
+    format!("{} {name} {}", d.day(), d.year())
+}
+
+/// A moment as a person reads it, in the page's language and always with
+/// its timezone (the gate does not know the reader's): `30 november 2026
+/// om 12:18 UTC`. Out of range: the Unix seconds, still with UTC.
+pub fn moment(unix: i64, l: Lang) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{} {} {:02}:{:02} UTC",
+            day_words(t.date(), l),
+            l.pick("om", "at"),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => format!("{unix} UTC"),
+    }
+}
+
+/// RFC 3339 in UTC, for problem+json.
+pub fn rfc3339(unix: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// A day of the staged enforcement (`YYYY-MM-DD`, UTC) in words: `15
+/// januari 2027`; a day that does not parse is shown as it is.
+pub fn day(ymd: &str, l: Lang) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(ymd, &format) {
+        Ok(d) => day_words(d, l),
+        Err(_) => ymd.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_and_days_are_written_out_with_their_timezone() {
+        // 2026-11-30T12:18:00Z
+        assert_eq!(
+            moment(1_796_041_080, Lang::Nl),
+            "30 november 2026 om 12:18 UTC"
+        );
+        assert_eq!(
+            moment(1_796_041_080, Lang::En),
+            "30 November 2026 at 12:18 UTC"
+        );
+        assert_eq!(day("2027-01-15", Lang::Nl), "15 januari 2027");
+        assert_eq!(day("2027-01-15", Lang::En), "15 January 2027");
+        assert_eq!(day("soon", Lang::En), "soon");
+    }
 
     #[test]
     fn category_words_are_translated_and_unknown_ones_kept() {

@@ -33,10 +33,11 @@ mod steps;
 mod view;
 
 pub use csp::CONTENT_SECURITY_POLICY;
-pub use input::{Format, PageInput, Problem};
+pub use input::{Format, NoticeInput, PageInput, Problem};
 pub use negotiate::negotiate;
 pub use posture_core::lang::Lang;
 pub use posture_core::reasons;
+pub use steps::service_trigger;
 
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -47,6 +48,17 @@ pub struct Rendered {
 
 pub const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
 pub const CONTENT_TYPE_PROBLEM_JSON: &str = "application/problem+json";
+
+/// Renders the warning notice (HTML only: it is shown to browsers'
+/// top-level navigations, never to API clients).
+pub fn render_notice(input: &NoticeInput<'_>) -> Rendered {
+    let view = view::notice(input);
+    Rendered {
+        status: view.status,
+        content_type: CONTENT_TYPE_HTML,
+        body: html::render(&view),
+    }
+}
 
 /// Renders a problem in the negotiated format and language.
 pub fn render(input: &PageInput<'_>) -> Rendered {

@@ -7,7 +7,7 @@ use http::StatusCode;
 
 use posture_core::attestation::Reason;
 use posture_core::lang::Lang;
-use posture_core::verdict::{Decision, Requirement};
+use posture_core::verdict::{Decision, ItemKind, Requirement};
 
 pub struct View {
     pub lang: Lang,
@@ -21,6 +21,13 @@ pub struct View {
     pub sections: Vec<Section>,
     pub segment: Option<String>,
     pub reason: Option<Reason>,
+    /// The problem's code (`stale_posture`, `no_posture`, ...), on the page
+    /// and in problem+json; empty for the warning notice.
+    pub code: &'static str,
+    /// RFC 3339: when the posture aged out (`stale_posture`).
+    pub aged_out: Option<String>,
+    /// RFC 3339: when the device's last, refused, report came.
+    pub refused_at: Option<String>,
     pub findings: Vec<FindingView>,
     pub unmet: Vec<UnmetView>,
     pub reference: String,
@@ -37,15 +44,38 @@ pub struct FindingView {
     pub version: Option<String>,
     pub category: String,
     pub category_label: String,
+    pub kind: ItemKind,
     pub kind_label: &'static str,
     pub action: Decision,
-    pub action_label: &'static str,
+    /// Staged enforcement: the first day the finding denies (`YYYY-MM-DD`).
+    pub deny_from: Option<String>,
+}
+
+/// One product as the page shows it: every way the device reported it
+/// (a program, a process, a security product) on one card.
+#[derive(Clone)]
+pub struct ProductCard {
+    pub title: String,
+    pub category_label: String,
+    pub action_label: String,
+    pub seen: Vec<SeenAs>,
+}
+
+#[derive(Clone)]
+pub struct SeenAs {
+    pub kind_label: &'static str,
+    pub name: String,
+    pub version: Option<String>,
+    pub vendor: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct UnmetView {
     pub requirement: Requirement,
     pub label: &'static str,
+    /// What the device reported, in the page's language.
+    pub reported: String,
+    /// The core's English detail, for problem+json.
     pub detail: String,
     pub action: Decision,
 }
@@ -75,7 +105,7 @@ pub struct Section {
     pub paragraphs: Vec<String>,
     /// What the device reported about itself, e.g. "Windows 11 Pro 10.0.22631".
     pub device: Option<String>,
-    pub findings: Vec<FindingView>,
+    pub cards: Vec<ProductCard>,
     pub unmet: Vec<UnmetView>,
     pub steps: Vec<Step>,
     pub after: Vec<String>,
@@ -89,6 +119,15 @@ pub struct Step {
     pub code: Option<String>,
     pub note: Option<String>,
     pub link: Option<Link>,
+    /// Commands per operating system when the device's is not known.
+    pub alternatives: Vec<Alternative>,
+}
+
+/// One operating system's command of a step.
+#[derive(Clone)]
+pub struct Alternative {
+    pub label: String,
+    pub code: String,
 }
 
 impl Step {

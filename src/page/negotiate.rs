@@ -3,7 +3,8 @@
 //!
 //! Headers come from the client and may be anything: every parser here is
 //! total, ignores what it does not understand, and falls back to HTML in
-//! Dutch, the answer that suits a person in a Dutch organisation best.
+//! Dutch, the answer that suits a person in a Dutch organisation best;
+//! a browser set to languages other than Dutch and English gets English.
 
 use posture_core::lang::Lang;
 
@@ -108,20 +109,38 @@ fn parse_q(v: &str) -> Option<u16> {
     }
 }
 
+/// The best of Dutch and English the client accepts; a client that names
+/// only other languages (`de`, `fr`, `pl`) reads English better than
+/// Dutch, so it gets English. Only `*`, or nothing usable: `None`.
 fn lang_from_accept_language(header: &str) -> Option<Lang> {
+    let mut other = false;
     let mut tags: Vec<(u16, Lang)> = header
         .split(',')
         .filter_map(|element| {
             let mut parts = element.split(';');
             let tag = parts.next()?.trim();
             let q = q_param(parts)?;
-            Some((q, lang_of_tag(tag)?))
+            if q == 0 {
+                return None;
+            }
+            let lang = lang_of_tag(tag);
+            if lang.is_none() && is_language_tag(tag) {
+                other = true;
+            }
+            Some((q, lang?))
         })
-        .filter(|(q, _)| *q > 0)
         .collect();
     // Stable: among equal q-values the client's own order decides.
     tags.sort_by_key(|(q, _)| std::cmp::Reverse(*q));
-    tags.first().map(|(_, lang)| *lang)
+    tags.first()
+        .map(|(_, lang)| *lang)
+        .or(other.then_some(Lang::En))
+}
+
+/// A language tag of letters (and `-` subtags), not `*`.
+fn is_language_tag(tag: &str) -> bool {
+    let primary = tag.split(['-', '_']).next().unwrap_or_default();
+    (2..=8).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// `nl`, `nl-NL`, `nl-BE` → Dutch; `en`, `en-*` → English; others: none.

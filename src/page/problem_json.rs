@@ -29,6 +29,15 @@ struct Document<'a> {
     segment: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Reason>,
+    /// The problem's code, for every problem (`stale_posture`, ...).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    code: &'a str,
+    /// `stale_posture`: when the posture aged out (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aged_out: Option<&'a str>,
+    /// A refused last report: when it came (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused_at: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     findings: Vec<JsonFinding<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -51,6 +60,8 @@ struct JsonFinding<'a> {
     version: Option<&'a str>,
     category: &'a str,
     action: Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deny_from: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -98,6 +109,9 @@ fn document(v: &View) -> Document<'_> {
         lang: v.lang.code(),
         segment: v.segment.as_deref(),
         reason: v.reason,
+        code: v.code,
+        aged_out: v.aged_out.as_deref(),
+        refused_at: v.refused_at.as_deref(),
         findings: v
             .findings
             .iter()
@@ -108,6 +122,7 @@ fn document(v: &View) -> Document<'_> {
                 version: f.version.as_deref(),
                 category: &f.category,
                 action: f.action,
+                deny_from: f.deny_from.as_deref(),
             })
             .collect(),
         unmet: v
@@ -146,6 +161,9 @@ fn remediation(v: &View) -> Vec<String> {
             for extra in extras.into_iter().flatten() {
                 line.push(' ');
                 line.push_str(extra);
+            }
+            for alt in &step.alternatives {
+                line.push_str(&format!(" {}: {}", alt.label, alt.code));
             }
             line
         })

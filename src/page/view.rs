@@ -11,11 +11,11 @@ use posture_core::config::Snapshot;
 use posture_core::decision::SegmentResult;
 use posture_core::lang::Lang;
 use posture_core::reasons;
-use posture_core::verdict::{Decision, Finding, Unmet};
+use posture_core::verdict::{Decision, Finding, Requirement, Unmet};
 
 use super::certificate;
-use super::input::{PageInput, Problem, ProhibitedPage};
-use super::labels::{action_label, category_label, kind_label, requirement_label};
+use super::input::{NoticeInput, PageInput, Problem, ProhibitedPage};
+use super::labels::{self, category_label, kind_label, os_label, requirement_label};
 use super::links;
 use super::model::{Desk, FindingView, Link, OrganizationView, Section, Step, UnmetView, View};
 use super::steps;
@@ -29,6 +29,8 @@ struct Body {
     sections: Vec<Section>,
     segment: Option<String>,
     reason: Option<Reason>,
+    aged_out: Option<String>,
+    refused_at: Option<String>,
     findings: Vec<FindingView>,
     unmet: Vec<UnmetView>,
 }
@@ -43,6 +45,8 @@ impl Body {
             sections: Vec::new(),
             segment: None,
             reason: None,
+            aged_out: None,
+            refused_at: None,
             findings: Vec::new(),
             unmet: Vec::new(),
         }
@@ -52,7 +56,13 @@ impl Body {
 pub fn build(input: &PageInput<'_>) -> View {
     let l = input.lang;
     let retry_href = links::same_origin(input.path_and_query);
-    let body = body(input, &retry_href);
+    let agent = steps::Agent {
+        gate_url: input.gate_url,
+        family: input.os_family,
+        ca: &input.snapshot.remediation.agent_ca,
+        mode: input.snapshot.remediation.agent,
+    };
+    let body = body(input, &retry_href, &agent);
     View {
         lang: l,
         status: body.status,
@@ -63,6 +73,9 @@ pub fn build(input: &PageInput<'_>) -> View {
         sections: body.sections,
         segment: body.segment,
         reason: body.reason,
+        code: input.problem.code().as_str(),
+        aged_out: body.aged_out,
+        refused_at: body.refused_at,
         findings: body.findings,
         unmet: body.unmet,
         reference: input.reference.to_string(),
@@ -72,7 +85,113 @@ pub fn build(input: &PageInput<'_>) -> View {
     }
 }
 
-fn body(input: &PageInput<'_>, retry: &str) -> Body {
+/// The warning notice: what was found and by when it must go, how to
+/// remove it, and a link on to the app (the same path on this host).
+pub fn notice(input: &NoticeInput<'_>) -> View {
+    let l = input.lang;
+    let snapshot = input.snapshot;
+    let family = input.os.map(|o| o.family);
+    let agent = steps::Agent {
+        gate_url: input.gate_url,
+        family,
+        ca: &snapshot.remediation.agent_ca,
+        mode: snapshot.remediation.agent,
+    };
+    let findings: Vec<FindingView> = input
+        .result
+        .findings
+        .iter()
+        .filter(|f| f.action == Decision::Warn)
+        .map(|f| finding_view(f, l))
+        .collect();
+    let unmet: Vec<UnmetView> = input
+        .result
+        .unmet
+        .iter()
+        .map(|u| unmet_view(u, input.os, l))
+        .collect();
+    let place = segment_label(snapshot, input.segment, l);
+    let staged = findings.iter().filter_map(|f| f.deny_from.as_deref()).min();
+    let lead = match staged {
+        Some(day) => l.pick(
+            format!("U krijgt nu nog toegang tot {place}, maar op uw apparaat staat software die daar niet gewenst is. Vanaf {} wordt de toegang geweigerd zolang die software erop staat. Hieronder staat hoe u haar verwijdert.", labels::day(day, l)),
+            format!("You still have access to {place} for now, but your device has software that is not wanted there. From {} access will be refused while that software is on your device. Below is how to remove it.", labels::day(day, l)),
+        ),
+        None => l.pick(
+            format!("U krijgt toegang tot {place}, maar op uw apparaat staat iets dat daar niet gewenst is. Hieronder staat wat er is gevonden en hoe u het oplost."),
+            format!("You have access to {place}, but your device has something that is not wanted there. Below is what was found and how to fix it."),
+        ),
+    };
+    let mut sections = Vec::new();
+    if !findings.is_empty() {
+        sections.push(steps::found(l, &findings, input.os));
+        sections.extend(steps::removal(snapshot, l, &findings, family));
+    }
+    if !unmet.is_empty() {
+        sections.push(steps::requirements(l, &unmet, family));
+    }
+    let target = links::same_origin(input.path_and_query);
+    sections.push(Section {
+        heading: l
+            .pick("Verder naar de toepassing", "Continue to the application")
+            .into(),
+        paragraphs: vec![l
+            .pick(
+                "U kunt nu verder. Deze melding komt terug zolang het probleem er is.",
+                "You can continue now. This notice comes back while the problem remains.",
+            )
+            .into()],
+        steps: vec![Step::link(
+            l.pick(
+                "Ga verder naar wat u wilde openen:",
+                "Go on to what you wanted to open:",
+            ),
+            Link {
+                href: target.clone(),
+                label: l.pick("Verder", "Continue").into(),
+            },
+        )],
+        ..Section::default()
+    });
+    if !findings.is_empty() || !unmet.is_empty() {
+        let mut again = steps::recheck(l, &target, None, &agent);
+        again.heading = l
+            .pick(
+                "Daarna: laat uw apparaat opnieuw controleren",
+                "Afterwards: have your device checked again",
+            )
+            .into();
+        sections.push(again);
+    }
+    sections.extend(steps::rationale(snapshot, l, &findings));
+    View {
+        lang: l,
+        status: StatusCode::OK,
+        slug: "warning",
+        kicker: l.pick("Waarschuwing", "Warning"),
+        title: l
+            .pick(
+                "Let op: uw apparaat voldoet niet helemaal",
+                "Please note: your device does not fully comply",
+            )
+            .into(),
+        lead,
+        sections,
+        segment: Some(input.segment.to_string()),
+        reason: None,
+        code: "",
+        aged_out: None,
+        refused_at: None,
+        findings,
+        unmet,
+        reference: input.reference.to_string(),
+        desk: desk(snapshot, l),
+        organization: organization(snapshot, input.organization, l),
+        switch_href: links::with_lang(input.path_and_query, l.other()),
+    }
+}
+
+fn body(input: &PageInput<'_>, retry: &str, agent: &steps::Agent<'_>) -> Body {
     let l = input.lang;
     let denied = l.pick("Geen toegang", "Access denied");
     match &input.problem {
@@ -127,24 +246,53 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
                 denied,
                 l.pick("Uw apparaat is nog niet gecontroleerd", "Your device has not been checked yet"),
                 l.pick(
-                    "Voordat u verder kunt, moet uw apparaat laten zien welke software erop staat. Dat doet het programma posture-agent.",
+                    "Voordat u verder kunt, moet uw apparaat melden welke software erop staat. Dat doet het programma posture-agent.",
                     "Before you can continue, your device has to report which software it runs. The posture-agent program does that.",
                 ),
             );
-            b.sections.push(steps::recheck(l, retry, None));
+            b.sections.push(steps::recheck(l, retry, None, agent));
             b
         }
-        Problem::StalePosture => {
+        Problem::ReportRefused { at, reason } => {
+            let e = reasons::explain(*reason, l);
+            let when = labels::moment(*at, l);
+            let code = reason.code();
+            let mut b = Body::new(
+                StatusCode::FORBIDDEN,
+                denied,
+                l.pick("Het laatste rapport van uw apparaat is afgekeurd", "Your device's last report was refused"),
+                &l.pick(
+                    format!("Uw apparaat is nog niet toegelaten: het laatste rapport, op {when}, is afgekeurd ({code}). {}", e.what),
+                    format!("Your device has not been admitted: its last report, at {when}, was refused ({code}). {}", e.what),
+                ),
+            );
+            b.reason = Some(*reason);
+            b.refused_at = labels::rfc3339(*at);
+            b.sections.push(steps::recheck(l, retry, Some(e.fix), agent));
+            b
+        }
+        Problem::StalePosture { aged_out } => {
+            let lead = match aged_out {
+                Some(t) => {
+                    let when = labels::moment(*t, l);
+                    l.pick(
+                        format!("Het laatste rapport van uw apparaat is verlopen op {when}. Een rapport is maar korte tijd geldig, zodat de toegang past bij wat er nu op uw apparaat staat."),
+                        format!("Your device's last report expired at {when}. A report is valid for a short time only, so that access matches what is on your device now."),
+                    )
+                }
+                None => l.pick(
+                    "Het laatste rapport van uw apparaat is te oud. Een rapport is maar korte tijd geldig, zodat de toegang past bij wat er nu op uw apparaat staat.",
+                    "Your device's last report is too old. A report is valid for a short time only, so that access matches what is on your device now.",
+                ).to_string(),
+            };
             let mut b = Body::new(
                 StatusCode::FORBIDDEN,
                 denied,
                 l.pick("De controle van uw apparaat is verlopen", "Your device's check has expired"),
-                l.pick(
-                    "Het laatste rapport van uw apparaat is te oud. Een rapport is maar korte tijd geldig, zodat de toegang past bij wat er nu op uw apparaat staat.",
-                    "Your device's last report is too old. A report is valid for a short time only, so that access matches what is on your device now.",
-                ),
+                &lead,
             );
-            b.sections.push(steps::recheck(l, retry, None));
+            b.aged_out = aged_out.and_then(labels::rfc3339);
+            b.sections.push(steps::recheck(l, retry, None, agent));
             b
         }
         Problem::CatalogueChanged => {
@@ -156,16 +304,16 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
                     "Your device has to be checked again",
                 ),
                 l.pick(
-                    "De lijst met software die niet is toegestaan is bijgewerkt nadat uw apparaat voor het laatst rapporteerde. Uw apparaat moet opnieuw rapporteren, zodat het aan de nieuwe lijst wordt getoetst.",
-                    "The list of software that is not allowed was updated after your device last reported. Your device has to report again, so that it is checked against the new list.",
+                    "De lijst met verboden software is gewijzigd op of na de laatste controle van uw apparaat. Laat uw apparaat opnieuw controleren, zodat het aan de nieuwe lijst wordt getoetst.",
+                    "The list of prohibited software changed at or after your device's last check. Have your device checked again, so that it is checked against the new list.",
                 ),
             );
-            b.sections.push(steps::recheck(l, retry, None));
+            b.sections.push(steps::recheck(l, retry, None, agent));
             b
         }
-        Problem::InvalidAttestation(reason) => invalid(l, *reason, retry, denied),
+        Problem::InvalidAttestation(reason) => invalid(l, *reason, retry, denied, agent),
         Problem::Prohibited { segment, result, os } => {
-            prohibited(input.snapshot, l, segment, result, *os, retry, denied)
+            prohibited(input.snapshot, l, segment, result, *os, retry, denied, agent)
         }
         Problem::UnknownHost => Body::new(
             StatusCode::NOT_FOUND,
@@ -237,7 +385,13 @@ fn body(input: &PageInput<'_>, retry: &str) -> Body {
     }
 }
 
-fn invalid(l: Lang, reason: Reason, retry: &str, denied: &'static str) -> Body {
+fn invalid(
+    l: Lang,
+    reason: Reason,
+    retry: &str,
+    denied: &'static str,
+    agent: &steps::Agent<'_>,
+) -> Body {
     let e = reasons::explain(reason, l);
     let mut b = Body::new(
         StatusCode::FORBIDDEN,
@@ -249,7 +403,8 @@ fn invalid(l: Lang, reason: Reason, retry: &str, denied: &'static str) -> Body {
         e.what,
     );
     b.reason = Some(reason);
-    b.sections.push(steps::recheck(l, retry, Some(e.fix)));
+    b.sections
+        .push(steps::recheck(l, retry, Some(e.fix), agent));
     b
 }
 
@@ -281,6 +436,7 @@ fn unavailable(l: Lang, status: StatusCode, title: &str, lead: &str, retry: &str
     b
 }
 
+#[allow(clippy::too_many_arguments)]
 fn prohibited(
     snapshot: &Snapshot,
     l: Lang,
@@ -289,6 +445,7 @@ fn prohibited(
     os: Option<&Os>,
     retry: &str,
     denied: &'static str,
+    agent: &steps::Agent<'_>,
 ) -> Body {
     let findings: Vec<FindingView> = result
         .findings
@@ -296,8 +453,8 @@ fn prohibited(
         .filter(|f| f.action != Decision::Allow)
         .map(|f| finding_view(f, l))
         .collect();
-    let unmet: Vec<UnmetView> = result.unmet.iter().map(|u| unmet_view(u, l)).collect();
-    let place = segment_label(snapshot, segment);
+    let unmet: Vec<UnmetView> = result.unmet.iter().map(|u| unmet_view(u, os, l)).collect();
+    let place = segment_label(snapshot, segment, l);
     let family = os.map(|o| o.family);
     let page = ProhibitedPage::of(result);
     let mut b = match page {
@@ -330,6 +487,8 @@ fn prohibited(
         ),
     };
     b.segment = Some(segment.to_string());
+    // What was found, then what to do about it, then why: the steps right
+    // after the finding, the rationale for whoever reads on.
     if !findings.is_empty() {
         b.sections.push(steps::found(l, &findings, os));
         b.sections
@@ -339,21 +498,29 @@ fn prohibited(
         b.sections.push(steps::requirements(l, &unmet, family));
     }
     if !findings.is_empty() || !unmet.is_empty() {
-        b.sections.push(steps::recheck(l, retry, None));
+        b.sections.push(steps::recheck(l, retry, None, agent));
     }
+    b.sections.extend(steps::rationale(snapshot, l, &findings));
     b.findings = findings;
     b.unmet = unmet;
     b
 }
 
 /// How a segment is named to a person: its description when the network
-/// team wrote one, with the name for the service desk.
-fn segment_label(snapshot: &Snapshot, segment: &str) -> String {
+/// team wrote one (the English one on an English page, when there is
+/// one), with the name for the service desk.
+fn segment_label(snapshot: &Snapshot, segment: &str, l: Lang) -> String {
     let description = snapshot
         .segments
         .iter()
         .find(|s| s.name == segment)
-        .map(|s| s.description.trim())
+        .map(|s| {
+            let en = s.description_en.trim();
+            match l {
+                Lang::En if !en.is_empty() => en,
+                _ => s.description.trim(),
+            }
+        })
         .filter(|d| !d.is_empty());
     match description {
         Some(d) => format!("“{d}” ({segment})"),
@@ -377,16 +544,55 @@ fn finding_view(f: &Finding, l: Lang) -> FindingView {
         version: f.item.version.clone().filter(|v| !v.trim().is_empty()),
         category: f.category.clone(),
         category_label: category_label(&f.category, l),
+        kind: f.item.kind,
         kind_label: kind_label(f.item.kind, l),
         action: f.action,
-        action_label: action_label(f.action, l),
+        deny_from: f.deny_from.clone(),
     }
 }
 
-fn unmet_view(u: &Unmet, l: Lang) -> UnmetView {
+/// The requirement with what the device reported, in the page's language
+/// from the reported OS (the core's `detail` is English, for logs).
+fn unmet_view(u: &Unmet, os: Option<&Os>, l: Lang) -> UnmetView {
+    let reported = match (u.requirement, os) {
+        (Requirement::MinOsVersion, Some(os)) => {
+            let version = os
+                .version
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty());
+            match version {
+                Some(v) => format!("{} {v}", os_label(os.family, l)),
+                None => l.pick(
+                    format!("{}, zonder versie", os_label(os.family, l)),
+                    format!("{}, without a version", os_label(os.family, l)),
+                ),
+            }
+        }
+        (Requirement::Antivirus, Some(os)) => l.pick(
+            format!(
+                "geen antivirus die aan staat en bijgewerkt is ({})",
+                os_label(os.family, l)
+            ),
+            format!(
+                "no antivirus that is on and up to date ({})",
+                os_label(os.family, l)
+            ),
+        ),
+        (Requirement::Antivirus, None) => l
+            .pick(
+                "geen antivirus die aan staat en bijgewerkt is",
+                "no antivirus that is on and up to date",
+            )
+            .to_string(),
+        (Requirement::MinOsVersion, None) => l
+            .pick("geen bruikbare versie", "no usable version")
+            .to_string(),
+    };
     UnmetView {
         requirement: u.requirement,
         label: requirement_label(u.requirement, l),
+        reported,
         detail: u.detail.clone(),
         action: u.action,
     }

@@ -958,3 +958,40 @@ async fn pages_are_kept_only_for_nginx_and_the_listener_speaks_only_http1() {
         "answered in HTTP/2: {answer:?}"
     );
 }
+
+/// The "check again" command behind a proxy names the route's host (the
+/// agent attests through the proxy, on the name the browser used) and the
+/// port the proxy says the browser used, on the page the proxy shows and on
+/// the page it keeps for nginx (issue 19).
+#[tokio::test]
+async fn the_page_behind_the_proxy_shows_the_agent_command_for_the_proxy() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-cmd", "Leverancier BV");
+    let cert = escaped_pem(&device);
+    for (port, expected) in [(None, "443"), (Some("8443"), "8443")] {
+        let mut req = nginx_authz("/secret/x", Some(&cert)).header("accept", "text/html");
+        if let Some(port) = port {
+            req = req.header("x-forwarded-port", port);
+        }
+        let answer = ask(&gate, "127.0.0.1", empty(req)).await;
+        assert_eq!(answer.status, 403, "{}", answer.text());
+        let command = format!(
+            "<code>posture-agent attest --gate https://public.test:{expected} --ca gate-ca.pem</code>"
+        );
+        assert!(answer.text().contains(&command), "{}", answer.text());
+        let reference = header(&answer, "x-posture-reference").to_string();
+        let kept = ask(
+            &gate,
+            "127.0.0.1",
+            empty(
+                Request::get(format!("/.well-known/posture-gate/denied/{reference}"))
+                    .header("host", "public.test")
+                    .header("x-client-cert", &cert)
+                    .header("accept", "text/html"),
+            ),
+        )
+        .await;
+        assert_eq!(kept.status, 403, "{}", kept.text());
+        assert!(kept.text().contains(&command), "{}", kept.text());
+    }
+}

@@ -113,7 +113,7 @@ async fn a_changed_catalogue_makes_devices_attest_again() {
     assert_eq!(denied.status, 403, "{}", denied.text());
     let page = denied.text();
     assert!(
-        page.contains("posture-agent attest") && page.contains("bijgewerkt"),
+        page.contains("posture-agent attest") && page.contains("gewijzigd"),
         "the page says the list changed and how to report again: {page}"
     );
     assert_eq!(w.gate.attest(&device, false).await.status, 200);

@@ -37,6 +37,7 @@ mod nac;
 mod nac_freeradius;
 mod page;
 mod page_chromium;
+mod page_gate;
 mod pki;
 mod radius_coa;
 mod report;

@@ -35,6 +35,7 @@ const EXEMPTION_REF: &str = "RISK-2026-017";
 const NONCE_SECRET: &str = "nonce-secret-0123456789abcdef0123456789";
 const REFERENCE: &str = "K7M4-Q2XP";
 const DESK_PHONE: &str = "+31 (0)70 123 45 67";
+const GATE_URL: &str = "https://finance.intern.example:8443";
 
 /// The one place that builds a snapshot; swap it for the config loader when
 /// that exists. It carries an upstream, paths, an exemption and a secret
@@ -92,6 +93,7 @@ fn test_snapshot() -> Snapshot {
         segments: vec![Segment {
             name: "finance".into(),
             description: "Financiële administratie".into(),
+            description_en: "Financial administration".into(),
             sensitivity: Sensitivity::High,
             policy: 0,
             vlan: Some(42),
@@ -146,6 +148,7 @@ fn test_snapshot() -> Snapshot {
                 text_nl: "Bel eerst de IT-afdeling van Leverancier BV: 020 765 43 21.".into(),
                 text_en: "First call the IT department of Leverancier BV: 020 765 43 21.".into(),
             }],
+            ..RemediationConfig::default()
         }),
         store: Default::default(),
     }
@@ -195,6 +198,8 @@ struct Case {
     lang: Lang,
     organization: Option<&'static str>,
     path: &'static str,
+    gate_url: Option<&'static str>,
+    os_family: Option<OsFamily>,
 }
 
 impl Default for Case {
@@ -204,6 +209,8 @@ impl Default for Case {
             lang: Lang::Nl,
             organization: None,
             path: "/finance/report?year=2026",
+            gate_url: Some(GATE_URL),
+            os_family: None,
         }
     }
 }
@@ -218,6 +225,8 @@ fn page(problem: Problem<'_>, case: Case) -> Rendered {
         snapshot: &snapshot,
         organization: case.organization,
         path_and_query: case.path,
+        gate_url: case.gate_url,
+        os_family: case.os_family,
     })
 }
 
@@ -235,7 +244,7 @@ fn all_problems<'a>(result: &'a SegmentResult, device_os: &'a Os) -> Vec<(Proble
     let mut all = vec![
         (Problem::NoCertificate, 403),
         (Problem::NoPosture, 403),
-        (Problem::StalePosture, 403),
+        (Problem::StalePosture { aged_out: None }, 403),
         (Problem::CatalogueChanged, 403),
         (
             Problem::Prohibited {
@@ -354,7 +363,15 @@ fn negotiation_table() {
         ),
         (None, Some("nl-BE"), None, Format::Html, Lang::Nl),
         (None, Some("en-US"), None, Format::Html, Lang::En),
-        (None, Some("fr-FR, de;q=0.9"), None, Format::Html, Lang::Nl),
+        // Other languages read English better than Dutch (issue 19).
+        (None, Some("fr-FR, de;q=0.9"), None, Format::Html, Lang::En),
+        (None, Some("de"), None, Format::Html, Lang::En),
+        (None, Some("de-DE,de;q=0.9"), None, Format::Html, Lang::En),
+        (None, Some("fr"), None, Format::Html, Lang::En),
+        (None, Some("pl-PL,pl;q=0.9"), None, Format::Html, Lang::En),
+        (None, Some("de, nl;q=0.5"), None, Format::Html, Lang::Nl),
+        (None, Some("nl"), None, Format::Html, Lang::Nl),
+        (None, Some("*"), None, Format::Html, Lang::Nl),
         (
             None,
             Some("de-DE, en;q=0.8, nl;q=0.5"),
@@ -518,7 +535,7 @@ fn distinct_pages_for_certificate_posture_and_staleness() {
     assert!(!nocert.contains("posture-agent attest"));
     for problem in [
         Problem::NoPosture,
-        Problem::StalePosture,
+        Problem::StalePosture { aged_out: None },
         Problem::CatalogueChanged,
     ] {
         let body = text(&page(
@@ -528,22 +545,44 @@ fn distinct_pages_for_certificate_posture_and_staleness() {
                 ..Case::default()
             },
         ));
-        assert!(body
-            .contains("posture-agent attest --gate https://HOSTNAME --cert CERTIFICATE --key KEY"));
+        // The real command for this gate, with the CA file the organisation
+        // hands out, and the service triggers of every OS (the device's OS
+        // is not known here).
+        assert!(
+            body.contains(&format!(
+                "<code>posture-agent attest --gate {GATE_URL} --ca gate-ca.pem</code>"
+            )),
+            "{body}"
+        );
+        assert!(!body.contains("HOSTNAME") && !body.contains("--key KEY"));
+        for trigger in [
+            "systemctl start posture-agent.service",
+            "touch /Users/Shared/posture-agent/check-now",
+            "schtasks /run /tn &#34;\\posture-gate\\posture-agent&#34;",
+        ] {
+            assert!(body.contains(trigger), "{trigger}: {body}");
+        }
         assert!(body.contains("<ol class=\"steps\""));
     }
-    let stale = text(&page(Problem::StalePosture, Case::default()));
+    let stale = text(&page(
+        Problem::StalePosture { aged_out: None },
+        Case::default(),
+    ));
     assert!(stale.contains("te oud"));
     let j = json(&page(
-        Problem::StalePosture,
+        Problem::StalePosture { aged_out: None },
         Case {
             format: Format::ProblemJson,
             ..Case::default()
         },
     ));
     assert_eq!(j["type"], "urn:posture-gate:problem:stale-attestation");
+    assert_eq!(j["code"], "stale_posture");
     let changed = text(&page(Problem::CatalogueChanged, Case::default()));
-    assert!(changed.contains("lijst met software die niet is toegestaan is bijgewerkt"));
+    assert!(changed.contains(
+        "De lijst met verboden software is gewijzigd op of na de laatste controle van uw apparaat"
+    ));
+    assert!(changed.contains("<dd>catalogue_changed</dd>"));
     assert!(!changed.contains("te oud"));
     let steps = j["remediation"].as_array().expect("remediation steps");
     assert!(
@@ -565,7 +604,7 @@ fn prohibited_page_on_windows_shows_product_version_rationale_and_windows_steps(
     };
     let body = text(&page(problem, Case::default()));
     assert!(body.contains("Kaspersky Endpoint Security for Windows"));
-    assert!(body.contains("<dd>12.1.0.506</dd>"));
+    assert!(body.contains("versie 12.1.0.506"), "{body}");
     assert!(body.contains("Windows 11 Pro 10.0.22631"));
     assert!(body.contains("Financiële administratie") && body.contains("finance"));
     let snapshot = test_snapshot();
@@ -766,7 +805,11 @@ fn unmet_requirements_get_their_own_page_with_os_specific_fixes() {
     };
     let body = text(&page(problem, Case::default()));
     assert!(body.contains("Uw apparaat voldoet niet aan de eisen"));
-    assert!(body.contains("windows 10.0.17763") && body.contains("no enabled antivirus"));
+    // What the device reported, in Dutch from the reported OS, not the
+    // core's English detail.
+    assert!(body.contains("Windows 10.0.17763"), "{body}");
+    assert!(body.contains("geen antivirus die aan staat en bijgewerkt is (Windows)"));
+    assert!(!body.contains("windows 10.0.17763") && !body.contains("no enabled antivirus"));
     assert!(body.contains("Windows Update") && body.contains("Windows-beveiliging"));
     assert!(!body.contains("verboden software op uw apparaat"));
     let j = json(&page(
@@ -849,6 +892,10 @@ fn no_upstream_path_or_internal_config_leaks() {
                         format,
                         lang,
                         organization: Some("Leverancier BV"),
+                        // The agent command names the host the request came
+                        // to, which the person typed; the routes' hosts are
+                        // not otherwise on a page.
+                        gate_url: Some("https://portal.example.nl:443"),
                         ..Case::default()
                     },
                 ));
@@ -1136,4 +1183,503 @@ fn the_problem_type_is_derived_from_the_code() {
         slugs.insert(problem.slug());
     }
     assert!(slugs.contains("requirements-not-met") && slugs.contains("access-denied"));
+}
+
+// ------------------------------------------------------------ issue 19
+
+fn page_with(snapshot: &Snapshot, problem: Problem<'_>, case: Case) -> Rendered {
+    render(&PageInput {
+        problem,
+        reference: REFERENCE,
+        format: case.format,
+        lang: case.lang,
+        snapshot,
+        organization: case.organization,
+        path_and_query: case.path,
+        gate_url: case.gate_url,
+        os_family: case.os_family,
+    })
+}
+
+fn en() -> Case {
+    Case {
+        lang: Lang::En,
+        ..Case::default()
+    }
+}
+
+fn problem_json() -> Case {
+    Case {
+        format: Format::ProblemJson,
+        ..Case::default()
+    }
+}
+
+/// 2026-11-30T12:18:00Z.
+const MOMENT: i64 = 1_796_041_080;
+
+#[test]
+fn a_stale_posture_names_when_it_aged_out_with_the_timezone() {
+    let stale = Problem::StalePosture {
+        aged_out: Some(MOMENT),
+    };
+    let nl = text(&page(stale, Case::default()));
+    assert!(
+        nl.contains(
+            "Het laatste rapport van uw apparaat is verlopen op 30 november 2026 om 12:18 UTC."
+        ),
+        "{nl}"
+    );
+    assert!(nl.contains("<dd>stale_posture</dd>"));
+    let english = text(&page(stale, en()));
+    assert!(
+        english.contains("Your device&#39;s last report expired at 30 November 2026 at 12:18 UTC."),
+        "{english}"
+    );
+    let j = json(&page(stale, problem_json()));
+    assert_eq!(j["code"], "stale_posture");
+    assert_eq!(j["aged_out"], "2026-11-30T12:18:00Z");
+    assert!(j["detail"].as_str().unwrap().contains("12:18 UTC"), "{j}");
+}
+
+#[test]
+fn a_refused_last_report_is_named_instead_of_not_checked_yet() {
+    let refused = Problem::ReportRefused {
+        at: MOMENT,
+        reason: Reason::KeyMismatch,
+    };
+    let nl = text(&page(refused, Case::default()));
+    assert!(
+        nl.contains("het laatste rapport, op 30 november 2026 om 12:18 UTC, is afgekeurd (key_mismatch). Het rapport is ondertekend met een ander certificaat"),
+        "{nl}"
+    );
+    assert!(!nl.contains("nog niet gecontroleerd"));
+    assert!(nl.contains("<dd>key_mismatch</dd>"));
+    // The fix for the reason comes first among the steps.
+    assert!(nl.contains("Gebruik bij posture-agent hetzelfde certificaat"));
+    let english = text(&page(refused, en()));
+    assert!(
+        english.contains("its last report, at 30 November 2026 at 12:18 UTC, was refused (key_mismatch). The report was signed with a different certificate"),
+        "{english}"
+    );
+    assert!(!english.contains("not been checked yet"));
+    let j = json(&page(refused, problem_json()));
+    assert_eq!(j["type"], "urn:posture-gate:problem:no-attestation");
+    assert_eq!(j["code"], "no_posture");
+    assert_eq!(j["reason"], "key_mismatch");
+    assert_eq!(j["refused_at"], "2026-11-30T12:18:00Z");
+}
+
+#[test]
+fn a_catalogue_change_is_named_in_both_languages() {
+    let nl = text(&page(Problem::CatalogueChanged, Case::default()));
+    assert!(nl.contains("De lijst met verboden software is gewijzigd op of na de laatste controle van uw apparaat. Laat uw apparaat opnieuw controleren"));
+    let english = text(&page(Problem::CatalogueChanged, en()));
+    assert!(english.contains("The list of prohibited software changed at or after your device&#39;s last check. Have your device checked again"), "{english}");
+    let j = json(&page(Problem::CatalogueChanged, problem_json()));
+    assert_eq!(j["code"], "catalogue_changed");
+}
+
+fn seen_as(kind: ItemKind, name: &str, version: Option<&str>, action: Decision) -> Finding {
+    let mut f = finding(name, "", action);
+    f.item.kind = kind;
+    f.item.version = version.map(str::to_string);
+    if kind != ItemKind::Software {
+        f.item.vendor = None;
+    }
+    f
+}
+
+/// Kaspersky as a Windows agent reports it: the program, its process and
+/// the security product.
+fn kaspersky_three_ways(action: Decision) -> SegmentResult {
+    SegmentResult {
+        decision: action,
+        findings: vec![
+            seen_as(
+                ItemKind::Software,
+                "Kaspersky Endpoint Security for Windows",
+                Some("12.1.0.506"),
+                action,
+            ),
+            seen_as(ItemKind::Process, "avp.exe", None, action),
+            seen_as(
+                ItemKind::SecurityProduct,
+                "Kaspersky Endpoint Security",
+                None,
+                action,
+            ),
+        ],
+        unmet: Vec::new(),
+    }
+}
+
+#[test]
+fn one_product_seen_three_ways_is_one_card_listing_every_way() {
+    let result = kaspersky_three_ways(Decision::Deny);
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: Some(&device_os),
+    };
+    for (lang, kinds) in [
+        (
+            Lang::Nl,
+            [
+                "geïnstalleerd programma",
+                "actief proces",
+                "beveiligingsproduct",
+            ],
+        ),
+        (
+            Lang::En,
+            ["installed program", "running process", "security product"],
+        ),
+    ] {
+        let body = text(&page(
+            problem,
+            Case {
+                lang,
+                ..Case::default()
+            },
+        ));
+        assert_eq!(body.matches("<li class=\"card\">").count(), 1, "{body}");
+        assert!(body.contains(
+            "<li class=\"card\"><span class=\"name\">Kaspersky Endpoint Security for Windows</span>"
+        ));
+        for (kind, name) in kinds.iter().zip([
+            "Kaspersky Endpoint Security for Windows",
+            "avp.exe",
+            "Kaspersky Endpoint Security",
+        ]) {
+            assert!(
+                body.contains(&format!("<li>{kind}: <strong>{name}</strong>")),
+                "{kind} {name}: {body}"
+            );
+        }
+    }
+    // problem+json keeps every finding for API clients.
+    let j = json(&page(problem, problem_json()));
+    assert_eq!(j["findings"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn removal_steps_come_right_after_what_was_found_and_the_rationale_after_them() {
+    let result = kaspersky_result();
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: Some(&device_os),
+    };
+    let snapshot = test_snapshot();
+    let entry = kaspersky_entry(&snapshot);
+    for (lang, found, remove, check, why) in [
+        (
+            Lang::Nl,
+            "Wat er is gevonden",
+            "Zo verwijdert u",
+            "Zo laat u uw apparaat controleren",
+            "Waarom ",
+        ),
+        (
+            Lang::En,
+            "What was found",
+            "How to remove",
+            "How to have your device checked",
+            "Why ",
+        ),
+    ] {
+        let body = text(&page(
+            problem,
+            Case {
+                lang,
+                ..Case::default()
+            },
+        ));
+        let at = |needle: &str| {
+            body.find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} missing: {body}"))
+        };
+        let rationale = escape(lang.pick(&entry.rationale.nl, &entry.rationale.en));
+        assert!(at(found) < at(remove), "{lang:?}");
+        assert!(at(remove) < at(check), "{lang:?}");
+        assert!(at(check) < at(&format!("\">{why}")), "{lang:?}: {body}");
+        assert!(at(remove) < at(&rationale), "{lang:?}");
+    }
+}
+
+#[test]
+fn english_pages_use_the_english_segment_description() {
+    let result = kaspersky_result();
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: None,
+    };
+    let english = text(&page(problem, en()));
+    assert!(
+        english.contains("“Financial administration” (finance)"),
+        "{english}"
+    );
+    assert!(!english.contains("Financiële administratie"));
+    let nl = text(&page(problem, Case::default()));
+    assert!(nl.contains("“Financiële administratie” (finance)"));
+    // Without an English description, the one there is.
+    let mut snapshot = test_snapshot();
+    snapshot.segments[0].description_en = String::new();
+    let english = text(&page_with(&snapshot, problem, en()));
+    assert!(english.contains("“Financiële administratie” (finance)"));
+}
+
+#[test]
+fn a_staged_finding_shows_the_day_access_will_be_refused() {
+    let mut result = kaspersky_three_ways(Decision::Warn);
+    for f in &mut result.findings {
+        f.deny_from = Some("2027-01-15".into());
+    }
+    // A page with a staged finding next to an unmet requirement.
+    result.decision = Decision::Deny;
+    result.unmet.push(Unmet {
+        requirement: Requirement::MinOsVersion,
+        segment: "finance".into(),
+        action: Decision::Deny,
+        detail: "windows 10.0.17763".into(),
+    });
+    let device_os = os(OsFamily::Windows, "Windows 10", "10.0.17763");
+    let problem = Problem::Prohibited {
+        segment: "finance",
+        result: &result,
+        os: Some(&device_os),
+    };
+    let nl = text(&page(problem, Case::default()));
+    assert!(
+        nl.contains("waarschuwing: vanaf 15 januari 2027 wordt de toegang geweigerd"),
+        "{nl}"
+    );
+    assert!(nl.contains("vanaf 15 januari 2027 wordt de toegang geweigerd zolang zij op uw apparaat staat. Verwijder haar voor die datum."));
+    let english = text(&page(problem, en()));
+    assert!(english.contains("warning: access will be refused from 15 January 2027"));
+    assert!(english.contains("from 15 January 2027 access will be refused while it is on your device. Remove it before that date."));
+    let j = json(&page(problem, problem_json()));
+    assert_eq!(j["findings"][0]["deny_from"], "2027-01-15");
+}
+
+fn antivirus_unmet() -> SegmentResult {
+    SegmentResult {
+        decision: Decision::Deny,
+        findings: Vec::new(),
+        unmet: vec![Unmet {
+            requirement: Requirement::Antivirus,
+            segment: "finance".into(),
+            action: Decision::Deny,
+            detail: "no enabled, up-to-date antivirus or EDR reported".into(),
+        }],
+    }
+}
+
+#[test]
+fn the_antivirus_requirement_says_what_counts_on_each_os_in_the_pages_language() {
+    let result = antivirus_unmet();
+    let cases = [
+        (
+            os(OsFamily::Macos, "macOS", "15.1"),
+            [
+                "XProtect, de ingebouwde bescherming van Apple",
+                "XProtect, Apple's built-in protection",
+            ],
+        ),
+        (
+            os(OsFamily::Linux, "Debian GNU/Linux", "12"),
+            [
+                "bijvoorbeeld ClamAV (werk de definities bij met: sudo freshclam)",
+                "for example ClamAV (update its signatures with: sudo freshclam)",
+            ],
+        ),
+        (
+            os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631"),
+            [
+                "Windows-beveiliging > Virus- en bedreigingsbeveiliging",
+                "Windows Security > Virus & threat protection",
+            ],
+        ),
+        (
+            os(OsFamily::Android, "Android", "14"),
+            [
+                "posture-agent kan op dit besturingssysteem geen antivirus melden",
+                "posture-agent cannot report an antivirus on this operating system",
+            ],
+        ),
+    ];
+    for (device_os, [nl_text, en_text]) in cases {
+        let problem = Problem::Prohibited {
+            segment: "finance",
+            result: &result,
+            os: Some(&device_os),
+        };
+        let (nl_text, en_text) = (escape(nl_text), escape(en_text));
+        let nl = text(&page(problem, Case::default()));
+        assert!(nl.contains(&nl_text), "{:?}: {nl}", device_os.family);
+        assert!(!nl.contains(&en_text));
+        // The detail is Dutch on a Dutch page, not the core's English.
+        assert!(!nl.contains("up-to-date antivirus or EDR reported"), "{nl}");
+        assert!(nl.contains("geen antivirus die aan staat en bijgewerkt is"));
+        let english = text(&page(problem, en()));
+        assert!(
+            english.contains(&en_text),
+            "{:?}: {english}",
+            device_os.family
+        );
+        assert!(english.contains("no antivirus that is on and up to date"));
+    }
+}
+
+#[test]
+fn the_check_again_step_is_the_real_command_for_this_gate_and_os() {
+    // Known OS: that OS's service trigger only, then the manual command.
+    for (family, trigger, others) in [
+        (
+            OsFamily::Linux,
+            "systemctl start posture-agent.service",
+            ["check-now", "schtasks"],
+        ),
+        (
+            OsFamily::Macos,
+            "touch /Users/Shared/posture-agent/check-now",
+            ["systemctl", "schtasks"],
+        ),
+        (
+            OsFamily::Windows,
+            "schtasks /run /tn &#34;\\posture-gate\\posture-agent&#34;",
+            ["systemctl", "check-now"],
+        ),
+    ] {
+        let body = text(&page(
+            Problem::NoPosture,
+            Case {
+                os_family: Some(family),
+                ..Case::default()
+            },
+        ));
+        assert!(
+            body.contains(&format!("<pre><code>{trigger}</code></pre>")),
+            "{body}"
+        );
+        for other in others {
+            assert!(!body.contains(other), "{family:?} page shows {other}");
+        }
+        let service = body.find(trigger).unwrap();
+        let manual = body
+            .find(
+                "posture-agent attest --gate https://finance.intern.example:8443 --ca gate-ca.pem",
+            )
+            .expect("the manual command");
+        assert!(service < manual);
+        assert!(body.contains("agent.toml"));
+    }
+    // agent = "manual", a gate certificate from a public CA: the command
+    // alone, without --ca.
+    let mut snapshot = test_snapshot();
+    snapshot.remediation.agent = posture_core::config::model::AgentMode::Manual;
+    snapshot.remediation.agent_ca = String::new();
+    let body = text(&page_with(&snapshot, Problem::NoPosture, Case::default()));
+    assert!(body.contains(
+        "<pre><code>posture-agent attest --gate https://finance.intern.example:8443</code></pre>"
+    ));
+    assert!(!body.contains("systemctl") && !body.contains("--ca"));
+    // A CA path with a space stays one argument.
+    snapshot.remediation.agent_ca = r"C:\ProgramData\Org CA\gate-ca.pem".into();
+    let body = text(&page_with(&snapshot, Problem::NoPosture, Case::default()));
+    assert!(
+        body.contains("--ca &#34;C:\\ProgramData\\Org CA\\gate-ca.pem&#34;</code>"),
+        "{body}"
+    );
+    snapshot.remediation.agent_ca = String::new();
+    // agent = "service": the triggers, no manual command.
+    snapshot.remediation.agent = posture_core::config::model::AgentMode::Service;
+    let body = text(&page_with(&snapshot, Problem::NoPosture, Case::default()));
+    assert!(body.contains("systemctl start posture-agent.service"));
+    assert!(!body.contains("posture-agent attest"));
+    // Behind forward-auth the gate's address is not known: the person is
+    // told what to put in.
+    let body = text(&page(
+        Problem::NoPosture,
+        Case {
+            gate_url: None,
+            lang: Lang::En,
+            ..Case::default()
+        },
+    ));
+    assert!(body.contains("posture-agent attest --gate https://HOSTNAME --ca gate-ca.pem"));
+    assert!(body.contains("Replace HOSTNAME with the name in your browser"));
+}
+
+fn notice(result: &SegmentResult, lang: Lang, path: &str) -> String {
+    let snapshot = test_snapshot();
+    let device_os = os(OsFamily::Windows, "Windows 11 Pro", "10.0.22631");
+    let r = posture_gate::page::render_notice(&posture_gate::page::NoticeInput {
+        reference: REFERENCE,
+        lang,
+        snapshot: &snapshot,
+        organization: None,
+        segment: "finance",
+        result,
+        os: Some(&device_os),
+        path_and_query: path,
+        gate_url: Some(GATE_URL),
+    });
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type, "text/html; charset=utf-8");
+    text(&r)
+}
+
+#[test]
+fn the_warning_notice_says_what_was_found_by_when_how_to_remove_it_and_continues() {
+    let mut result = kaspersky_three_ways(Decision::Warn);
+    for f in &mut result.findings {
+        f.deny_from = Some("2027-01-15".into());
+    }
+    let nl = notice(&result, Lang::Nl, "/finance/report?year=2026");
+    assert!(nl.contains("<p class=\"kicker\">Waarschuwing</p>"));
+    // Not a refusal: no status among the facts.
+    assert!(!nl.contains("<dt>Status</dt>"), "{nl}");
+    assert!(
+        nl.contains(
+            "Vanaf 15 januari 2027 wordt de toegang geweigerd zolang die software erop staat."
+        ),
+        "{nl}"
+    );
+    assert_eq!(nl.matches("<li class=\"card\">").count(), 1);
+    assert!(nl.contains("Zo verwijdert u"));
+    assert!(
+        nl.contains("<a class=\"button\" href=\"/finance/report?year=2026\">Verder</a>"),
+        "{nl}"
+    );
+    assert!(nl.find("Zo verwijdert u").unwrap() < nl.find(">Verder</a>").unwrap());
+    assert!(nl.contains(REFERENCE));
+    let english = notice(&result, Lang::En, "/finance/report?year=2026");
+    assert!(english.contains("<p class=\"kicker\">Warning</p>"));
+    assert!(english.contains(
+        "From 15 January 2027 access will be refused while that software is on your device."
+    ));
+    assert!(english.contains("<a class=\"button\" href=\"/finance/report?year=2026\">Continue</a>"));
+    // A warning without a date says so without one.
+    let plain = kaspersky_three_ways(Decision::Warn);
+    let english = notice(&plain, Lang::En, "/");
+    assert!(english.contains("You have access to “Financial administration” (finance), but your device has something that is not wanted there."));
+    assert!(english.contains("This software does not block access yet, but it is not wanted."));
+    // The continue link never leaves this host.
+    for evil in [
+        "//evil.example/x",
+        "/\\evil.example",
+        "https://evil.example/",
+    ] {
+        let body = notice(&plain, Lang::En, evil);
+        assert!(
+            body.contains("<a class=\"button\" href=\"/\">Continue</a>"),
+            "{evil}"
+        );
+        assert!(!body.contains("evil.example"), "{evil}");
+    }
 }

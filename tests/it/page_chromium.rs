@@ -75,12 +75,21 @@ impl Drop for Running {
 /// front of an echo upstream on `finance.test/pay` (Kaspersky denied).
 async fn start_gate() -> Running {
     let up = upstream::start("finance").await;
-    let routes = [RouteSpec {
-        host: "finance.test",
-        prefix: "/pay",
-        upstream: up.url(),
-        segment: "finance",
-    }];
+    let routes = [
+        RouteSpec {
+            host: "finance.test",
+            prefix: "/pay",
+            upstream: up.url(),
+            segment: "finance",
+        },
+        // The office segment warns about Kaspersky: the notice page.
+        RouteSpec {
+            host: "office.test",
+            prefix: "/",
+            upstream: up.url(),
+            segment: "office",
+        },
+    ];
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let pki = TestPki::new(&dir);
@@ -123,6 +132,15 @@ fn windows_kaspersky_claims(nonce: &str) -> Value {
             {"name": PRODUCT, "vendor": VENDOR, "version": VERSION,
              "id": "{6B5E4A2C-AB6C-4E9A-8DE6-1F2B0C8B2C4A}", "source": "registry"},
         ],
+        // The same product as its process and as the security centre
+        // reports it: one card on the page, not three.
+        "processes": [
+            {"name": "avp.exe", "path": "C:\\Program Files (x86)\\Kaspersky Lab\\KES.12.3.0\\avp.exe"},
+        ],
+        "security_products": [
+            {"name": "Kaspersky Endpoint Security", "vendor": VENDOR, "kind": "antivirus",
+             "enabled": true, "up_to_date": true},
+        ],
     })
 }
 
@@ -139,19 +157,32 @@ async fn attest_kaspersky(gate: &Running, device: &Device) {
     assert_eq!(answer.status, 200, "{}", answer.text());
 }
 
-/// The device opens the app the way a browser in `lang` would.
-async fn fetch_page(gate: &Running, device: &Device, lang: &str) -> String {
+/// The device opens `host` (with the gate's port, as a browser names it)
+/// the way a browser in `lang` would, and gets `status`.
+async fn navigate(gate: &Running, device: &Device, host: &str, lang: &str, status: u16) -> String {
     let client = common::Client::new(gate.addr, &gate.pki.ca_der, Some(device), Proto::H1);
-    let req = request("GET", "finance.test", APP_PATH, Proto::H1)
-        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-        .header("accept-language", lang)
-        .body(Full::<Bytes>::default())
-        .unwrap();
+    let req = request(
+        "GET",
+        &format!("{host}:{}", gate.addr.port()),
+        APP_PATH,
+        Proto::H1,
+    )
+    .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+    .header("accept-language", lang)
+    .header("sec-fetch-mode", "navigate")
+    .header("sec-fetch-dest", "document")
+    .body(Full::<Bytes>::default())
+    .unwrap();
     let answer = client.send(req).await;
-    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(answer.status, status, "{}", answer.text());
     let content_type = answer.headers["content-type"].to_str().unwrap();
     assert!(content_type.starts_with("text/html"), "{content_type}");
     answer.text()
+}
+
+/// The denial page the device gets for the finance app.
+async fn fetch_page(gate: &Running, device: &Device, lang: &str) -> String {
+    navigate(gate, device, "finance.test", lang, 403).await
 }
 
 // ----------------------------------------------------------------- browsers
@@ -285,6 +316,51 @@ impl Browser {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// The page laid out at `width` CSS pixels. Headless Chromium's window
+    /// is at least 500 wide, so the page is loaded in a frame of that
+    /// width (its media queries then see `width`), inside a wrapper whose
+    /// script measures the frame's document when it has loaded and writes
+    /// the layout as JSON into the wrapper, read back with `--dump-dom`.
+    async fn measure(&self, page: &Path, width: u32) -> Layout {
+        let stem = page.file_stem().unwrap().to_string_lossy().into_owned();
+        let wrapper = self.out.join(format!("{stem}-measure-{width}.html"));
+        std::fs::write(
+            &wrapper,
+            format!(
+                "<!DOCTYPE html><html><body style=\"margin:0\">{MEASURE}\
+                 <iframe id=\"page\" src=\"{}\" onload=\"measure(this)\" \
+                 style=\"display:block;border:0;width:{width}px;height:2400px\"></iframe>\
+                 </body></html>",
+                file_url(page)
+            ),
+        )
+        .unwrap();
+        let output = self
+            .chromium(
+                &file_url(&wrapper),
+                None,
+                &[
+                    "--dump-dom".into(),
+                    "--allow-file-access-from-files".into(),
+                    "--window-size=1400,2400".into(),
+                ],
+            )
+            .await;
+        assert!(output.status.success(), "chromium --dump-dom failed");
+        let dom = String::from_utf8_lossy(&output.stdout);
+        let start = dom
+            .find("<pre id=\"measure\">")
+            .unwrap_or_else(|| panic!("the measuring script did not run:\n{dom}"))
+            + "<pre id=\"measure\">".len();
+        let end = start + dom[start..].find("</pre>").unwrap();
+        let json = dom[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        Layout { v, width }
+    }
+
     /// Desktop and phone screenshots, for a person to look at.
     async fn screenshots(&self, name: &str, url: &str) {
         for (device, width) in [("desktop", 1280), ("phone", 390)] {
@@ -300,6 +376,97 @@ impl Browser {
             .await;
             assert!(png.is_file(), "no {device} screenshot of {name}");
         }
+    }
+}
+
+/// Measures the laid-out page: the viewport and document widths, every
+/// element that reaches past the viewport's right edge, each h2 with its
+/// offset from the top of the document, the product cards and the code
+/// blocks' text.
+const MEASURE: &str = r#"<script>
+function measure(frame) {
+  var d = frame.contentDocument, w = frame.contentWindow;
+  var vw = d.documentElement.clientWidth;
+  var wide = [];
+  d.querySelectorAll("body *").forEach(function (e) {
+    var b = e.getBoundingClientRect();
+    if (b.width > 0 && b.right > vw + 0.5) {
+      wide.push(e.tagName + "." + e.className + " right=" + Math.round(b.right));
+    }
+  });
+  var r = {
+    viewport: vw,
+    scroll_width: d.documentElement.scrollWidth,
+    wide: wide,
+    headings: Array.prototype.map.call(d.querySelectorAll("h2"), function (h) {
+      return { text: h.textContent, top: h.getBoundingClientRect().top + w.scrollY };
+    }),
+    cards: d.querySelectorAll("li.card").length,
+    codes: Array.prototype.map.call(d.querySelectorAll("pre code"), function (c) {
+      return c.textContent;
+    })
+  };
+  var pre = document.createElement("pre");
+  pre.id = "measure";
+  pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+}
+</script>"#;
+
+/// What [`Browser::measure`] found.
+struct Layout {
+    v: Value,
+    width: u32,
+}
+
+impl Layout {
+    /// Nothing is wider than the viewport: no sideways scrolling.
+    #[track_caller]
+    fn fits(&self, what: &str) {
+        assert_eq!(
+            self.v["viewport"].as_u64(),
+            Some(u64::from(self.width)),
+            "{what}: the window is not {} wide: {}",
+            self.width,
+            self.v
+        );
+        assert!(
+            self.v["scroll_width"].as_u64() <= self.v["viewport"].as_u64(),
+            "{what} at {}: the page scrolls sideways: {}",
+            self.width,
+            self.v
+        );
+        assert_eq!(
+            self.v["wide"].as_array().map(Vec::len),
+            Some(0),
+            "{what} at {}: elements past the right edge: {}",
+            self.width,
+            self.v["wide"]
+        );
+    }
+
+    /// The offset from the top of the first h2 that starts with `prefix`.
+    #[track_caller]
+    fn heading(&self, prefix: &str) -> f64 {
+        self.v["headings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["text"].as_str().unwrap_or_default().starts_with(prefix))
+            .and_then(|h| h["top"].as_f64())
+            .unwrap_or_else(|| panic!("no heading {prefix:?} in {}", self.v["headings"]))
+    }
+
+    fn cards(&self) -> u64 {
+        self.v["cards"].as_u64().unwrap()
+    }
+
+    fn has_code(&self, code: &str) -> bool {
+        self.v["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str() == Some(code))
     }
 }
 
@@ -329,6 +496,17 @@ fn reads(text: &str, expected: &str, what: &str) {
     assert!(
         text.contains(&words(expected)),
         "the page should show {what}: {expected:?}\n--- the page reads ---\n{text}"
+    );
+}
+
+/// A command as printed: a narrow page wraps it (also after `--`), which
+/// the extracted text shows as spaces, so it is compared without any.
+#[track_caller]
+fn reads_code(text: &str, code: &str, what: &str) {
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    assert!(
+        squeeze(text).contains(&squeeze(code)),
+        "the page should show {what}: {code:?}\n--- the page reads ---\n{text}"
     );
 }
 
@@ -370,7 +548,11 @@ struct Language {
     /// Words only a page in this language has, and only one in the other.
     own: [&'static str; 4],
     foreign: [&'static str; 3],
-    command: &'static str,
+    /// The headings of what was found, the removal steps, the check
+    /// again step and the rationale, in the order a person must meet them.
+    order: [&'static str; 4],
+    /// Words of the warning notice.
+    notice: [&'static str; 3],
 }
 
 const DUTCH: Language = Language {
@@ -385,7 +567,17 @@ const DUTCH: Language = Language {
         "Hulp nodig?",
     ],
     foreign: ["Access denied", "Your reference", "Need help?"],
-    command: "posture-agent attest --gate https://HOSTNAAM --cert CERTIFICAAT --key SLEUTEL",
+    order: [
+        "Wat er is gevonden",
+        "Zo verwijdert u",
+        "Zo laat u uw apparaat controleren",
+        "Waarom",
+    ],
+    notice: [
+        "Let op: uw apparaat voldoet niet helemaal",
+        "maar op uw apparaat staat iets dat daar niet gewenst is",
+        "Verder",
+    ],
 };
 
 const ENGLISH: Language = Language {
@@ -400,7 +592,17 @@ const ENGLISH: Language = Language {
         "Need help?",
     ],
     foreign: ["Geen toegang", "Uw referentie", "Hulp nodig?"],
-    command: "posture-agent attest --gate https://HOSTNAME --cert CERTIFICATE --key KEY",
+    order: [
+        "What was found",
+        "How to remove",
+        "How to have your device checked",
+        "Why",
+    ],
+    notice: [
+        "Please note: your device does not fully comply",
+        "but your device has something that is not wanted there",
+        "Continue",
+    ],
 };
 
 // -------------------------------------------------------------------- tests
@@ -466,11 +668,21 @@ async fn a_kaspersky_device_reads_why_and_how_to_fix_it_in_dutch_and_english() {
             &format!("2 {}", steps[1]),
             "the second Windows removal step, numbered",
         );
-        reads(
-            &text,
-            lang.command,
-            "the agent command to have the device checked again",
+        let command = format!(
+            "posture-agent attest --gate https://finance.test:{} --ca gate-ca.pem",
+            gate.addr.port()
         );
+        reads_code(
+            &text,
+            &command,
+            "this gate's agent command to have the device checked again",
+        );
+        reads_code(
+            &text,
+            SCHTASKS,
+            "the Windows service trigger (the device reported Windows)",
+        );
+        does_not_read(&text, "systemctl", "another OS's trigger");
         reads(&text, DESK_NAME, "the service desk");
         reads(&text, DESK_PHONE, "the service desk's phone number");
         reads(&text, DESK_EMAIL, "the service desk's e-mail address");
@@ -498,7 +710,103 @@ async fn a_kaspersky_device_reads_why_and_how_to_fix_it_in_dutch_and_english() {
         browser
             .screenshots(&format!("denial-{}", lang.code), &url)
             .await;
+
+        // Laid out at desktop and phone width: nothing sideways, one card
+        // for the product seen three ways, the removal steps right after
+        // what was found and the rationale after them, the real command.
+        for width in [1280, 390] {
+            let layout = browser.measure(&file, width).await;
+            layout.fits(&format!("the {} denial page", lang.code));
+            assert_eq!(layout.cards(), 1, "{}", layout.v);
+            let [found, remove, check, why] = lang.order.map(|h| layout.heading(h));
+            assert!(
+                found < remove && remove < check && check < why,
+                "{}",
+                layout.v["headings"]
+            );
+            assert!(layout.has_code(&command), "{}", layout.v["codes"]);
+            assert!(layout.has_code(SCHTASKS_CODE), "{}", layout.v["codes"]);
+        }
     }
+}
+
+/// The Windows service trigger as the page prints it, and as a browser's
+/// DOM holds it.
+const SCHTASKS: &str = r#"schtasks /run /tn "\posture-gate\posture-agent""#;
+const SCHTASKS_CODE: &str = SCHTASKS;
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_warned_device_reads_the_notice_in_dutch_and_english_at_both_widths() {
+    let browser = Browser::new("notice");
+    let gate = start_gate().await;
+    let device = gate.pki.device("lt-kes-02", "Leverancier BV");
+    attest_kaspersky(&gate, &device).await;
+    let snapshot = gate.handle.snapshot();
+    let catalogue = &snapshot.catalogue;
+    let entry = &catalogue.entries()[catalogue.index_of("kaspersky").unwrap()];
+    let windows_steps = entry.removal_steps(Some(OsFamily::Windows));
+
+    for lang in [DUTCH, ENGLISH] {
+        // A new device and segment each time: the notice is once a day.
+        let device = gate
+            .pki
+            .device(&format!("lt-kes-notice-{}", lang.code), "Leverancier BV");
+        attest_kaspersky(&gate, &device).await;
+        let html = navigate(&gate, &device, "office.test", lang.accept, 200).await;
+        let file = browser.out.join(format!("notice-{}.html", lang.code));
+        std::fs::write(&file, &html).unwrap();
+        let url = file_url(&file);
+        let text = words(
+            &browser
+                .read(&format!("notice-{}", lang.code), &url, None)
+                .await,
+        );
+        for words in lang.notice {
+            reads(&text, words, "the notice's own words");
+        }
+        reads(&text, PRODUCT, "the product as reported");
+        reads(&text, "avp.exe", "the process it was seen as");
+        let steps = if lang.code == "nl" {
+            &windows_steps.nl
+        } else {
+            &windows_steps.en
+        };
+        reads(&text, &format!("1 {}", steps[0]), "the first removal step");
+        for foreign in lang.foreign {
+            does_not_read(&text, foreign, "words of the other language");
+        }
+        // The continue link goes to the same path on this host.
+        let dom = browser.dom(&url).await;
+        let label = lang.notice[2];
+        let at = dom
+            .find(&format!(">{label}</a>"))
+            .unwrap_or_else(|| panic!("no {label} link: {dom}"));
+        let link = &dom[dom[..at].rfind("<a ").unwrap()..at];
+        assert_eq!(href_of(link), APP_PATH);
+        for width in [1280, 390] {
+            let layout = browser.measure(&file, width).await;
+            layout.fits(&format!("the {} notice", lang.code));
+            assert_eq!(layout.cards(), 1, "{}", layout.v);
+            let [found, remove, why] = [0, 1, 3].map(|i| layout.heading(lang.order[i]));
+            assert!(found < remove && remove < why, "{}", layout.v["headings"]);
+        }
+        browser
+            .screenshots(&format!("notice-{}", lang.code), &url)
+            .await;
+        // Then straight through: the app, not the notice again.
+        let client = common::Client::new(gate.addr, &gate.pki.ca_der, Some(&device), Proto::H1);
+        let again = client
+            .send(
+                request("GET", "office.test", APP_PATH, Proto::H1)
+                    .header("accept", "text/html")
+                    .body(Full::<Bytes>::default())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(again.status, 200);
+        assert_eq!(again.json()["upstream"], "finance");
+    }
+    drop(device);
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -20,7 +20,7 @@ use crate::gate::conn::ConnInfo;
 use crate::gate::headers::{self, REFERENCE};
 use crate::gate::posture::{self, ATTEST_PATH, CHALLENGE_PATH, READY_PATH};
 use crate::gate::proxy::{self, Target};
-use crate::gate::respond::{page_response, Body, Pager};
+use crate::gate::respond::{page_response, Body, GateAddr, Pager};
 use crate::gate::routing::{normalise_host, PathError};
 use crate::gate::{unix_now, Live, Shared};
 use crate::page::{self, PageInput, Problem};
@@ -184,6 +184,8 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         enforcement: Enforcement::ForwardAuth,
         proxy: Some(&proxy.name),
         audit: &shared.audit,
+        gate: None,
+        os_family: None,
     };
     let fingerprint = conn.client.as_ref().map(|c| c.fingerprint);
     let refused =
@@ -212,6 +214,10 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         return refused(&pager, Problem::UnknownHost, None, &why);
     };
     let route = &live.snapshot.routes[route_index];
+    pager.gate = Some(GateAddr {
+        host: &route.host,
+        port: browser_port(h, proxy),
+    });
     if target.encoded_percent && !route.allow_encoded_percent {
         return refused(
             &pager,
@@ -257,6 +263,7 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         );
     };
     let os = judgement.posture.as_deref().map(Posture::os);
+    pager.os_family = os.map(|o| o.family);
     let segment = judgement.segment();
     let problem = Problem::of_denial(denial, segment, os);
     let reference = judgement.reference.as_deref().unwrap_or_default();
@@ -267,6 +274,24 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
         os: os.cloned(),
     };
     keep_refusal(via, &pager, response, why, fingerprint)
+}
+
+/// The port for the agent command on a page, with the route's host (the
+/// agent attests through the proxy, on the name the browser used): the
+/// port the proxy says the browser used, in its original host header, else
+/// `X-Forwarded-Port`, else 443. Only a number is taken.
+fn browser_port(h: &HeaderMap, proxy: &TrustedProxy) -> u16 {
+    let text = |name: &HeaderName| h.get(name).and_then(|v| v.to_str().ok());
+    text(&proxy.host_header)
+        .and_then(|host| host.parse::<http::uri::Authority>().ok())
+        .and_then(|a| a.port_u16())
+        .or_else(|| {
+            text(&HeaderName::from_static("x-forwarded-port"))?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(443)
 }
 
 /// 200: the proxy lets the request through, with the gate's headers for
@@ -361,6 +386,7 @@ fn keep_refusal(
                 fingerprint,
                 path_and_query: truncated(pager.path_and_query, MAX_KEPT_TARGET).to_string(),
                 status,
+                gate_url: pager.gate_url(),
             },
         );
     }
@@ -417,6 +443,8 @@ fn denied_page(req: &Request<Incoming>, via: &Via<'_>, reference: &str) -> Respo
         snapshot: &kept.snapshot,
         organization: kept.organization.as_deref(),
         path_and_query: &kept.path_and_query,
+        gate_url: kept.gate_url.as_deref(),
+        os_family: kept.os_family(),
     });
     let mut response = page_response(kept.status, rendered.content_type, rendered.body);
     if let Ok(v) = HeaderValue::from_str(reference) {
@@ -465,6 +493,8 @@ async fn posture_endpoint(req: Request<Incoming>, path: &str, via: &Via<'_>) -> 
         enforcement: Enforcement::ForwardAuth,
         proxy: Some(&proxy.name),
         audit: &shared.audit,
+        gate: None,
+        os_family: None,
     };
     if let Err(problem) = &device {
         // Readiness says nothing about a device: it is answered anyway. A

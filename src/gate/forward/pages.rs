@@ -41,6 +41,8 @@ pub(in crate::gate) struct DeniedPage {
     pub path_and_query: String,
     /// 401 or 403, as the authorisation answer had it.
     pub status: http::StatusCode,
+    /// The gate's address for the agent command, as the page had it.
+    pub gate_url: Option<String>,
 }
 
 /// The reason behind a page.
@@ -57,6 +59,14 @@ pub(in crate::gate) enum Why {
 }
 
 impl DeniedPage {
+    /// The OS family the device reported, for the page's steps.
+    pub fn os_family(&self) -> Option<posture_core::attestation::claims::OsFamily> {
+        match &self.why {
+            Why::Denial { os, .. } => os.as_ref().map(|o| o.family),
+            Why::Refused(_) => None,
+        }
+    }
+
     /// The page's problem, borrowed from the page.
     pub fn problem(&self) -> Problem<'_> {
         match &self.why {

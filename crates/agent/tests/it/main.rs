@@ -9,6 +9,7 @@ mod docs;
 mod e2e;
 mod example_config;
 mod interop;
+mod page_command;
 mod security;
 mod service_files;
 mod ux;

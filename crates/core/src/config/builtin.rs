@@ -53,6 +53,7 @@ impl Snapshot {
             segments: vec![Segment {
                 name: DEFAULT_NAME.to_string(),
                 description: "Built-in default: every catalogue entry is denied".to_string(),
+                description_en: String::new(),
                 sensitivity: Sensitivity::High,
                 policy: 0,
                 vlan: None,

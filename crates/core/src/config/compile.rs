@@ -993,6 +993,7 @@ impl Context<'_> {
             segments.push(Segment {
                 name: s.name.get_ref().clone(),
                 description: s.description.clone(),
+                description_en: s.description_en.clone(),
                 sensitivity: s.sensitivity,
                 policy,
                 vlan: s.vlan.as_ref().map(|v| *v.get_ref()),

@@ -438,9 +438,13 @@ pub enum Sensitivity {
 pub struct SegmentConfig {
     /// Unique, non-empty; what routes and exemptions refer to.
     pub name: Spanned<String>,
-    /// For people: shown on the denial page when not empty.
+    /// For people: shown on the denial page when not empty (Dutch, or the
+    /// only text when `description_en` is empty).
     #[serde(default)]
     pub description: String,
+    /// The description on English pages; empty: `description`.
+    #[serde(default)]
+    pub description_en: String,
     /// How much is at stake behind the segment.
     pub sensitivity: Sensitivity,
     /// Name of the `[[policy]]` that guards this segment.
@@ -592,7 +596,7 @@ pub struct ExemptionConfig {
 }
 
 /// `[remediation]`: what the denial page tells a person to do.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemediationConfig {
     /// Who to contact; empty fields are left off the page.
@@ -602,6 +606,46 @@ pub struct RemediationConfig {
     /// denial page. The key is `organisation`, as it always was.
     #[serde(default, rename = "organisation")]
     pub organizations: Vec<OrganizationConfig>,
+    /// How often a device on a `warn` segment is shown the warning page
+    /// before the app (per device and segment, per gate replica); `0s`:
+    /// never, the `Posture-Warning` header only.
+    #[serde(default = "defaults::warning_notice_every")]
+    pub warning_notice_every: ConfigDuration,
+    /// The CA file of the gate's server certificate as the organisation
+    /// hands it out, shown as `--ca FILE` in the agent command on pages.
+    /// Empty: no `--ca`, for a gate certificate from a public CA or an
+    /// agent.toml that names the CA (the flag would override the file).
+    #[serde(default = "defaults::agent_ca")]
+    pub agent_ca: String,
+    /// How devices run posture-agent: `service` (the pages show how to
+    /// start the installed service), `manual` (the command) or `both`.
+    #[serde(default)]
+    pub agent: AgentMode,
+}
+
+impl Default for RemediationConfig {
+    fn default() -> Self {
+        RemediationConfig {
+            service_desk: ServiceDesk::default(),
+            organizations: Vec::new(),
+            warning_notice_every: defaults::warning_notice_every(),
+            agent_ca: defaults::agent_ca(),
+            agent: AgentMode::default(),
+        }
+    }
+}
+
+/// `[remediation] agent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentMode {
+    /// The agent runs as a service: pages show the per-OS trigger.
+    Service,
+    /// People run the agent themselves: pages show the command.
+    Manual,
+    /// Both, the service trigger first.
+    #[default]
+    Both,
 }
 
 /// `[remediation.service_desk]`.
@@ -649,6 +693,16 @@ pub mod defaults {
     use serde_spanned::Spanned;
     use std::time::Duration;
 
+    /// The default of `[remediation] warning_notice_every`.
+    pub fn warning_notice_every() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(24 * 3600))
+    }
+    /// The default of `[remediation] agent_ca`: the name the organisation
+    /// is told to give the gate's CA certificate (a private CA, as
+    /// `posture-gate pki init` makes).
+    pub fn agent_ca() -> String {
+        "gate-ca.pem".to_string()
+    }
     /// The default of `max_connections`.
     pub fn max_connections() -> usize {
         10_000

@@ -17,7 +17,7 @@ use crate::verdict::Decision;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use super::model::{
-    NasChange, ProxyKind, RemediationConfig, Sensitivity, ServiceDesk, StoreFailure,
+    AgentMode, NasChange, ProxyKind, RemediationConfig, Sensitivity, ServiceDesk, StoreFailure,
 };
 
 /// A compiled configuration; see the module docs.
@@ -440,6 +440,8 @@ pub struct Segment {
     pub name: String,
     /// For people: shown on the denial page when not empty.
     pub description: String,
+    /// The description on English pages; empty: `description`.
+    pub description_en: String,
     /// How much is at stake behind the segment.
     pub sensitivity: Sensitivity,
     /// Index into `Snapshot::policies`.
@@ -606,13 +608,19 @@ pub struct Exemption {
 }
 
 /// The texts of the denial page, compiled for a direct lookup per request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Remediation {
     /// The service desk as configured.
     pub service_desk: ServiceDesk,
     /// Extra text per organization (the certificate's O), keyed by the name
     /// trimmed and lower-cased; see [`Remediation::organization`].
     organizations: HashMap<String, OrganizationText>,
+    /// See [`RemediationConfig::warning_notice_every`]; zero: never.
+    pub warning_notice_every: std::time::Duration,
+    /// See [`RemediationConfig::agent_ca`], trimmed; empty: no `--ca`.
+    pub agent_ca: String,
+    /// See [`RemediationConfig::agent`].
+    pub agent: AgentMode,
 }
 
 /// The extra denial-page text for the staff of one organization.
@@ -624,6 +632,12 @@ pub struct OrganizationText {
     pub text_nl: String,
     /// English text.
     pub text_en: String,
+}
+
+impl Default for Remediation {
+    fn default() -> Self {
+        Remediation::compile(&RemediationConfig::default())
+    }
 }
 
 impl Remediation {
@@ -645,6 +659,9 @@ impl Remediation {
         Remediation {
             service_desk: config.service_desk.clone(),
             organizations,
+            warning_notice_every: config.warning_notice_every.0,
+            agent_ca: config.agent_ca.trim().to_string(),
+            agent: config.agent,
         }
     }
 

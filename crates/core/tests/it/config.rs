@@ -2294,3 +2294,55 @@ fn the_summary_warns_about_an_antivirus_no_agent_can_report() {
     );
     assert!(!shown.contains("WARNING: policy"), "{shown}");
 }
+
+// ---------------------------------------------------------------------------
+// Issue 19: what the pages need from [remediation] and the segments
+
+#[test]
+fn remediation_page_settings_have_defaults_and_parse() {
+    use posture_core::config::model::AgentMode;
+    let fx = Fixture::new();
+    let s = fx
+        .load(POLICY_AND_SEGMENT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = &s.remediation;
+    assert_eq!(r.warning_notice_every, Duration::from_secs(24 * 3600));
+    assert_eq!(r.agent_ca, "gate-ca.pem");
+    assert_eq!(r.agent, AgentMode::Both);
+    assert_eq!(s.segments[0].description_en, "");
+
+    let text = format!(
+        "{}\n[remediation]\nwarning_notice_every = \"0s\"\nagent_ca = \" \"\nagent = \"service\"\n",
+        POLICY_AND_SEGMENT.replace(
+            "sensitivity = \"low\"",
+            "description = \"Kantoor\"\ndescription_en = \"Office\"\nsensitivity = \"low\""
+        )
+    );
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let r = &s.remediation;
+    assert_eq!(r.warning_notice_every, Duration::ZERO);
+    assert_eq!(r.agent_ca, "", "blank means a public CA: no --ca");
+    assert_eq!(r.agent, AgentMode::Service);
+    assert_eq!(s.segments[0].description, "Kantoor");
+    assert_eq!(s.segments[0].description_en, "Office");
+}
+
+#[test]
+fn an_unknown_agent_mode_is_an_error_at_the_value() {
+    let fx = Fixture::new();
+    let text = format!("{POLICY_AND_SEGMENT}\n[remediation]\nagent = \"robot\"\n");
+    fx.single_error(&text, "\"robot\"", "unknown variant `robot`");
+}
+
+#[test]
+fn the_example_segments_have_english_descriptions() {
+    let (_fx, s) = load_example();
+    for segment in &s.segments {
+        assert!(
+            !segment.description_en.trim().is_empty(),
+            "{} has no description_en",
+            segment.name
+        );
+        assert_ne!(segment.description_en, segment.description);
+    }
+}
