@@ -3,15 +3,14 @@
 //! gets for a device the gate has not checked, runs exactly that with the
 //! real posture-agent binary, and the device is then admitted.
 //!
-//! The device's certificate and key are appended as `--cert` and `--key`:
-//! on a real device they come from agent.toml (the page says so). Once the
-//! agent reads its configuration file, this test can put them there
-//! instead (`POSTURE_AGENT_CONFIG`) and run the command with nothing added.
+//! The device's certificate and key come from the agent's configuration
+//! file, as on a real device (the page says so): the test writes an
+//! agent.toml naming only them and runs the command with nothing added.
 
 use crate::support as agent_common;
 use posture_testkit as common;
 
-use agent_common::{agent, s, AgentGate};
+use agent_common::{agent_env, s, AgentGate};
 use bytes::Bytes;
 use common::{request, Proto};
 use http_body_util::Full;
@@ -78,9 +77,14 @@ async fn the_command_on_the_page_admits_the_device() {
 
     let mut words = command.split_whitespace();
     assert_eq!(words.next(), Some("posture-agent"));
-    let mut args: Vec<&str> = words.collect();
-    args.extend(["--cert", s(&paths.cert), "--key", s(&paths.key)]);
-    let run = agent(&args).await;
+    let args: Vec<&str> = words.collect();
+    let config = ca_holder.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!("cert = {:?}\nkey = {:?}\n", s(&paths.cert), s(&paths.key)),
+    )
+    .unwrap();
+    let run = agent_env(&args, &[("POSTURE_AGENT_CONFIG", s(&config))]).await;
     assert_eq!(run.code, Some(0), "{command}\n{}", run.all());
     assert_eq!(gate.handle.posture_count(), 1);
 
