@@ -183,18 +183,30 @@ pub(super) async fn handle(
         return response;
     };
     let os = judgement.posture.as_deref().map(Posture::os);
-    // A refused report is never stored: what this replica remembers of the
-    // device tells the person why it has no posture (the audit line keeps
-    // the core's `no_posture`, which is still true).
+    let problem = remembered_problem(denial, conn, shared, judgement.segment(), os);
+    pager.page(problem, judgement.reference.as_deref().unwrap_or_default())
+}
+
+/// The page's problem for a denial, told with what this replica remembers:
+/// a refused report is never stored, so for a device without a posture the
+/// last refusal tells the person why (the audit line keeps the core's
+/// `no_posture`, which is still true). Shared by the reverse proxy and
+/// forward-auth, so both doors say the same.
+pub(super) fn remembered_problem<'a>(
+    denial: &'a Denial,
+    conn: &ConnInfo,
+    shared: &Shared,
+    segment: &'a str,
+    os: Option<&'a posture_core::attestation::claims::Os>,
+) -> Problem<'a> {
     let refused = match (denial, &conn.client) {
         (Denial::NoPosture, Some(c)) => shared.refusals.last(&c.fingerprint),
         _ => None,
     };
-    let problem = match refused {
+    match refused {
         Some((at, reason)) => Problem::ReportRefused { at, reason },
-        None => Problem::of_denial(denial, judgement.segment(), os),
-    };
-    pager.page(problem, judgement.reference.as_deref().unwrap_or_default())
+        None => Problem::of_denial(denial, segment, os),
+    }
 }
 
 /// The posture stores forget a posture the moment it ages out, so the core
@@ -202,7 +214,7 @@ pub(super) async fn handle(
 /// device's last report and it has aged out since (with no refusal after
 /// it), the denial is what it really is: `stale_posture` at that moment,
 /// for the page and the audit line alike.
-fn lapsed(judgement: &mut Judgement<'_>, conn: &ConnInfo, shared: &Shared, now: i64) {
+pub(super) fn lapsed(judgement: &mut Judgement<'_>, conn: &ConnInfo, shared: &Shared, now: i64) {
     let (Outcome::Deny(Denial::NoPosture), Some(client)) = (&judgement.outcome, &conn.client)
     else {
         return;

@@ -995,3 +995,66 @@ async fn the_page_behind_the_proxy_shows_the_agent_command_for_the_proxy() {
         assert!(kept.text().contains(&command), "{}", kept.text());
     }
 }
+
+/// Issue 19 point 3 at this door: a report refused through the proxy is
+/// named on the page the proxy shows next, as at the gate's own door.
+#[tokio::test]
+async fn a_report_refused_through_the_proxy_is_named_on_its_next_page() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-refused", "Org");
+    let other = gate.pki.device("lt-fa-other", "Org");
+    let cert = escaped_pem(&device);
+    let challenge = ask(
+        &gate,
+        "127.0.0.1",
+        empty(
+            Request::get("/.well-known/posture-gate/challenge")
+                .header("host", "public.test")
+                .header("x-client-cert", &cert),
+        ),
+    )
+    .await;
+    let nonce = challenge.json()["nonce"].as_str().unwrap().to_string();
+    // Signed with another device's key, sent with this device's certificate.
+    let refused = ask(
+        &gate,
+        "127.0.0.1",
+        Request::post("/.well-known/posture-gate/attest")
+            .header("host", "public.test")
+            .header("x-client-cert", &cert)
+            .header("content-type", "application/eat+jwt")
+            .body(Full::new(Bytes::from(
+                other.token(&claims(Some(&nonce), false)),
+            )))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["reason"], "key_mismatch");
+    let answer = ask(
+        &gate,
+        "127.0.0.1",
+        empty(nginx_authz("/secret/", Some(&cert)).header("accept", "application/problem+json")),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    let j = answer.json();
+    assert_eq!(j["code"], "no_posture", "{j}");
+    assert_eq!(j["reason"], "key_mismatch", "{j}");
+    // The other device is not told this one's refusal.
+    let theirs = ask(
+        &gate,
+        "127.0.0.1",
+        empty(
+            nginx_authz("/secret/", Some(&escaped_pem(&other)))
+                .header("accept", "application/problem+json"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        theirs.json()["reason"],
+        serde_json::Value::Null,
+        "{}",
+        theirs.text()
+    );
+}

@@ -242,11 +242,15 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
     // 4. The judgement, the same at every door.
     let token = h.get(&headers::POSTURE_ATTESTATION);
     let line = proxy::Line::Emit;
-    let (judgement, recorded) =
+    let (mut judgement, recorded) =
         proxy::judge(live, shared, &conn, route, token, now, &pager, line).await;
     if !recorded && shared.audit.refuses() {
         return posture::audit_unavailable(&pager);
     }
+    // What this replica remembers of the device's last report, for the page
+    // (the audit line is already written here, with the core's
+    // `no_posture`; the reverse proxy writes its line after this step).
+    proxy::lapsed(&mut judgement, &conn, shared, now);
 
     // 5. The answer.
     let Outcome::Deny(denial) = &judgement.outcome else {
@@ -265,7 +269,7 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
     let os = judgement.posture.as_deref().map(Posture::os);
     pager.os_family = os.map(|o| o.family);
     let segment = judgement.segment();
-    let problem = Problem::of_denial(denial, segment, os);
+    let problem = proxy::remembered_problem(denial, &conn, shared, segment, os);
     let reference = judgement.reference.as_deref().unwrap_or_default();
     let response = pager.page(problem, reference);
     let why = Why::Denial {
