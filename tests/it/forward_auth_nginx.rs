@@ -40,3 +40,8 @@ async fn untrusted_address_is_refused_by_the_forward_auth_listener() {
 async fn encoded_dot_dot_does_not_reach_another_routes_segment() {
     fa::encoded_dot_dot_does_not_reach_another_routes_segment(Kind::Nginx).await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_warned_device_sees_the_warning_header() {
+    fa::a_warned_device_sees_the_warning_header(Kind::Nginx).await;
+}

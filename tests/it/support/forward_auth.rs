@@ -174,6 +174,12 @@ impl Front {
                 upstream: app.url(),
                 segment: "finance",
             },
+            RouteSpec {
+                host: HOST,
+                prefix: "/office",
+                upstream: app.url(),
+                segment: "office",
+            },
         ];
         let settings = Settings {
             extra: forward_auth_table(kind.name(), &["127.0.0.1/32"]),
@@ -639,4 +645,38 @@ pub async fn encoded_dot_dot_does_not_reach_another_routes_segment(kind: Kind) {
         assert_eq!(d["segment"], "finance", "{path}: {d}");
         assert_eq!(d["decision"], "deny", "{path}: {d}");
     }
+}
+
+/// A device whose report the `office` segment only warns about gets
+/// through nginx to the app, and the browser's answer carries the gate's
+/// `Posture-Warning` (config/forward-auth/nginx.conf's `add_header`); a
+/// clean device's answer has none.
+pub async fn a_warned_device_sees_the_warning_header(kind: Kind) {
+    let front = Front::start(kind).await;
+    let warned = front.gate.pki.device("fa-warned", "Leverancier BV");
+    let clean = front.gate.pki.device("fa-clean-2", "Schoon BV");
+    assert_eq!(front.attest(&warned, true).await.status, 200);
+    assert_eq!(front.attest(&clean, false).await.status, 200);
+    let headers_of = |name: &str| front.gate.dir.path().join(format!("headers-{name}.txt"));
+    for (device, name) in [(&warned, "warned"), (&clean, "clean")] {
+        let file = headers_of(name);
+        let reply = front
+            .curl(Some(device), "/office/", &["--dump-header", &path(&file)])
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json()["upstream"], "app");
+    }
+    let warning = |name: &str| {
+        std::fs::read_to_string(headers_of(name))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.eq_ignore_ascii_case("posture-warning"))
+            .map(|(_, v)| v.trim().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // The form the app gets behind forward-auth (the causes); the gate's
+    // own door tells the browser the segment and date too.
+    assert_eq!(warning("warned"), ["kaspersky"]);
+    assert_eq!(warning("clean"), Vec::<String>::new());
 }
