@@ -59,6 +59,8 @@ pub struct ProductCard {
     pub category_label: String,
     pub action_label: String,
     pub seen: Vec<SeenAs>,
+    /// "and 1,234 more" when the card lists only the first sightings.
+    pub more: Option<String>,
 }
 
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 //! numbered steps that get a person back in. Steps are always for the
 //! device's own operating system where the catalogue knows them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use posture_core::attestation::claims::{Os, OsFamily};
 use posture_core::config::model::AgentMode;
@@ -218,6 +218,9 @@ pub fn found(l: Lang, findings: &[FindingView], os: Option<&Os>) -> Section {
     }
 }
 
+/// How many ways of being seen a product card lists before "and N more".
+pub const MAX_SEEN_PER_CARD: usize = 20;
+
 /// One card per product: the findings of one catalogue entry, in the
 /// order first seen, each way it was reported listed once.
 fn cards(l: Lang, findings: &[FindingView]) -> Vec<ProductCard> {
@@ -239,23 +242,29 @@ fn cards(l: Lang, findings: &[FindingView]) -> Vec<ProductCard> {
                 .or_else(|| all.iter().find(|f| f.kind == ItemKind::SecurityProduct))
                 .or(all.first())
                 .map_or_else(String::new, |f| f.product.clone());
+            // A device may report thousands of matching items (one vendor's
+            // whole suite, or a hostile report): each sighting is looked up
+            // once, and a card lists the first few, then how many more.
+            let mut distinct: HashSet<(&str, &str, Option<&str>)> = HashSet::new();
             let mut seen: Vec<SeenAs> = Vec::new();
+            let mut more = 0usize;
             for f in &all {
-                let item = SeenAs {
+                if !distinct.insert((f.kind_label, &f.product, f.version.as_deref())) {
+                    continue;
+                }
+                if seen.len() == MAX_SEEN_PER_CARD {
+                    more += 1;
+                    continue;
+                }
+                seen.push(SeenAs {
                     kind_label: f.kind_label,
                     name: f.product.clone(),
                     version: f.version.clone(),
                     vendor: f.vendor.clone(),
-                };
-                let dup = seen.iter().any(|s| {
-                    s.kind_label == item.kind_label
-                        && s.name == item.name
-                        && s.version == item.version
                 });
-                if !dup {
-                    seen.push(item);
-                }
             }
+            let more = (more > 0)
+                .then(|| l.pick(format!("en nog {more} andere"), format!("and {more} more")));
             let deny = all.iter().any(|f| f.action == Decision::Deny);
             let staged = all.iter().filter_map(|f| f.deny_from.as_deref()).min();
             let action_label = match (deny, staged) {
@@ -283,6 +292,7 @@ fn cards(l: Lang, findings: &[FindingView]) -> Vec<ProductCard> {
                 category_label: categories.join(", "),
                 action_label,
                 seen,
+                more,
             }
         })
         .collect()

@@ -1683,3 +1683,39 @@ fn the_warning_notice_says_what_was_found_by_when_how_to_remove_it_and_continues
         assert!(!body.contains("evil.example"), "{evil}");
     }
 }
+
+/// A report with thousands of matching items (one vendor's every product,
+/// or a hostile one) gets one card listing the first sightings and how many
+/// more, not thousands of lines (and not a render whose cost grows with the
+/// square of the findings).
+#[test]
+fn a_card_lists_the_first_sightings_and_counts_the_rest() {
+    let mut result = kaspersky_result();
+    result.findings = (0..5_000)
+        .map(|i| finding(&format!("Kaspersky Tool {i}"), "1.0", Decision::Deny))
+        .collect();
+    // The same sighting twice is listed once and not counted as more.
+    result
+        .findings
+        .push(finding("Kaspersky Tool 0", "1.0", Decision::Deny));
+    for (lang, more) in [
+        (Lang::En, "and 4980 more"),
+        (Lang::Nl, "en nog 4980 andere"),
+    ] {
+        let body = text(&page(
+            Problem::Prohibited {
+                segment: "finance",
+                result: &result,
+                os: None,
+            },
+            Case {
+                lang,
+                ..Case::default()
+            },
+        ));
+        assert_eq!(body.matches("class=\"card\"").count(), 1, "{lang:?}");
+        assert!(body.contains("Kaspersky Tool 19<"), "{lang:?}");
+        assert!(!body.contains("Kaspersky Tool 20<"), "{lang:?}");
+        assert!(body.contains(more), "{lang:?}");
+    }
+}
