@@ -187,7 +187,10 @@ pub fn notice(input: &NoticeInput<'_>) -> View {
         reference: input.reference.to_string(),
         desk: desk(snapshot, l),
         organization: organization(snapshot, input.organization, l),
-        switch_href: links::with_lang(input.path_and_query, l.other()),
+        // No language switch: the notice is shown once per period, so a
+        // switch link (to the same path) would reach the app, not the
+        // notice in the other language. It is in the browser's language.
+        switch_href: String::new(),
     }
 }
 

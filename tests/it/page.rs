@@ -1658,6 +1658,9 @@ fn the_warning_notice_says_what_was_found_by_when_how_to_remove_it_and_continues
     );
     assert!(nl.find("Zo verwijdert u").unwrap() < nl.find(">Verder</a>").unwrap());
     assert!(nl.contains(REFERENCE));
+    // No language switch: it would lead to the app (the notice is shown
+    // once), not to this notice in English.
+    assert!(!nl.contains("hreflang"), "{nl}");
     let english = notice(&result, Lang::En, "/finance/report?year=2026");
     assert!(english.contains("<p class=\"kicker\">Warning</p>"));
     assert!(english.contains(
