@@ -16,9 +16,11 @@
 //!   device of that supplier;
 //! - attribute types by short name or dotted OID, case-insensitively
 //!   (`cn`, `CN` and `2.5.4.3` are one type);
-//! - string values by X.500 caseIgnoreMatch as RFC 4518 prepares them:
-//!   compatibility-normalised (NFKC), case-insensitive, leading and trailing
-//!   spaces dropped and inner runs of spaces collapsed to one. The string
+//! - string values as X.500 caseIgnoreMatch compares them, narrowed where
+//!   RFC 4518 would make look-alikes equal: ASCII letters case-insensitive,
+//!   leading and trailing spaces dropped and inner runs of spaces collapsed
+//!   to one; every other character must be equal (no NFKC, no Unicode case
+//!   folding: a fullwidth or ligature spelling is another name). The string
 //!   type that encodes a value (UTF8String, PrintableString, ...) does not
 //!   matter; a `#hex` value that is the DER of a string is that string;
 //! - any other value (a DER type without a text form) byte for byte.
@@ -28,7 +30,6 @@
 
 use std::fmt;
 
-use unicode_normalization::UnicodeNormalization;
 use x509_parser::prelude::X509Name;
 
 /// Attribute types known by name: the names of RFC 4514 section 3 and the
@@ -190,25 +191,21 @@ fn attribute(oid: &str, value: &Value) -> String {
     out
 }
 
-/// RFC 4518 preparation for caseIgnoreMatch, as far as it matters for the
-/// names in device certificates: case folded, NFKC, insignificant spaces
-/// removed. Control characters and other whitespace are kept as they are:
-/// they then simply have to be equal.
+/// Preparation for comparing a value, as caseIgnoreMatch does for the
+/// names in device certificates (RFC 4518): case folded for ASCII letters,
+/// insignificant spaces removed. Deliberately narrower than RFC 4518 for
+/// anything else: no NFKC and no Unicode case folding, since those make
+/// look-alikes equal (fullwidth `ｌｔ－０４２`, superscript digits, the
+/// ligature in `oﬃce`, the Kelvin sign folding to `k`), and an exemption
+/// from the Kaspersky ban must not be given to a certificate whose subject
+/// merely looks like the exempted one. Other characters must be equal.
 fn prepare(text: &str) -> String {
-    // Folded after NFKC too: a compatibility character can decompose
-    // into capitals (U+3386 SQUARE MB is "MB").
-    let normal: String = text
-        .nfkc()
-        .flat_map(char::to_lowercase)
-        .collect::<String>()
-        .nfkc()
-        .collect();
-    let mut out = String::with_capacity(normal.len());
-    for word in normal.split(' ').filter(|w| !w.is_empty()) {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(word);
+        out.extend(word.chars().map(|c| c.to_ascii_lowercase()));
     }
     out
 }
@@ -490,13 +487,33 @@ mod tests {
     }
 
     #[test]
+    fn look_alike_characters_are_another_name() {
+        // Fullwidth letters and digits, superscript digits, a ligature, the
+        // Kelvin sign: equal under NFKC or Unicode case folding, but a
+        // certificate with such a subject is not the exempted device.
+        for (look_alike, real) in [
+            ("CN=ｌｔ－０４２", "CN=lt-042"),
+            ("CN=lt-⁰⁴²", "CN=lt-042"),
+            ("CN=oﬃce", "CN=office"),
+            ("CN=\u{212A}ey", "CN=key"),
+        ] {
+            assert_ne!(dn(look_alike), dn(real), "{look_alike}");
+        }
+        // ASCII case still does not matter.
+        assert_eq!(dn("CN=LT-042"), dn("cn=lt-042"));
+        // Beyond ASCII, a character must be itself: é is é, É is not é.
+        assert_eq!(dn("O=Société BV"), dn("o=société bv"));
+        assert_ne!(dn("O=SOCIÉTÉ BV"), dn("o=société bv"));
+    }
+
+    #[test]
     fn escapes_are_decoded_and_the_canonical_form_escapes_again() {
         assert_eq!(
             dn(r"CN=Smith\, Jones \+ Co,O=a\\b\22q\22"),
             r#"CN=smith\, jones \+ co,O=a\\b\"q\""#
         );
         assert_eq!(dn(r"CN=\#lt 1"), dn("CN=\\23LT 1"));
-        assert_eq!(dn(r"CN=Zo\C3\AB"), dn("CN=ZOË"));
+        assert_eq!(dn(r"CN=Zo\C3\AB"), dn("CN=ZOë"));
         // A multi-valued RDN in either order.
         assert_eq!(dn("UID=7+CN=x,DC=nl"), dn("dc=NL,cn=X+uid=7"));
     }
