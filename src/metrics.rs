@@ -78,6 +78,9 @@ struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     /// Seconds from sending a request upstream to its response head.
     upstream_seconds: Histogram,
+    /// Refused client certificates left out of the audit log (the same
+    /// certificate from the same address within a minute).
+    tls_refused_unaudited: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -90,6 +93,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         // 1 ms to about 33 s, doubling: an upstream timeout (default 30 s)
         // still lands in a bucket of its own.
         upstream_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+        tls_refused_unaudited: Counter::default(),
     };
     // Both results exist from the start, so a rate over reload failures
     // is 0 rather than absent before the first failure.
@@ -107,7 +111,7 @@ pub fn register(registry: &mut Registry) {
     let m = &*METRICS;
     registry.register(
         "posture_gate_tls_refused",
-        "Client certificates refused (each TLS connection, each forward-auth request), by reason",
+        "Client certificates refused and audited (one tls_refused line per certificate and address a minute), by reason",
         m.tls_refused.clone(),
     );
     registry.register(
@@ -129,6 +133,11 @@ pub fn register(registry: &mut Registry) {
         "posture_gate_reloads",
         "Configuration reloads, by result (a failed one keeps the running configuration)",
         m.reloads.clone(),
+    );
+    registry.register(
+        "posture_gate_tls_refused_unaudited",
+        "Refused client certificates not written to the audit log because the same certificate from the same address was, less than a minute before",
+        m.tls_refused_unaudited.clone(),
     );
     registry.register(
         "posture_gate_upstream_latency_seconds",
@@ -193,6 +202,11 @@ pub fn observe(event: &AuditEvent<'_>) {
                 .inc();
         }
     }
+}
+
+/// Counts a refused client certificate whose audit line was left out.
+pub fn tls_refused_unaudited() {
+    METRICS.tls_refused_unaudited.inc();
 }
 
 /// Records how long an upstream took to answer (its response head).

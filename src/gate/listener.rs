@@ -279,6 +279,10 @@ async fn connection(
     let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
+            // Certificates are judged after the handshake, so what fails
+            // here is the TLS itself, or a client certificate so broken
+            // that its CertificateVerify cannot be checked: no page can be
+            // sent, and nothing is audited (as for any failed handshake).
             tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
             return;
         }
@@ -295,8 +299,12 @@ async fn connection(
         // flood waits here, each holding its connection slot, never the
         // gate's workers.
         tracing::debug!(peer = %peer, code = %r.code(), "client certificate refused");
-        let event = AuditEvent::TlsRefused(TlsRefusedEvent::of(peer, r, None));
-        shared.audit.emit_record(&event).await;
+        if shared.rejected_lines.due(&r.fingerprint_sha256, peer.ip()) {
+            let event = AuditEvent::TlsRefused(TlsRefusedEvent::of(peer, r, None));
+            shared.audit.emit_record(&event).await;
+        } else {
+            crate::metrics::tls_refused_unaudited();
+        }
     }
     // A certificate that failed verification is no certificate here either.
     let known = conn.client_der.is_some();

@@ -234,6 +234,9 @@ pub(crate) struct Shared {
     refusals: remember::Refusals,
     /// When each device last saw each segment's warning notice.
     notices: remember::Notices,
+    /// Which refused client certificates were audited lately (one line a
+    /// minute per certificate and address).
+    rejected_lines: remember::RejectedLines,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -410,6 +413,7 @@ impl Gate {
             hangup: Default::default(),
             refusals: Default::default(),
             notices: Default::default(),
+            rejected_lines: Default::default(),
         });
         reload::record(&shared, posture_core::audit::ReloadTrigger::Start, None).await;
         // Signal handlers and the file watcher are set up here rather than

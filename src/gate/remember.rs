@@ -153,3 +153,42 @@ mod tests {
         assert_eq!(r.aged_out(&[1; 32], 100), Some(100));
     }
 }
+
+/// How many (certificate, address) pairs the audit dedupe keeps.
+const REJECTED_LINES: u64 = 10_000;
+/// One `tls_refused` line per certificate and address per this period.
+const REJECTED_LINE_EVERY: Duration = Duration::from_secs(60);
+
+/// Which refused client certificates were audited lately, per source
+/// address. A bad certificate now completes its handshake (its page names
+/// the problem), so any client can cause a `tls_refused` line per
+/// connection (or, behind forward-auth, per request); these lines share the
+/// audit queue with decisions, and with `on_audit_failure = "deny"` a flood
+/// of them could get real requests refused. So the same certificate from
+/// the same address is audited once a minute; the lines left out are
+/// counted (`posture_gate_tls_refused_unaudited_total`). Each connection's
+/// decisions are still audited as always.
+pub(super) struct RejectedLines(moka::sync::Cache<(String, std::net::IpAddr), ()>);
+
+impl Default for RejectedLines {
+    fn default() -> Self {
+        RejectedLines(
+            moka::sync::Cache::builder()
+                .max_capacity(REJECTED_LINES)
+                .time_to_live(REJECTED_LINE_EVERY)
+                .build(),
+        )
+    }
+}
+
+impl RejectedLines {
+    /// Whether a line for this certificate (hex fingerprint) from this
+    /// address is due now; records it when it is.
+    pub fn due(&self, fingerprint_sha256: &str, source: std::net::IpAddr) -> bool {
+        let entry = self
+            .0
+            .entry((fingerprint_sha256.to_owned(), source))
+            .or_insert(());
+        entry.is_fresh()
+    }
+}

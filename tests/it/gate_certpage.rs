@@ -234,22 +234,20 @@ async fn every_bad_certificate_gets_its_page_in_both_languages_and_nothing_else(
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(up.count(), 1);
 
-    // One `tls_refused` line per connection with a bad certificate (each
-    // device opened one per protocol), with what it says about itself.
+    // One `tls_refused` line per bad certificate and address a minute
+    // (each device opened several connections from 127.0.0.1: the rest
+    // are counted, not written), with what it says about itself.
     let all = lines(&gate, "audit.jsonl").await;
     let refused: Vec<&Value> = all.iter().filter(|l| l["event"] == "tls_refused").collect();
-    assert_eq!(
-        refused.len(),
-        connections.values().sum::<usize>(),
-        "{refused:#?}"
-    );
+    assert_eq!(refused.len(), bads.len(), "{refused:#?}");
+    assert!(connections.values().all(|&n| n > 1));
     for bad in &bads {
         let fingerprint = bad.device.fingerprint();
         let mine: Vec<&&Value> = refused
             .iter()
             .filter(|l| l["fingerprint_sha256"] == fingerprint.as_str())
             .collect();
-        assert_eq!(mine.len(), connections[&fingerprint], "{}", bad.what);
+        assert_eq!(mine.len(), 1, "{}", bad.what);
         let (_, cert) = x509_parser::parse_x509_certificate(bad.device.cert_der.as_ref()).unwrap();
         for line in mine {
             assert_eq!(line["code"], bad.code, "{line}");

@@ -235,8 +235,15 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
             return refused(&pager, Problem::CertificateUntrusted, Some(route), problem);
         };
         tracing::debug!(peer = %source, proxy = %proxy.name, "forwarded certificate: {problem}");
-        let event = TlsRefusedEvent::of(source, rejected, Some(&proxy.name));
-        shared.audit.emit_detached(&AuditEvent::TlsRefused(event));
+        if shared
+            .rejected_lines
+            .due(&rejected.fingerprint_sha256, source.ip())
+        {
+            let event = TlsRefusedEvent::of(source, rejected, Some(&proxy.name));
+            shared.audit.emit_detached(&AuditEvent::TlsRefused(event));
+        } else {
+            crate::metrics::tls_refused_unaudited();
+        }
     }
 
     // 4. The judgement, the same at every door.

@@ -136,7 +136,11 @@ impl Doors {
                 return Ok(Some(hit));
             }
         }
-        let Some(chain) = cert_header::decode(format_of(proxy.kind), bytes)? else {
+        // An empty list is no certificate: a rejected one would be named
+        // by the fingerprint of nothing on the page and in the audit line.
+        let Some(chain) =
+            cert_header::decode(format_of(proxy.kind), bytes)?.filter(|chain| !chain.is_empty())
+        else {
             return Ok(None);
         };
         let verified = Arc::new(self.verify(&chain, now)?);
