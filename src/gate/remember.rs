@@ -126,34 +126,6 @@ impl Notices {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_notice_is_due_once_per_period_per_segment() {
-        let n = Notices::default();
-        let day = Duration::from_secs(86_400);
-        assert!(n.due([1; 32], "office", 1000, day));
-        assert!(!n.due([1; 32], "office", 1001, day));
-        assert!(n.due([1; 32], "lab", 1001, day));
-        assert!(n.due([2; 32], "office", 1001, day));
-        assert!(n.due([1; 32], "office", 1000 + 86_400, day));
-        assert!(!n.due([3; 32], "office", 0, Duration::ZERO));
-    }
-
-    #[test]
-    fn an_accepted_report_forgets_the_refusal() {
-        let r = Refusals::default();
-        r.refused([1; 32], 5, Reason::KeyMismatch);
-        assert_eq!(r.last(&[1; 32]), Some((5, Reason::KeyMismatch)));
-        r.accepted(&[1; 32], 100);
-        assert_eq!(r.last(&[1; 32]), None);
-        assert_eq!(r.aged_out(&[1; 32], 99), None);
-        assert_eq!(r.aged_out(&[1; 32], 100), Some(100));
-    }
-}
-
 /// How many (certificate, address) pairs the audit dedupe keeps.
 const REJECTED_LINES: u64 = 10_000;
 /// One `tls_refused` line per certificate and address per this period.
@@ -190,5 +162,33 @@ impl RejectedLines {
             .entry((fingerprint_sha256.to_owned(), source))
             .or_insert(());
         entry.is_fresh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_is_due_once_per_period_per_segment() {
+        let n = Notices::default();
+        let day = Duration::from_secs(86_400);
+        assert!(n.due([1; 32], "office", 1000, day));
+        assert!(!n.due([1; 32], "office", 1001, day));
+        assert!(n.due([1; 32], "lab", 1001, day));
+        assert!(n.due([2; 32], "office", 1001, day));
+        assert!(n.due([1; 32], "office", 1000 + 86_400, day));
+        assert!(!n.due([3; 32], "office", 0, Duration::ZERO));
+    }
+
+    #[test]
+    fn an_accepted_report_forgets_the_refusal() {
+        let r = Refusals::default();
+        r.refused([1; 32], 5, Reason::KeyMismatch);
+        assert_eq!(r.last(&[1; 32]), Some((5, Reason::KeyMismatch)));
+        r.accepted(&[1; 32], 100);
+        assert_eq!(r.last(&[1; 32]), None);
+        assert_eq!(r.aged_out(&[1; 32], 99), None);
+        assert_eq!(r.aged_out(&[1; 32], 100), Some(100));
     }
 }
