@@ -87,11 +87,16 @@ pub fn run_bounded(program: &str, args: &[&str], timeout: Duration, max_output: 
     // The readers end once the child (and anything it left holding the
     // pipes) is gone; a grandchild keeping a pipe open must not hold us, so
     // a reader that is not done shortly after the child is abandoned.
-    let (out, out_overflow) = stdout.map(|h| h.finish()).unwrap_or_default();
-    let (err, _) = stderr.map(|h| h.finish()).unwrap_or_default();
+    let out = stdout.map(Drain::finish);
+    let (err, _) = stderr.and_then(Drain::finish).unwrap_or_default();
     let status = match status {
         Ok(s) => s,
         Err(m) => return Ran::Failed(m),
+    };
+    let Some((out, out_overflow)) = out.unwrap_or_else(|| Some(Default::default())) else {
+        return Ran::Failed(format!(
+            "`{program}` ended, but something it started still holds its output open; its output was not used"
+        ));
     };
     if !status.success() {
         return Ran::Failed(format!(
@@ -115,12 +120,12 @@ struct Drain {
 }
 
 impl Drain {
-    /// What the pipe gave, and whether it gave more than the limit; empty
-    /// when the reader is still blocked a second after the child ended.
-    fn finish(self) -> (Vec<u8>, bool) {
-        self.rx
-            .recv_timeout(Duration::from_secs(1))
-            .unwrap_or_default()
+    /// What the pipe gave, and whether it gave more than the limit; `None`
+    /// when the reader is still blocked a second after the child ended (a
+    /// grandchild holds the pipe): the output is then not whole, and must
+    /// not be read as if it were.
+    fn finish(self) -> Option<(Vec<u8>, bool)> {
+        self.rx.recv_timeout(Duration::from_secs(1)).ok()
     }
 }
 
@@ -226,5 +231,21 @@ mod tests {
             ),
             Ran::Absent
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn output_held_open_by_a_grandchild_is_not_taken_as_whole() {
+        // The child prints half a JSON and exits 0; the sleep it left
+        // behind keeps stdout open, so the reader never sees the end.
+        match run_bounded(
+            "sh",
+            &["-c", "printf '{\"healthy\"'; sleep 3 & exit 0"],
+            Duration::from_secs(20),
+            1000,
+        ) {
+            Ran::Failed(m) => assert!(m.contains("holds its output open"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 }
