@@ -419,7 +419,7 @@ reference = "RA-7"
     }
 
     #[test]
-    fn a_rule_that_always_denies_leaves_no_stage_and_an_exemption_waives_it() {
+    fn a_plain_warn_beside_a_staged_rule_keeps_its_day_and_an_exemption_waives_it() {
         let s = staged_snapshot(
             r#"{ catalogue = "kaspersky", action = "warn", deny_from = 2999-01-01 }"#,
         );
@@ -447,6 +447,32 @@ reference = "RA-7"
         let r = evaluate_segment(&s, 0, &device([1; 32]), &a, utc_day(0));
         assert_eq!(r.findings[0].action, Decision::Allow);
         assert_eq!(r.findings[0].deny_from, None);
+    }
+
+    #[test]
+    fn a_match_a_deny_rule_also_covers_denies_without_a_date() {
+        // The deny rule and the staged rule cover different categories
+        // (the config refuses a staged rule a deny rule shadows), but a
+        // vendor-only match is `Unclassified` and is covered by both: it
+        // is denied today, and no date would change that.
+        let s = staged_snapshot(
+            r#"{ catalogue = "kaspersky", action = "deny", categories = ["antivirus"] },
+               { catalogue = "kaspersky", action = "warn", categories = ["vpn"], deny_from = 2999-01-01 }"#,
+        );
+        let with = |category: Category| {
+            let mut a = kaspersky_on_windows(&s, "10.0.22631");
+            a.matches[0].category = category;
+            evaluate_segment(&s, 0, &device([1; 32]), &a, utc_day(0))
+        };
+        let unclassified = with(Category::Unclassified);
+        assert_eq!(unclassified.decision, Decision::Deny);
+        assert_eq!(unclassified.findings[0].deny_from, None);
+        let vpn = with(Category::Vpn);
+        assert_eq!(vpn.decision, Decision::Warn);
+        assert_eq!(vpn.findings[0].deny_from.as_deref(), Some("2999-01-01"));
+        let antivirus = with(Category::Antivirus);
+        assert_eq!(antivirus.decision, Decision::Deny);
+        assert_eq!(antivirus.findings[0].deny_from, None);
     }
 
     #[test]
