@@ -130,8 +130,11 @@ pub fn prepare(dir: &Path, port: u16, upstream: SocketAddr) -> Result<DemoFiles,
     })
 }
 
+/// What a demo device reports at a given time.
+type Inventory = fn(i64) -> Claims;
+
 /// The demo devices: directory name, organisation, inventory.
-const DEVICES: [(&str, &str, fn(i64) -> Claims); 2] = [
+const DEVICES: [(&str, &str, Inventory); 2] = [
     ("clean", "Ministerie van Voorbeeldzaken", clean_inventory),
     ("kaspersky", "Leverancier Extern BV", kaspersky_inventory),
 ];

@@ -19,15 +19,18 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConfigDuration(pub Duration);
 
+/// Values that were not durations: where in the text, and why.
+type Bad = Vec<(Range<usize>, String)>;
+
 thread_local! {
     /// `Some` while [`collect`] runs on this thread.
-    static BAD: RefCell<Option<Vec<(Range<usize>, String)>>> = const { RefCell::new(None) };
+    static BAD: RefCell<Option<Bad>> = const { RefCell::new(None) };
 }
 
 /// Runs `parse`, returning the bad durations it met (position in the text,
 /// message) besides its result. Outside `collect` a bad duration is an
 /// ordinary deserialisation error.
-pub(crate) fn collect<T>(parse: impl FnOnce() -> T) -> (T, Vec<(Range<usize>, String)>) {
+pub(crate) fn collect<T>(parse: impl FnOnce() -> T) -> (T, Bad) {
     let outer = BAD.with(|b| b.replace(Some(Vec::new())));
     let result = parse();
     let bad = BAD.with(|b| b.replace(outer)).unwrap_or_default();

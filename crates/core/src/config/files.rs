@@ -243,48 +243,6 @@ pub fn radius_secret(path: &Path) -> Result<String, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonce_secret_drops_one_line_ending_and_checks_length() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("s");
-        std::fs::write(&p, format!("{}\n", "k".repeat(32))).unwrap();
-        assert_eq!(nonce_secret(&p).unwrap(), b"k".repeat(32));
-        std::fs::write(&p, format!("{}\n", "k".repeat(31))).unwrap();
-        let err = nonce_secret(&p).unwrap_err();
-        assert!(err.contains("holds 31 bytes"), "{err}");
-    }
-
-    #[test]
-    fn missing_and_empty_files_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("none.pem");
-        let err = certificates(&p, "certificate").unwrap_err();
-        assert!(err.starts_with("cannot read certificate file "), "{err}");
-        assert!(err.contains("none.pem"), "{err}");
-        std::fs::write(&p, "").unwrap();
-        let err = private_key(&p).unwrap_err();
-        assert!(err.ends_with("none.pem is empty"), "{err}");
-    }
-
-    #[test]
-    fn pem_without_the_wanted_block_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.pem");
-        std::fs::write(&p, "just text\n").unwrap();
-        assert!(certificates(&p, "certificate")
-            .unwrap_err()
-            .contains("contains no PEM CERTIFICATE"));
-        assert!(private_key(&p)
-            .unwrap_err()
-            .contains("contains no PEM PRIVATE KEY"));
-        assert!(crl(&p).unwrap_err().contains("neither PEM nor a DER"));
-    }
-}
-
 /// Whether `key` is the private half of the public key in `cert`: what the
 /// TLS front checks at bind (rustls's `KeyMismatch`), done at load so the
 /// error can name both files. `None` when the key is of a type this check
@@ -330,4 +288,46 @@ pub fn key_matches(cert: &CertificateDer<'_>, key: &PrivateKeyDer<'_>) -> Option
         _ => return None,
     };
     Some(public == in_cert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_secret_drops_one_line_ending_and_checks_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, format!("{}\n", "k".repeat(32))).unwrap();
+        assert_eq!(nonce_secret(&p).unwrap(), b"k".repeat(32));
+        std::fs::write(&p, format!("{}\n", "k".repeat(31))).unwrap();
+        let err = nonce_secret(&p).unwrap_err();
+        assert!(err.contains("holds 31 bytes"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("none.pem");
+        let err = certificates(&p, "certificate").unwrap_err();
+        assert!(err.starts_with("cannot read certificate file "), "{err}");
+        assert!(err.contains("none.pem"), "{err}");
+        std::fs::write(&p, "").unwrap();
+        let err = private_key(&p).unwrap_err();
+        assert!(err.ends_with("none.pem is empty"), "{err}");
+    }
+
+    #[test]
+    fn pem_without_the_wanted_block_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.pem");
+        std::fs::write(&p, "just text\n").unwrap();
+        assert!(certificates(&p, "certificate")
+            .unwrap_err()
+            .contains("contains no PEM CERTIFICATE"));
+        assert!(private_key(&p)
+            .unwrap_err()
+            .contains("contains no PEM PRIVATE KEY"));
+        assert!(crl(&p).unwrap_err().contains("neither PEM nor a DER"));
+    }
 }
