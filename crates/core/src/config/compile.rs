@@ -573,10 +573,11 @@ impl Context<'_> {
     /// Timeouts that cannot work. A zero header_read_timeout fails every
     /// connection before its first request (silently: the peer just sees
     /// the connection close); a zero idle_timeout closes every connection
-    /// at once; a zero upstream_timeout fails every proxied request. And a
-    /// connection that sends nothing is closed after idle_timeout, so a
-    /// longer header_read_timeout (which also bounds the TLS handshake)
-    /// promises a wait the gate never gives.
+    /// at once; a zero upstream_timeout fails every proxied request.
+    ///
+    /// A header_read_timeout longer than idle_timeout is not refused: it
+    /// alone bounds the TLS handshake (the idle clock starts after it), so
+    /// slow handshakes with a short idle time is a configuration that works.
     fn server_timeouts(&mut self, s: &ServerConfig) {
         let what = [
             (
@@ -602,29 +603,6 @@ impl Context<'_> {
                     format!("{name} must be more than 0: {consequence}"),
                 );
             }
-        }
-        let (header, idle) = (&s.header_read_timeout, &s.idle_timeout);
-        if header.get_ref() > idle.get_ref()
-            && !idle.get_ref().0.is_zero()
-            && !self.c.is_unreadable(&header.span())
-            && !self.c.is_unreadable(&idle.span())
-        {
-            // At the value that was written (a default has no position).
-            let span = if header.span().is_empty() {
-                idle.span()
-            } else {
-                header.span()
-            };
-            self.c.at(
-                span,
-                format!(
-                    "header_read_timeout ({}) is longer than idle_timeout ({}): a connection \
-                     that sends nothing is closed after idle_timeout, so the longer header \
-                     timeout never applies; make header_read_timeout at most idle_timeout",
-                    super::duration::spelled(header.get_ref().0),
-                    super::duration::spelled(idle.get_ref().0),
-                ),
-            );
         }
     }
 

@@ -79,17 +79,11 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// An error at a value that could not be read at all; see
-    /// [`Collector::is_unreadable`].
+    /// An error at a value that could not be read at all: later errors at
+    /// the same value (its stand-in's range checks) are dropped.
     pub fn unreadable(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.at(span.clone(), message);
         self.unreadable.push(span);
-    }
-
-    /// Whether the value at `span` was reported as unreadable: a check that
-    /// compares it with another value has nothing to compare.
-    pub fn is_unreadable(&self, span: &Range<usize>) -> bool {
-        self.unreadable.contains(span)
     }
 
     /// An error at `span` of the config file.

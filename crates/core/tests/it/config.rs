@@ -2080,20 +2080,14 @@ fn a_zero_header_read_timeout_is_an_error_saying_what_it_would_do() {
     }
 }
 
+/// The TLS handshake is bounded by header_read_timeout alone (the idle
+/// clock starts after it), so a longer header timeout than idle timeout is
+/// a working configuration, not an error.
 #[test]
-fn a_header_read_timeout_longer_than_the_idle_timeout_is_an_error() {
+fn a_header_read_timeout_longer_than_the_idle_timeout_is_allowed() {
     let fx = Fixture::new();
-    let text = with_server_lines("header_read_timeout = \"2m\"\nidle_timeout = \"30s\"\n");
-    fx.single_error(
-        &text,
-        "\"2m\"",
-        "header_read_timeout (2 minutes) is longer than idle_timeout (30 seconds)",
-    );
-    // With the default header timeout (10 s), at the idle_timeout written.
-    let text = with_server_lines("idle_timeout = \"5s\"\n");
-    fx.single_error(&text, "\"5s\"", "is longer than idle_timeout (5 seconds)");
     fx.load(&with_server_lines(
-        "header_read_timeout = \"30s\"\nidle_timeout = \"30s\"\n",
+        "header_read_timeout = \"60s\"\nidle_timeout = \"1s\"\n",
     ))
     .unwrap_or_else(|e| panic!("{e}"));
 }
