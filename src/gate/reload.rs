@@ -45,7 +45,7 @@ pub enum ReloadError {
     Config(ConfigErrors),
     #[error("{}: the config has no [server] section", .0.display())]
     NoServer(PathBuf),
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("attestation verifier: {0}")]
     Verifier(String),
