@@ -2258,3 +2258,23 @@ fn check_config_warns_of_a_server_certificate_expiring_soon_and_of_route_hosts_i
         "{out}"
     );
 }
+
+#[test]
+fn a_store_client_key_that_is_not_its_certificates_names_both_files() {
+    let fx = Fixture::new();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(300);
+    write_cert(&fx, "other", &["redis-client"], later);
+    let text = with_base(
+        "[store]\nkind = \"redis\"\nurl = \"rediss://redis.intern:6380\"\n\
+         ca = \"pki/ca.pem\"\ncert = \"pki/server.pem\"\nkey = \"pki/other.key\"\n",
+    );
+    let e = fx.single_error(
+        &text,
+        "\"pki/other.key\"",
+        "[store] cert and key: the private key",
+    );
+    let dir = fx.dir.path();
+    for file in [dir.join("pki/other.key"), dir.join("pki/server.pem")] {
+        assert!(e.message.contains(&file.display().to_string()), "{e}");
+    }
+}
