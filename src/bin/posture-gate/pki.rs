@@ -181,6 +181,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hosts_are_ip_addresses_or_dns_names_with_a_leading_wildcard_at_most() {
+        for ok in [
+            "gate.example.org",
+            "*.rijk.example",
+            "192.0.2.10",
+            "2001:db8::1",
+            "gate",
+        ] {
+            assert!(validate_host(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "gate.example.org:8443",
+            "a.*.example",
+            "*",
+            "-gate.example",
+            "a b",
+            "https://gate",
+        ] {
+            assert!(validate_host(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn names_that_could_escape_the_devices_dir_are_refused() {
         for bad in ["", "..", ".hidden", "a/b", "a\\b", "x y", &"a".repeat(65)] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
