@@ -305,13 +305,33 @@ fn demo_dir_with_foreign_or_partial_contents_is_refused_and_left_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         setup(dir.path());
         let before = contents(dir.path());
-        let out = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
+        let errors = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
             .args(["demo", "--dir", dir.path().to_str().unwrap()])
             .args(["--port", &free_port().to_string()])
-            .output()
+            .stdout(Stdio::null())
+            .stderr(errors.reopen().unwrap())
+            .spawn()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{what}: {err}");
+        // A demo that took the directory would serve until killed: a guard,
+        // not a time being measured.
+        let mut demo = Demo(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = demo.0.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        drop(demo);
+        let err = std::fs::read_to_string(errors.path()).unwrap();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{what}: the demo did not refuse the directory: {err}"
+        );
         assert!(err.contains("nothing was changed"), "{what}: {err}");
         let said = if what == "foreign" {
             "notes.txt"
