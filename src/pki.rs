@@ -49,6 +49,8 @@ pub enum PkiError {
     Generate(#[from] rcgen::Error),
     #[error("device key: {0}")]
     Key(#[from] SignError),
+    #[error("certificate request: {0}")]
+    Csr(String),
 }
 
 /// Where [`Pki::write`] put its files.
@@ -200,6 +202,34 @@ impl DeviceCredentials {
     /// CRL entry names it.
     pub fn serial(&self) -> &[u8] {
         self.serial.as_ref()
+    }
+
+    /// Reads what [`DeviceCredentials::write`] wrote in `dir`.
+    pub fn read(dir: &Path) -> Result<DeviceCredentials, PkiError> {
+        let cert_path = dir.join("cert.pem");
+        let text = read_to_string(&cert_path)?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(text.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|_| PkiError::BadPem {
+                path: cert_path.clone(),
+                what: "certificate",
+            })?;
+        let bad_cert = || PkiError::BadPem {
+            path: cert_path.clone(),
+            what: "X.509 certificate",
+        };
+        let cert_der = chain.first().cloned().ok_or_else(bad_cert)?;
+        let (_, parsed) = X509Certificate::from_der(cert_der.as_ref()).map_err(|_| bad_cert())?;
+        let serial = SerialNumber::from_slice(parsed.raw_serial());
+        let key_pem = read_to_string(&dir.join("key.pem"))?;
+        let key = Arc::new(SigningKey::from_pem(&key_pem)?);
+        Ok(DeviceCredentials {
+            cert_der,
+            chain,
+            key_pem,
+            key,
+            serial,
+        })
     }
 
     /// `cert.pem` (leaf, then the device CA, so `curl --cert cert.pem --key
@@ -413,6 +443,21 @@ impl Pki {
         })
     }
 
+    /// A device certificate for the key of a verified request, with
+    /// what [`Pki::issue_device_with`] would put in for `spec` (subject,
+    /// validity, keyUsage, clientAuth), issued by the device CA: nothing
+    /// the request asked for besides its key reaches the certificate.
+    /// Returns `[leaf, device CA]`.
+    pub fn issue_for_request(
+        &self,
+        request: &DeviceRequest,
+        spec: &DeviceSpec,
+    ) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+        let params = device_params(spec, random_serial());
+        let cert = params.signed_by(&request.key, &self.device_ca.issuer())?;
+        Ok(vec![cert.der().clone(), self.device_ca.der.clone()])
+    }
+
     /// A CRL of the device CA revoking these devices (reason keyCompromise),
     /// valid from a minute ago for an hour. The devices are named by serial
     /// alone, so list only devices the device CA issued.
@@ -495,8 +540,14 @@ fn server_cert(
         SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
     ];
     for name in extra_names.iter().filter(|n| **n != "localhost") {
-        p.subject_alt_names
-            .push(SanType::DnsName((*name).try_into()?));
+        // An address is an IP SAN: clients never match it against a DNS one.
+        let san = match name.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName((*name).try_into()?),
+        };
+        if !p.subject_alt_names.contains(&san) {
+            p.subject_alt_names.push(san);
+        }
     }
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -670,6 +721,161 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
         path: path.to_owned(),
         source,
     }
+}
+
+/// A PKCS#10 certificate request whose self-signature verified, with a
+/// key of a type the gate accepts for devices.
+#[derive(Debug)]
+pub struct DeviceRequest {
+    /// The subject's CN, O and OU as the request wrote them (the first of
+    /// each), for the caller to check before issuing.
+    pub common_name: Option<String>,
+    pub organization: Option<String>,
+    pub unit: Option<String>,
+    /// "P-256", "P-384" or "Ed25519".
+    pub key_type: &'static str,
+    key: RequestKey,
+}
+
+#[derive(Debug)]
+struct RequestKey {
+    alg: &'static rcgen::SignatureAlgorithm,
+    bits: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for RequestKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.bits
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
+/// Reads a certificate request (PEM `CERTIFICATE REQUEST`, or DER) and
+/// checks what issuing depends on: the signature by its own key (proof the
+/// sender holds that key), a key type a device may have (P-256, P-384 or
+/// Ed25519, as `issue-device`: the agent signs attestations with it and the
+/// gate accepts ES256, ES384 and EdDSA only, so RSA is refused), and no
+/// request to be a CA or to sign certificates or CRLs. Every other
+/// requested extension (subjectAltName, extendedKeyUsage, ...) is ignored:
+/// the certificate gets exactly what `issue-device` gives.
+pub fn read_device_request(bytes: &[u8]) -> Result<DeviceRequest, PkiError> {
+    use rustls_pki_types::CertificateSigningRequestDer;
+    use x509_parser::certification_request::X509CertificationRequest;
+    use x509_parser::cri_attributes::ParsedCriAttribute;
+    use x509_parser::extensions::ParsedExtension;
+    use x509_parser::oid_registry as oids;
+    let bad = |why: &str| PkiError::Csr(why.to_string());
+    let der: Vec<u8> = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        CertificateSigningRequestDer::from_pem_slice(bytes)
+            .map_err(|e| bad(&format!("no PEM CERTIFICATE REQUEST in it ({e})")))?
+            .as_ref()
+            .to_vec()
+    } else {
+        bytes.to_vec()
+    };
+    let (rest, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| bad(&format!("not a PKCS#10 certificate request: {e}")))?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after the certificate request"));
+    }
+    let info = &csr.certification_request_info;
+    let spki = &info.subject_pki;
+    let key_alg = &spki.algorithm.algorithm;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok());
+    let bits = spki.subject_public_key.data.to_vec();
+    use aws_lc_rs::signature as sig;
+    let sig_alg = &csr.signature_algorithm.algorithm;
+    let (key_type, alg, verify): (_, _, &'static dyn sig::VerificationAlgorithm) =
+        if *key_alg == oids::OID_KEY_TYPE_EC_PUBLIC_KEY && curve == Some(oids::OID_EC_P256) {
+            if *sig_alg != oids::OID_SIG_ECDSA_WITH_SHA256 {
+                return Err(bad(
+                    "a P-256 key must sign its request with ecdsa-with-SHA256",
+                ));
+            }
+            (
+                "P-256",
+                &PKCS_ECDSA_P256_SHA256,
+                &sig::ECDSA_P256_SHA256_ASN1,
+            )
+        } else if *key_alg == oids::OID_KEY_TYPE_EC_PUBLIC_KEY
+            && curve == Some(oids::OID_NIST_EC_P384)
+        {
+            if *sig_alg != oids::OID_SIG_ECDSA_WITH_SHA384 {
+                return Err(bad(
+                    "a P-384 key must sign its request with ecdsa-with-SHA384",
+                ));
+            }
+            (
+                "P-384",
+                &PKCS_ECDSA_P384_SHA384,
+                &sig::ECDSA_P384_SHA384_ASN1,
+            )
+        } else if *key_alg == oids::OID_SIG_ED25519 {
+            if *sig_alg != oids::OID_SIG_ED25519 {
+                return Err(bad("an Ed25519 key must sign its request with Ed25519"));
+            }
+            ("Ed25519", &PKCS_ED25519, &sig::ED25519)
+        } else if *key_alg == oids::OID_PKCS1_RSAENCRYPTION {
+            return Err(bad(
+                "the key is RSA; device keys are P-256, P-384 or Ed25519 (the gate accepts \
+                 attestations signed ES256, ES384 or EdDSA only): make the request with \
+                 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256",
+            ));
+        } else {
+            return Err(bad(
+                "the key type is not one a device may have (P-256, P-384 or Ed25519)",
+            ));
+        };
+    sig::UnparsedPublicKey::new(verify, &bits)
+        .verify(info.raw, &csr.signature_value.data)
+        .map_err(|_| {
+            bad(
+                "its signature does not verify with its own key: the request was altered or \
+                 damaged on the way; ask for a new one",
+            )
+        })?;
+    for attr in info.iter_attributes() {
+        let ParsedCriAttribute::ExtensionRequest(req) = attr.parsed_attribute() else {
+            continue;
+        };
+        for ext in &req.extensions {
+            match ext.parsed_extension() {
+                ParsedExtension::BasicConstraints(bc) if bc.ca => {
+                    return Err(bad(
+                        "it asks to be a CA (basicConstraints CA:TRUE); a device certificate \
+                         never is",
+                    ))
+                }
+                ParsedExtension::KeyUsage(ku) if ku.key_cert_sign() || ku.crl_sign() => {
+                    return Err(bad(
+                        "it asks for keyCertSign or cRLSign; a device certificate signs \
+                         neither certificates nor CRLs",
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    let first = |attrs: Option<&x509_parser::x509::AttributeTypeAndValue<'_>>| {
+        attrs.and_then(|a| a.as_str().ok()).map(str::to_owned)
+    };
+    let common_name = first(info.subject.iter_common_name().next());
+    let organization = first(info.subject.iter_organization().next());
+    let unit = first(info.subject.iter_organizational_unit().next());
+    Ok(DeviceRequest {
+        common_name,
+        organization,
+        unit,
+        key_type,
+        key: RequestKey { alg, bits },
+    })
 }
 
 #[cfg(test)]

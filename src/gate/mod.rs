@@ -241,7 +241,9 @@ pub(crate) struct Shared {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
-    #[error("{0}")]
+    // Transparent: "{0}" with the same error as source printed it twice
+    // in `{:#}` (and a TLS key problem three times).
+    #[error(transparent)]
     Config(#[from] ReloadError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {

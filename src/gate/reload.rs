@@ -45,7 +45,7 @@ pub enum ReloadError {
     Config(ConfigErrors),
     #[error("{}: the config has no [server] section", .0.display())]
     NoServer(PathBuf),
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("attestation verifier: {0}")]
     Verifier(String),
@@ -609,8 +609,10 @@ mod tests {
         assert_eq!(status(&kept), Status::Good);
     }
 
-    /// A key that parses but does not belong to the certificate passes the
-    /// load; rustls refuses the pair, and the error names both files.
+    /// A key that parses but does not belong to the certificate is refused
+    /// at load, naming both files (issue 19); and should one get past the
+    /// load (a key type its check does not know), rustls refuses the pair
+    /// and the error names both files too.
     #[test]
     fn a_key_that_does_not_match_the_certificate_is_refused_naming_both_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -618,12 +620,32 @@ mod tests {
         std::fs::write(dir.path().join("nonce.key"), [7u8; 32]).unwrap();
         let other = pki.device("lt-other", "Org");
         let path = dir.path().join("gate.toml");
-        let text = config_text(&[], &Settings::default()).replace(
+        let good = config_text(&[], &Settings::default());
+        let text = good.replace(
             "key = \"server.key\"",
             &format!("key = {:?}", other.key_path.display().to_string()),
         );
         std::fs::write(&path, text).unwrap();
-        let snapshot = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let Err(errors) = config::load(&path) else {
+            panic!("a certificate with another device's key must be refused at load");
+        };
+        let message = errors.to_string();
+        assert!(message.contains("server.pem"), "{message}");
+        assert!(
+            message.contains(&other.key_path.display().to_string()),
+            "{message}"
+        );
+
+        std::fs::write(&path, good).unwrap();
+        let mut snapshot = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let server = snapshot.server.as_mut().unwrap();
+        server.key = other.key_path.clone();
+        server.private_key = std::sync::Arc::new(
+            <rustls_pki_types::PrivateKeyDer as rustls_pki_types::pem::PemObject>::from_pem_file(
+                &other.key_path,
+            )
+            .unwrap(),
+        );
         let Err(e) = build_live_blocking(snapshot, Vec::new(), vec![1; 32]) else {
             panic!("a certificate with another device's key must be refused");
         };

@@ -253,3 +253,145 @@ fn check_config_names_file_line_and_column() {
     assert!(err.contains("gate.toml:3:1"), "{err}");
     assert!(err.contains("max_agee"), "{err}");
 }
+
+/// A config for a PKI made by `pki init` in `dir/pki`, with `server_extra`
+/// lines in `[server]` and `extra` at the end.
+fn pki_config(dir: &Path, server_extra: &str, extra: &str) -> std::path::PathBuf {
+    if !dir.join("pki/ca.pem").exists() {
+        let out = gate(&["pki", "init", dir.join("pki").to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        std::fs::write(dir.join("pki/nonce.key"), [7u8; 32]).unwrap();
+    }
+    let f = dir.join("gate.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:8443\"\ncert = \"pki/server.pem\"\n\
+             key = \"pki/server.key\"\nclient_ca = \"pki/device-ca.pem\"\n{server_extra}\n\
+             [attestation]\ntrust_anchors = [\"pki/device-ca.pem\"]\n\
+             nonce_secret_file = \"pki/nonce.key\"\n\n\
+             [[policy]]\nname = \"p\"\nrule = [{{ catalogue = \"kaspersky\", action = \"deny\" }}]\n\n\
+             [[segment]]\nname = \"s\"\nsensitivity = \"low\"\npolicy = \"p\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    f
+}
+
+fn check_config(f: &Path) -> (Option<i32>, String, String) {
+    let out = gate(&["check-config", f.to_str().unwrap()]);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn check_config_names_both_files_of_a_key_that_is_not_the_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = pki_config(dir.path(), "", "");
+    assert_eq!(check_config(&f).0, Some(0));
+    // The device CA's key is a valid key, but not the server certificate's.
+    let f = pki_config(dir.path(), "", "");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("pki/server.key", "pki/device-ca.key");
+    std::fs::write(&f, text).unwrap();
+    let (code, _, err) = check_config(&f);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("gate.toml:4:7: [server] cert and key"),
+        "{err}"
+    );
+    for file in ["pki/device-ca.key", "pki/server.pem"] {
+        assert!(
+            err.contains(&dir.path().join(file).display().to_string()),
+            "{err}"
+        );
+    }
+    // serve stops at the same check, with the same message, before binding.
+    let out = gate(&["serve", "--config", f.to_str().unwrap()]);
+    let serve_err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        serve_err.contains("does not belong to the certificate"),
+        "{serve_err}"
+    );
+    assert!(!serve_err.contains("KeyMismatch"), "{serve_err}");
+}
+
+#[test]
+fn check_config_refuses_an_expired_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = pki_config(dir.path(), "", "");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(100);
+    params.not_after = now - time::Duration::days(1);
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("pki/server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("pki/server.key"), key.serialize_pem()).unwrap();
+    let (code, _, err) = check_config(&f);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("gate.toml:3:8: the server certificate"),
+        "{err}"
+    );
+    assert!(err.contains("expired on"), "{err}");
+}
+
+#[test]
+fn check_config_warns_of_a_route_host_the_certificate_does_not_name_and_pki_init_host_fixes_it() {
+    let route = "\n[[route]]\nhost = \"gate.example.org\"\nupstream = \"http://127.0.0.1:1\"\nsegment = \"s\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let f = pki_config(dir.path(), "", route);
+    let (code, out, err) = check_config(&f);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("WARNING: the server certificate")
+            && out.contains("does not name gate.example.org")
+            && out.contains("pki init --host gate.example.org"),
+        "{out}"
+    );
+    let fixed = tempfile::tempdir().unwrap();
+    let init = gate(&[
+        "pki",
+        "init",
+        fixed.path().join("pki").to_str().unwrap(),
+        "--host",
+        "gate.example.org",
+        "--host",
+        "192.0.2.10",
+    ]);
+    assert!(init.status.success(), "{init:?}");
+    assert!(String::from_utf8_lossy(&init.stdout).contains("gate.example.org, 192.0.2.10"));
+    std::fs::write(fixed.path().join("pki/nonce.key"), [7u8; 32]).unwrap();
+    let route_ip = route.replace("gate.example.org", "192.0.2.10");
+    let f = pki_config(fixed.path(), "", &format!("{route}{route_ip}"));
+    let (code, out, err) = check_config(&f);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("WARNING"), "{out}");
+}
+
+#[test]
+fn check_config_reports_every_error_at_once_and_spells_out_months() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = pki_config(
+        dir.path(),
+        "header_read_timeout = \"0s\"\nidle_timeout = \"15M\"\n",
+        "\n[[route]]\nhost = \"localhost\"\nupstream = \"http://127.0.0.1:1\"\nsegment = \"nope\"\n",
+    );
+    let (code, _, err) = check_config(&f);
+    assert_eq!(code, Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].contains("gate.toml:6:23: header_read_timeout must be more than 0"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("gate.toml:7:16: duration \"15M\" is in months")
+            && lines[1].contains("write \"15m\" for minutes"),
+        "{err}"
+    );
+    assert!(lines[2].contains("unknown segment \"nope\""), "{err}");
+}

@@ -206,3 +206,210 @@ fn the_demo_trusts_only_the_device_ca_for_client_certificates() {
         std::fs::read_to_string(dir.path().join("pki/ca.pem")).unwrap()
     );
 }
+
+/// Starts `demo --dir DIR`; returns the running demo and its printed curl
+/// commands once it has printed them all.
+fn start_demo(dir: &std::path::Path) -> (Demo, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
+        .args(["demo", "--dir", dir.to_str().unwrap()])
+        .args(["--port", &free_port().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the demo starts");
+    let stdout = child.stdout.take().unwrap();
+    let demo = Demo(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut curls = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains("signed again every 5 minutes") {
+            return (demo, curls);
+        }
+        if line.starts_with("curl ") {
+            curls.push(line);
+        }
+    }
+    panic!("the demo printed no instructions; curls so far: {curls:#?}");
+}
+
+/// Every file under `dir` with its bytes.
+fn contents(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 19: a second `demo --dir` over the first one's directory keeps
+/// its CA, so the device certificates (and any handed out with sign-csr)
+/// still verify at the gate; the devices' printed commands still work.
+#[test]
+fn demo_dir_twice_reuses_the_pki_and_its_devices_still_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = start_demo(dir.path());
+    drop(first);
+    let ca = std::fs::read(dir.path().join("pki/ca.pem")).unwrap();
+    let device = std::fs::read(dir.path().join("devices/clean/cert.pem")).unwrap();
+    let device_ca_key = std::fs::read(dir.path().join("pki/device-ca.key")).unwrap();
+
+    let (_second, curls) = start_demo(dir.path());
+    assert_eq!(std::fs::read(dir.path().join("pki/ca.pem")).unwrap(), ca);
+    assert_eq!(
+        std::fs::read(dir.path().join("pki/device-ca.key")).unwrap(),
+        device_ca_key
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("devices/clean/cert.pem")).unwrap(),
+        device
+    );
+    // The first run's device certificate, over mutual TLS to the second gate.
+    let verdict = run_printed(&curls[0], "");
+    let v: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    assert_eq!(v["decisions"]["financien"], "allow", "{v}");
+    let app = run_printed(&curls[1], "");
+    assert!(app.contains("Demo app: you are in."), "{app}");
+}
+
+#[test]
+fn demo_dir_with_foreign_or_partial_contents_is_refused_and_left_unchanged() {
+    for (what, setup) in [
+        (
+            "foreign",
+            &(|d: &std::path::Path| {
+                std::fs::create_dir_all(d.join("pki")).unwrap();
+                std::fs::write(d.join("pki/ca.pem"), "someone else's CA\n").unwrap();
+                std::fs::write(d.join("notes.txt"), "mine\n").unwrap();
+            }) as &dyn Fn(&std::path::Path),
+        ),
+        ("partial", &|d: &std::path::Path| {
+            std::fs::write(d.join("gate.toml"), "# Written by `posture-gate demo`\n").unwrap();
+            std::fs::write(d.join("ca.pem"), "x\n").unwrap();
+        }),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        setup(dir.path());
+        let before = contents(dir.path());
+        let errors = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
+            .args(["demo", "--dir", dir.path().to_str().unwrap()])
+            .args(["--port", &free_port().to_string()])
+            .stdout(Stdio::null())
+            .stderr(errors.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        // A demo that took the directory would serve until killed: a guard,
+        // not a time being measured.
+        let mut demo = Demo(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = demo.0.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        drop(demo);
+        let err = std::fs::read_to_string(errors.path()).unwrap();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{what}: the demo did not refuse the directory: {err}"
+        );
+        assert!(err.contains("nothing was changed"), "{what}: {err}");
+        let said = if what == "foreign" {
+            "notes.txt"
+        } else {
+            "missing"
+        };
+        assert!(err.contains(said), "{what}: {err}");
+        assert_eq!(
+            contents(dir.path()),
+            before,
+            "{what}: the directory changed"
+        );
+    }
+}
+
+/// A certificate issued by `pki sign-csr` for an openssl request is a
+/// device identity at the gate: over mutual TLS the gate answers that the
+/// device has not been checked yet, not that no certificate was shown.
+#[test]
+fn a_certificate_from_sign_csr_is_accepted_by_the_demo_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_demo, curls) = start_demo(dir.path());
+    let work = tempfile::tempdir().unwrap();
+    let (csr, key) = (work.path().join("d.csr"), work.path().join("d.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+        ])
+        .args(["-subj", "/O=Leverancier BV/CN=lt-042"])
+        .output()
+        .expect("this test needs openssl");
+    assert!(out.status.success(), "{out:?}");
+    let pki = dir.path().join("pki");
+    let out = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
+        .args([
+            "pki",
+            "sign-csr",
+            pki.to_str().unwrap(),
+            "--csr",
+            csr.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cert = pki.join("devices/lt-042/cert.pem");
+    // The app command of the clean device, with the new certificate and key.
+    let line = curls[1]
+        .replace(
+            &dir.path()
+                .join("devices/clean/cert.pem")
+                .display()
+                .to_string(),
+            &cert.display().to_string(),
+        )
+        .replace(
+            &dir.path()
+                .join("devices/clean/key.pem")
+                .display()
+                .to_string(),
+            &key.display().to_string(),
+        );
+    assert_ne!(
+        line, curls[1],
+        "the printed command names the clean device's files"
+    );
+    let answer = run_printed(&line, "-H 'Accept: application/json'");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["type"], "urn:posture-gate:problem:no-attestation", "{v}");
+}

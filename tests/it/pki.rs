@@ -394,3 +394,155 @@ fn a_device_spec_without_organization_issues_a_subject_without_o() {
     assert_eq!(id.subject, "CN=lt-9,OU=Laptops");
     assert_eq!(id.organization, None);
 }
+
+/// `openssl req -new` for a fresh key of `newkey` (openssl's -newkey
+/// argument, plus -pkeyopt when given) with `subject`; returns (csr, key).
+fn openssl_request(
+    dir: &Path,
+    stem: &str,
+    newkey: &[&str],
+    subject: &str,
+    extra: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let csr = dir.join(format!("{stem}.csr"));
+    let key = dir.join(format!("{stem}.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-new", "-nodes", "-newkey"])
+        .args(newkey)
+        .args([
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+        ])
+        .args(["-subj", subject])
+        .args(extra)
+        .output()
+        .expect("this test needs the openssl program");
+    assert!(out.status.success(), "{out:?}");
+    (csr, key)
+}
+
+fn sign_csr(dir: &Path, csr: &Path, extra: &[&str]) -> Result<String, String> {
+    let mut args = vec![
+        "sign-csr",
+        dir.to_str().unwrap(),
+        "--csr",
+        csr.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    pki_command(&args)
+}
+
+#[test]
+fn sign_csr_issues_a_device_certificate_for_openssl_requests_p256_and_ed25519() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    init(&dir).unwrap();
+    for (stem, newkey, key_type) in [
+        (
+            "p256",
+            &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+            "P-256",
+        ),
+        ("ed", &["ed25519"][..], "Ed25519"),
+    ] {
+        let name = format!("lt-{stem}");
+        let (csr, key) = openssl_request(
+            tmp.path(),
+            stem,
+            newkey,
+            &format!("/O=Leverancier BV/OU=Beheer/CN={name}/emailAddress=x@example.org"),
+            &["-addext", "subjectAltName=DNS:evil.example"],
+        );
+        let said = sign_csr(&dir, &csr, &[]).unwrap();
+        let cert = dir.join("devices").join(&name).join("cert.pem");
+        assert!(
+            said.contains(&format!("CN={name},OU=Beheer,O=Leverancier BV ({key_type}"))
+                && said.contains("Send back")
+                && said.contains(&cert.display().to_string())
+                && said.contains(&dir.join("ca.pem").display().to_string()),
+            "{said}"
+        );
+        let chain = certs(&cert);
+        assert_eq!(chain.len(), 2, "leaf and device CA");
+        assert_eq!(chain[1], certs(&dir.join("device-ca.pem"))[0]);
+        // The certificate is for the request's key, and says only what
+        // issue-device says: no SAN, no e-mail address from the request.
+        let key_pem = fs::read_to_string(&key).unwrap();
+        let signing = SigningKey::from_pem(&key_pem).unwrap();
+        assert!(key_matches_certificate(&signing, &chain[0]).unwrap());
+        let identity = DeviceIdentity::from_der(&chain[0]).unwrap();
+        assert_eq!(
+            identity.subject,
+            format!("CN={name},OU=Beheer,O=Leverancier BV")
+        );
+        let text = Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in", cert.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("TLS Web Client Authentication"), "{text}");
+        assert!(
+            !text.contains("evil.example") && !text.contains("x@example.org"),
+            "{text}"
+        );
+        let verify = Command::new("openssl")
+            .args(["verify", "-purpose", "sslclient", "-CAfile"])
+            .arg(dir.join("ca.pem"))
+            .arg("-untrusted")
+            .arg(dir.join("device-ca.pem"))
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(verify.status.success(), "{verify:?}");
+        // Not twice for one name: that would break the first device's pair.
+        let again = sign_csr(&dir, &csr, &[]).unwrap_err();
+        assert!(again.contains("already exists"), "{again}");
+    }
+}
+
+#[test]
+fn sign_csr_refuses_rsa_ca_and_tampered_requests_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    init(&dir).unwrap();
+    let (rsa, _) = openssl_request(tmp.path(), "rsa", &["rsa:2048"], "/O=X/CN=rsa", &[]);
+    let err = sign_csr(&dir, &rsa, &[]).unwrap_err();
+    assert!(err.contains("the key is RSA"), "{err}");
+
+    let (ca, _) = openssl_request(
+        tmp.path(),
+        "ca",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/O=X/CN=ca",
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+    );
+    let err = sign_csr(&dir, &ca, &[]).unwrap_err();
+    assert!(err.contains("asks to be a CA"), "{err}");
+
+    // One letter of the signed subject changed after signing: lt-042 -> lt-043.
+    let (good, _) = openssl_request(
+        tmp.path(),
+        "good",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/O=X/CN=lt-042",
+        &[],
+    );
+    let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_file(&good).unwrap();
+    let mut bytes = der.as_ref().to_vec();
+    let at = bytes.windows(6).position(|w| w == b"lt-042").unwrap();
+    bytes[at + 5] = b'3';
+    let tampered = tmp.path().join("tampered.der");
+    fs::write(&tampered, &bytes).unwrap();
+    let err = sign_csr(&dir, &tampered, &[]).unwrap_err();
+    assert!(err.contains("signature does not verify"), "{err}");
+    // The untampered DER is accepted (so the refusal was the signature's).
+    assert!(
+        !dir.join("devices").exists(),
+        "nothing written for refused requests"
+    );
+    fs::write(tmp.path().join("good.der"), der.as_ref()).unwrap();
+    sign_csr(&dir, &tmp.path().join("good.der"), &[]).unwrap();
+    assert!(dir.join("devices/lt-042/cert.pem").is_file());
+}

@@ -32,6 +32,8 @@ pub enum DemoError {
     Pki(#[from] posture_gate::pki::PkiError),
     #[error("signing a demo attestation: {0}")]
     Sign(#[from] posture_core::attestation::sign::SignError),
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
@@ -69,33 +71,46 @@ pub struct DemoFiles {
 
 /// Writes the PKI, the devices and `gate.toml` for a gate on `port` in front
 /// of an upstream on `upstream`.
+///
+/// A directory that already holds a demo's files (from an earlier run) is
+/// reused: its CA, server certificate and devices stay, so certificates
+/// handed out before still verify; only `gate.toml` (the ports change) and
+/// the attestations are written again. Anything else in it (another
+/// program's files, or a demo's half-written ones) is refused before a
+/// single file is changed.
 pub fn prepare(dir: &Path, port: u16, upstream: SocketAddr) -> Result<DemoFiles, DemoError> {
-    std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
-    let pki = Pki::generate()?;
-    pki.write(&dir.join("pki"))?;
-    std::fs::copy(dir.join("pki/ca.pem"), dir.join("ca.pem"))
-        .map_err(io(format!("write {}", dir.join("ca.pem").display())))?;
-    let secret: [u8; 32] = rand::random();
-    let secret_file = dir.join("pki/nonce.key");
-    write_private(&secret_file, &secret)?;
+    let reuse = match existing(dir)? {
+        Existing::Nothing => false,
+        Existing::Demo => {
+            check_demo(dir)?;
+            true
+        }
+    };
+    let pki = if reuse {
+        Pki::load(&dir.join("pki"))?
+    } else {
+        std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        let pki = Pki::generate()?;
+        pki.write(&dir.join("pki"))?;
+        std::fs::copy(dir.join("pki/ca.pem"), dir.join("ca.pem"))
+            .map_err(io(format!("write {}", dir.join("ca.pem").display())))?;
+        let secret: [u8; 32] = rand::random();
+        let secret_file = dir.join("pki/nonce.key");
+        write_private(&secret_file, &secret)?;
+        pki
+    };
 
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut devices = Vec::new();
-    for (name, org, inventory) in [
-        (
-            "clean",
-            "Ministerie van Voorbeeldzaken",
-            clean_inventory as fn(i64) -> Claims,
-        ),
-        (
-            "kaspersky",
-            "Leverancier Extern BV",
-            kaspersky_inventory as fn(i64) -> Claims,
-        ),
-    ] {
-        let credentials = pki.issue_device(&format!("demo-{name}"), org, Some("Demo"))?;
+    for (name, org, inventory) in DEVICES {
         let ddir = dir.join("devices").join(name);
-        credentials.write(&ddir)?;
+        let credentials = if reuse {
+            DeviceCredentials::read(&ddir)?
+        } else {
+            let credentials = pki.issue_device(&format!("demo-{name}"), org, Some("Demo"))?;
+            credentials.write(&ddir)?;
+            credentials
+        };
         let device = DemoDevice {
             name,
             dir: ddir,
@@ -115,6 +130,206 @@ pub fn prepare(dir: &Path, port: u16, upstream: SocketAddr) -> Result<DemoFiles,
     })
 }
 
+/// What a demo device reports at a given time.
+type Inventory = fn(i64) -> Claims;
+
+/// The demo devices: directory name, organisation, inventory.
+const DEVICES: [(&str, &str, Inventory); 2] = [
+    ("clean", "Ministerie van Voorbeeldzaken", clean_inventory),
+    ("kaspersky", "Leverancier Extern BV", kaspersky_inventory),
+];
+
+/// The first line of the demo's `gate.toml`: how a config the demo may
+/// rewrite is told from one a person wrote.
+const CONFIG_MARK: &str = "# Written by `posture-gate demo`";
+
+/// Every file a demo directory holds, relative to it.
+fn demo_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = [
+        "gate.toml",
+        "ca.pem",
+        "pki/ca.pem",
+        "pki/ca.key",
+        "pki/device-ca.pem",
+        "pki/device-ca.key",
+        "pki/server.pem",
+        "pki/server.key",
+        "pki/nonce.key",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    for (name, _, _) in DEVICES {
+        for file in ["cert.pem", "key.pem", "attestation.jwt"] {
+            files.push(Path::new("devices").join(name).join(file));
+        }
+    }
+    files
+}
+
+enum Existing {
+    /// No directory, or an empty one.
+    Nothing,
+    /// Exactly the files of a demo (checked further by [`check_demo`]).
+    Demo,
+}
+
+/// What is in `dir`, read without changing anything.
+fn existing(dir: &Path) -> Result<Existing, DemoError> {
+    let mut found = Vec::new();
+    match list_files(dir, Path::new(""), &mut found) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Nothing),
+        Err(e) => return Err(io(format!("read {}", dir.display()))(e)),
+    }
+    if found.is_empty() {
+        return Ok(Existing::Nothing);
+    }
+    // A token being replaced when the last demo stopped is no reason to refuse.
+    found.retain(|f| f.file_name() != Some(std::ffi::OsStr::new(".attestation.jwt.tmp")));
+    let expected = demo_files();
+    let foreign: Vec<&PathBuf> = found.iter().filter(|f| !expected.contains(f)).collect();
+    let missing: Vec<&PathBuf> = expected.iter().filter(|f| !found.contains(f)).collect();
+    let show = |files: &[&PathBuf]| {
+        let mut names: Vec<String> = files
+            .iter()
+            .take(5)
+            .map(|f| f.display().to_string())
+            .collect();
+        if files.len() > 5 {
+            names.push(format!("and {} more", files.len() - 5));
+        }
+        names.join(", ")
+    };
+    if !foreign.is_empty() {
+        return Err(DemoError::Refused(format!(
+            "{} is not empty and holds files a demo does not write ({}); nothing was changed. \
+             Give --dir a new or empty directory, or the directory of an earlier demo to reuse it",
+            dir.display(),
+            show(&foreign)
+        )));
+    }
+    if !missing.is_empty() {
+        return Err(DemoError::Refused(format!(
+            "{} holds part of a demo: {} missing; nothing was changed. Remove the directory \
+             (rm -r {}) for a new demo, or give --dir another one",
+            dir.display(),
+            show(&missing),
+            dir.display()
+        )));
+    }
+    Ok(Existing::Demo)
+}
+
+/// Relative paths of every file under `dir` (at most a few hundred: a
+/// demo has 15, so more is refused as foreign anyway).
+fn list_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir.join(rel))? {
+        let entry = entry?;
+        let path = rel.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            list_files(dir, &path, out)?;
+        } else {
+            out.push(path);
+        }
+        if out.len() > 256 {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// That the files of an earlier demo still fit together: the CA, the
+/// server certificate and key, the devices' certificates (verifying
+/// against the device CA) and keys, and a `gate.toml` the demo wrote.
+fn check_demo(dir: &Path) -> Result<(), DemoError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, UnixTime};
+    let refuse = |what: String| {
+        DemoError::Refused(format!(
+            "{} holds the files of a demo, but {what}; nothing was changed. Remove the \
+             directory (rm -r {}) for a new demo, or give --dir another one",
+            dir.display(),
+            dir.display()
+        ))
+    };
+    let config = std::fs::read_to_string(dir.join("gate.toml")).unwrap_or_default();
+    if !config.starts_with(CONFIG_MARK) {
+        return Err(refuse("gate.toml was not written by the demo".into()));
+    }
+    let pki_dir = dir.join("pki");
+    if std::fs::read(dir.join("ca.pem")).ok() != std::fs::read(pki_dir.join("ca.pem")).ok() {
+        return Err(refuse("ca.pem is not pki/ca.pem".into()));
+    }
+    Pki::load(&pki_dir).map_err(|e| refuse(format!("its PKI does not load ({e})")))?;
+    let cert = |path: &Path| -> Result<Vec<CertificateDer<'static>>, DemoError> {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| refuse(format!("{} holds no certificate", path.display())))
+    };
+    let pair =
+        |cert_path: &Path, key_path: &Path| -> Result<Vec<CertificateDer<'static>>, DemoError> {
+            let chain = cert(cert_path)?;
+            let key = PrivateKeyDer::from_pem_file(key_path)
+                .map_err(|_| refuse(format!("{} holds no private key", key_path.display())))?;
+            let matches = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
+                .ok()
+                .map(|k| {
+                    rustls::sign::CertifiedKey::new(chain.clone(), k)
+                        .keys_match()
+                        .is_ok()
+                });
+            if matches != Some(true) {
+                return Err(refuse(format!(
+                    "the key {} does not belong to {}",
+                    key_path.display(),
+                    cert_path.display()
+                )));
+            }
+            Ok(chain)
+        };
+    let verifies = |chain: &[CertificateDer<'static>], anchor: &CertificateDer<'_>, usage| {
+        let Ok(anchor) = webpki::anchor_from_trusted_cert(anchor) else {
+            return false;
+        };
+        let Some(leaf) = chain.first() else {
+            return false;
+        };
+        let Ok(leaf) = webpki::EndEntityCert::try_from(leaf) else {
+            return false;
+        };
+        leaf.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &[anchor],
+            &chain[1..],
+            UnixTime::now(),
+            usage,
+            None,
+            None,
+        )
+        .is_ok()
+    };
+    let root = cert(&pki_dir.join("ca.pem"))?;
+    let server = pair(&pki_dir.join("server.pem"), &pki_dir.join("server.key"))?;
+    if !verifies(&server, &root[0], webpki::KeyUsage::server_auth()) {
+        return Err(refuse(
+            "pki/server.pem does not verify against pki/ca.pem (or has expired)".into(),
+        ));
+    }
+    let device_ca = cert(&pki_dir.join("device-ca.pem"))?;
+    for (name, _, _) in DEVICES {
+        let ddir = dir.join("devices").join(name);
+        let chain = pair(&ddir.join("cert.pem"), &ddir.join("key.pem"))?;
+        if !verifies(&chain, &device_ca[0], webpki::KeyUsage::client_auth()) {
+            return Err(refuse(format!(
+                "devices/{name}/cert.pem does not verify against pki/device-ca.pem (or has expired)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
     std::fs::write(path, bytes).map_err(io(format!("write {}", path.display())))?;
     #[cfg(unix)]
@@ -128,7 +343,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
 
 fn demo_config(port: u16, upstream: SocketAddr) -> String {
     format!(
-        r#"# Written by `posture-gate demo`: a throwaway configuration.
+        r#"{CONFIG_MARK}: a throwaway configuration.
 [server]
 listen = "127.0.0.1:{port}"
 cert = "pki/server.pem"

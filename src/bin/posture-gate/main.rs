@@ -139,7 +139,14 @@ enum ReportFormat {
 #[derive(Subcommand)]
 enum PkiCommand {
     /// Create a root CA, a device CA and a server certificate for localhost in DIR.
-    Init { dir: PathBuf },
+    Init {
+        dir: PathBuf,
+        /// A DNS name or IP address clients reach the gate by, put in the server
+        /// certificate besides localhost (repeat for more: --host gate.example.org
+        /// --host 192.0.2.10). A name may be a wildcard such as *.example.org.
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+    },
     /// Issue a device certificate and key into DIR/devices/NAME/.
     IssueDevice {
         dir: PathBuf,
@@ -150,6 +157,26 @@ enum PkiCommand {
         #[arg(long)]
         org: String,
         /// Organisational unit (OU).
+        #[arg(long)]
+        ou: Option<String>,
+    },
+    /// Issue a device certificate for a PKCS#10 request (openssl req -new ...) into
+    /// DIR/devices/NAME/cert.pem, with the checks and contents of issue-device: the
+    /// request's signature must verify, its key be P-256, P-384 or Ed25519, and it must
+    /// not ask to be a CA; its other extensions are ignored. NAME, O and OU come from
+    /// the request's subject unless given here.
+    SignCsr {
+        dir: PathBuf,
+        /// The request, PEM (CERTIFICATE REQUEST) or DER.
+        #[arg(long)]
+        csr: PathBuf,
+        /// Device name (the certificate's CN) instead of the request's CN.
+        #[arg(long)]
+        name: Option<String>,
+        /// Organisation (O) instead of the request's O.
+        #[arg(long)]
+        org: Option<String>,
+        /// Organisational unit (OU) instead of the request's OU.
         #[arg(long)]
         ou: Option<String>,
     },
@@ -211,8 +238,9 @@ fn run(command: Command) -> Result<ExitCode> {
             format,
         } => report(&logs, since.as_deref(), by, format),
         Command::Pki { command } => match command {
-            PkiCommand::Init { dir } => {
-                let p = pki::init(&dir).with_context(|| format!("pki init {}", dir.display()))?;
+            PkiCommand::Init { dir, hosts } => {
+                let p = pki::init(&dir, &hosts)
+                    .with_context(|| format!("pki init {}", dir.display()))?;
                 println!(
                     "root CA (trust anchor and client-CA bundle): {}",
                     p.ca_cert.display()
@@ -225,8 +253,14 @@ fn run(command: Command) -> Result<ExitCode> {
                     "device CA (issues device certificates):      {}",
                     p.device_ca_cert.display()
                 );
+                let names = ["localhost", "127.0.0.1", "::1"]
+                    .into_iter()
+                    .chain(hosts.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 println!(
-                    "server certificate (localhost, 127.0.0.1):   {}",
+                    "server certificate:                          {}\n  \
+                     for {names}",
                     p.server_cert.display()
                 );
                 println!(
@@ -243,6 +277,18 @@ fn run(command: Command) -> Result<ExitCode> {
                     p.cert.display()
                 );
                 println!("device key:                            {}", p.key.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            PkiCommand::SignCsr {
+                dir,
+                csr,
+                name,
+                org,
+                ou,
+            } => {
+                let issued = pki::sign_csr(&dir, &csr, name, org, ou)
+                    .with_context(|| format!("pki sign-csr {}", dir.display()))?;
+                print!("{}", pki::sign_csr_report(&dir, &issued));
                 Ok(ExitCode::SUCCESS)
             }
         },

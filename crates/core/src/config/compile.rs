@@ -37,6 +37,7 @@ use super::values;
 
 mod admin;
 pub(crate) mod audit;
+pub(crate) mod certs;
 mod forward_auth;
 mod nac;
 
@@ -351,6 +352,21 @@ impl Context<'_> {
                         "cert and key are only used with a rediss:// url",
                     );
                 }
+                if let (Some(c), Some(k)) = (&c, &k) {
+                    // The PEM was read above; parse it again only to compare.
+                    use rustls_pki_types::pem::PemObject;
+                    let chain: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(c)
+                        .filter_map(Result::ok)
+                        .collect();
+                    let key_der = rustls_pki_types::PrivateKeyDer::from_pem_slice(k).ok();
+                    self.key_pair(
+                        key,
+                        [&cert_path, &key_path],
+                        &chain,
+                        key_der.as_ref(),
+                        "[store] cert and key",
+                    );
+                }
                 client_pem = c.zip(k);
             }
             (Some(one), None) | (None, Some(one)) => {
@@ -385,8 +401,10 @@ impl Context<'_> {
                 self.c.at(
                     v.span(),
                     format!(
-                        "{name} must be more than 0 and at most {}",
-                        humantime::format_duration(max)
+                        "{name} must be more than 0 and at most {} ({}); it is {}",
+                        humantime::format_duration(max),
+                        super::duration::spelled(max),
+                        super::duration::spelled(d)
                     ),
                 );
             }
@@ -474,6 +492,14 @@ impl Context<'_> {
         let cert_chain = self.certificates(&s.cert, "certificate");
         let key = self.resolve(&s.key);
         let private_key = self.read(&s.key, &key, files::private_key);
+        self.key_pair(
+            &s.key,
+            [&cert, &key],
+            &cert_chain,
+            private_key.as_ref(),
+            "[server] cert and key",
+        );
+        self.certificate_validity(&s.cert, &cert, &cert_chain, "the server certificate");
         let client_ca = self.resolve(&s.client_ca);
         let client_cas = self.read(&s.client_ca, &client_ca, files::client_cas);
         let mut crls = Vec::new();
@@ -508,6 +534,7 @@ impl Context<'_> {
             })
             .collect();
         let limits = self.server_limits(s);
+        self.server_timeouts(s);
         ServerSettings {
             listen,
             cert,
@@ -525,10 +552,10 @@ impl Context<'_> {
             revocation_lists,
             crl_validity,
             max_connections: s.max_connections,
-            header_read_timeout: s.header_read_timeout.0,
-            idle_timeout: s.idle_timeout.0,
+            header_read_timeout: s.header_read_timeout.get_ref().0,
+            idle_timeout: s.idle_timeout.get_ref().0,
             max_header_bytes: s.max_header_bytes,
-            upstream_timeout: s.upstream_timeout.0,
+            upstream_timeout: s.upstream_timeout.get_ref().0,
             shutdown_grace: s.shutdown_grace.0,
             trusted_proxies,
             max_connections_per_ip: limits.max_connections_per_ip,
@@ -542,6 +569,42 @@ impl Context<'_> {
             attest_without_certificate_per_minute: limits.attest_without_certificate_per_minute,
             admin: None,
             audit: Default::default(),
+        }
+    }
+
+    /// Timeouts that cannot work. A zero header_read_timeout fails every
+    /// connection before its first request (silently: the peer just sees
+    /// the connection close); a zero idle_timeout closes every connection
+    /// at once; a zero upstream_timeout fails every proxied request.
+    ///
+    /// A header_read_timeout longer than idle_timeout is not refused: it
+    /// alone bounds the TLS handshake (the idle clock starts after it), so
+    /// slow handshakes with a short idle time is a configuration that works.
+    fn server_timeouts(&mut self, s: &ServerConfig) {
+        let what = [
+            (
+                &s.header_read_timeout,
+                "header_read_timeout",
+                "every connection would be closed before its TLS handshake or first request",
+            ),
+            (
+                &s.idle_timeout,
+                "idle_timeout",
+                "every connection would be closed as soon as it opens",
+            ),
+            (
+                &s.upstream_timeout,
+                "upstream_timeout",
+                "every request to an upstream would time out",
+            ),
+        ];
+        for (v, name, consequence) in what {
+            if v.get_ref().0.is_zero() {
+                self.c.at(
+                    v.span(),
+                    format!("{name} must be more than 0: {consequence}"),
+                );
+            }
         }
     }
 
@@ -612,14 +675,20 @@ impl Context<'_> {
         if max_age.is_zero() || max_age > MAX_MAX_AGE {
             self.c.at(
                 a.max_age.span(),
-                "max_age must be more than 0 and at most 24h",
+                format!(
+                    "max_age must be more than 0 and at most 24h (24 hours); it is {}",
+                    super::duration::spelled(max_age)
+                ),
             );
         }
         let nonce_ttl = a.nonce_ttl.get_ref().0;
         if nonce_ttl.is_zero() || nonce_ttl > MAX_NONCE_TTL {
             self.c.at(
                 a.nonce_ttl.span(),
-                "nonce_ttl must be more than 0 and at most 5m",
+                format!(
+                    "nonce_ttl must be more than 0 and at most 5m (5 minutes); it is {}",
+                    super::duration::spelled(nonce_ttl)
+                ),
             );
         }
         let nonce_secret = a.nonce_secret_file.as_ref().and_then(|path| {

@@ -64,6 +64,9 @@ pub(crate) struct Collector<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<(usize, ConfigError)>,
+    /// Values that could not be read (a bad duration): their stand-ins
+    /// must not draw a second, misleading error.
+    unreadable: Vec<Range<usize>>,
 }
 
 impl<'a> Collector<'a> {
@@ -72,11 +75,28 @@ impl<'a> Collector<'a> {
             file,
             text,
             errors: Vec::new(),
+            unreadable: Vec::new(),
         }
+    }
+
+    /// An error at a value that could not be read at all: later errors at
+    /// the same value (its stand-in's range checks) are dropped.
+    pub fn unreadable(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.at(span.clone(), message);
+        self.unreadable.push(span);
     }
 
     /// An error at `span` of the config file.
     pub fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        // A stand-in's own range checks would only repeat, wrongly, that
+        // the value is bad.
+        if self
+            .unreadable
+            .iter()
+            .any(|u| u.start == span.start && !span.is_empty())
+        {
+            return;
+        }
         let (line, column) = line_column(self.text, span.start);
         let error = ConfigError {
             file: self.file.to_path_buf(),

@@ -243,6 +243,53 @@ pub fn radius_secret(path: &Path) -> Result<String, String> {
     }
 }
 
+/// Whether `key` is the private half of the public key in `cert`: what the
+/// TLS front checks at bind (rustls's `KeyMismatch`), done at load so the
+/// error can name both files. `None` when the key is of a type this check
+/// does not know; the TLS front then has the last word.
+pub fn key_matches(cert: &CertificateDer<'_>, key: &PrivateKeyDer<'_>) -> Option<bool> {
+    use aws_lc_rs::signature::{self, KeyPair};
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let in_cert: &[u8] = &parsed.public_key().subject_public_key.data;
+    let curves = [
+        &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+    ];
+    let public: Vec<u8> = match key {
+        PrivateKeyDer::Pkcs1(k) => signature::RsaKeyPair::from_der(k.secret_pkcs1_der())
+            .ok()?
+            .public_key()
+            .as_ref()
+            .to_vec(),
+        PrivateKeyDer::Sec1(k) => curves.iter().find_map(|alg| {
+            signature::EcdsaKeyPair::from_private_key_der(alg, k.secret_sec1_der())
+                .ok()
+                .map(|kp| kp.public_key().as_ref().to_vec())
+        })?,
+        PrivateKeyDer::Pkcs8(k) => {
+            let der = k.secret_pkcs8_der();
+            if let Some(ec) = curves.iter().find_map(|alg| {
+                signature::EcdsaKeyPair::from_pkcs8(alg, der)
+                    .ok()
+                    .map(|kp| kp.public_key().as_ref().to_vec())
+            }) {
+                ec
+            } else if let Ok(kp) = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
+                kp.public_key().as_ref().to_vec()
+            } else {
+                signature::RsaKeyPair::from_pkcs8(der)
+                    .ok()?
+                    .public_key()
+                    .as_ref()
+                    .to_vec()
+            }
+        }
+        _ => return None,
+    };
+    Some(public == in_cert)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,13 +22,13 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 /// Like [`load`] for text already read; `path` names the file in messages
 /// and its directory is where relative paths in the config start.
 pub fn load_str(text: &str, path: &Path) -> Result<Snapshot, ConfigErrors> {
-    let file: FileConfig = toml::from_str(text).map_err(|e| parse_error(&e, text, path))?;
+    let (file, collector) = parse(text, path)?;
     let source = absolute(path);
     let base = source
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
-    compile(file, Collector::new(path, text), &base, source)
+    compile(file, collector, &base, source)
 }
 
 /// [`load_str`], also giving every file the config refers to (resolved),
@@ -38,16 +38,16 @@ pub fn load_str_recording(
     path: &Path,
 ) -> (Result<Snapshot, ConfigErrors>, Vec<PathBuf>) {
     let mut files = Vec::new();
-    let file: FileConfig = match toml::from_str(text) {
-        Ok(file) => file,
-        Err(e) => return (Err(parse_error(&e, text, path)), files),
+    let (file, collector) = match parse(text, path) {
+        Ok(parsed) => parsed,
+        Err(errors) => return (Err(errors), files),
     };
     let source = absolute(path);
     let base = source
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
-    let result = compile_recording(file, Collector::new(path, text), &base, source, &mut files);
+    let result = compile_recording(file, collector, &base, source, &mut files);
     (result, files)
 }
 
@@ -58,8 +58,22 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn parse_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigErrors {
+/// The file model, and a collector already holding every value that was
+/// not a duration (see `duration.rs`): those are reported together with
+/// what compile finds, or with the one error that stopped the parse.
+fn parse<'a>(text: &'a str, path: &'a Path) -> Result<(FileConfig, Collector<'a>), ConfigErrors> {
+    let (parsed, bad) = super::duration::collect(|| toml::from_str::<FileConfig>(text));
     let mut c = Collector::new(path, text);
+    for (span, message) in bad {
+        c.unreadable(span, message);
+    }
+    match parsed {
+        Ok(file) => Ok((file, c)),
+        Err(e) => Err(parse_error(&e, c)),
+    }
+}
+
+fn parse_error(e: &toml::de::Error, mut c: Collector<'_>) -> ConfigErrors {
     let span = e.span().unwrap_or(0..0);
     c.at(span, clarify(e.message()));
     match c.finish() {

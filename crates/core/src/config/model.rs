@@ -312,16 +312,16 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The longest a client may take to send a request head.
     #[serde(default = "defaults::header_read_timeout")]
-    pub header_read_timeout: ConfigDuration,
+    pub header_read_timeout: Spanned<ConfigDuration>,
     /// How long an idle connection is kept open.
     #[serde(default = "defaults::idle_timeout")]
-    pub idle_timeout: ConfigDuration,
+    pub idle_timeout: Spanned<ConfigDuration>,
     /// The largest request head accepted, in bytes.
     #[serde(default = "defaults::max_header_bytes")]
     pub max_header_bytes: usize,
     /// The longest an upstream may take to answer.
     #[serde(default = "defaults::upstream_timeout")]
-    pub upstream_timeout: ConfigDuration,
+    pub upstream_timeout: Spanned<ConfigDuration>,
     /// How long connections may finish after a shutdown begins.
     #[serde(default = "defaults::shutdown_grace")]
     pub shutdown_grace: ConfigDuration,
@@ -708,20 +708,20 @@ pub mod defaults {
         10_000
     }
     /// The default of `header_read_timeout`.
-    pub fn header_read_timeout() -> ConfigDuration {
-        ConfigDuration(Duration::from_secs(10))
+    pub fn header_read_timeout() -> Spanned<ConfigDuration> {
+        Spanned::new(0..0, ConfigDuration(Duration::from_secs(10)))
     }
     /// The default of `idle_timeout`.
-    pub fn idle_timeout() -> ConfigDuration {
-        ConfigDuration(Duration::from_secs(60))
+    pub fn idle_timeout() -> Spanned<ConfigDuration> {
+        Spanned::new(0..0, ConfigDuration(Duration::from_secs(60)))
     }
     /// The default of `max_header_bytes`.
     pub fn max_header_bytes() -> usize {
         64 * 1024
     }
     /// The default of `upstream_timeout`.
-    pub fn upstream_timeout() -> ConfigDuration {
-        ConfigDuration(Duration::from_secs(30))
+    pub fn upstream_timeout() -> Spanned<ConfigDuration> {
+        Spanned::new(0..0, ConfigDuration(Duration::from_secs(30)))
     }
     /// The default of `shutdown_grace`.
     pub fn shutdown_grace() -> ConfigDuration {

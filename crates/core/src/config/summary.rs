@@ -32,6 +32,7 @@ pub fn summary_at(snapshot: &Snapshot, now: time::OffsetDateTime) -> String {
     header(&mut out, snapshot);
     if let Some(server) = &snapshot.server {
         crls(&mut out, server, now.unix_timestamp());
+        server_certificate(&mut out, snapshot, server, now.unix_timestamp());
     }
     segments(&mut out, snapshot);
     routes(&mut out, snapshot);
@@ -268,6 +269,62 @@ fn crls(out: &mut String, server: &super::snapshot::ServerSettings, now: i64) {
                 .ok();
             }
         }
+    }
+}
+
+/// The server certificate's expiry, with a WARNING within
+/// [`EXPIRY_WARNING_DAYS`] (an expired one is a load error), and a WARNING
+/// for every route host it does not name: browsers and agents refuse the
+/// handshake for such a host, so the route cannot be reached (see
+/// `compile/certs.rs` for why that is not an error).
+fn server_certificate(
+    out: &mut String,
+    s: &Snapshot,
+    server: &super::snapshot::ServerSettings,
+    now: i64,
+) {
+    let Some(leaf) = server.cert_chain.first() else {
+        return;
+    };
+    if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
+        let until = parsed.validity().not_after.timestamp();
+        let left = until - now;
+        if (0..EXPIRY_WARNING_DAYS * 86_400).contains(&left) {
+            writeln!(
+                out,
+                "WARNING: the server certificate {} expires in {} (on {}): renew it before                  then, or every client refuses the gate",
+                server.cert.display(),
+                human(Duration::from_secs(left.unsigned_abs() / 3600 * 3600)),
+                rfc3339(until)
+            )
+            .ok();
+        }
+    }
+    // One line for all of them: the summary is meant to fit a screen.
+    let mut uncovered: Vec<&str> = Vec::new();
+    for r in &s.routes {
+        if !r.host.is_empty()
+            && !uncovered.contains(&r.host.as_str())
+            && !super::compile::certs::covers(leaf, &r.host)
+        {
+            uncovered.push(&r.host);
+        }
+    }
+    if !uncovered.is_empty() {
+        let bare: Vec<&str> = uncovered
+            .iter()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .collect();
+        writeln!(
+            out,
+            "WARNING: the server certificate {} does not name {} (no DNS or IP subjectAltName \
+             matches): clients refuse the handshake, so those routes cannot be reached; add \
+             the names to the certificate (development PKI: posture-gate pki init --host {})",
+            server.cert.display(),
+            uncovered.join(", "),
+            bare.join(" --host ")
+        )
+        .ok();
     }
 }
 

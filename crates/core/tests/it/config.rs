@@ -2346,3 +2346,228 @@ fn the_example_segments_have_english_descriptions() {
         assert_ne!(segment.description_en, segment.description);
     }
 }
+
+// ---------------------------------------------------------------------------
+// What breaks the gate although it parses (issue 19 point 6)
+
+/// `[server]` of [`with_base`] with `extra` lines added to it.
+fn with_server_lines(extra: &str) -> String {
+    with_base("").replace(
+        "client_ca = \"pki/ca.pem\"\n",
+        &format!("client_ca = \"pki/ca.pem\"\n{extra}"),
+    )
+}
+
+#[test]
+fn a_zero_header_read_timeout_is_an_error_saying_what_it_would_do() {
+    let fx = Fixture::new();
+    let text = with_server_lines("header_read_timeout = \"0s\"\n");
+    let e = fx.single_error(&text, "\"0s\"", "header_read_timeout must be more than 0");
+    assert!(
+        e.message.contains("every connection would be closed"),
+        "{e}"
+    );
+    for (name, value) in [("idle_timeout", "\"0ms\""), ("upstream_timeout", "\"0s\"")] {
+        let text = with_server_lines(&format!("{name} = {value}\n"));
+        fx.single_error(&text, value, &format!("{name} must be more than 0"));
+    }
+}
+
+/// The TLS handshake is bounded by header_read_timeout alone (the idle
+/// clock starts after it), so a longer header timeout than idle timeout is
+/// a working configuration, not an error.
+#[test]
+fn a_header_read_timeout_longer_than_the_idle_timeout_is_allowed() {
+    let fx = Fixture::new();
+    fx.load(&with_server_lines(
+        "header_read_timeout = \"60s\"\nidle_timeout = \"1s\"\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_capital_m_is_months_and_the_message_says_so_and_suggests_minutes() {
+    let fx = Fixture::new();
+    let text = with_base("").replace("[attestation]\n", "[attestation]\nmax_age = \"15M\"\n");
+    let e = fx.single_error(&text, "\"15M\"", "is in months");
+    assert!(e.message.contains("write \"15m\" for minutes"), "{e}");
+}
+
+#[test]
+fn out_of_range_durations_spell_out_the_value() {
+    let fx = Fixture::new();
+    let text = with_base("").replace("[attestation]\n", "[attestation]\nmax_age = \"25h\"\n");
+    fx.single_error(
+        &text,
+        "\"25h\"",
+        "at most 24h (24 hours); it is 1 day 1 hour",
+    );
+    let text = with_base("").replace("[attestation]\n", "[attestation]\nmax_age = \"2d\"\n");
+    fx.single_error(&text, "\"2d\"", "it is 2 days");
+}
+
+/// Two values that are not durations (which serde alone would stop at)
+/// and two semantic mistakes: all four, in file order, one run.
+#[test]
+fn every_error_is_reported_at_once_in_file_order() {
+    let fx = Fixture::new();
+    let text = with_server_lines("header_read_timeout = \"0s\"\nupstream_timeout = \"15 mins and a bit\"\n")
+        .replace("[attestation]\n", "[attestation]\nnonce_ttl = \"15M\"\n")
+        + "\n[[route]]\nhost = \"a.example\"\nupstream = \"http://127.0.0.1:1\"\nsegment = \"nope\"\n";
+    let errors = fx.errors(&text);
+    let found: Vec<(usize, usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.column, e.message.as_str()))
+        .collect();
+    assert_eq!(errors.len(), 4, "{found:#?}");
+    let expect = [
+        ("\"0s\"", "header_read_timeout must be more than 0"),
+        (
+            "\"15 mins and a bit\"",
+            "bad duration \"15 mins and a bit\"",
+        ),
+        ("\"15M\"", "is in months"),
+        ("\"nope\"", "unknown segment \"nope\""),
+    ];
+    for (e, (needle, message)) in errors.iter().zip(expect) {
+        assert_eq!(e.file, fx.path());
+        assert_eq!((e.line, e.column), position(&text, needle), "{e}");
+        assert!(
+            e.message.contains(message),
+            "{e}\nshould contain: {message}"
+        );
+    }
+}
+
+#[test]
+fn a_toml_syntax_error_is_still_reported_alone() {
+    let fx = Fixture::new();
+    let text = with_server_lines("header_read_timeout = \"15M\"\n") + "\n[[route]\nhost = 1\n";
+    let errors = fx.errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}
+
+/// A certificate and key made for these tests, written under `pki/`.
+fn write_cert(
+    fx: &Fixture,
+    name: &str,
+    hosts: &[&str],
+    not_after: time::OffsetDateTime,
+) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.not_before = not_after - time::Duration::days(400);
+    params.not_after = not_after;
+    let cert = params.self_signed(&key).unwrap();
+    (
+        fx.write(&format!("pki/{name}.pem"), cert.pem().as_bytes()),
+        fx.write(&format!("pki/{name}.key"), key.serialize_pem().as_bytes()),
+    )
+}
+
+#[test]
+fn a_server_key_that_is_not_the_certificates_names_both_files() {
+    let fx = Fixture::new();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(300);
+    write_cert(&fx, "other", &["gate.test"], later);
+    let text = with_base("").replace("key = \"pki/server.key\"", "key = \"pki/other.key\"");
+    let e = fx.single_error(
+        &text,
+        "\"pki/other.key\"",
+        "does not belong to the certificate",
+    );
+    let dir = fx.dir.path();
+    for file in [dir.join("pki/other.key"), dir.join("pki/server.pem")] {
+        assert!(e.message.contains(&file.display().to_string()), "{e}");
+    }
+    // The matching pair loads.
+    let text = with_base("").replace("pki/server.", "pki/other.");
+    fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_forward_auth_key_that_is_not_its_certificates_is_an_error() {
+    let fx = Fixture::new();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(300);
+    write_cert(&fx, "other", &["gate.test"], later);
+    let text = with_base(
+        "[forward_auth]\nlisten = \"127.0.0.1:9090\"\ntls_certificate = \"pki/server.pem\"\n\
+         tls_key = \"pki/other.key\"\nproxy_ca = \"pki/ca.pem\"\n\n\
+         [[forward_auth.proxy]]\nname = \"nginx\"\nkind = \"nginx\"\nfrom = [\"127.0.0.1\"]\n",
+    );
+    let e = fx.single_error(
+        &text,
+        "\"pki/other.key\"",
+        "[forward_auth] tls_certificate and tls_key: the private key",
+    );
+    assert!(e.message.contains("server.pem"), "{e}");
+}
+
+#[test]
+fn an_expired_server_certificate_is_an_error() {
+    let fx = Fixture::new();
+    let past = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    write_cert(&fx, "old", &["gate.test"], past);
+    let text = with_base("").replace("pki/server.", "pki/old.");
+    let e = fx.single_error(&text, "\"pki/old.pem\"", "expired on");
+    assert!(e.message.contains(&past.date().to_string()), "{e}");
+}
+
+#[test]
+fn check_config_warns_of_a_server_certificate_expiring_soon_and_of_route_hosts_it_does_not_name() {
+    let fx = Fixture::new();
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    write_cert(
+        &fx,
+        "soon",
+        &["*.rijk.example", "gate.test", "192.0.2.7"],
+        soon,
+    );
+    let mut text = with_base("").replace("pki/server.", "pki/soon.");
+    for host in [
+        "intranet.rijk.example",
+        "a.b.rijk.example",
+        "192.0.2.7",
+        "192.0.2.8",
+        "gate.test",
+    ] {
+        text += &format!(
+            "\n[[route]]\nhost = \"{host}\"\nupstream = \"http://127.0.0.1:1\"\nsegment = \"s\"\n"
+        );
+    }
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let out = summary_at(&s, time::OffsetDateTime::now_utc());
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("WARNING")).collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    assert!(
+        warnings[0].contains("expires in 9days") || warnings[0].contains("expires in 10days"),
+        "{out}"
+    );
+    assert!(
+        warnings[1].contains("does not name a.b.rijk.example, 192.0.2.8 (")
+            && warnings[1].contains("--host a.b.rijk.example --host 192.0.2.8"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_store_client_key_that_is_not_its_certificates_names_both_files() {
+    let fx = Fixture::new();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(300);
+    write_cert(&fx, "other", &["redis-client"], later);
+    let text = with_base(
+        "[store]\nkind = \"redis\"\nurl = \"rediss://redis.intern:6380\"\n\
+         ca = \"pki/ca.pem\"\ncert = \"pki/server.pem\"\nkey = \"pki/other.key\"\n",
+    );
+    let e = fx.single_error(
+        &text,
+        "\"pki/other.key\"",
+        "[store] cert and key: the private key",
+    );
+    let dir = fx.dir.path();
+    for file in [dir.join("pki/other.key"), dir.join("pki/server.pem")] {
+        assert!(e.message.contains(&file.display().to_string()), "{e}");
+    }
+}

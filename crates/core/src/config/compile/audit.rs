@@ -145,9 +145,12 @@ pub fn parse_fsync(text: &str) -> Result<Fsync, String> {
         "always" => Ok(Fsync::Always),
         "never" => Ok(Fsync::Never),
         _ => match text.strip_prefix("interval:") {
-            Some(d) => match humantime::parse_duration(d) {
+            Some(d) => match super::super::duration::parse(d) {
                 Ok(d) if !d.is_zero() => Ok(Fsync::Interval(d)),
-                _ => Err(format!("bad fsync interval {d:?}: write it like \"interval:1s\"")),
+                Ok(_) => Err(format!(
+                    "fsync interval {d:?} is 0: write it like \"interval:1s\", or fsync = \"always\""
+                )),
+                Err(e) => Err(format!("bad fsync interval: {e}")),
             },
             None => Err(format!(
                 "fsync {text:?} is none of \"batch\", \"always\", \"interval:<duration>\", \"never\""

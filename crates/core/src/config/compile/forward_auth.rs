@@ -163,6 +163,20 @@ impl Context<'_> {
         let cert_chain = self.certificates(cert, "listener certificate");
         let key_path = self.resolve(key);
         let private_key = self.read(key, &key_path, files::private_key);
+        let section = if ca_name == "radius_ca" {
+            "[nac]"
+        } else {
+            "[forward_auth]"
+        };
+        let pair = format!("{section} tls_certificate and tls_key");
+        self.key_pair(
+            key,
+            [&cert_path, &key_path],
+            &cert_chain,
+            private_key.as_ref(),
+            &pair,
+        );
+        self.certificate_validity(cert, &cert_path, &cert_chain, "the listener certificate");
         let ca_path = self.resolve(ca);
         let proxy_cas = self.read(ca, &ca_path, files::client_cas);
         Some(ForwardAuthTls {
