@@ -121,7 +121,12 @@ pub fn prepare(dir: &Path, port: u16, upstream: SocketAddr) -> Result<DemoFiles,
         devices.push(device);
     }
     let config = dir.join("gate.toml");
-    std::fs::write(&config, demo_config(port, upstream))
+    // The pages' "check again" command names this file for `--ca`, so it
+    // works as written from any directory.
+    let ca = std::fs::canonicalize(dir)
+        .map_err(io(format!("resolve {}", dir.display())))?
+        .join("ca.pem");
+    std::fs::write(&config, demo_config(port, upstream, &ca))
         .map_err(io(format!("write {}", config.display())))?;
     Ok(DemoFiles {
         dir: dir.to_path_buf(),
@@ -341,7 +346,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn demo_config(port: u16, upstream: SocketAddr) -> String {
+fn demo_config(port: u16, upstream: SocketAddr, ca: &Path) -> String {
+    // A TOML basic string: JSON's escapes are TOML's for a path's text.
+    let agent_ca = serde_json::Value::String(ca.display().to_string());
     format!(
         r#"{CONFIG_MARK}: a throwaway configuration.
 [server]
@@ -362,6 +369,7 @@ nonce_secret_file = "pki/nonce.key"
 [[segment]]
 name = "financien"
 description = "Financiële administratie (demo-app)"
+description_en = "Financial administration (demo app)"
 sensitivity = "high"
 policy = "streng"
 vlan = 120
@@ -369,6 +377,7 @@ vlan = 120
 [[segment]]
 name = "kantine"
 description = "Kantine-rooster"
+description_en = "Canteen rota"
 sensitivity = "low"
 policy = "waarschuwen"
 vlan = 10
@@ -394,6 +403,11 @@ rule = [{{ catalogue = "kaspersky", action = "deny" }}]
 name = "waarschuwen"
 description = "Alleen waarschuwen"
 rule = [{{ catalogue = "kaspersky", action = "warn" }}]
+
+[remediation]
+# The demo devices run no agent service: the pages show the command only.
+agent = "manual"
+agent_ca = {agent_ca}
 
 [remediation.service_desk]
 name = "Servicedesk (demo)"
