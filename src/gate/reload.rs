@@ -90,6 +90,12 @@ pub(super) async fn build_live(
     files: Vec<PathBuf>,
     fallback_secret: &[u8],
 ) -> Result<Live, ReloadError> {
+    // Loud, but not a refusal (see `certificate_problems`): a reload that
+    // failed here would also keep out new CRLs and rules.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for problem in posture_core::config::certificate_problems(&snapshot, now) {
+        tracing::error!("{problem}");
+    }
     let fallback_secret = fallback_secret.to_vec();
     // Reading certificates and keys is file I/O: keep it off the runtime.
     tokio::task::spawn_blocking(move || build_live_blocking(snapshot, files, fallback_secret))

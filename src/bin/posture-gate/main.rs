@@ -382,7 +382,17 @@ fn check_config(file: &Path) -> Result<ExitCode> {
         Ok(snapshot) => {
             let now = time::OffsetDateTime::now_utc();
             print!("{}", config::summary_at(&snapshot, now));
-            Ok(ExitCode::SUCCESS)
+            // The gate would run with these, logging them as errors; a
+            // check before deploying refuses them.
+            let problems = config::certificate_problems(&snapshot, now.unix_timestamp());
+            for problem in &problems {
+                eprintln!("{}: {problem}", file.display());
+            }
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_USAGE)
+            })
         }
         Err(errors) => {
             eprintln!("{errors}");

@@ -499,7 +499,6 @@ impl Context<'_> {
             private_key.as_ref(),
             "[server] cert and key",
         );
-        self.certificate_validity(&s.cert, &cert, &cert_chain, "the server certificate");
         let client_ca = self.resolve(&s.client_ca);
         let client_cas = self.read(&s.client_ca, &client_ca, files::client_cas);
         let mut crls = Vec::new();

@@ -10,6 +10,7 @@ pub mod snapshot;
 pub mod summary;
 mod values;
 
+pub use compile::certs::validity_problems as certificate_problems;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load, load_str, load_str_recording};
 pub use snapshot::Snapshot;

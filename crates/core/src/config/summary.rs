@@ -273,7 +273,8 @@ fn crls(out: &mut String, server: &super::snapshot::ServerSettings, now: i64) {
 }
 
 /// The server certificate's expiry, with a WARNING within
-/// [`EXPIRY_WARNING_DAYS`] (an expired one is a load error), and a WARNING
+/// [`EXPIRY_WARNING_DAYS`] (an ERROR once outside its validity, which makes
+/// check-config fail), and a WARNING
 /// for every route host it does not name: browsers and agents refuse the
 /// handshake for such a host, so the route cannot be reached (see
 /// `compile/certs.rs` for why that is not an error).
@@ -283,6 +284,9 @@ fn server_certificate(
     server: &super::snapshot::ServerSettings,
     now: i64,
 ) {
+    for problem in super::compile::certs::validity_problems(s, now) {
+        writeln!(out, "ERROR: {problem}").ok();
+    }
     let Some(leaf) = server.cert_chain.first() else {
         return;
     };
@@ -292,7 +296,7 @@ fn server_certificate(
         if (0..EXPIRY_WARNING_DAYS * 86_400).contains(&left) {
             writeln!(
                 out,
-                "WARNING: the server certificate {} expires in {} (on {}): renew it before                  then, or every client refuses the gate",
+                "WARNING: the server certificate {} expires in {} (on {}): renew it before then, or every client refuses the gate",
                 server.cert.display(),
                 human(Duration::from_secs(left.unsigned_abs() / 3600 * 3600)),
                 rfc3339(until)

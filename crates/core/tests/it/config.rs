@@ -199,7 +199,9 @@ fn the_example_summary_shows_segments_routes_policies_and_expiring_exemptions() 
     assert!(!text.contains("Staged rules"), "{text}");
     // The fixture's server certificate names gate.test only, so the
     // example's route hosts are (rightly) warned about; with a certificate
-    // from `pki init --host '*.rijk.example'` that line is not there.
+    // from `pki init --host '*.rijk.example'` that line is not there. (The
+    // summary is made as at a fixed day that may precede the fixture
+    // certificate's notBefore: then an ERROR line says so, rightly too.)
     assert!(
         text.contains("WARNING: the server certificate")
             && text.contains("does not name intranet.rijk.example"),
@@ -207,7 +209,10 @@ fn the_example_summary_shows_segments_routes_policies_and_expiring_exemptions() 
     );
     let screen = text
         .lines()
-        .filter(|l| !l.starts_with("WARNING: the server certificate"))
+        .filter(|l| {
+            !l.starts_with("WARNING: the server certificate")
+                && !l.starts_with("ERROR: the server certificate")
+        })
         .count();
     assert!(screen <= 30, "more than a screen:\n{text}");
 }
@@ -2518,13 +2523,34 @@ fn a_forward_auth_key_that_is_not_its_certificates_is_an_error() {
 }
 
 #[test]
-fn an_expired_server_certificate_is_an_error() {
+fn an_expired_server_certificate_loads_but_is_a_certificate_problem_and_an_error_line() {
+    // It loads: a reload refused over it would also keep new CRLs and
+    // rules out. check-config fails on `certificate_problems` (tests/it/cli.rs).
     let fx = Fixture::new();
     let past = time::OffsetDateTime::now_utc() - time::Duration::days(2);
     write_cert(&fx, "old", &["gate.test"], past);
     let text = with_base("").replace("pki/server.", "pki/old.");
-    let e = fx.single_error(&text, "\"pki/old.pem\"", "expired on");
-    assert!(e.message.contains(&past.date().to_string()), "{e}");
+    let s = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let now = time::OffsetDateTime::now_utc();
+    let problems = posture_core::config::certificate_problems(&s, now.unix_timestamp());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("the server certificate "),
+        "{problems:?}"
+    );
+    assert!(problems[0].contains("old.pem expired on"), "{problems:?}");
+    assert!(
+        problems[0].contains(&past.date().to_string()),
+        "{problems:?}"
+    );
+    let out = summary_at(&s, now);
+    assert!(out.contains(&format!("ERROR: {}", problems[0])), "{out}");
+    // A valid one has none.
+    let fine = fx.load(&with_base("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        posture_core::config::certificate_problems(&fine, now.unix_timestamp()),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The TLS files of every listener, checked as pairs: a key that is not
 //! the certificate's would make the listener fail at bind with rustls's
-//! `KeyMismatch`, which names neither file; a server certificate that is
-//! expired (or not yet valid) makes every client refuse the gate. Both are
-//! errors here, at the key's or the certificate's line, naming the files.
+//! `KeyMismatch`, which names neither file: an error here, at the key's
+//! line, naming both files. A listener certificate that is expired (or not
+//! yet valid) is reported by [`validity_problems`] (see there for why it is
+//! not a load error).
 //!
 //! That a certificate is about to expire, or does not name a route's host,
 //! is a warning of `check-config` instead (see `summary.rs`): nothing is
@@ -46,51 +47,76 @@ impl Context<'_> {
             );
         }
     }
+}
 
-    /// An error when the leaf of `chain` is outside its validity now.
-    pub(super) fn certificate_validity(
-        &mut self,
-        cert_value: &Spanned<std::path::PathBuf>,
-        cert_path: &Path,
-        chain: &[CertificateDer<'_>],
-        what: &str,
-    ) {
-        let Some(leaf) = chain.first() else { return };
-        let Ok((_, parsed)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
-            return;
-        };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let validity = parsed.validity();
-        let (from, until) = (
-            validity.not_before.timestamp(),
-            validity.not_after.timestamp(),
-        );
-        let day = |t: i64| {
-            time::OffsetDateTime::from_unix_timestamp(t)
-                .map(|d| d.date().to_string())
-                .unwrap_or_else(|_| format!("@{t}"))
-        };
-        if until < now {
-            self.c.at(
-                cert_value.span(),
-                format!(
-                    "{what} {} expired on {} (notAfter): every client would refuse it; \
-                     install a renewed certificate",
-                    cert_path.display(),
-                    day(until)
-                ),
-            );
-        } else if from > now {
-            self.c.at(
-                cert_value.span(),
-                format!(
-                    "{what} {} is not valid before {} (notBefore): every client would \
-                     refuse it until then; check the clock of the machine that issued it",
-                    cert_path.display(),
-                    day(from)
-                ),
-            );
+/// The listener certificates (the server's, forward-auth's, 802.1X's) that
+/// are outside their validity at `now`: one message each, naming the file.
+///
+/// Not a load error: CRLs, rules and exemptions reach a running gate only
+/// by reloading its configuration, and a reload that failed over an
+/// expired certificate would keep them out exactly when the certificate
+/// should be renewed (and some peers, such as a proxy that does not verify
+/// the gate, keep working meanwhile). So `check-config` refuses such a
+/// configuration (exit 2) and `serve` logs it as an error at every load.
+pub fn validity_problems(s: &crate::config::Snapshot, now: i64) -> Vec<String> {
+    let Some(server) = &s.server else {
+        return Vec::new();
+    };
+    let mut listeners: Vec<(&str, &Path, &[CertificateDer<'static>])> =
+        vec![("the server certificate", &server.cert, &server.cert_chain)];
+    for (what, tls) in [
+        (
+            "the [forward_auth] listener certificate",
+            server.forward_auth.as_ref().and_then(|f| f.tls.as_ref()),
+        ),
+        (
+            "the [nac] listener certificate",
+            server.nac.as_ref().and_then(|n| n.tls.as_ref()),
+        ),
+    ] {
+        if let Some(tls) = tls {
+            listeners.push((what, &tls.cert, &tls.cert_chain));
         }
+    }
+    listeners
+        .into_iter()
+        .filter_map(|(what, path, chain)| validity_problem(what, path, chain.first()?, now))
+        .collect()
+}
+
+fn validity_problem(
+    what: &str,
+    path: &Path,
+    leaf: &CertificateDer<'_>,
+    now: i64,
+) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let validity = parsed.validity();
+    let (from, until) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    let day = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .map(|d| d.date().to_string())
+            .unwrap_or_else(|_| format!("@{t}"))
+    };
+    if until < now {
+        Some(format!(
+            "{what} {} expired on {} (notAfter): clients that check it refuse the gate; \
+             install a renewed certificate",
+            path.display(),
+            day(until)
+        ))
+    } else if from > now {
+        Some(format!(
+            "{what} {} is not valid before {} (notBefore): clients that check it refuse the \
+             gate until then; check the clock of the machine that issued it",
+            path.display(),
+            day(from)
+        ))
+    } else {
+        None
     }
 }
 

@@ -176,7 +176,6 @@ impl Context<'_> {
             private_key.as_ref(),
             &pair,
         );
-        self.certificate_validity(cert, &cert_path, &cert_chain, "the listener certificate");
         let ca_path = self.resolve(ca);
         let proxy_cas = self.read(ca, &ca_path, files::client_cas);
         Some(ForwardAuthTls {
