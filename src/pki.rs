@@ -769,7 +769,17 @@ pub fn read_device_request(bytes: &[u8]) -> Result<DeviceRequest, PkiError> {
     use x509_parser::oid_registry as oids;
     let bad = |why: &str| PkiError::Csr(why.to_string());
     let der: Vec<u8> = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        CertificateSigningRequestDer::from_pem_slice(bytes)
+        // Windows certreq and Java keytool write the older label.
+        let text = String::from_utf8_lossy(bytes)
+            .replace(
+                "-----BEGIN NEW CERTIFICATE REQUEST-----",
+                "-----BEGIN CERTIFICATE REQUEST-----",
+            )
+            .replace(
+                "-----END NEW CERTIFICATE REQUEST-----",
+                "-----END CERTIFICATE REQUEST-----",
+            );
+        CertificateSigningRequestDer::from_pem_slice(text.as_bytes())
             .map_err(|e| bad(&format!("no PEM CERTIFICATE REQUEST in it ({e})")))?
             .as_ref()
             .to_vec()

@@ -384,6 +384,8 @@ fn a_certificate_from_sign_csr_is_accepted_by_the_demo_gate() {
             pki.to_str().unwrap(),
             "--csr",
             csr.to_str().unwrap(),
+            "--org",
+            "Leverancier BV",
         ])
         .output()
         .unwrap();

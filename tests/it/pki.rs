@@ -455,7 +455,25 @@ fn sign_csr_issues_a_device_certificate_for_openssl_requests_p256_and_ed25519() 
             &format!("/O=Leverancier BV/OU=Beheer/CN={name}/emailAddress=x@example.org"),
             &["-addext", "subjectAltName=DNS:evil.example"],
         );
-        let said = sign_csr(&dir, &csr, &[]).unwrap();
+        // The request's O and OU alone are not taken: the signer states them.
+        let unsaid = sign_csr(&dir, &csr, &[]).unwrap_err();
+        assert!(
+            unsaid.contains("give the device's organisation with --org")
+                && unsaid.contains("O=\"Leverancier BV\""),
+            "{unsaid}"
+        );
+        let other = sign_csr(&dir, &csr, &["--org", "Ministerie", "--ou", "Beheer"]).unwrap_err();
+        assert!(
+            other.contains("asks for O=\"Leverancier BV\", but --org says \"Ministerie\""),
+            "{other}"
+        );
+        let no_ou = sign_csr(&dir, &csr, &["--org", "Leverancier BV"]).unwrap_err();
+        assert!(
+            no_ou.contains("asks for OU=\"Beheer\", but --ou says nothing"),
+            "{no_ou}"
+        );
+        let vouched = ["--org", "Leverancier BV", "--ou", "Beheer"];
+        let said = sign_csr(&dir, &csr, &vouched).unwrap();
         let cert = dir.join("devices").join(&name).join("cert.pem");
         assert!(
             said.contains(&format!("CN={name},OU=Beheer,O=Leverancier BV ({key_type}"))
@@ -497,7 +515,7 @@ fn sign_csr_issues_a_device_certificate_for_openssl_requests_p256_and_ed25519() 
             .unwrap();
         assert!(verify.status.success(), "{verify:?}");
         // Not twice for one name: that would break the first device's pair.
-        let again = sign_csr(&dir, &csr, &[]).unwrap_err();
+        let again = sign_csr(&dir, &csr, &vouched).unwrap_err();
         assert!(again.contains("already exists"), "{again}");
     }
 }
@@ -508,7 +526,7 @@ fn sign_csr_refuses_rsa_ca_and_tampered_requests_and_writes_nothing() {
     let dir = tmp.path().join("pki");
     init(&dir).unwrap();
     let (rsa, _) = openssl_request(tmp.path(), "rsa", &["rsa:2048"], "/O=X/CN=rsa", &[]);
-    let err = sign_csr(&dir, &rsa, &[]).unwrap_err();
+    let err = sign_csr(&dir, &rsa, &["--org", "X"]).unwrap_err();
     assert!(err.contains("the key is RSA"), "{err}");
 
     let (ca, _) = openssl_request(
@@ -518,7 +536,7 @@ fn sign_csr_refuses_rsa_ca_and_tampered_requests_and_writes_nothing() {
         "/O=X/CN=ca",
         &["-addext", "basicConstraints=critical,CA:TRUE"],
     );
-    let err = sign_csr(&dir, &ca, &[]).unwrap_err();
+    let err = sign_csr(&dir, &ca, &["--org", "X"]).unwrap_err();
     assert!(err.contains("asks to be a CA"), "{err}");
 
     // One letter of the signed subject changed after signing: lt-042 -> lt-043.
@@ -535,7 +553,7 @@ fn sign_csr_refuses_rsa_ca_and_tampered_requests_and_writes_nothing() {
     bytes[at + 5] = b'3';
     let tampered = tmp.path().join("tampered.der");
     fs::write(&tampered, &bytes).unwrap();
-    let err = sign_csr(&dir, &tampered, &[]).unwrap_err();
+    let err = sign_csr(&dir, &tampered, &["--org", "X"]).unwrap_err();
     assert!(err.contains("signature does not verify"), "{err}");
     // The untampered DER is accepted (so the refusal was the signature's).
     assert!(
@@ -543,6 +561,18 @@ fn sign_csr_refuses_rsa_ca_and_tampered_requests_and_writes_nothing() {
         "nothing written for refused requests"
     );
     fs::write(tmp.path().join("good.der"), der.as_ref()).unwrap();
-    sign_csr(&dir, &tmp.path().join("good.der"), &[]).unwrap();
+    sign_csr(&dir, &tmp.path().join("good.der"), &["--org", "X"]).unwrap();
     assert!(dir.join("devices/lt-042/cert.pem").is_file());
+    // Windows certreq's and keytool's label for the same request.
+    let pem = fs::read_to_string(&good)
+        .unwrap()
+        .replace("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST");
+    fs::write(tmp.path().join("new.csr"), pem).unwrap();
+    sign_csr(
+        &dir,
+        &tmp.path().join("new.csr"),
+        &["--org", "X", "--name", "lt-042b"],
+    )
+    .unwrap();
+    assert!(dir.join("devices/lt-042b/cert.pem").is_file());
 }

@@ -163,8 +163,9 @@ enum PkiCommand {
     /// Issue a device certificate for a PKCS#10 request (openssl req -new ...) into
     /// DIR/devices/NAME/cert.pem, with the checks and contents of issue-device: the
     /// request's signature must verify, its key be P-256, P-384 or Ed25519, and it must
-    /// not ask to be a CA; its other extensions are ignored. NAME, O and OU come from
-    /// the request's subject unless given here.
+    /// not ask to be a CA; its other extensions are ignored. NAME comes from the
+    /// request's CN unless given here; O (required) and OU are the signer's word, and a
+    /// request that asks for another O or OU is refused.
     SignCsr {
         dir: PathBuf,
         /// The request, PEM (CERTIFICATE REQUEST) or DER.
@@ -173,10 +174,10 @@ enum PkiCommand {
         /// Device name (the certificate's CN) instead of the request's CN.
         #[arg(long)]
         name: Option<String>,
-        /// Organisation (O) instead of the request's O.
+        /// Organisation (O) the certificate states (required).
         #[arg(long)]
         org: Option<String>,
-        /// Organisational unit (OU) instead of the request's OU.
+        /// Organisational unit (OU) the certificate states.
         #[arg(long)]
         ou: Option<String>,
     },

@@ -33,7 +33,13 @@ fn validate_host(host: &str) -> Result<()> {
             && !l.ends_with('-')
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
-    if host.len() > 253 || name.is_empty() || !name.split('.').all(label_ok) {
+    // A last label of digits only is a mistyped IP address (300.1.1.1,
+    // 010.0.0.1), never a DNS name a client would look up.
+    let numeric_tld = name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    if host.len() > 253 || name.is_empty() || numeric_tld || !name.split('.').all(label_ok) {
         bail!(
             "--host {host:?} is neither an IP address nor a DNS name \
              (letters, digits and '-' in dot-separated labels; a wildcard only as \"*.\" at the start)"
@@ -70,13 +76,42 @@ pub fn sign_csr(
         );
     };
     validate_name(&name)?;
-    let Some(org) = org.or(request.organization.clone()) else {
+    // O and OU are what the CA vouches for (the gate passes O to the apps
+    // and exemptions match the whole subject), so they come from the
+    // person signing, never from the request alone; a request that claims
+    // others is refused rather than silently corrected.
+    let Some(org) = org else {
         bail!(
-            "{}: the request has no O (organisation); give it with --org",
-            csr.display()
+            "{}: give the device's organisation with --org (the certificate states it on the \
+             CA's word; the request says {})",
+            csr.display(),
+            request
+                .organization
+                .as_deref()
+                .map_or_else(|| "none".to_owned(), |o| format!("O={o:?}"))
         );
     };
-    let ou = ou.or(request.unit.clone());
+    for (what, flag, asked, given) in [
+        (
+            "O",
+            "--org",
+            request.organization.as_deref(),
+            Some(org.as_str()),
+        ),
+        ("OU", "--ou", request.unit.as_deref(), ou.as_deref()),
+    ] {
+        if let Some(asked) = asked {
+            if Some(asked) != given {
+                bail!(
+                    "{}: the request asks for {what}={asked:?}, but {flag} says {}; \
+                     refused, so the certificate never says what its owner did not ask for \
+                     (give {flag} {asked:?} if that is right, or ask for a new request)",
+                    csr.display(),
+                    given.map_or_else(|| "nothing".to_owned(), |g| format!("{g:?}"))
+                );
+            }
+        }
+    }
     for (what, value) in [("O", Some(&org)), ("OU", ou.as_ref())] {
         if let Some(v) = value {
             if v.trim().is_empty() || v.len() > 64 || v.chars().any(char::is_control) {
@@ -110,10 +145,12 @@ pub fn sign_csr(
         .with_context(|| format!("cannot create {}", cert_path.display()))?;
     std::io::Write::write_all(&mut file, pem.as_bytes())
         .with_context(|| format!("cannot write {}", cert_path.display()))?;
-    let subject = match &ou {
-        Some(ou) => format!("CN={name},OU={ou},O={org}"),
-        None => format!("CN={name},O={org}"),
-    };
+    // The subject as the gate renders it (RFC 4514, escaped): the form an
+    // exemption by subject is written in.
+    let subject = chain
+        .first()
+        .and_then(|leaf| posture_core::device::DeviceIdentity::from_der(leaf).ok())
+        .map_or_else(|| format!("CN={name}"), |identity| identity.subject);
     Ok(Issued {
         subject,
         key_type: request.key_type,
@@ -199,6 +236,9 @@ mod tests {
             "-gate.example",
             "a b",
             "https://gate",
+            "300.1.1.1",
+            "010.0.0.1",
+            "gate.123",
         ] {
             assert!(validate_host(bad).is_err(), "{bad:?}");
         }
