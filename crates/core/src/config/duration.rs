@@ -31,8 +31,20 @@ thread_local! {
 /// message) besides its result. Outside `collect` a bad duration is an
 /// ordinary deserialisation error.
 pub(crate) fn collect<T>(parse: impl FnOnce() -> T) -> (T, Bad) {
-    let outer = BAD.with(|b| b.replace(Some(Vec::new())));
+    /// Puts the outer list back even if `parse` panics: reloads run on
+    /// reused blocking threads, where a list left behind would turn a bad
+    /// duration read outside `collect` into the stand-in.
+    struct Restore(Option<Option<Bad>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                BAD.with(|b| b.replace(outer));
+            }
+        }
+    }
+    let mut restore = Restore(Some(BAD.with(|b| b.replace(Some(Vec::new())))));
     let result = parse();
+    let outer = restore.0.take().unwrap_or_default();
     let bad = BAD.with(|b| b.replace(outer)).unwrap_or_default();
     (result, bad)
 }
@@ -174,6 +186,14 @@ mod tests {
         assert_eq!(bad.len(), 2);
         assert_eq!(&text[bad[0].0.clone()], "\"15M\"");
         assert_eq!(&text[bad[1].0.clone()], "\"soon\"");
+    }
+
+    #[test]
+    fn a_panicking_parse_leaves_no_list_behind() {
+        let caught = std::panic::catch_unwind(|| collect(|| panic!("parser bug")));
+        assert!(caught.is_err());
+        // Outside `collect` again: a bad duration is an error, no stand-in.
+        assert!(toml::from_str::<T>("d = \"soon\"").is_err());
     }
 
     #[test]

@@ -319,14 +319,23 @@ fn server_certificate(
             .iter()
             .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
             .collect();
+        // Behind a forward-auth proxy a route's host is served under the
+        // proxy's certificate, not this one.
+        let proxied = if server.forward_auth.is_some() {
+            " (a host reached only through a forward-auth proxy is served under the proxy's \
+             certificate: ignore it here)"
+        } else {
+            ""
+        };
         writeln!(
             out,
             "WARNING: the server certificate {} does not name {} (no DNS or IP subjectAltName \
              matches): clients refuse the handshake, so those routes cannot be reached; add \
-             the names to the certificate (development PKI: posture-gate pki init --host {})",
+             the names to the certificate (development PKI: posture-gate pki init --host {}){}",
             server.cert.display(),
             uncovered.join(", "),
-            bare.join(" --host ")
+            bare.join(" --host "),
+            proxied
         )
         .ok();
     }
