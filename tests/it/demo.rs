@@ -288,6 +288,14 @@ fn demo_dir_twice_reuses_the_pki_and_its_devices_still_get_in() {
 
 #[test]
 fn demo_dir_with_foreign_or_partial_contents_is_refused_and_left_unchanged() {
+    // A file elsewhere that a planted link in the directory points at.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("bashrc");
+    let original = "# Written by `posture-gate demo`\nnot yours to write\n";
+    std::fs::write(&target, original).unwrap();
+    let plant = |d: &std::path::Path| {
+        std::os::unix::fs::symlink(&target, d.join("gate.toml")).unwrap();
+    };
     for (what, setup) in [
         (
             "foreign",
@@ -301,6 +309,7 @@ fn demo_dir_with_foreign_or_partial_contents_is_refused_and_left_unchanged() {
             std::fs::write(d.join("gate.toml"), "# Written by `posture-gate demo`\n").unwrap();
             std::fs::write(d.join("ca.pem"), "x\n").unwrap();
         }),
+        ("symlink", &plant),
     ] {
         let dir = tempfile::tempdir().unwrap();
         setup(dir.path());
@@ -333,10 +342,10 @@ fn demo_dir_with_foreign_or_partial_contents_is_refused_and_left_unchanged() {
             "{what}: the demo did not refuse the directory: {err}"
         );
         assert!(err.contains("nothing was changed"), "{what}: {err}");
-        let said = if what == "foreign" {
-            "notes.txt"
-        } else {
-            "missing"
+        let said = match what {
+            "foreign" => "notes.txt",
+            "symlink" => "gate.toml (a symbolic link)",
+            _ => "missing",
         };
         assert!(err.contains(said), "{what}: {err}");
         assert_eq!(
@@ -344,6 +353,7 @@ fn demo_dir_with_foreign_or_partial_contents_is_refused_and_left_unchanged() {
             before,
             "{what}: the directory changed"
         );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), original);
     }
 }
 

@@ -57,7 +57,20 @@ impl DemoDevice {
         let path = self.dir.join("attestation.jwt");
         // Write then rename, so a curl running at that moment never reads half a token.
         let tmp = self.dir.join(".attestation.jwt.tmp");
-        std::fs::write(&tmp, token).map_err(io(format!("write {}", tmp.display())))?;
+        // A new file, never one that is there (or a link planted there).
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(format!("remove {}", tmp.display()))(e));
+            }
+            _ => {}
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io(format!("create {}", tmp.display())))?;
+        std::io::Write::write_all(&mut file, token.as_bytes())
+            .map_err(io(format!("write {}", tmp.display())))?;
         std::fs::rename(&tmp, &path).map_err(io(format!("write {}", path.display())))
     }
 }
@@ -232,7 +245,15 @@ fn list_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result
     for entry in std::fs::read_dir(dir.join(rel))? {
         let entry = entry?;
         let path = rel.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            // Never a file a demo writes: writing through it would change
+            // whatever it points at. Listed under a name no demo file has,
+            // so the directory is refused as foreign.
+            let mut shown = path.into_os_string();
+            shown.push(" (a symbolic link)");
+            out.push(PathBuf::from(shown));
+        } else if kind.is_dir() {
             list_files(dir, &path, out)?;
         } else {
             out.push(path);
