@@ -35,6 +35,8 @@ pub const DEVICE_ORGANIZATION: HeaderName =
 /// The reference of a page the gate answers with: what the person quotes
 /// to the service desk, for a proxy in front (nginx `auth_request_set`).
 pub const REFERENCE: HeaderName = HeaderName::from_static("x-posture-reference");
+/// The code of a refusal, on every page the gate answers with.
+pub const REASON: HeaderName = HeaderName::from_static("x-posture-reason");
 pub const DECISION: HeaderName = HeaderName::from_static("x-posture-decision");
 /// Set on `warn`: the catalogue ids and unmet requirements behind the warning.
 pub const POSTURE_WARNING: HeaderName = HeaderName::from_static("posture-warning");

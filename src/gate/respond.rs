@@ -68,6 +68,9 @@ impl Pager<'_> {
 
     /// The page of `problem`, showing `reference`.
     pub fn page(&self, problem: Problem<'_>, reference: &str) -> Response<Body> {
+        // The code in a header too, as forward-auth answers carry it: a
+        // script or a load balancer's log sees why without the body.
+        let code = problem.code();
         let rendered = page::render(&PageInput {
             problem,
             reference,
@@ -84,10 +87,14 @@ impl Pager<'_> {
             os_family: self.os_family,
         });
         let mut response = page_response(rendered.status, rendered.content_type, rendered.body);
+        let h = response.headers_mut();
         if !reference.is_empty() {
             if let Ok(v) = HeaderValue::from_str(reference) {
-                response.headers_mut().insert(super::headers::REFERENCE, v);
+                h.insert(super::headers::REFERENCE, v);
             }
+        }
+        if let Ok(v) = HeaderValue::from_str(code.as_str()) {
+            h.insert(super::headers::REASON, v);
         }
         response
     }

@@ -182,6 +182,13 @@ async fn every_bad_certificate_gets_its_page_in_both_languages_and_nothing_else(
             for (lang, words) in [("en", bad.en), ("nl", bad.nl)] {
                 let html = page(&c, "text/html", lang).await;
                 assert_eq!(html.status, 403, "{what} {lang}");
+                assert_eq!(
+                    html.headers
+                        .get("x-posture-reason")
+                        .and_then(|v| v.to_str().ok()),
+                    Some(bad.code),
+                    "{what} {lang}: the code in a header too"
+                );
                 let text = text_of(&html.text());
                 assert!(
                     text.to_lowercase().contains(&words.to_lowercase()),

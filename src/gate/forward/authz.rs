@@ -30,8 +30,9 @@ use posture_core::config::model::ProxyKind;
 use posture_core::config::snapshot::{ForwardAuthListen, ForwardAuthSettings, TrustedProxy};
 use posture_core::decision::{self, Denial, Outcome, Posture};
 
-/// The code of a refusal (the audit event's `reason`).
-pub const REASON: HeaderName = HeaderName::from_static("x-posture-reason");
+/// The code of a refusal (the audit event's `reason`): the same header as
+/// on the gate's own pages.
+pub use crate::gate::headers::REASON;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 pub(super) async fn handle(
