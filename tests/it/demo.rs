@@ -286,6 +286,51 @@ fn demo_dir_twice_reuses_the_pki_and_its_devices_still_get_in() {
     assert!(app.contains("Demo app: you are in."), "{app}");
 }
 
+/// Runs `demo --dir dir`; its exit status (`None`: still serving after
+/// 30 s, then killed) and what it wrote to stderr.
+fn demo_that_may_refuse(dir: &std::path::Path) -> (Option<std::process::ExitStatus>, String) {
+    let errors = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
+        .args(["demo", "--dir", dir.to_str().unwrap()])
+        .args(["--port", &free_port().to_string()])
+        .stdout(Stdio::null())
+        .stderr(errors.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    // A demo that took the directory would serve until killed: a guard,
+    // not a time being measured.
+    let mut demo = Demo(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(demo);
+    (status, std::fs::read_to_string(errors.path()).unwrap())
+}
+
+/// A demo directory whose keys others can read (copied without keeping
+/// modes, say) is not reused.
+#[test]
+fn a_demo_dir_whose_keys_others_can_read_is_not_reused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = start_demo(dir.path());
+    drop(first);
+    let key = dir.path().join("devices/clean/key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = contents(dir.path());
+    let (status, err) = demo_that_may_refuse(dir.path());
+    assert!(status.is_some_and(|s| !s.success()), "{err}");
+    assert!(err.contains("can be read by others (mode 644)"), "{err}");
+    assert_eq!(contents(dir.path()), before);
+}
+
 #[test]
 fn demo_dir_with_foreign_or_partial_contents_is_refused_and_left_unchanged() {
     // A file elsewhere that a planted link in the directory points at.
@@ -314,29 +359,7 @@ fn demo_dir_with_foreign_or_partial_contents_is_refused_and_left_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         setup(dir.path());
         let before = contents(dir.path());
-        let errors = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_posture-gate"))
-            .args(["demo", "--dir", dir.path().to_str().unwrap()])
-            .args(["--port", &free_port().to_string()])
-            .stdout(Stdio::null())
-            .stderr(errors.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        // A demo that took the directory would serve until killed: a guard,
-        // not a time being measured.
-        let mut demo = Demo(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = demo.0.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        drop(demo);
-        let err = std::fs::read_to_string(errors.path()).unwrap();
+        let (status, err) = demo_that_may_refuse(dir.path());
         assert!(
             status.is_some_and(|s| !s.success()),
             "{what}: the demo did not refuse the directory: {err}"

@@ -104,7 +104,9 @@ pub fn prepare(dir: &Path, port: u16, upstream: SocketAddr) -> Result<DemoFiles,
     } else {
         std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
         let pki = Pki::generate()?;
-        pki.write(&dir.join("pki"))?;
+        // Never over a key: two demos started at once on one empty
+        // directory must not end with one's CA under the other's devices.
+        pki.write_new(&dir.join("pki"))?;
         std::fs::copy(dir.join("pki/ca.pem"), dir.join("ca.pem"))
             .map_err(io(format!("write {}", dir.join("ca.pem").display())))?;
         let secret: [u8; 32] = rand::random();
@@ -281,6 +283,29 @@ fn check_demo(dir: &Path) -> Result<(), DemoError> {
     let config = std::fs::read_to_string(dir.join("gate.toml")).unwrap_or_default();
     if !config.starts_with(CONFIG_MARK) {
         return Err(refuse("gate.toml was not written by the demo".into()));
+    }
+    // The demo writes its keys readable by their owner only; a copy that
+    // others can read (cp without -p, a shared directory) is not reused.
+    #[cfg(unix)]
+    for file in demo_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let is_key = file.extension().is_some_and(|e| e == "key")
+            || file.file_name().is_some_and(|n| n == "key.pem");
+        if !is_key {
+            continue;
+        }
+        let path = dir.join(&file);
+        let mode = std::fs::metadata(&path)
+            .map_err(|e| refuse(format!("{} cannot be read ({e})", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(refuse(format!(
+                "{} can be read by others (mode {:o}): a demo's keys are private",
+                path.display(),
+                mode & 0o777
+            )));
+        }
     }
     let pki_dir = dir.join("pki");
     if std::fs::read(dir.join("ca.pem")).ok() != std::fs::read(pki_dir.join("ca.pem")).ok() {
