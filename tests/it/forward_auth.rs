@@ -1041,6 +1041,20 @@ async fn a_report_refused_through_the_proxy_is_named_on_its_next_page() {
     let j = answer.json();
     assert_eq!(j["code"], "no_posture", "{j}");
     assert_eq!(j["reason"], "key_mismatch", "{j}");
+    // nginx's error_page asks for the page again by reference: the same.
+    let reference = header(&answer, "x-posture-reference").to_string();
+    let kept = ask(
+        &gate,
+        "127.0.0.1",
+        empty(
+            Request::get(format!("/.well-known/posture-gate/denied/{reference}"))
+                .header("host", "public.test")
+                .header("x-client-cert", &cert)
+                .header("accept", "application/problem+json"),
+        ),
+    )
+    .await;
+    assert_eq!(kept.json()["reason"], "key_mismatch", "{}", kept.text());
     // The other device is not told this one's refusal.
     let theirs = ask(
         &gate,

@@ -278,12 +278,18 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
     pager.os_family = os.map(|o| o.family);
     let segment = judgement.segment();
     let problem = proxy::remembered_problem(denial, &conn, shared, segment, os);
+    // nginx asks for the page again by reference: it must tell the same.
+    let refused = match problem {
+        Problem::ReportRefused { at, reason } => Some((at, reason)),
+        _ => None,
+    };
     let reference = judgement.reference.as_deref().unwrap_or_default();
     let response = pager.page(problem, reference);
     let why = Why::Denial {
         denial: denial.clone(),
         segment: route.segment,
         os: os.cloned(),
+        refused,
     };
     keep_refusal(via, &pager, response, why, fingerprint)
 }

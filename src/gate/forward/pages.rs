@@ -52,6 +52,9 @@ pub(in crate::gate) enum Why {
         denial: Denial,
         segment: usize,
         os: Option<Os>,
+        /// The device's last refused report (time, reason), when the page
+        /// told it instead of "not checked yet".
+        refused: Option<(i64, posture_core::attestation::Reason)>,
     },
     /// A refusal before any decision (bad request, unknown host, a
     /// certificate that does not verify).
@@ -71,9 +74,17 @@ impl DeniedPage {
     pub fn problem(&self) -> Problem<'_> {
         match &self.why {
             Why::Denial {
+                refused: Some((at, reason)),
+                ..
+            } => Problem::ReportRefused {
+                at: *at,
+                reason: *reason,
+            },
+            Why::Denial {
                 denial,
                 segment,
                 os,
+                refused: None,
             } => {
                 let name = self
                     .snapshot
