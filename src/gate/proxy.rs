@@ -295,7 +295,13 @@ fn warning_header(segment: &str, result: &SegmentResult) -> Option<HeaderValue> 
 /// browser says) a navigation to a document. Scripts, images, API calls
 /// and form posts never get the notice in their place.
 fn is_navigation(req: &Request<Incoming>) -> bool {
-    let h = req.headers();
+    is_navigation_of(req.method() == http::Method::GET, req.headers())
+}
+
+/// [`is_navigation`] from its parts, for forward-auth, where the original
+/// method comes from the proxy's header and the rest are the browser's
+/// headers as the proxy passed them on.
+pub(super) fn is_navigation_of(get: bool, h: &http::HeaderMap) -> bool {
     let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
     let html = text("accept").is_some_and(|a| {
         a.split(',').any(|range| {
@@ -305,7 +311,7 @@ fn is_navigation(req: &Request<Incoming>) -> bool {
     });
     let mode = text("sec-fetch-mode").is_none_or(|m| m.eq_ignore_ascii_case("navigate"));
     let dest = text("sec-fetch-dest").is_none_or(|d| d.eq_ignore_ascii_case("document"));
-    req.method() == http::Method::GET && html && mode && dest && !headers::wants_upgrade(h)
+    get && html && mode && dest && !headers::wants_upgrade(h)
 }
 
 /// Where `judge` puts the decision event.

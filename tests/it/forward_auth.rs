@@ -1072,3 +1072,74 @@ async fn a_report_refused_through_the_proxy_is_named_on_its_next_page() {
         theirs.text()
     );
 }
+
+/// Issue 19 point 3 at this door: a warned browser navigation gets the
+/// warning notice once (403 to the proxy, so the request is not forwarded;
+/// nginx fetches it by reference and shows it as 200), then straight
+/// through with the warning header; an API request never gets the notice.
+#[tokio::test]
+async fn a_warned_navigation_gets_the_notice_once_then_goes_through() {
+    let (gate, _app) = world().await;
+    let device = gate.pki.device("lt-fa-notice", "Org");
+    assert_eq!(attest_through_nginx(&gate, &device, true).await.status, 200);
+    let cert = escaped_pem(&device);
+    let navigate = |accept: &str| {
+        empty(
+            nginx_authz("/office/report?y=1", Some(&cert))
+                .header("x-original-method", "GET")
+                .header("accept", accept)
+                .header("accept-language", "en"),
+        )
+    };
+    // An API request first: straight through, no notice spent.
+    let api = ask(&gate, "127.0.0.1", navigate("application/json")).await;
+    assert_eq!(api.status, 200, "{}", api.text());
+    assert_eq!(header(&api, "x-posture-decision"), "warn");
+
+    let first = ask(&gate, "127.0.0.1", navigate("text/html,*/*;q=0.8")).await;
+    assert_eq!(first.status, 403, "the proxy must not forward this one");
+    assert_eq!(header(&first, "x-posture-decision"), "warn");
+    assert_eq!(header(&first, "x-posture-reason"), "warning_notice");
+    assert!(first.text().contains("Please note"), "{}", first.text());
+    assert!(
+        first
+            .text()
+            .contains("<a class=\"button\" href=\"/office/report?y=1\">Continue</a>"),
+        "{}",
+        first.text()
+    );
+    // nginx's error_page asks for it by reference: the notice, as 200.
+    let reference = header(&first, "x-posture-reference").to_string();
+    let kept = ask(
+        &gate,
+        "127.0.0.1",
+        empty(
+            Request::get(format!("/.well-known/posture-gate/denied/{reference}"))
+                .header("host", "public.test")
+                .header("x-client-cert", &cert)
+                .header("accept-language", "nl"),
+        ),
+    )
+    .await;
+    assert_eq!(kept.status, 200, "{}", kept.text());
+    assert!(kept.text().contains("Verder</a>"), "{}", kept.text());
+
+    // Continue: the same navigation again goes through with the header.
+    let then = ask(&gate, "127.0.0.1", navigate("text/html,*/*;q=0.8")).await;
+    assert_eq!(then.status, 200, "{}", then.text());
+    assert!(header(&then, "posture-warning").contains("kaspersky"));
+    // A POST is never held for a notice either (another device's first).
+    let other = gate.pki.device("lt-fa-notice-2", "Org");
+    assert_eq!(attest_through_nginx(&gate, &other, true).await.status, 200);
+    let post = ask(
+        &gate,
+        "127.0.0.1",
+        empty(
+            nginx_authz("/office/form", Some(&escaped_pem(&other)))
+                .header("x-original-method", "POST")
+                .header("accept", "text/html"),
+        ),
+    )
+    .await;
+    assert_eq!(post.status, 200, "{}", post.text());
+}

@@ -262,6 +262,42 @@ async fn authz(req: &Request<Incoming>, via: &Via<'_>) -> Response<Body> {
 
     // 5. The answer.
     let Outcome::Deny(denial) = &judgement.outcome else {
+        // A warned browser navigation sees the notice once per period
+        // first, as at the gate's own door.
+        if let (Outcome::Warn(result), Some(device)) = (&judgement.outcome, &conn.client) {
+            let every = live.snapshot.remediation.warning_notice_every;
+            let get = original_method(req, proxy).is_some_and(|m| m.eq_ignore_ascii_case("GET"));
+            if proxy::is_navigation_of(get, h)
+                && shared
+                    .notices
+                    .due(device.fingerprint, judgement.segment(), now, every)
+            {
+                let os = judgement.posture.as_deref().map(Posture::os);
+                let reference = judgement.reference.as_deref().unwrap_or_default();
+                let rendered = page::render_notice(&page::NoticeInput {
+                    reference,
+                    lang: pager.lang,
+                    snapshot: &live.snapshot,
+                    organization: device.organization.as_deref(),
+                    segment: judgement.segment(),
+                    result,
+                    os,
+                    path_and_query: pager.path_and_query,
+                    gate_url: pager.gate_url().as_deref(),
+                });
+                let mut response =
+                    page_response(rendered.status, rendered.content_type, rendered.body);
+                if let Ok(v) = HeaderValue::from_str(reference) {
+                    response.headers_mut().insert(REFERENCE, v);
+                }
+                let why = Why::Notice {
+                    segment: route.segment,
+                    result: result.clone(),
+                    os: os.cloned(),
+                };
+                return keep_refusal(via, &pager, response, why, fingerprint);
+            }
+        }
         let warning = judgement.warning().map(|w| headers::encode_list(&w));
         // The proxy shows a reference only with a warning; an allowed
         // decision's own is in the audit line.
@@ -366,9 +402,16 @@ fn keep_refusal(
             ..
         }
     );
-    let code = match &why {
-        Why::Denial { denial, .. } => denial.code(),
-        Why::Refused(code) => *code,
+    let (code, decision) = match &why {
+        Why::Denial { denial, .. } => (denial.code().as_str(), "deny"),
+        Why::Refused(code) => (code.as_str(), "deny"),
+        Why::Notice { .. } => ("warning_notice", "warn"),
+    };
+    // nginx shows the kept page with its status: a notice is no error.
+    let kept_status = match &why {
+        Why::Notice { .. } => StatusCode::OK,
+        _ if no_certificate => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::FORBIDDEN,
     };
     let status = if no_certificate {
         StatusCode::UNAUTHORIZED
@@ -385,8 +428,8 @@ fn keep_refusal(
             HeaderValue::from_static("TLS-Client-Certificate realm=\"posture-gate\""),
         );
     }
-    h.insert(headers::DECISION, HeaderValue::from_static("deny"));
-    h.insert(REASON, HeaderValue::from_static(code.as_str()));
+    h.insert(headers::DECISION, HeaderValue::from_static(decision));
+    h.insert(REASON, HeaderValue::from_static(code));
     let reference = last_reference(h);
     // Only nginx asks for a page again; the others show this body.
     let kept = via.proxy.kind == ProxyKind::Nginx;
@@ -403,7 +446,7 @@ fn keep_refusal(
                     .and_then(|c| c.organization.clone()),
                 fingerprint,
                 path_and_query: truncated(pager.path_and_query, MAX_KEPT_TARGET).to_string(),
-                status,
+                status: kept_status,
                 gate_url: pager.gate_url(),
             },
         );
@@ -453,6 +496,34 @@ fn denied_page(req: &Request<Incoming>, via: &Via<'_>, reference: &str) -> Respo
             "Deze pagina is niet (meer) beschikbaar. / This page is not (or no longer) available.\n",
         );
     };
+    if let Why::Notice {
+        segment,
+        result,
+        os,
+    } = &kept.why
+    {
+        let name = kept
+            .snapshot
+            .segments
+            .get(*segment)
+            .map_or("", |s| s.name.as_str());
+        let rendered = page::render_notice(&page::NoticeInput {
+            reference,
+            lang,
+            snapshot: &kept.snapshot,
+            organization: kept.organization.as_deref(),
+            segment: name,
+            result,
+            os: os.as_ref(),
+            path_and_query: &kept.path_and_query,
+            gate_url: kept.gate_url.as_deref(),
+        });
+        let mut response = page_response(kept.status, rendered.content_type, rendered.body);
+        if let Ok(v) = HeaderValue::from_str(reference) {
+            response.headers_mut().insert(REFERENCE, v);
+        }
+        return response;
+    }
     let rendered = page::render(&PageInput {
         problem: kept.problem(),
         reference,
@@ -535,6 +606,18 @@ fn client_address(h: &HeaderMap) -> SocketAddr {
         .and_then(|v| v.rsplit(',').next())
         .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
         .map_or(UNKNOWN_SOURCE, |ip| SocketAddr::new(ip.to_canonical(), 0))
+}
+
+/// The original request's method, as the proxy says it: nginx's example
+/// config sends `X-Original-Method`, Caddy and Traefik `X-Forwarded-Method`,
+/// and Envoy asks with the original method itself.
+fn original_method<'r>(req: &'r Request<Incoming>, proxy: &TrustedProxy) -> Option<&'r str> {
+    let named = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    match proxy.kind {
+        ProxyKind::Nginx => named("x-original-method"),
+        ProxyKind::Caddy | ProxyKind::Traefik => named("x-forwarded-method"),
+        ProxyKind::Envoy => Some(req.method().as_str()),
+    }
 }
 
 /// The original request, as the proxy describes it.

@@ -59,13 +59,21 @@ pub(in crate::gate) enum Why {
     /// A refusal before any decision (bad request, unknown host, a
     /// certificate that does not verify).
     Refused(Code),
+    /// Not a refusal: the warning notice a warned device sees once per
+    /// period before it goes on (the proxy must not forward this request,
+    /// so forward-auth answers 403 and nginx shows this page as 200).
+    Notice {
+        segment: usize,
+        result: posture_core::decision::SegmentResult,
+        os: Option<Os>,
+    },
 }
 
 impl DeniedPage {
     /// The OS family the device reported, for the page's steps.
     pub fn os_family(&self) -> Option<posture_core::attestation::claims::OsFamily> {
         match &self.why {
-            Why::Denial { os, .. } => os.as_ref().map(|o| o.family),
+            Why::Denial { os, .. } | Why::Notice { os, .. } => os.as_ref().map(|o| o.family),
             Why::Refused(_) => None,
         }
     }
@@ -94,6 +102,8 @@ impl DeniedPage {
                 Problem::of_denial(denial, name, os.as_ref())
             }
             Why::Refused(code) => Problem::of_code(*code).unwrap_or(Problem::BadRequest),
+            // Rendered as a notice, never as a problem (see `denied_page`).
+            Why::Notice { .. } => Problem::BadRequest,
         }
     }
 }

@@ -679,4 +679,24 @@ pub async fn a_warned_device_sees_the_warning_header(kind: Kind) {
     // own door tells the browser the segment and date too.
     assert_eq!(warning("warned"), ["kaspersky"]);
     assert_eq!(warning("clean"), Vec::<String>::new());
+
+    // A browser's navigation: the notice once (through nginx's error_page,
+    // as 200), then the app.
+    let browser = [
+        "-H",
+        "Accept: text/html,application/xhtml+xml,*/*;q=0.8",
+        "-H",
+        "Accept-Language: en",
+    ];
+    let notice = front.curl(Some(&warned), "/office/page", &browser).await;
+    assert_eq!(notice.status, 200, "{}", notice.body);
+    assert!(notice.body.contains("Please note"), "{}", notice.body);
+    assert!(
+        notice.body.contains("href=\"/office/page\">Continue</a>"),
+        "{}",
+        notice.body
+    );
+    let then = front.curl(Some(&warned), "/office/page", &browser).await;
+    assert_eq!(then.status, 200, "{}", then.body);
+    assert_eq!(then.json()["upstream"], "app");
 }
